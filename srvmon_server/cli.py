@@ -1,0 +1,50 @@
+"""The ``srvmon`` command: one click group, a subcommand per role.
+
+Subcommands are imported only when invoked, so ``srvmon collector`` works in an
+install with the ``agents`` extra alone and ``srvmon server`` with ``server`` alone.
+Domain errors become ``click.ClickException`` here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "collector": ("srvmon_agents.collector.command", "collect metrics of this host and its containers"),
+    "consumer": ("srvmon_agents.consumer.command", "relay batches from Kafka to the server"),
+    "server": ("srvmon_server.command", "run the HTTP server: ingest, REST, SSE, dashboard"),
+    "standalone": ("srvmon_server.standalone", "collector + server + dashboard in one process"),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(SUBCOMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in SUBCOMMANDS:
+            return None
+        module_name, _ = SUBCOMMANDS[cmd_name]
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            raise click.ClickException(
+                f"'srvmon {cmd_name}' needs a module that is not installed ({exc.name}); "
+                "install srvmon[all]"
+            ) from exc
+        command = getattr(module, cmd_name.replace("-", "_"))
+        assert isinstance(command, click.Command)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, SUBCOMMANDS[name][1]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="srvmon")
+def main() -> None:
+    """srvmon: live monitoring of a server room."""

@@ -1,0 +1,6 @@
+pytest_plugins = [
+    "tests.fixtures.dockerd",
+    "tests.fixtures.kafka",
+    "tests.fixtures.mariadb",
+    "tests.fixtures.browser",
+]
