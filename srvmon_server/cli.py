@@ -12,7 +12,10 @@ import importlib
 import click
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "collector": ("srvmon_agents.collector.command", "collect metrics of this host and its containers"),
+    "collector": (
+        "srvmon_agents.collector.command",
+        "collect metrics of this host and its containers",
+    ),
     "consumer": ("srvmon_agents.consumer.command", "relay batches from Kafka to the server"),
     "server": ("srvmon_server.command", "run the HTTP server: ingest, REST, SSE, dashboard"),
     "standalone": ("srvmon_server.standalone", "collector + server + dashboard in one process"),
