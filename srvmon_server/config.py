@@ -1,0 +1,37 @@
+"""ServerConfig: every setting of the server in one frozen value."""
+
+from __future__ import annotations
+
+from attrs import field, frozen
+
+from srvmon_server.auth import TokenPolicy
+
+DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
+
+
+@frozen(kw_only=True)
+class ServerConfig:
+    write_tokens: frozenset[str] = field(converter=frozenset)
+    read_tokens: frozenset[str] = field(default=frozenset(), converter=frozenset)
+    read_auth: bool = False
+    cors_allowed_origins: frozenset[str] = field(default=frozenset(), converter=frozenset)
+    webhook_urls: tuple[str, ...] = field(default=(), converter=tuple)
+    alertmanager_url: str | None = None
+    external_url: str = "http://127.0.0.1:8004"
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    raw_retention_days: float = 7.0
+    heartbeat_seconds: float = 15.0
+    ring_buffer_size: int = 10_000
+    client_queue_size: int = 1_000
+    silence_check_seconds: float = 1.0
+    webhook_retries: int = 3
+    webhook_backoff_seconds: float = 0.5
+    webhook_timeout_seconds: float = 5.0
+    static_path: str | None = None
+    """Directory of the dashboard; defaults to the package's ``static`` folder."""
+
+    @property
+    def token_policy(self) -> TokenPolicy:
+        return TokenPolicy(
+            write_tokens=self.write_tokens, read_tokens=self.read_tokens, read_auth=self.read_auth
+        )

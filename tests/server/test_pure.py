@@ -1,0 +1,126 @@
+"""Pure server pieces: the error envelope, SSE framing and buffers, auth, CORS."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from srvmon_server.auth import Access, TokenPolicy, bearer_token
+from srvmon_server.cors import cors_headers, parse_origins
+from srvmon_server.errors import error_body
+from srvmon_server.sse import (
+    Client,
+    RingBuffer,
+    Subscription,
+    format_comment,
+    format_event,
+    parse_topics,
+)
+
+
+def test_error_body_shape() -> None:
+    """The envelope carries status, code, message, and field only when given."""
+    assert json.loads(error_body(400, "invalid_body", "bad", "$.x")) == {
+        "error": {"status": 400, "code": "invalid_body", "message": "bad", "field": "$.x"}
+    }
+    assert json.loads(error_body(404, "not_found", "nope")) == {
+        "error": {"status": 404, "code": "not_found", "message": "nope"}
+    }
+
+
+def test_format_event_and_comment() -> None:
+    """An SSE frame is id, event, one data line of compact JSON and a blank line."""
+    assert format_event(7, "alert", {"a": 1}) == b'id: 7\nevent: alert\ndata: {"a":1}\n\n'
+    assert format_event(None, "resync", {}) == b"event: resync\ndata: {}\n\n"
+    assert format_comment("hb") == b": hb\n\n"
+    with pytest.raises(ValueError):
+        format_comment("a\nb")
+
+
+def test_ring_buffer_since() -> None:
+    """since() replays after an id, [] when current, None when evicted or from the future."""
+    ring = RingBuffer(3)
+    assert ring.since(0) == []
+    for n in range(5):
+        ring.append("sample", {"n": n})
+    assert ring.last_id == 5
+    assert [e.id for e in ring.since(2) or []] == [3, 4, 5]
+    assert [e.id for e in ring.since(4) or []] == [5]
+    assert ring.since(5) == []
+    assert ring.since(1) is None
+    assert ring.since(99) is None
+
+
+def test_client_queue_is_bounded_and_drops() -> None:
+    """A full queue drops the client and never grows beyond max_queue."""
+    client = Client(Subscription(), max_queue=2)
+    assert client.offer(b"a") and client.offer(b"b")
+    assert client.take_all() == b"ab"
+    client.offer(b"1")
+    client.offer(b"2")
+    assert client.offer(b"3") is False
+    assert client.dropped and len(client.queue) == 0
+    assert client.offer(b"4") is False
+
+
+def test_subscription_filters_topics_and_machines() -> None:
+    """Topics filter event kinds; the machines glob filters by machine key."""
+    ring = RingBuffer(10)
+    sample = ring.append("sample", {}, key="h1:web")
+    alert = ring.append("alert", {}, key="h2")
+    resync = ring.append("resync", {})
+    only_alerts = Subscription(topics=frozenset({"alerts"}), machines="*")
+    assert [only_alerts.wants(e) for e in (sample, alert, resync)] == [False, True, True]
+    h1 = Subscription(machines="h1*")
+    assert [h1.wants(e) for e in (sample, alert, resync)] == [True, False, True]
+    assert parse_topics("metrics") == frozenset({"metrics"})
+    with pytest.raises(ValueError, match="bogus"):
+        parse_topics("metrics,bogus")
+
+
+@pytest.mark.parametrize(
+    ("needed", "token", "read_auth", "expected"),
+    [
+        (Access.WRITE, None, False, 401),
+        (Access.WRITE, "nope", False, 401),
+        (Access.WRITE, "r", False, 403),
+        (Access.WRITE, "w", False, None),
+        (Access.READ, None, False, None),
+        (Access.READ, None, True, 401),
+        (Access.READ, "r", True, None),
+        (Access.READ, "w", True, None),
+        (Access.READ, "x", True, 401),
+    ],
+)
+def test_token_policy(needed: Access, token: str | None, read_auth: bool, expected: int) -> None:
+    """Write needs a write token (401 none/unknown, 403 read-only); reads open unless read_auth."""
+    policy = TokenPolicy(
+        write_tokens=frozenset({"w"}), read_tokens=frozenset({"r"}), read_auth=read_auth
+    )
+    denied = policy.check(needed, token)
+    assert (denied.status if denied else None) == expected
+
+
+def test_bearer_token_parsing() -> None:
+    """Only 'Bearer <token>' yields a token."""
+    assert bearer_token("Bearer abc") == "abc"
+    assert bearer_token("bearer  abc ") == "abc"
+    assert bearer_token("Basic abc") is None
+    assert bearer_token("Bearer ") is None
+    assert bearer_token(None) is None
+
+
+def test_cors_only_allowed_origins() -> None:
+    """Allowed origins get headers (more on preflight); others get none."""
+    allowed = parse_origins("https://a.example, http://b:8080/")
+    assert allowed == frozenset({"https://a.example", "http://b:8080"})
+    assert cors_headers(allowed, "https://a.example") == {
+        "Access-Control-Allow-Origin": "https://a.example",
+        "Vary": "Origin",
+    }
+    assert "Access-Control-Allow-Methods" in cors_headers(allowed, "http://b:8080", preflight=True)
+    assert cors_headers(allowed, "https://evil.example") == {}
+    assert cors_headers(allowed, None) == {}
+    with pytest.raises(ValueError, match="scheme"):
+        parse_origins("a.example")
