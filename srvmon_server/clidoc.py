@@ -1,0 +1,87 @@
+"""Render the CLI reference (every option and env var) from the click definitions.
+
+docs/configuration.md embeds the output between two markers; a test re-renders it and
+fails when the docs drift from the code. Regenerate with:
+
+    python -m srvmon_server.clidoc --write docs/configuration.md
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import click
+
+from srvmon_server.cli import SUBCOMMANDS, main
+
+BEGIN = "<!-- BEGIN GENERATED CLI REFERENCE -->"
+END = "<!-- END GENERATED CLI REFERENCE -->"
+
+
+def _cell(text: str) -> str:
+    return " ".join(text.split()).replace("|", "\\|")
+
+
+def _default(param: click.Parameter) -> str:
+    if getattr(param, "is_flag", False) and not getattr(param, "secondary_opts", None):
+        return "off" if not param.default else "on"
+    default = param.default
+    if default is None or default == () or callable(default):
+        return ""
+    if isinstance(default, tuple | list):
+        return ", ".join(str(v) for v in default)
+    return str(default)
+
+
+def render_command(name: str, command: click.Command) -> str:
+    lines = [f"### `srvmon {name}`", "", _cell(command.help or ""), ""]
+    lines += ["| option | env var | default | meaning |", "|---|---|---|---|"]
+    for param in command.params:
+        if not isinstance(param, click.Option) or param.hidden:
+            continue
+        flags = " / ".join(f"`{o}`" for o in [*param.opts, *param.secondary_opts])
+        envvar = param.envvar
+        env = (
+            ", ".join(f"`{e}`" for e in envvar)
+            if isinstance(envvar, list | tuple)
+            else (f"`{envvar}`" if envvar else "")
+        )
+        lines.append(f"| {flags} | {env} | {_cell(_default(param))} | {_cell(param.help or '')} |")
+    return "\n".join(lines) + "\n"
+
+
+def render_reference() -> str:
+    ctx = click.Context(main)
+    parts = []
+    for name in sorted(SUBCOMMANDS):
+        command = main.get_command(ctx, name)
+        if command is not None:
+            parts.append(render_command(name, command))
+    return "\n".join(parts)
+
+
+def embed(document: str, reference: str) -> str:
+    """Replace the generated block in a document with ``reference``."""
+    head, sep, rest = document.partition(BEGIN)
+    if not sep:
+        raise ValueError(f"the document has no {BEGIN} marker")
+    _, sep, tail = rest.partition(END)
+    if not sep:
+        raise ValueError(f"the document has no {END} marker")
+    return f"{head}{BEGIN}\n{reference}{END}{tail}"
+
+
+def _main() -> None:
+    parser = argparse.ArgumentParser(description="Render the srvmon CLI reference.")
+    parser.add_argument("--write", type=Path, help="update this Markdown file in place")
+    args = parser.parse_args()
+    reference = render_reference()
+    if args.write:
+        args.write.write_text(embed(args.write.read_text(), reference))
+    else:
+        print(reference)
+
+
+if __name__ == "__main__":
+    _main()
