@@ -1,0 +1,23 @@
+"""The server's storage gateway: SQLAlchemy over SQLite (default) or MySQL/MariaDB.
+
+``Storage.open(url)`` is the entry point; docs/storage.md describes tables and behaviour.
+"""
+
+from srvmon_server.storage.env import url_from_env
+from srvmon_server.storage.errors import InvalidQuery, StorageError, StorageUnavailable
+from srvmon_server.storage.gateway import Storage
+from srvmon_server.storage.records import IngestResult, MachineRecord, Series
+from srvmon_server.storage.tables import METRIC_NAMES, SCHEMA_VERSION
+
+__all__ = [
+    "METRIC_NAMES",
+    "SCHEMA_VERSION",
+    "IngestResult",
+    "InvalidQuery",
+    "MachineRecord",
+    "Series",
+    "Storage",
+    "StorageError",
+    "StorageUnavailable",
+    "url_from_env",
+]

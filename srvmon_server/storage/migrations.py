@@ -1,0 +1,113 @@
+"""Create the schema, or upgrade an older one step by step, recording ``schema_version``.
+
+Rules of the road:
+
+- ``MIGRATIONS[v]`` turns a version-``v`` database into version ``v + 1``; each step runs in
+  its own transaction and the version row is bumped with it.
+- A database with tables but no ``schema_version`` table predates versioning and is treated
+  as version 1 (the first released layout).
+- After the steps, tables new since the stored version are created, and every flat metric of
+  ``srvmon_core.metrics`` gets its columns (a metric added to the core needs no hand-written
+  migration).
+- A database newer than this code is refused, never downgraded.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import sqlalchemy as sa
+
+from srvmon_server.storage import tables as t
+from srvmon_server.storage.errors import StorageError
+
+Step = Callable[[sa.Connection], None]
+
+
+def _v1_to_v2(conn: sa.Connection) -> None:
+    """v2 records whether an alert event happened under a silence."""
+    conn.execute(sa.text("ALTER TABLE alert_events ADD COLUMN silenced BOOLEAN NOT NULL DEFAULT 0"))
+
+
+MIGRATIONS: dict[int, Step] = {1: _v1_to_v2}
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def stored_version(conn: sa.Connection) -> int | None:
+    """The recorded version; 1 for a pre-versioning database; None for an empty one."""
+    names = set(sa.inspect(conn).get_table_names())
+    if t.schema_version.name in names:
+        row = conn.execute(sa.select(t.schema_version.c.version)).first()
+        if row is not None:
+            return int(row[0])
+    if t.machines.name in names:
+        return 1
+    return None
+
+
+def _write_version(conn: sa.Connection, version: int) -> None:
+    conn.execute(sa.delete(t.schema_version))
+    conn.execute(
+        sa.insert(t.schema_version).values(id=1, version=version, upgraded_at_ms=_now_ms())
+    )
+
+
+def _missing_metric_columns(conn: sa.Connection) -> None:
+    inspector = sa.inspect(conn)
+    preparer = conn.dialect.identifier_preparer
+    wanted: list[tuple[sa.Table, list[tuple[str, str]]]] = [
+        (t.samples, [(t.raw_column(m), "DOUBLE") for m in t.METRIC_NAMES])
+    ]
+    for table, _ in t.ROLLUPS.values():
+        columns: list[tuple[str, str]] = []
+        for metric in t.METRIC_NAMES:
+            n, total, low, high = t.rollup_columns(metric)
+            columns += [
+                (n, "INTEGER NOT NULL DEFAULT 0"),
+                (total, "DOUBLE NOT NULL DEFAULT 0"),
+                (low, "DOUBLE"),
+                (high, "DOUBLE"),
+            ]
+        wanted.append((table, columns))
+    for table, columns in wanted:
+        present = {c["name"] for c in inspector.get_columns(table.name)}
+        missing = [(name, ddl) for name, ddl in columns if name not in present]
+        if not missing:
+            continue
+        clauses = [f"ADD COLUMN {preparer.quote(name)} {ddl}" for name, ddl in missing]
+        if conn.dialect.name == "sqlite":
+            for clause in clauses:
+                conn.execute(sa.text(f"ALTER TABLE {preparer.quote(table.name)} {clause}"))
+        else:
+            conn.execute(sa.text(f"ALTER TABLE {preparer.quote(table.name)} {', '.join(clauses)}"))
+
+
+def ensure_schema(engine: sa.Engine) -> int:
+    """Create or upgrade the schema; return the version found before (0 for a new database)."""
+    with engine.begin() as conn:
+        version = stored_version(conn)
+        if version is None:
+            t.metadata.create_all(conn)
+            _write_version(conn, t.SCHEMA_VERSION)
+            return 0
+    if version > t.SCHEMA_VERSION:
+        raise StorageError(
+            f"database schema is version {version}, newer than this srvmon understands "
+            f"({t.SCHEMA_VERSION}); upgrade srvmon instead of pointing an old one at it"
+        )
+    for step_from in range(version, t.SCHEMA_VERSION):
+        step = MIGRATIONS.get(step_from)
+        if step is None:
+            raise StorageError(f"no migration from schema version {step_from}")
+        with engine.begin() as conn:
+            step(conn)
+            _write_version(conn, step_from + 1)
+    with engine.begin() as conn:
+        t.metadata.create_all(conn, checkfirst=True)
+        _missing_metric_columns(conn)
+        _write_version(conn, t.SCHEMA_VERSION)
+    return version

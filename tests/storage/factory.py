@@ -1,0 +1,62 @@
+"""Batches with known values for storage tests."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from srvmon_core.schema import Batch, ContainerSample, HostSample
+
+T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
+
+
+def host_sample(cpu: float, memory_percent: float = 40.0) -> HostSample:
+    return HostSample(
+        cpu_percent=cpu,
+        load_1=1.0,
+        load_5=0.5,
+        load_15=0.25,
+        memory_total_bytes=8_000,
+        memory_used_bytes=4_000,
+        memory_available_bytes=4_000,
+        memory_percent=memory_percent,
+        uptime_seconds=100.0,
+        process_count=42,
+    )
+
+
+def container(
+    name: str, cpu: float | None, state: str = "running", **extra: object
+) -> ContainerSample:
+    return ContainerSample(
+        id=f"id-{name}",
+        name=name,
+        image="srvmon-test/busybox:1",
+        labels={"com.docker.compose.project": "room"},
+        state=state,
+        cpu_percent=cpu,
+        memory_working_set_bytes=None if cpu is None else 1_000_000,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def batch(
+    at: datetime,
+    cpu: float = 10.0,
+    containers: int = 2,
+    host_id: str = "h1",
+    container_cpu: float | None = None,
+) -> Batch:
+    return Batch(
+        host_id=host_id,
+        hostname=f"{host_id}.room",
+        timestamp=at,
+        host=host_sample(cpu),
+        containers=tuple(
+            container(f"c{i}", cpu + i if container_cpu is None else container_cpu)
+            for i in range(containers)
+        ),
+    )
+
+
+def seconds(n: float) -> timedelta:
+    return timedelta(seconds=n)

@@ -1,0 +1,132 @@
+"""Ingest: idempotency, exact row counts, inventory and the latest sample, on both backends."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from srvmon_core.metrics import container_metrics, host_metrics
+from srvmon_core.schema import Batch
+from srvmon_server.storage import Storage
+from srvmon_server.storage import tables as t
+from tests.storage.factory import T0, batch, container, host_sample, seconds
+
+
+@pytest.fixture
+def storage(db_url: str) -> Iterator[Storage]:
+    store = Storage.open(db_url)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def count(storage: Storage, table: sa.Table) -> int:
+    with storage.engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
+
+
+def test_replaying_a_batch_stores_nothing_and_reports_duplicates(storage: Storage) -> None:
+    """The same batch twice: first stores 1 host + 3 containers, the replay stores 0 rows."""
+    first = storage.ingest(batch(T0, containers=3), T0)
+    assert (first.stored, first.duplicates) == (4, 0)
+    assert sorted(first.new_machines) == ["h1", "h1:c0", "h1:c1", "h1:c2"]
+    again = storage.ingest(batch(T0, containers=3), T0 + seconds(5))
+    assert (again.stored, again.duplicates, again.new_machines) == (0, 4, [])
+    assert count(storage, t.samples) == 4
+    assert count(storage, t.machines) == 4
+    assert count(storage, t.rollup_1m) == 4
+
+
+def test_replay_after_reopen_is_still_idempotent(db_url: str) -> None:
+    """Idempotency holds across a restart (no reliance on in-memory caches)."""
+    store = Storage.open(db_url)
+    for i in range(5):
+        store.ingest(batch(T0 + seconds(i)), T0)
+    store.close()
+    store = Storage.open(db_url)
+    try:
+        result = store.ingest(batch(T0 + seconds(2)), T0)
+        assert (result.stored, result.duplicates) == (0, 3)
+        result = store.ingest(batch(T0 + seconds(5)), T0)
+        assert (result.stored, result.duplicates) == (3, 0)
+        assert count(store, t.samples) == 18
+    finally:
+        store.close()
+
+
+def test_a_batch_mixing_new_and_known_samples_stores_only_the_new(storage: Storage) -> None:
+    """A container appearing in a replayed batch is stored; the known ones are duplicates."""
+    storage.ingest(batch(T0, containers=2), T0)
+    result = storage.ingest(batch(T0, containers=3), T0)
+    assert (result.stored, result.duplicates, result.new_machines) == (1, 3, ["h1:c2"])
+    assert count(storage, t.samples) == 4
+
+
+def test_raw_rows_hold_the_flat_metrics_of_each_sample(storage: Storage) -> None:
+    """Every flat metric lands in its column; absent figures stay NULL, not 0."""
+    b = batch(T0, cpu=33.5, containers=1)
+    storage.ingest(b, T0)
+    with storage.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(t.machines.c.key, t.samples).join(
+                t.machines, t.machines.c.id == t.samples.c.machine_id
+            )
+        ).all()
+    by_key = {row.key: row._mapping for row in rows}
+    assert b.host is not None
+    expected = {"h1": host_metrics(b.host), "h1:c0": container_metrics(b.containers[0])}
+    for key, metrics in expected.items():
+        stored = {
+            m: by_key[key][t.raw_column(m)]
+            for m in t.METRIC_NAMES
+            if by_key[key][t.raw_column(m)] is not None
+        }
+        assert stored == metrics
+
+
+def test_inventory_tracks_first_and_last_seen_and_container_state(storage: Storage) -> None:
+    """first_seen stays, last_seen/state/health/restarts follow the newest sample only."""
+    storage.ingest(batch(T0, containers=1), T0 + seconds(0.5))
+    later = Batch(
+        host_id="h1",
+        hostname="h1.room",
+        timestamp=T0 + seconds(10),
+        host=host_sample(55.0),
+        containers=(container("c0", None, state="exited", health="unhealthy", restart_count=3),),
+    )
+    storage.ingest(later, T0 + seconds(10.25))
+    # an older, late-arriving batch must not roll the inventory back
+    storage.ingest(batch(T0 + seconds(5), containers=1), T0 + seconds(11))
+    record = storage.machine("h1:c0")
+    assert record is not None
+    assert record.kind == "container"
+    assert record.host_id == "h1"
+    assert record.first_seen == T0
+    assert record.last_seen == T0 + seconds(10)
+    assert record.last_received == T0 + seconds(10.25)
+    assert (record.state, record.health, record.restart_count) == ("exited", "unhealthy", 3)
+    assert record.labels == {"com.docker.compose.project": "room"}
+    assert record.metrics == {"restart_count": 3.0}
+    host = storage.machine("h1")
+    assert host is not None
+    assert host.metrics["cpu_percent"] == 55.0
+    assert [m.key for m in storage.machines()] == ["h1", "h1:c0"]
+    assert storage.machine("nope") is None
+
+
+def test_latest_sample_is_the_unstructured_newest_sample(storage: Storage) -> None:
+    """latest_sample returns the codec's unstructured sample plus its timestamp."""
+    storage.ingest(batch(T0, cpu=1.0, containers=1), T0)
+    storage.ingest(batch(T0 + seconds(1), cpu=2.0, containers=1), T0)
+    sample = storage.latest_sample("h1")
+    assert sample is not None
+    assert sample["timestamp"] == "2024-05-01T12:00:01Z"
+    assert sample["cpu_percent"] == 2.0
+    assert sample["process_count"] == 42
+    c = storage.latest_sample("h1:c0")
+    assert c is not None
+    assert (c["name"], c["cpu_percent"]) == ("c0", 2.0)
+    assert storage.latest_sample("h1:zz") is None

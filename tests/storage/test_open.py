@@ -1,0 +1,105 @@
+"""Opening: bad URLs and dead databases give StorageError/StorageUnavailable, never a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from srvmon_server.storage import Storage, StorageError, StorageUnavailable, url_from_env
+from tests.helpers import free_port
+
+
+@pytest.mark.parametrize(
+    ("url", "fragment"),
+    [
+        ("", "empty"),
+        ("not a url", "not valid"),
+        ("postgresql://u@h/db", "unsupported database 'postgresql'"),
+        ("sqlite://", "file path"),
+        ("sqlite:////nonexistent-dir-srvmon/x.db", "folder does not exist"),
+        ("mysql+pymysql://root@127.0.0.1:3306", "names no database"),
+    ],
+)
+def test_bad_urls_raise_a_clear_storage_error(url: str, fragment: str) -> None:
+    """Each malformed URL is refused with a message naming the problem."""
+    with pytest.raises(StorageError, match=fragment):
+        Storage.open(url)
+
+
+def test_dead_mysql_raises_unavailable_without_the_password() -> None:
+    """Nothing listening: StorageUnavailable, and the password never appears in the message."""
+    port = free_port()
+    with pytest.raises(StorageUnavailable) as info:
+        Storage.open(f"mysql+pymysql://root:s3cret@127.0.0.1:{port}/srvmon")
+    message = str(info.value)
+    assert "s3cret" not in message
+    assert f"127.0.0.1:{port}" in message
+    assert "Can't connect" in message
+
+
+def test_unknown_mysql_database_is_a_storage_error(mariadb_url: str) -> None:
+    """A server that answers but lacks the database: StorageError naming it."""
+    url = mariadb_url.rsplit("/", 1)[0] + "/srvmon_does_not_exist"
+    with pytest.raises(StorageError, match="Unknown database 'srvmon_does_not_exist'"):
+        Storage.open(url)
+
+
+def test_ping_times_select_1_and_fails_once_the_server_is_gone(tmp_path: Path) -> None:
+    """ping returns a small positive duration; a file that is not a database → StorageError."""
+    store = Storage.open(f"sqlite:///{tmp_path / 'ok.db'}")
+    try:
+        assert 0 < store.ping() < 5
+    finally:
+        store.close()
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"this is not a sqlite file" * 100)
+    with pytest.raises(StorageError, match="not a database"):
+        Storage.open(f"sqlite:///{garbage}")
+
+
+def test_ping_on_both_backends(db_url: str) -> None:
+    """ping answers on a live SQLite file and a live MariaDB."""
+    store = Storage.open(db_url)
+    try:
+        assert 0 < store.ping() < 5
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({}, None),
+        (
+            {"DATABASE_HOST": "db", "DATABASE_NAME": "srvmon"},
+            "mysql+pymysql://root@db:3306/srvmon",
+        ),
+        (
+            {
+                "DATABASE_HOST": "10.0.0.5",
+                "DATABASE_PORT": "3307",
+                "DATABASE_NAME": "mon",
+                "DATABASE_USERNAME": "srv",
+                "DATABASE_PASSWORD": "p@ss:w/rd",
+            },
+            "mysql+pymysql://srv:p%40ss%3Aw%2Frd@10.0.0.5:3307/mon",
+        ),
+    ],
+)
+def test_url_from_env_builds_a_mysql_url(environ: dict[str, str], expected: str | None) -> None:
+    """DATABASE_* names build a pymysql URL; special characters in the password are escaped."""
+    assert url_from_env(environ) == expected
+
+
+@pytest.mark.parametrize(
+    ("environ", "fragment"),
+    [
+        ({"DATABASE_HOST": "db"}, "DATABASE_NAME"),
+        ({"DATABASE_HOST": "db", "DATABASE_NAME": "x", "DATABASE_PORT": "abc"}, "DATABASE_PORT"),
+    ],
+)
+def test_url_from_env_rejects_incomplete_settings(environ: dict[str, str], fragment: str) -> None:
+    """HOST without NAME, or a non-numeric PORT, is a clear StorageError."""
+    with pytest.raises(StorageError, match=fragment):
+        url_from_env(environ)
