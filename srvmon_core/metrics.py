@@ -151,9 +151,12 @@ CONTAINER_METRIC_NAMES = frozenset(_CONTAINER)
 
 
 def host_metrics(sample: HostSample) -> dict[str, float]:
-    """Flatten a host sample; figures that are absent are left out."""
+    """Flatten a host sample; figures that are absent or not collected are left out."""
     out: dict[str, float] = {}
+    skipped = frozenset(sample.not_collected)
     for name, (_, _, get) in _HOST.items():
+        if name in skipped:
+            continue
         value = get(sample)
         if value is not None:
             out[name] = float(value)

@@ -14,7 +14,7 @@ import math
 from datetime import datetime
 from typing import Any
 
-from attrs import field, frozen, validators
+from attrs import field, fields, frozen
 
 SCHEMA_VERSION = 1
 """Version of the wire envelope. Bumped only for incompatible changes."""
@@ -23,16 +23,46 @@ COMPOSE_PROJECT_LABEL = "com.docker.compose.project"
 COMPOSE_SERVICE_LABEL = "com.docker.compose.service"
 
 
+class FieldValueError(ValueError):
+    """A field failed validation. ``field`` names it and ``reason`` says why.
+
+    A ``ValueError``, so callers constructing samples directly can keep catching that;
+    the codec uses ``field`` to build the error path (``$.containers[3].cpu_percent``).
+    """
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field} {reason}")
+        self.field = field
+        self.reason = reason
+
+
 def _finite_non_negative(_inst: object, attribute: Any, value: Any) -> None:
     if value is None:
         return
     if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{attribute.name} must be a finite number >= 0, got {value!r}")
+        raise FieldValueError(attribute.name, f"must be a finite number >= 0, got {value!r}")
+
+
+def _finite(_inst: object, attribute: Any, value: Any) -> None:
+    if value is not None and not math.isfinite(value):
+        raise FieldValueError(attribute.name, f"must be a finite number, got {value!r}")
 
 
 def _aware(_inst: object, attribute: Any, value: Any) -> None:
     if value is not None and value.utcoffset() is None:
-        raise ValueError(f"{attribute.name} must carry a time zone (UTC)")
+        raise FieldValueError(attribute.name, "must carry a time zone (UTC)")
+
+
+def _non_empty(_inst: object, attribute: Any, value: Any) -> None:
+    if not value:
+        raise FieldValueError(attribute.name, "must not be empty")
+
+
+def _host_field_names(_inst: object, attribute: Any, value: Any) -> None:
+    known = {a.name for a in fields(HostSample)}
+    for name in value:
+        if name not in known:
+            raise FieldValueError(attribute.name, f"names an unknown HostSample field {name!r}")
 
 
 _nn = _finite_non_negative
@@ -79,9 +109,9 @@ class Temperature:
     """One temperature sensor reading."""
 
     sensor: str
-    celsius: float
-    high_celsius: float | None = None
-    critical_celsius: float | None = None
+    celsius: float = field(validator=_finite)
+    high_celsius: float | None = field(default=None, validator=_finite)
+    critical_celsius: float | None = field(default=None, validator=_finite)
 
 
 @frozen(kw_only=True)
@@ -112,6 +142,9 @@ class HostSample:
     temperatures: tuple[Temperature, ...] = ()
     uptime_seconds: float = field(default=0.0, validator=_nn)
     process_count: int = field(default=0, validator=_nn)
+    not_collected: tuple[str, ...] = field(default=(), validator=_host_field_names)
+    """Fields this host's source does not provide (e.g. a legacy Java collector has no
+    load average). Their values are placeholders and are left out of the flat metrics."""
 
     @property
     def temperature_max_celsius(self) -> float | None:
@@ -128,8 +161,8 @@ class HostSample:
 class ContainerSample:
     """One reading of one Docker container. Stopped containers carry no resource figures."""
 
-    id: str = field(validator=validators.min_len(1))
-    name: str = field(validator=validators.min_len(1))
+    id: str = field(validator=_non_empty)
+    name: str = field(validator=_non_empty)
     image: str = ""
     labels: dict[str, str] = field(factory=dict)
     state: str = "running"
@@ -177,7 +210,7 @@ class Batch:
     """The envelope: everything one collector read of one host at one instant."""
 
     schema_version: int = SCHEMA_VERSION
-    host_id: str = field(validator=validators.min_len(1))
+    host_id: str = field(validator=_non_empty)
     hostname: str
     timestamp: datetime = field(validator=_aware)
     interval_seconds: float = field(default=1.0, validator=_nn)
