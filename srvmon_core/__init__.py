@@ -3,6 +3,14 @@
 Imports only the standard library, attrs and cattrs.
 """
 
+from srvmon_core.codec import (
+    batch_from_dict,
+    decode_batch,
+    decode_legacy,
+    decode_message,
+    encode_batch,
+    unstructure,
+)
 from srvmon_core.errors import ConfigError, DecodeError, SrvmonError
 from srvmon_core.metrics import METRICS, Metric, container_metrics, host_metrics
 from srvmon_core.schema import (
@@ -34,8 +42,14 @@ __all__ = [
     "NetIO",
     "SrvmonError",
     "Temperature",
+    "batch_from_dict",
     "container_key",
     "container_metrics",
+    "decode_batch",
+    "decode_legacy",
+    "decode_message",
+    "encode_batch",
     "host_key",
     "host_metrics",
+    "unstructure",
 ]
