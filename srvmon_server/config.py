@@ -24,6 +24,8 @@ class ServerConfig:
     ring_buffer_size: int = 10_000
     client_queue_size: int = 1_000
     silence_check_seconds: float = 1.0
+    silent_after_seconds: float = 30.0
+    """A machine not heard from for this long shows as ``silent`` in /machines."""
     webhook_retries: int = 3
     webhook_backoff_seconds: float = 0.5
     webhook_timeout_seconds: float = 5.0

@@ -1,0 +1,101 @@
+"""The application factory: routes, settings and the shared ServerContext."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import tornado.web
+
+from srvmon_server.config import ServerConfig
+from srvmon_server.context import ServerContext
+from srvmon_server.handlers.alerts import (
+    ActiveAlertsHandler,
+    HistoryHandler,
+    SilenceHandler,
+    SilencesHandler,
+)
+from srvmon_server.handlers.base import NotFoundHandler
+from srvmon_server.handlers.events import EventsHandler
+from srvmon_server.handlers.ingest import IngestHandler
+from srvmon_server.handlers.machines import (
+    MachineHandler,
+    MachineRulesHandler,
+    MachinesHandler,
+    SeriesHandler,
+)
+from srvmon_server.handlers.meta import (
+    HealthHandler,
+    IndexHandler,
+    MetricsHandler,
+    OpenApiHandler,
+)
+from srvmon_server.handlers.rules import RuleHandler, RulesHandler
+
+PACKAGE_STATIC = Path(__file__).parent / "static"
+KEY = r"([^/]+)"
+
+ROUTES: list[tuple[str, type[tornado.web.RequestHandler]]] = [
+    (r"/api/v1/ingest", IngestHandler),
+    (r"/api/v1/machines", MachinesHandler),
+    (rf"/api/v1/machines/{KEY}/series", SeriesHandler),
+    (rf"/api/v1/machines/{KEY}/rules", MachineRulesHandler),
+    (rf"/api/v1/machines/{KEY}", MachineHandler),
+    (r"/api/v1/rules", RulesHandler),
+    (rf"/api/v1/rules/{KEY}", RuleHandler),
+    (r"/api/v1/alerts", ActiveAlertsHandler),
+    (r"/api/v1/alerts/history", HistoryHandler),
+    (r"/api/v1/silences", SilencesHandler),
+    (rf"/api/v1/silences/{KEY}", SilenceHandler),
+    (r"/api/v1/health", HealthHandler),
+    (r"/api/v1/openapi.json", OpenApiHandler),
+    (r"/api/v1/events", EventsHandler),
+    (r"/metrics", MetricsHandler),
+]
+"""Every API route; the OpenAPI document lists exactly these (a test checks it)."""
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def make_app(
+    config: ServerConfig,
+    storage: Any,
+    *,
+    clock: Callable[[], datetime] = utc_now,
+    **settings: Any,
+) -> tornado.web.Application:
+    """Build the application. Loads rules and alert state from ``storage`` (seeding the
+    default rules on first start) and, when an event loop is running, starts the periodic
+    silent-machine check; otherwise call ``app.settings["srvmon"].start()`` from the loop.
+    Call ``app.settings["srvmon"].close()`` to stop.
+    """
+    from srvmon_server.alerting import Alerting
+
+    context = ServerContext(config, storage, clock)
+    alerting = Alerting(storage)
+    context.executor.submit(alerting.load, clock()).result()
+    context.alerting = alerting
+    static_path = config.static_path or os.fspath(PACKAGE_STATIC)
+    handlers: list[Any] = [*ROUTES]
+    handlers.append((r"/", IndexHandler))
+    app = tornado.web.Application(
+        handlers,
+        default_handler_class=NotFoundHandler,
+        static_path=static_path,
+        static_handler_class=tornado.web.StaticFileHandler,
+        srvmon=context,
+        **settings,
+    )
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        context.start()
+    return app

@@ -1,0 +1,186 @@
+"""The base handler: auth, CORS, the JSON error envelope, DB calls on the worker thread."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import tornado.web
+
+from srvmon_server.auth import Access, bearer_token
+from srvmon_server.context import ServerContext
+from srvmon_server.cors import cors_headers
+from srvmon_server.errors import CONTENT_TYPE, default_code, error_body
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class ApiError(Exception):
+    """Raised by handlers to answer with the envelope."""
+
+    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.field = field
+
+
+def parse_time(raw: str, name: str) -> datetime:
+    """ISO 8601 (with zone; naive means UTC) or epoch seconds."""
+    try:
+        return datetime.fromtimestamp(float(raw), UTC)
+    except (ValueError, OverflowError, OSError):
+        pass
+    try:
+        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise ApiError(
+            400, "invalid_parameter", f"{name} must be ISO 8601 or epoch seconds", name
+        ) from None
+    return parsed if parsed.utcoffset() is not None else parsed.replace(tzinfo=UTC)
+
+
+def iso(value: Any) -> Any:
+    if isinstance(value, datetime):
+        if value.utcoffset() is None:
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return value
+
+
+def to_json(value: Any) -> Any:
+    """Datetimes to ISO strings, recursively."""
+    if isinstance(value, dict):
+        return {k: to_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_json(v) for v in value]
+    return iso(value)
+
+
+@tornado.web.stream_request_body
+class BaseHandler(tornado.web.RequestHandler):
+    """Every API handler derives from this.
+
+    Bodies are streamed so the size limit is enforced before a large body is buffered: a
+    ``Content-Length`` over the limit is refused at once (413), a chunked body as soon as it
+    passes the limit. Auth is checked before any body byte is read.
+    """
+
+    write_methods = frozenset({"POST", "PUT", "DELETE", "PATCH"})
+    body = b""
+    _body_parts: list[bytes]
+    _body_size = 0
+    _too_large = False
+
+    def data_received(self, chunk: bytes) -> None:
+        self._body_size += len(chunk)
+        if self._body_size > self.ctx.config.max_body_bytes:
+            self._too_large = True
+            self._body_parts = []
+            return
+        self._body_parts.append(chunk)
+
+    def _check_size(self) -> None:
+        limit = self.ctx.config.max_body_bytes
+        if self._too_large:
+            raise ApiError(413, "body_too_large", f"the body exceeds {limit} bytes")
+        self.body = b"".join(self._body_parts)
+
+    @property
+    def ctx(self) -> ServerContext:
+        context = self.application.settings["srvmon"]
+        assert isinstance(context, ServerContext)
+        return context
+
+    def set_default_headers(self) -> None:
+        self.set_header("Content-Type", CONTENT_TYPE)
+        allowed = self.application.settings["srvmon"].config.cors_allowed_origins
+        for name, value in cors_headers(allowed, self.request.headers.get("Origin")).items():
+            self.set_header(name, value)
+
+    def token(self) -> str | None:
+        return bearer_token(self.request.headers.get("Authorization"))
+
+    def prepare(self) -> None:
+        self._body_parts = []
+        if self.request.method == "OPTIONS":
+            return
+        limit = self.ctx.config.max_body_bytes
+        self.request.connection.set_max_body_size(4 * limit + 1)  # type: ignore[union-attr]
+        length = self.request.headers.get("Content-Length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            raise ApiError(413, "body_too_large", f"the body exceeds {limit} bytes")
+        needed = Access.WRITE if self.request.method in self.write_methods else Access.READ
+        denied = self.ctx.config.token_policy.check(needed, self.token())
+        if denied is not None:
+            if denied.status == 401:
+                self.set_header("WWW-Authenticate", 'Bearer realm="srvmon"')
+            raise ApiError(denied.status, denied.code, denied.message)
+
+    def options(self, *_args: str) -> None:
+        """CORS preflight: headers only for allowed origins."""
+        allowed = self.ctx.config.cors_allowed_origins
+        origin = self.request.headers.get("Origin")
+        for name, value in cors_headers(allowed, origin, preflight=True).items():
+            self.set_header(name, value)
+        self.set_status(204)
+        self.finish()
+
+    def send_error(self, status_code: int = 500, **kwargs: Any) -> None:
+        if self._headers_written:
+            # a stream already started: nothing sane can be sent, just close
+            if not self._finished:
+                self.finish()
+            return
+        super().send_error(status_code, **kwargs)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        self.clear_header("Content-Encoding")
+        self.set_header("Content-Type", CONTENT_TYPE)
+        if isinstance(exc, ApiError):
+            self.set_status(exc.status)
+            self.finish(error_body(exc.status, exc.code, exc.message, exc.field))
+            return
+        if isinstance(exc, tornado.web.HTTPError):
+            message = exc.log_message or exc.reason or default_code(status_code)
+            if status_code == 405:
+                message = f"method {self.request.method} is not allowed here"
+            self.finish(error_body(status_code, default_code(status_code), message % exc.args))
+            return
+        if status_code >= 500 and exc is not None:
+            log.error("unexpected error on %s %s", self.request.method, self.request.path)
+            message = "internal error; see the server log"
+        else:
+            message = default_code(status_code).replace("_", " ")
+        self.finish(error_body(status_code, default_code(status_code), message))
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        if isinstance(value, ApiError | tornado.web.HTTPError):
+            return
+        super().log_exception(typ, value, tb)
+
+    def write_json(self, data: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.finish(json.dumps(to_json(data), separators=(",", ":")).encode())
+
+    def json_body(self) -> Any:
+        self._check_size()
+        try:
+            return json.loads(self.body or b"null")
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ApiError(400, "invalid_body", f"body is not valid JSON: {exc}") from None
+
+    async def db(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run one storage call on the single DB worker thread; DB down → 503."""
+        return await self.ctx.run_db(fn, *args)
+
+
+class NotFoundHandler(BaseHandler):
+    def prepare(self) -> None:
+        raise ApiError(404, "not_found", f"no route for {self.request.path}")

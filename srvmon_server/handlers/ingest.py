@@ -1,0 +1,89 @@
+"""POST /api/v1/ingest: decode, store durably, evaluate alerts, publish to SSE."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from srvmon_core import codec
+from srvmon_core.errors import DecodeError
+from srvmon_core.metrics import container_metrics, host_metrics
+from srvmon_core.schema import Batch, container_key, host_key
+from srvmon_server.handlers.base import ApiError, BaseHandler, iso
+
+
+def decode_body(body: bytes) -> Batch:
+    """A srvmon envelope, or a legacy document when the codec knows how to read one."""
+    decode = getattr(codec, "decode_message", None) or codec.decode_batch
+    try:
+        result = decode(body)
+    except DecodeError as exc:
+        raise ApiError(400, "invalid_body", exc.message, exc.path) from None
+    if not isinstance(result, Batch):  # decode_message may wrap the batch
+        result = getattr(result, "batch", result)
+    if not isinstance(result, Batch):
+        raise ApiError(400, "invalid_body", "the body is not a metrics batch")
+    return result
+
+
+def sample_events(batch: Batch) -> list[tuple[str, dict[str, Any]]]:
+    """One ``sample`` SSE payload per machine in the batch, with its key."""
+    timestamp = iso(batch.timestamp)
+    events: list[tuple[str, dict[str, Any]]] = []
+    if batch.host is not None:
+        key = host_key(batch.host_id)
+        events.append(
+            (
+                key,
+                {
+                    "key": key,
+                    "kind": "host",
+                    "host_id": batch.host_id,
+                    "hostname": batch.hostname,
+                    "name": batch.hostname,
+                    "timestamp": timestamp,
+                    "metrics": host_metrics(batch.host),
+                    "state": "running",
+                    "health": None,
+                },
+            )
+        )
+    for container in batch.containers:
+        key = container_key(batch.host_id, container.name)
+        events.append(
+            (
+                key,
+                {
+                    "key": key,
+                    "kind": "container",
+                    "host_id": batch.host_id,
+                    "hostname": batch.hostname,
+                    "name": container.name,
+                    "timestamp": timestamp,
+                    "metrics": container_metrics(container),
+                    "state": container.state,
+                    "health": container.health,
+                },
+            )
+        )
+    return events
+
+
+class IngestHandler(BaseHandler):
+    async def post(self) -> None:
+        self._check_size()
+        batch = decode_body(self.body)
+        ctx = self.ctx
+        received_at = ctx.clock()
+        result = await self.db(ctx.storage.ingest, batch, received_at)
+        samples = (1 if batch.host is not None else 0) + len(batch.containers)
+        ctx.stats.record_ingest(samples, result.duplicates, time.monotonic())
+        if result.stored:
+            for key, data in sample_events(batch):
+                ctx.hub.publish("sample", data, key)
+            for key in result.new_machines:
+                ctx.hub.publish("machine", {"key": key, "status": "ok", "last_seen": None}, key)
+            if ctx.alerting is not None:
+                events = await self.db(ctx.alerting.on_batch, batch, received_at)
+                ctx.publish_alerts(events)
+        self.write_json({"stored": result.stored, "duplicates": result.duplicates})

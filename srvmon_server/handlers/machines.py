@@ -1,0 +1,157 @@
+"""Machines: the inventory with status, one machine, its series and its rules."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import unquote
+
+from srvmon_core.metrics import CONTAINER_METRIC_NAMES, HOST_METRIC_NAMES
+from srvmon_server.handlers.base import ApiError, BaseHandler, parse_time
+
+MAX_POINTS_LIMIT = 10_000
+DEFAULT_SERIES_SPAN = timedelta(hours=1)
+
+
+def machine_status(
+    record: Any, levels: dict[str, str], now: datetime, silent_after_seconds: float
+) -> str:
+    """``silent`` when not heard from recently, else the worst firing level, else ``ok``."""
+    if (now - record.last_seen).total_seconds() > silent_after_seconds:
+        return "silent"
+    return levels.get(record.key, "ok")
+
+
+def machine_json(record: Any, status: str) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "key": record.key,
+        "kind": record.kind,
+        "host_id": record.host_id,
+        "hostname": record.hostname,
+        "name": record.name,
+        "status": status,
+        "first_seen": record.first_seen,
+        "last_seen": record.last_seen,
+        "metrics": record.metrics,
+    }
+    if record.kind == "container":
+        data.update(
+            image=record.image,
+            state=record.state,
+            health=record.health,
+            restart_count=record.restart_count,
+            labels=record.labels,
+        )
+    return data
+
+
+class MachineBase(BaseHandler):
+    def levels(self) -> dict[str, str]:
+        alerting = self.ctx.alerting
+        return alerting.firing_levels() if alerting is not None else {}
+
+    def status_of(self, record: Any) -> str:
+        return machine_status(
+            record, self.levels(), self.ctx.clock(), self.ctx.config.silent_after_seconds
+        )
+
+    async def record(self, raw_key: str) -> Any:
+        key = unquote(raw_key)
+        record = await self.db(self.ctx.storage.machine, key)
+        if record is None:
+            raise ApiError(404, "unknown_machine", f"no machine with key {key!r}", "key")
+        return record
+
+
+class MachinesHandler(MachineBase):
+    async def get(self) -> None:
+        records = await self.db(self.ctx.storage.machines)
+        levels = self.levels()
+        now = self.ctx.clock()
+        silent = self.ctx.config.silent_after_seconds
+        hosts: dict[str, dict[str, Any]] = {}
+        containers: list[Any] = []
+        for record in records:
+            if record.kind == "host":
+                entry = machine_json(record, machine_status(record, levels, now, silent))
+                entry["containers"] = []
+                hosts[record.host_id] = entry
+            else:
+                containers.append(record)
+        for record in containers:
+            host = hosts.get(record.host_id)
+            if host is None:  # containers seen before their host's own sample
+                host = {
+                    "key": record.host_id,
+                    "host_id": record.host_id,
+                    "kind": "host",
+                    "hostname": record.hostname,
+                    "name": record.hostname,
+                    "status": "silent",
+                    "last_seen": None,
+                    "metrics": {},
+                    "containers": [],
+                }
+                hosts[record.host_id] = host
+            host["containers"].append(
+                machine_json(record, machine_status(record, levels, now, silent))
+            )
+        self.write_json({"hosts": sorted(hosts.values(), key=lambda h: h["key"])})
+
+
+class MachineHandler(MachineBase):
+    async def get(self, raw_key: str) -> None:
+        record = await self.record(raw_key)
+        data = machine_json(record, self.status_of(record))
+        data["sample"] = await self.db(self.ctx.storage.latest_sample, record.key)
+        self.write_json(data)
+
+
+class SeriesHandler(MachineBase):
+    async def get(self, raw_key: str) -> None:
+        record = await self.record(raw_key)
+        metric = self.get_query_argument("metric", "")
+        known = HOST_METRIC_NAMES if record.kind == "host" else CONTAINER_METRIC_NAMES
+        if metric not in known:
+            raise ApiError(
+                400,
+                "unknown_metric",
+                f"unknown {record.kind} metric {metric!r}; see docs/metrics.md",
+                "metric",
+            )
+        now = self.ctx.clock()
+        raw_to = self.get_query_argument("to", None)
+        end = parse_time(raw_to, "to") if raw_to else now
+        raw_from = self.get_query_argument("from", None)
+        start = parse_time(raw_from, "from") if raw_from else end - DEFAULT_SERIES_SPAN
+        if start >= end:
+            raise ApiError(400, "invalid_parameter", "from must be before to", "from")
+        raw_max = self.get_query_argument("max_points", "1000")
+        try:
+            max_points = int(raw_max)
+        except ValueError:
+            max_points = 0
+        if not 1 <= max_points <= MAX_POINTS_LIMIT:
+            raise ApiError(
+                400,
+                "invalid_parameter",
+                f"max_points must be an integer from 1 to {MAX_POINTS_LIMIT}",
+                "max_points",
+            )
+        series = await self.db(self.ctx.storage.series, record.key, metric, start, end, max_points)
+        self.write_json(
+            {
+                "key": record.key,
+                "metric": metric,
+                "resolution": series.resolution,
+                "points": [list(p) for p in series.points],
+            }
+        )
+
+
+class MachineRulesHandler(MachineBase):
+    async def get(self, raw_key: str) -> None:
+        record = await self.record(raw_key)
+        alerting = self.ctx.alerting
+        rules = alerting.rules_for(record) if alerting is not None else []
+        self.write_json({"key": record.key, "rules": rules})

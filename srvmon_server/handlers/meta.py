@@ -1,0 +1,60 @@
+"""Health, the OpenAPI document, Prometheus /metrics and the dashboard's index page."""
+
+from __future__ import annotations
+
+import time
+from importlib import resources
+from pathlib import Path
+
+from srvmon_server.handlers.base import ApiError, BaseHandler
+from srvmon_server.prometheus import exposition, render_metrics
+
+PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class HealthHandler(BaseHandler):
+    async def get(self) -> None:
+        try:
+            await self.db(self.ctx.storage.ping)
+        except ApiError as exc:
+            if exc.status != 503:
+                raise
+            self.set_status(503)
+            self.finish(b'{"status":"degraded","db":"unavailable"}')
+            return
+        self.write_json({"status": "ok", "db": "ok"})
+
+
+class OpenApiHandler(BaseHandler):
+    def get(self) -> None:
+        self.finish(resources.files("srvmon_server").joinpath("openapi.json").read_bytes())
+
+
+class MetricsHandler(BaseHandler):
+    async def get(self) -> None:
+        ctx = self.ctx
+        records = await self.db(ctx.storage.machines)
+        own = {
+            "ingest_batches_total": float(ctx.stats.ingest_batches_total),
+            "ingest_samples_total": float(ctx.stats.ingest_samples_total),
+            "ingest_duplicates_total": float(ctx.stats.ingest_duplicates_total),
+            "ingest_samples_per_second": ctx.stats.samples_per_second(time.monotonic()),
+            "sse_clients": float(ctx.hub.client_count),
+            "sse_dropped_clients_total": float(ctx.hub.dropped_clients),
+            "db_latency_seconds": ctx.stats.db_latency_seconds,
+            "db_errors_total": float(ctx.stats.db_errors_total),
+            "alert_events_total": float(ctx.stats.alert_events_total),
+            "notifications_sent_total": float(ctx.notifier.sent),
+            "notifications_failed_total": float(ctx.notifier.failed),
+        }
+        self.set_header("Content-Type", PROMETHEUS_CONTENT_TYPE)
+        self.finish(exposition(render_metrics(records, own)))
+
+
+class IndexHandler(BaseHandler):
+    def get(self) -> None:
+        index = Path(self.settings["static_path"]) / "index.html"
+        if not index.is_file():
+            raise ApiError(404, "not_found", "the dashboard is not installed")
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.finish(index.read_bytes())

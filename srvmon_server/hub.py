@@ -1,0 +1,50 @@
+"""SSE fan-out on the IOLoop: one ring buffer, many bounded clients.
+
+``publish`` frames an event once, keeps it for replay and offers it to each interested
+client; a client whose queue is full is dropped (its handler closes the stream).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from srvmon_server.sse import Client, ClientRegistry, Event, RingBuffer, Subscription
+
+Wake = Callable[[], None]
+
+
+class Hub:
+    def __init__(self, *, ring_size: int, client_queue_size: int) -> None:
+        self.ring = RingBuffer(ring_size)
+        self.client_queue_size = client_queue_size
+        self._clients = ClientRegistry()
+        self._wakers: dict[int, Wake] = {}
+        self.published = 0
+        self.dropped_clients = 0
+
+    @property
+    def client_count(self) -> int:
+        return len(self._clients)
+
+    def subscribe(self, subscription: Subscription, wake: Wake) -> tuple[int, Client]:
+        client = Client(subscription, self.client_queue_size)
+        handle = self._clients.add(client)
+        self._wakers[handle] = wake
+        return handle, client
+
+    def unsubscribe(self, handle: int) -> None:
+        self._clients.remove(handle)
+        self._wakers.pop(handle, None)
+
+    def publish(self, name: str, data: object, key: str | None = None) -> Event:
+        event = self.ring.append(name, data, key)
+        self.published += 1
+        for handle, client in self._clients.items():
+            if not client.subscription.wants(event):
+                continue
+            if not client.offer(event.frame):
+                self.dropped_clients += 1
+            wake = self._wakers.get(handle)
+            if wake is not None:
+                wake()
+        return event

@@ -1,0 +1,145 @@
+"""End to end over real HTTP on SQLite: ingest, machines, latest sample, series, errors."""
+
+from __future__ import annotations
+
+import json
+
+from tests.server.harness import READ, T0, RunningServer, make_batch
+
+
+def test_ingest_then_read_back(server: RunningServer) -> None:
+    """An ingested batch appears in /machines, /machines/{key} and its series."""
+    resp = server.ingest(make_batch(cpu=42.5, containers=(("web", 12.0), ("db", 3.0))))
+    assert resp.status == 200, resp.body
+    assert resp.json() == {"stored": 3, "duplicates": 0}
+
+    hosts = server.request("GET", "/api/v1/machines").json()["hosts"]
+    assert [h["key"] for h in hosts] == ["h1"]
+    assert hosts[0]["metrics"]["cpu_percent"] == 42.5
+    assert hosts[0]["status"] == "ok"
+    containers = {c["key"]: c for c in hosts[0]["containers"]}
+    assert set(containers) == {"h1:web", "h1:db"}
+    assert containers["h1:web"]["metrics"]["cpu_percent"] == 12.0
+
+    one = server.request("GET", "/api/v1/machines/h1%3Aweb").json()
+    assert one["key"] == "h1:web"
+    assert one["sample"]["cpu_percent"] == 12.0
+
+    series = server.request(
+        "GET",
+        f"/api/v1/machines/h1/series?metric=cpu_percent&from={T0.timestamp() - 60:.0f}"
+        f"&to={T0.timestamp() + 60:.0f}",
+    )
+    assert series.status == 200, series.body
+    body = series.json()
+    assert body["resolution"] == "raw"
+    assert body["points"] == [[T0.timestamp(), 42.5, 42.5, 42.5]]
+
+
+def test_replay_counts_duplicates(server: RunningServer) -> None:
+    """Posting the same batch twice stores nothing the second time."""
+    batch = make_batch(containers=(("web", 1.0),))
+    assert server.ingest(batch).json() == {"stored": 2, "duplicates": 0}
+    assert server.ingest(batch).json() == {"stored": 0, "duplicates": 2}
+
+
+def test_auth_401_and_403(server: RunningServer) -> None:
+    """Ingest needs a write token: none → 401, unknown → 401, read-only → 403; reads open."""
+    batch = make_batch()
+    assert server.ingest(batch, token=None).status == 401
+    assert server.ingest(batch, token="bogus").status == 401
+    denied = server.ingest(batch, token=READ)
+    assert denied.status == 403
+    assert denied.json()["error"]["code"] == "forbidden"
+    assert server.request("GET", "/api/v1/machines", token=None).status == 200
+
+
+def test_read_auth(start_server) -> None:  # type: ignore[no-untyped-def]
+    """With read_auth, reads need any valid token; SSE accepts ?token=."""
+    server = start_server(read_auth=True)
+    assert server.request("GET", "/api/v1/machines", token=None).status == 401
+    assert server.request("GET", "/api/v1/machines", token=READ).status == 200
+    assert server.request("GET", "/api/v1/alerts", token="nope").status == 401
+
+
+def test_errors_are_envelopes(server: RunningServer) -> None:
+    """Bad body, bad parameters, unknown ids and routes: 4xx with the envelope naming it."""
+    cases = [
+        ("POST", "/api/v1/ingest", b"{not json", 400, "invalid_body", "$"),
+        ("POST", "/api/v1/ingest", b'{"host_id": "h"}', 400, "invalid_body", None),
+        ("GET", "/api/v1/machines/nope", None, 404, "unknown_machine", "key"),
+        ("GET", "/api/v1/nothing/here", None, 404, "not_found", None),
+        ("GET", "/api/v1/rules/nope", None, 404, "unknown_rule", "id"),
+        ("DELETE", "/api/v1/silences/nope", None, 404, "unknown_silence", "id"),
+        ("GET", "/api/v1/alerts/history?limit=0", None, 400, "invalid_parameter", "limit"),
+        ("GET", "/api/v1/alerts/history?from=yesterday", None, 400, "invalid_parameter", "from"),
+        ("GET", "/api/v1/events?topics=bogus", None, 400, "invalid_parameter", "topics"),
+        ("PATCH", "/api/v1/machines", None, 405, "method_not_allowed", None),
+    ]
+    server.ingest(make_batch())
+    cases += [
+        ("GET", "/api/v1/machines/h1/series?metric=nope", None, 400, "unknown_metric", "metric"),
+        (
+            "GET",
+            "/api/v1/machines/h1/series?metric=cpu_percent&max_points=0",
+            None,
+            400,
+            "invalid_parameter",
+            "max_points",
+        ),
+        (
+            "GET",
+            "/api/v1/machines/h1/series?metric=cpu_percent&from=x",
+            None,
+            400,
+            "invalid_parameter",
+            "from",
+        ),
+    ]
+    for method, path, body, status, code, field in cases:
+        resp = server.request(method, path, body)
+        assert resp.status == status, (method, path, resp.body)
+        assert resp.headers["content-type"].startswith("application/json")
+        error = resp.json()["error"]
+        assert error["status"] == status and error["code"] == code, (path, error)
+        if field is not None:
+            assert error["field"] == field, (path, error)
+        assert "Traceback" not in resp.body.decode()
+
+
+def test_body_too_large_413(start_server) -> None:  # type: ignore[no-untyped-def]
+    """A body over max_body_bytes gets a 413 envelope, with or without Content-Length."""
+    server = start_server(max_body_bytes=1000)
+    big = json.dumps({"pad": "x" * 5000}).encode()
+    resp = server.request("POST", "/api/v1/ingest", big)
+    assert resp.status == 413
+    assert resp.json()["error"]["code"] == "body_too_large"
+    ok = server.ingest(make_batch())
+    assert ok.status == 200
+
+
+def test_cors(start_server) -> None:  # type: ignore[no-untyped-def]
+    """Allowed origins get CORS headers (also on preflight); others get none."""
+    server = start_server(cors_allowed_origins={"https://ops.example"})
+    allowed = server.request("GET", "/api/v1/machines", headers={"Origin": "https://ops.example"})
+    assert allowed.headers["access-control-allow-origin"] == "https://ops.example"
+    denied = server.request("GET", "/api/v1/machines", headers={"Origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in denied.headers
+    preflight = server.request(
+        "OPTIONS",
+        "/api/v1/ingest",
+        token=None,
+        headers={"Origin": "https://ops.example", "Access-Control-Request-Method": "POST"},
+    )
+    assert preflight.status == 204
+    assert "POST" in preflight.headers["access-control-allow-methods"]
+    assert "Authorization" in preflight.headers["access-control-allow-headers"]
+    bad_preflight = server.request(
+        "OPTIONS", "/api/v1/ingest", token=None, headers={"Origin": "https://evil.example"}
+    )
+    assert "access-control-allow-origin" not in bad_preflight.headers
+
+
+def test_health(server: RunningServer) -> None:
+    """Health answers ok with a reachable DB."""
+    assert server.request("GET", "/api/v1/health").json() == {"status": "ok", "db": "ok"}
