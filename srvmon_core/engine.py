@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
 import cattrs
 from attrs import define, field, frozen
 
-from srvmon_core.codec import CONVERTER
 from srvmon_core.errors import DecodeError
 from srvmon_core.metrics import host_metrics
 from srvmon_core.rules import DEFAULT_HOLD_SECONDS, Rule, effective_rules
@@ -31,6 +30,35 @@ LEVELS = ("none", "warning", "critical")
 STATE_VERSION = 1
 STOPPED_STATES = frozenset({"exited", "dead"})
 _INF = float("inf")
+
+
+def _make_converter() -> cattrs.Converter:
+    """The converter for events and saved state (its own, so the wire codec can evolve)."""
+    converter = cattrs.Converter(detailed_validation=True, forbid_extra_keys=False)
+
+    def to_iso(value: datetime) -> str:
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+    def from_iso(value: Any, _type: type) -> datetime:
+        if not isinstance(value, str):
+            raise TypeError(f"expected an ISO 8601 string, got {type(value).__name__}")
+        parsed = datetime.fromisoformat(value)
+        if parsed.utcoffset() is None:
+            raise ValueError("timestamp needs a time zone, e.g. a trailing Z")
+        return parsed.astimezone(UTC)
+
+    def strict_str(value: Any, _type: type) -> str:
+        if not isinstance(value, str):
+            raise TypeError(f"expected a string, got {type(value).__name__}")
+        return value
+
+    converter.register_unstructure_hook(datetime, to_iso)
+    converter.register_structure_hook(datetime, from_iso)
+    converter.register_structure_hook(str, strict_str)
+    return converter
+
+
+CONVERTER = _make_converter()
 
 
 @frozen(kw_only=True)

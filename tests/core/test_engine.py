@@ -232,3 +232,17 @@ def test_active_alerts_lists_pending_and_firing() -> None:
     ]
     state, _ = evaluate_batch(rules, state, host_batch(1, 10), T0 + timedelta(seconds=1))
     assert active_alerts(state) == []
+
+
+def test_engine_uses_the_most_specific_threshold() -> None:
+    """Per-machine thresholds override the fleet default in evaluation, not only in listing."""
+    fleet = cpu_rule(id="fleet", selector=Selector(), warn=50.0)
+    glob = cpu_rule(id="glob", selector=Selector(machine="web*"), warn=70.0)
+    exact = cpu_rule(id="exact", selector=Selector(machine="web1"), warn=90.0)
+    rules = [fleet, glob, exact]
+    state = EngineState()
+    fired: list[tuple[str, str]] = []
+    for host in ("web1", "web2", "db1"):
+        state, events = evaluate_batch(rules, state, host_batch(0, 80, host), T0)
+        fired.extend((e.machine_key, e.rule_id) for e in events)
+    assert fired == [("web2", "glob"), ("db1", "fleet")]
