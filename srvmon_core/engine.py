@@ -224,9 +224,12 @@ class _Check:
             return self.rule.silent_seconds
         if self.code != _THRESHOLD or level == 0:
             return None
+        rule = self.rule
         if level == 2:
-            return self.rule.crit_recovery if recovering else self.rule.crit
-        return self.rule.warn_recovery if recovering else self.rule.warn
+            recovery = rule.crit if rule.crit_recovery is None else rule.crit_recovery
+            return recovery if recovering else rule.crit
+        recovery = rule.warn if rule.warn_recovery is None else rule.warn_recovery
+        return recovery if recovering else rule.warn
 
 
 @define
@@ -244,8 +247,10 @@ class EngineState:
     """machine key → rule id → alert."""
     plans: dict[str, _Plan] = field(factory=dict, eq=False, repr=False)
     """Cache of the rules that apply to each machine; rebuilt when rules or machine change."""
-    rules_signature: tuple[int, ...] = field(default=(), eq=False, repr=False)
+    rules_seen: tuple[Rule, ...] = field(default=(), eq=False, repr=False)
     containers_by_host: dict[str, set[str]] = field(factory=dict, eq=False, repr=False)
+    compiled: dict[tuple[int, str], _Check] = field(factory=dict, eq=False, repr=False)
+    """Rules compiled per machine kind, keyed by rule identity; cleared with the plans."""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data, timers included."""
@@ -312,18 +317,26 @@ def _plan_for(rules: Sequence[Rule], state: EngineState, ref: MachineRef) -> _Pl
     plan = state.plans.get(ref.key)
     if plan is not None and (plan.ref is ref or plan.ref == ref):
         return plan
-    plan = _Plan(ref=ref, checks=[_Check(r, ref.kind) for r in effective_rules(rules, ref)])
+    compiled = state.compiled
+    checks = []
+    for rule in effective_rules(rules, ref):
+        check = compiled.get((id(rule), ref.kind))
+        if check is None:
+            check = compiled[(id(rule), ref.kind)] = _Check(rule, ref.kind)
+        checks.append(check)
+    plan = _Plan(ref=ref, checks=checks)
     state.plans[ref.key] = plan
     return plan
 
 
 def _sync_rules(rules: Sequence[Rule], state: EngineState, now: datetime) -> list[AlertEvent]:
     """Drop cached plans when the rule set changed; resolve alerts of rules that went away."""
-    signature = tuple(map(id, rules))
-    if signature == state.rules_signature:
+    seen = state.rules_seen
+    if len(seen) == len(rules) and all(a is b for a, b in zip(seen, rules, strict=True)):
         return []
-    state.rules_signature = signature
+    state.rules_seen = tuple(rules)  # strong references: ids in the caches stay unique
     state.plans.clear()
+    state.compiled.clear()
     events: list[AlertEvent] = []
     for key, by_rule in list(state.alerts.items()):
         machine = state.machines.get(key)

@@ -246,3 +246,20 @@ def test_engine_uses_the_most_specific_threshold() -> None:
         state, events = evaluate_batch(rules, state, host_batch(0, 80, host), T0)
         fired.extend((e.machine_key, e.rule_id) for e in events)
     assert fired == [("web2", "glob"), ("db1", "fleet")]
+
+
+@pytest.mark.parametrize(
+    ("rule_kw", "points", "threshold"),
+    [
+        (dict(warn=80.0), [(0, 90), (1, 70)], 80.0),
+        (dict(warn=80.0, warn_recovery=75.0), [(0, 90), (1, 70)], 75.0),
+        (dict(crit=90.0), [(0, 95), (1, 70)], 90.0),
+        (dict(warn=80.0, crit=90.0, crit_recovery=85.0), [(0, 95), (1, 70)], 85.0),
+    ],
+)
+def test_resolved_event_carries_the_recovery_threshold(
+    rule_kw: dict[str, object], points: list[tuple[float, float | None]], threshold: float
+) -> None:
+    """A resolved event names the recovery threshold crossed (the threshold if none is set)."""
+    resolved = run(cpu_rule(**rule_kw), points)[-1]
+    assert (resolved.kind, resolved.value, resolved.threshold) == ("resolved", 70.0, threshold)

@@ -164,3 +164,14 @@ def test_evaluate_series_end_to_end() -> None:
         (7, "firing", "silent", "h2:web"),
         (7, "resolved", "cpu", "h1"),
     ]
+
+
+def test_changed_rules_take_effect_at_once() -> None:
+    """Passing an edited rule set re-plans every machine: a raised threshold resolves."""
+    low = Rule(id="cpu", name="CPU", metric="cpu_percent", warn=50.0)
+    high = Rule(id="cpu", name="CPU", metric="cpu_percent", warn=95.0)
+    state = EngineState()
+    state, events = evaluate_batch([low], state, batch(0, 90), at(0))
+    assert [e.kind for e in events] == ["firing"]
+    state, events = evaluate_batch([high], state, batch(1, 90), at(1))
+    assert [(e.kind, e.threshold) for e in events] == [("resolved", 95.0)]
