@@ -5,7 +5,7 @@ import {
   alerts, applyAlert, applyMachine, applySample, reloadAll, subscribe,
 } from "./store.js";
 import { el, fmtByMetric, setText } from "./util.js";
-import { mountAlerts, ruleName } from "./views/alerts.js";
+import { mountAlerts } from "./views/alerts.js";
 import { mountHost } from "./views/host.js";
 import { mountOverview } from "./views/overview.js";
 import { mountRules } from "./views/rules.js";
@@ -52,7 +52,7 @@ function toast(alert) {
   const box = document.getElementById("toasts");
   const node = el("div", { class: `toast toast-${alert.level || "warning"}`, role: "status" },
     el("strong", {}, `${alert.level || "alert"}: ${alert.machine}`),
-    ` ${ruleName(alert.rule)} ${fmtByMetric(alert.metric || "", alert.value)} (threshold ${fmtByMetric(alert.metric || "", alert.threshold)})`);
+    ` ${alert.rule} ${fmtByMetric(alert.metric || "", alert.value)} (threshold ${fmtByMetric(alert.metric || "", alert.threshold)})`);
   node.addEventListener("click", () => node.remove());
   box.append(node);
   while (box.children.length > MAX_TOASTS) box.firstElementChild.remove();
@@ -61,7 +61,7 @@ function toast(alert) {
 
 function updateAlertBadge() {
   const badge = document.getElementById("alert-count");
-  const firing = [...alerts.values()].filter((a) => a.to_state === "firing").length;
+  const firing = [...alerts.values()].filter((a) => a.state === "firing").length;
   badge.hidden = firing === 0;
   setText(badge, String(firing));
 }
@@ -96,7 +96,8 @@ async function start() {
     sample: applySample,
     machine: applyMachine,
     alert(data) {
-      if (applyAlert(data)) toast(data);
+      const fired = applyAlert(data);
+      if (fired && !fired.silenced) toast(fired);
     },
     resync: reload,
   }, setConnection);

@@ -81,7 +81,10 @@ export async function reloadAll() {
     for (const c of raw.containers || []) host.containers.set(c.key, containerFrom(c));
   }
   alerts.clear();
-  for (const alert of listOf(active, "alerts")) alerts.set(alert.fingerprint, alert);
+  for (const raw of listOf(active, "alerts")) {
+    const alert = normalizeAlert(raw);
+    alerts.set(alert.fingerprint, alert);
+  }
   everything = true;
   alertsDirty = true;
   schedule();
@@ -137,14 +140,36 @@ export function applyMachine(ev) {
   markHost(hostKey);
 }
 
-/** An SSE `alert` event (an AlertEvent transition). Returns true when it just fired. */
-export function applyAlert(ev) {
-  const state = ev.to_state;
-  if (state === "firing" || state === "pending") alerts.set(ev.fingerprint, ev);
-  else alerts.delete(ev.fingerprint);
+/**
+ * One shape for an active alert (`/api/v1/alerts`) and an alert event (SSE, history):
+ * {fingerprint, machine, rule, metric, level, state, fromState, value, threshold, since, at, silenced}.
+ */
+export function normalizeAlert(raw) {
+  return {
+    fingerprint: raw.fingerprint,
+    machine: raw.machine ?? raw.machine_key ?? "",
+    hostId: raw.host_id ?? null,
+    rule: raw.rule_name ?? raw.rule_id ?? raw.rule ?? "",
+    metric: raw.metric ?? "",
+    level: raw.level ?? "warning",
+    state: raw.to_state ?? raw.state ?? "",
+    fromState: raw.from_state ?? null,
+    value: raw.value ?? null,
+    threshold: raw.threshold ?? null,
+    since: raw.started_at ?? raw.since ?? raw.at ?? null,
+    at: raw.at ?? raw.since ?? null,
+    silenced: Boolean(raw.silenced),
+  };
+}
+
+/** An SSE `alert` event (an AlertEvent transition). Returns the alert when it just fired. */
+export function applyAlert(raw) {
+  const alert = normalizeAlert(raw);
+  if (alert.state === "firing" || alert.state === "pending") alerts.set(alert.fingerprint, alert);
+  else alerts.delete(alert.fingerprint);
   alertsDirty = true;
-  markHost(hostOf(ev.machine || ""));
-  return state === "firing" && ev.from_state !== "firing";
+  markHost(alert.hostId || hostOf(alert.machine));
+  return alert.state === "firing" && alert.fromState !== "firing" ? alert : null;
 }
 
 /** The host key of a machine key (`<host_id>` or `<host_id>:<container name>`). */
@@ -159,8 +184,8 @@ export function hostStatus(host, nowMs = Date.now()) {
   if (isSilent(host, nowMs)) return "silent";
   let status = "ok";
   for (const alert of alerts.values()) {
-    if (alert.to_state !== "firing") continue;
-    if (hostOf(alert.machine || "") !== host.hostId) continue;
+    if (alert.state !== "firing" || alert.silenced) continue;
+    if ((alert.hostId || hostOf(alert.machine)) !== host.hostId) continue;
     const level = alert.level === "critical" ? "critical" : "warning";
     if (SEVERITY_RANK[level] > SEVERITY_RANK[status]) status = level;
   }

@@ -1,21 +1,18 @@
 // Alerts: the active list (live from SSE) and the history search with date range and paging.
 
 import { api, enc } from "../api.js";
-import { alerts } from "../store.js";
+import { alerts, normalizeAlert } from "../store.js";
 import { el, fmtByMetric, fmtLocal, setText, toDate } from "../util.js";
+
+function valueText(a) {
+  return `${fmtByMetric(a.metric, a.value)} vs ${fmtByMetric(a.metric, a.threshold)}`;
+}
 
 function alertCells(a) {
   return [
-    a.level || "–", a.to_state || "–", a.machine || "–", ruleName(a.rule),
-    `${fmtByMetric(a.metric || "", a.value)} vs ${fmtByMetric(a.metric || "", a.threshold)}`,
-    fmtLocal(a.started_at || a.at),
+    a.level, a.silenced ? `${a.state} (silenced)` : a.state, a.machine, a.rule, valueText(a),
+    fmtLocal(a.since),
   ];
-}
-
-export function ruleName(rule) {
-  if (rule === null || rule === undefined) return "–";
-  if (typeof rule === "object") return rule.name || rule.id || rule.metric || JSON.stringify(rule);
-  return String(rule);
 }
 
 function table(headers, id) {
@@ -37,7 +34,7 @@ export function mountAlerts(root) {
   const rows = new Map();
 
   function renderActive() {
-    const list = [...alerts.values()].sort((x, y) => String(y.started_at || y.at).localeCompare(String(x.started_at || x.at)));
+    const list = [...alerts.values()].sort((x, y) => String(y.since).localeCompare(String(x.since)));
     for (const [fp, row] of rows) if (!alerts.has(fp)) { row.tr.remove(); rows.delete(fp); }
     list.forEach((a, index) => {
       let row = rows.get(a.fingerprint);
@@ -91,13 +88,14 @@ export function mountAlerts(root) {
     setText(info, "loading…");
     try {
       const answer = await api(`/api/v1/alerts/history?${query}`);
-      for (const e of answer.events || []) {
+      for (const raw of answer.events || []) {
+        const e = normalizeAlert(raw);
         const day = toDate(e.at)?.toLocaleDateString() ?? "–";
         counts.set(day, (counts.get(day) || 0) + 1);
-        history.body.append(el("tr", { "data-level": e.level || "" },
-          el("td", {}, fmtLocal(e.at)), el("td", {}, e.machine || "–"), el("td", {}, ruleName(e.rule)),
-          el("td", {}, e.level || "–"), el("td", {}, `${e.from_state || "?"} → ${e.to_state || "?"}`),
-          el("td", {}, `${fmtByMetric(e.metric || "", e.value)} vs ${fmtByMetric(e.metric || "", e.threshold)}`)));
+        history.body.append(el("tr", { "data-level": e.level },
+          el("td", {}, fmtLocal(e.at)), el("td", {}, e.machine), el("td", {}, e.rule),
+          el("td", {}, e.level), el("td", {}, `${e.fromState || "?"} → ${e.state}`),
+          el("td", {}, valueText(e))));
       }
       cursor = answer.next_cursor || null;
       more.hidden = !cursor;

@@ -1,0 +1,200 @@
+"""The dashboard in a real chromium against the real ``srvmon server`` process."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from tests.browser.feed import batch, container, ingest, request
+from tests.fixtures.browser import PHONE, ServerProcess, screenshot
+
+pytestmark = pytest.mark.browser
+
+LIVE_MS = 2000
+"""The spec: what is ingested shows on screen within 2 s."""
+
+CPU_RULE = {
+    "id": "cpu-hot",
+    "name": "cpu hot",
+    "kind": "threshold",
+    "selector": {"kind": "host"},
+    "metric": "cpu_percent",
+    "direction": "above",
+    "warn": 80.0,
+    "crit": 95.0,
+}
+
+
+def expect() -> Any:
+    from playwright.sync_api import expect as playwright_expect
+
+    return playwright_expect
+
+
+def open_page(page: Any, server: ServerProcess, route: str = "#/") -> None:
+    page.goto(f"{server.base_url}/{route}")
+    expect()(page.locator("#conn")).to_have_text("live", timeout=10000)
+
+
+def seed(server: ServerProcess, host_ids: list[str]) -> None:
+    for host_id in host_ids:
+        ingest(
+            server.base_url,
+            server.token,
+            batch(
+                host_id,
+                cpu=12.5,
+                containers=[container("web"), container("db", state="exited")],
+            ),
+        )
+
+
+def put_rule(server: ServerProcess, rule: dict[str, Any]) -> None:
+    status, answer = request(
+        server.base_url, f"/api/v1/rules/{rule['id']}", server.token, "PUT", rule
+    )
+    assert status == 200, answer
+
+
+def test_overview_shows_seeded_hosts_and_live_values(
+    page: Any, srvmon_server: ServerProcess
+) -> None:
+    """Every seeded host gets a tile with its container counts; a new sample's CPU value is
+    on screen within 2 s of its ingest; the filter box narrows the tiles."""
+    hosts = ["alpha", "beta", "gamma"]
+    seed(srvmon_server, hosts)
+    open_page(page, srvmon_server)
+    tiles = page.locator(".tile")
+    expect()(tiles).to_have_count(3)
+    for host_id in hosts:
+        tile = page.locator(f'.tile[data-host="{host_id}"]')
+        expect()(tile.locator(".tile-containers")).to_have_text("2 containers, 1 unhealthy/stopped")
+        expect()(tile.locator('[data-metric="cpu_percent"]')).to_have_text("12.5 %")
+
+    ingest(srvmon_server.base_url, srvmon_server.token, batch("beta", cpu=73.4))
+    started = time.monotonic()
+    expect()(page.locator('.tile[data-host="beta"] [data-metric="cpu_percent"]')).to_have_text(
+        "73.4 %", timeout=LIVE_MS
+    )
+    assert time.monotonic() - started < LIVE_MS / 1000
+    expect()(page.locator('.tile[data-host="alpha"] [data-metric="cpu_percent"]')).to_have_text(
+        "12.5 %"
+    )
+
+    page.fill("#fleet-filter", "gam")
+    expect()(page.locator(".tile:visible")).to_have_count(1)
+    expect()(page.locator("#fleet-summary")).to_have_text("1 of 3 hosts")
+    page.fill("#fleet-filter", "?eta")  # a glob: whole-name match on host id or hostname
+    expect()(page.locator(".tile:visible")).to_have_count(1)
+    expect()(page.locator(".tile:visible")).to_have_attribute("data-host", "beta")
+
+
+def test_threshold_breach_shows_alert_within_two_seconds(
+    page: Any, srvmon_server: ServerProcess
+) -> None:
+    """A sample above a rule's critical threshold puts the alert into the active alerts
+    panel (machine, level, value vs threshold) and a toast within 2 s, and colours the tile."""
+    put_rule(srvmon_server, CPU_RULE)
+    seed(srvmon_server, ["alpha"])
+    open_page(page, srvmon_server, "#/alerts")
+    row = page.locator("#active-alerts tr[data-fingerprint]", has_text="cpu hot")
+    expect()(page.locator("#active-alerts tr").first).to_be_visible()
+    expect()(row).to_have_count(0)
+
+    ingest(srvmon_server.base_url, srvmon_server.token, batch("alpha", cpu=97.0))
+    started = time.monotonic()
+    expect()(row).to_have_count(1, timeout=LIVE_MS)
+    assert time.monotonic() - started < LIVE_MS / 1000
+    expect()(row).to_contain_text("alpha")
+    expect()(row).to_contain_text("critical")
+    expect()(row).to_contain_text("97.0 % vs 95.0 %")
+    expect()(page.locator(".toast", has_text="alpha")).to_have_count(1)
+    page.click("nav a[data-route=overview]")
+    expect()(page.locator('.tile[data-host="alpha"]')).to_have_attribute("data-status", "critical")
+
+
+def test_editing_a_threshold_persists_and_takes_effect(
+    page: Any, srvmon_server: ServerProcess
+) -> None:
+    """In the Rules screen: a bad value shows the API's error next to its field; a good
+    value asks for the write token, is stored (REST returns it) and decides the next sample."""
+    put_rule(srvmon_server, CPU_RULE)
+    seed(srvmon_server, ["alpha"])
+    open_page(page, srvmon_server, "#/rules")
+    page.locator('tr[data-rule-id="cpu-hot"] .edit-rule').click()
+
+    page.fill('#rule-editor [data-field="warn"]', "99")  # above crit 95: refused
+    page.click("#rule-editor button[type=submit]")
+    page.fill("#token-input", srvmon_server.token)  # writes need the write token
+    page.click("#token-form button[type=submit]")
+    field_error = page.locator('#rule-editor [data-error-for="crit"]')
+    expect()(field_error).to_be_visible()
+    expect()(field_error).to_contain_text("warn")
+
+    page.fill('#rule-editor [data-field="warn"]', "50")
+    page.click("#rule-editor button[type=submit]")
+    expect()(page.locator("#rule-saved")).to_be_visible()
+    status, stored = request(srvmon_server.base_url, "/api/v1/rules/cpu-hot")
+    assert status == 200
+    assert stored["warn"] == 50.0
+    expect()(page.locator('tr[data-rule-id="cpu-hot"] [data-col="warn"]')).to_have_text("50")
+
+    ingest(srvmon_server.base_url, srvmon_server.token, batch("alpha", cpu=45.0))
+    _, quiet = request(srvmon_server.base_url, "/api/v1/alerts")
+    assert [a for a in quiet["alerts"] if a["rule_id"] == "cpu-hot"] == []
+    ingest(srvmon_server.base_url, srvmon_server.token, batch("alpha", cpu=60.0))
+    _, firing = request(srvmon_server.base_url, "/api/v1/alerts")
+    fired = [a for a in firing["alerts"] if a["rule_id"] == "cpu-hot"]
+    assert [(a["machine_key"], a["level"], a["threshold"]) for a in fired] == [
+        ("alpha", "warning", 50.0)
+    ]
+
+
+def test_reconnects_after_server_is_killed_and_restarted(
+    page: Any, srvmon_server: ServerProcess
+) -> None:
+    """SIGKILL the server: the indicator turns to reconnecting; restart it on the same port:
+    the indicator is live again without a page reload and new samples reach the tiles."""
+    seed(srvmon_server, ["alpha"])
+    open_page(page, srvmon_server)
+    page.evaluate("window.__loaded = 'same page'")
+    srvmon_server.kill()
+    expect()(page.locator("#conn")).to_have_text("reconnecting", timeout=10000)
+    srvmon_server.start()
+    expect()(page.locator("#conn")).to_have_text("live", timeout=20000)
+    assert page.evaluate("window.__loaded") == "same page"
+    ingest(srvmon_server.base_url, srvmon_server.token, batch("alpha", cpu=66.6))
+    expect()(page.locator('.tile[data-host="alpha"] [data-metric="cpu_percent"]')).to_have_text(
+        "66.6 %", timeout=LIVE_MS
+    )
+
+
+def test_screenshots_of_every_screen(page: Any, srvmon_server: ServerProcess) -> None:
+    """Each screen renders its main element with real data at 1280x800 and at phone width;
+    the PNGs are kept in tests/artifacts/ for the docs."""
+    put_rule(srvmon_server, CPU_RULE)
+    hosts = [f"web-{n}" for n in range(1, 7)]
+    seed(srvmon_server, hosts)
+    ingest(srvmon_server.base_url, srvmon_server.token, batch("web-2", cpu=97.0))
+    ingest(srvmon_server.base_url, srvmon_server.token, batch("web-4", cpu=85.0))
+    screens = {
+        "overview": ("#/", ".tile"),
+        "host": ("#/host/web-1", "#container-rows tr"),
+        "container": ("#/host/web-1/container/web", "canvas.chart"),
+        "alerts": ("#/alerts", "#active-alerts tr[data-fingerprint]"),
+        "rules": ("#/rules", "tr[data-rule-id]"),
+        "silences": ("#/silences", "#silence-form"),
+    }
+    for name, (route, ready) in screens.items():
+        open_page(page, srvmon_server, route)
+        expect()(page.locator(ready).first).to_be_visible()
+        path = screenshot(page, f"dashboard-{name}")
+        assert path.stat().st_size > 5000
+    page.set_viewport_size(PHONE)
+    open_page(page, srvmon_server, "#/")
+    expect()(page.locator(".tile").first).to_be_visible()
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], f"the page scrolls sideways at phone width ({width}px)"
+    screenshot(page, "dashboard-phone")
