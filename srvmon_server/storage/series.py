@@ -3,7 +3,7 @@
 Tier choice for a range of ``span`` ms and ``max_points``:
 
 - ``span / max_points < 60 s``: raw. Points are returned as stored when they fit; otherwise
-  raw rows are averaged into equal buckets of ``ceil(span / max_points)`` ms.
+  raw rows are averaged into equal buckets of whole seconds.
 - ``span / max_points < 1 h``: the 1 m rollup, merged into wider buckets when needed.
 - otherwise: the 1 h rollup, merged likewise.
 
@@ -65,7 +65,7 @@ def _raw(
     if len(rows) <= max_points:
         points = [(ts / 1000, float(v), float(v), float(v)) for ts, v in rows]
         return Series(resolution="raw", bucket_seconds=0.0, points=points)
-    width = bucket_width(end - start, max_points, 1)
+    width = bucket_width(end - start, max_points, 1000)
     bucket = (t.samples.c.ts_ms - t.samples.c.ts_ms % width).label("bucket")
     grouped = conn.execute(
         sa.select(bucket, sa.func.avg(value), sa.func.min(value), sa.func.max(value))

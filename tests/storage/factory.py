@@ -41,18 +41,26 @@ def container(
 
 def batch(
     at: datetime,
+    *,
     cpu: float = 10.0,
     containers: int = 2,
     host_id: str = "h1",
     container_cpu: float | None = None,
+    stopped: bool = False,
 ) -> Batch:
+    """A batch of host ``host_id`` and ``containers`` containers ``c0``…; ``stopped`` ones
+    carry no resource figures. Container CPU is ``container_cpu`` or ``cpu + index``."""
     return Batch(
         host_id=host_id,
         hostname=f"{host_id}.room",
         timestamp=at,
         host=host_sample(cpu),
         containers=tuple(
-            container(f"c{i}", cpu + i if container_cpu is None else container_cpu)
+            container(
+                f"c{i}",
+                None if stopped else (cpu + i if container_cpu is None else container_cpu),
+                state="exited" if stopped else "running",
+            )
             for i in range(containers)
         ),
     )

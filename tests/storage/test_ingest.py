@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 import sqlalchemy as sa
 
 from srvmon_core.metrics import container_metrics, host_metrics
@@ -12,15 +9,6 @@ from srvmon_core.schema import Batch
 from srvmon_server.storage import Storage
 from srvmon_server.storage import tables as t
 from tests.storage.factory import T0, batch, container, host_sample, seconds
-
-
-@pytest.fixture
-def storage(db_url: str) -> Iterator[Storage]:
-    store = Storage.open(db_url)
-    try:
-        yield store
-    finally:
-        store.close()
 
 
 def count(storage: Storage, table: sa.Table) -> int:
