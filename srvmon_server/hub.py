@@ -19,6 +19,7 @@ class Hub:
         self.client_queue_size = client_queue_size
         self._clients = ClientRegistry()
         self._wakers: dict[int, Wake] = {}
+        self._droppers: dict[int, Wake] = {}
         self.published = 0
         self.dropped_clients = 0
 
@@ -26,15 +27,19 @@ class Hub:
     def client_count(self) -> int:
         return len(self._clients)
 
-    def subscribe(self, subscription: Subscription, wake: Wake) -> tuple[int, Client]:
+    def subscribe(self, subscription: Subscription, wake: Wake, drop: Wake) -> tuple[int, Client]:
+        """Register a client; ``wake`` is called when frames are queued, ``drop`` once when
+        its queue overflowed (the handler then closes the connection)."""
         client = Client(subscription, self.client_queue_size)
         handle = self._clients.add(client)
         self._wakers[handle] = wake
+        self._droppers[handle] = drop
         return handle, client
 
     def unsubscribe(self, handle: int) -> None:
         self._clients.remove(handle)
         self._wakers.pop(handle, None)
+        self._droppers.pop(handle, None)
 
     def publish(self, name: str, data: object, key: str | None = None) -> Event:
         event = self.ring.append(name, data, key)
@@ -44,6 +49,11 @@ class Hub:
                 continue
             if not client.offer(event.frame):
                 self.dropped_clients += 1
+                drop = self._droppers.get(handle)
+                self.unsubscribe(handle)
+                if drop is not None:
+                    drop()
+                continue
             wake = self._wakers.get(handle)
             if wake is not None:
                 wake()

@@ -25,6 +25,12 @@ class EventsHandler(BaseHandler):
         self._closed = True
         self._wake.set()
 
+    def _drop(self) -> None:
+        """Too slow: close the connection, which also ends a flush stuck on a full socket."""
+        self._closed = True
+        self._wake.set()
+        self.request.connection.close()  # type: ignore[union-attr]
+
     def subscription(self) -> tuple[Subscription, int | None]:
         try:
             topics = parse_topics(self.get_query_argument("topics", None))
@@ -51,7 +57,7 @@ class EventsHandler(BaseHandler):
         self.set_header("Content-Type", "text/event-stream; charset=utf-8")
         self.set_header("Cache-Control", "no-cache")
         self.set_header("X-Accel-Buffering", "no")
-        handle, client = hub.subscribe(subscription, self._wake.set)
+        handle, client = hub.subscribe(subscription, self._wake.set, self._drop)
         try:
             self.write(format_retry())
             self.write(

@@ -82,7 +82,9 @@ class IngestHandler(BaseHandler):
             for key, data in sample_events(batch):
                 ctx.hub.publish("sample", data, key)
             for key in result.new_machines:
-                ctx.hub.publish("machine", {"key": key, "status": "ok", "last_seen": None}, key)
+                ctx.hub.publish(
+                    "machine", {"key": key, "status": "ok", "last_seen": iso(batch.timestamp)}, key
+                )
             if ctx.alerting is not None:
                 events = await self.db(ctx.alerting.on_batch, batch, received_at)
                 ctx.publish_alerts(events)
