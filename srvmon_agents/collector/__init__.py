@@ -1,0 +1,1 @@
+"""The collector agent: host and per-container metrics, read cheaply, sent to a sink."""

@@ -1,0 +1,212 @@
+"""``srvmon collector``: the click command. Domain errors become ClickException here only."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from srvmon_core.errors import SrvmonError
+
+DEFAULT_DOCKER_URL = "unix:///var/run/docker.sock"
+
+
+def parse_kafka_options(pairs: tuple[str, ...], env_value: str | None) -> dict[str, str]:
+    """``KEY=VALUE`` pairs from ``SRVMON_KAFKA_OPTIONS`` (comma-separated), then the flags."""
+    items = [p for p in (env_value or "").split(",") if p.strip()] + list(pairs)
+    options: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(
+                f"expected KEY=VALUE, got {item!r}", param_hint="--kafka-option"
+            )
+        options[key.strip()] = value.strip()
+    return options
+
+
+def _docker_api(url: str) -> Any | None:
+    try:
+        import docker
+
+        client = docker.DockerClient(base_url=url, timeout=10)
+        client.ping()
+        return client.api
+    except Exception as exc:
+        click.echo(
+            f"srvmon collector: containers skipped, Docker at {url} unreachable: {exc}", err=True
+        )
+        return None
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--interval",
+    envvar="SRVMON_INTERVAL",
+    type=click.FloatRange(min=0.05),
+    default=1.0,
+    show_default=True,
+    help="Seconds between readings.",
+)
+@click.option(
+    "--output",
+    envvar="SRVMON_OUTPUT",
+    type=click.Choice(["kafka", "stdout", "http"]),
+    default="kafka",
+    show_default=True,
+    help="Where batches go.",
+)
+@click.option(
+    "--bootstrap-server",
+    envvar="BOOTSTRAP_SERVER",
+    default=None,
+    help="Kafka bootstrap servers (host:port[,host:port]).",
+)
+@click.option(
+    "--topic",
+    envvar="KAFKA_TOPIC_NAME",
+    default="srvmon.metrics",
+    show_default=True,
+    help="Kafka topic.",
+)
+@click.option(
+    "--kafka-option",
+    "kafka_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="librdkafka setting (SASL, TLS, ...); repeatable. Env: SRVMON_KAFKA_OPTIONS=k=v,k=v.",
+)
+@click.option(
+    "--server-url", envvar="API_BASE_URL", default=None, help="Server base URL for --output http."
+)
+@click.option(
+    "--token", envvar="SRVMON_INGEST_TOKEN", default=None, help="Bearer token for --output http."
+)
+@click.option(
+    "--proc-root",
+    envvar="SRVMON_PROC_ROOT",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("/proc"),
+    show_default=True,
+    help="The host's /proc (e.g. /host/proc in a container).",
+)
+@click.option(
+    "--sys-root",
+    envvar="SRVMON_SYS_ROOT",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("/sys"),
+    show_default=True,
+    help="The host's /sys.",
+)
+@click.option(
+    "--cgroup-root",
+    envvar="SRVMON_CGROUP_ROOT",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("/sys/fs/cgroup"),
+    show_default=True,
+    help="The host's cgroup hierarchy.",
+)
+@click.option(
+    "--docker-url",
+    envvar="DOCKER_HOST",
+    default=DEFAULT_DOCKER_URL,
+    show_default=True,
+    help="Docker API; containers are skipped when unreachable.",
+)
+@click.option(
+    "--host-id-file",
+    envvar="SRVMON_HOST_ID_FILE",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Where a generated host id is kept when no machine-id exists.",
+)
+@click.option(
+    "--machine-id-file",
+    envvar="SRVMON_MACHINE_ID_FILE",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The host's machine-id (default /etc/machine-id, or <proc-root>/../etc/machine-id).",
+)
+@click.option(
+    "--buffer-size",
+    envvar="SRVMON_BUFFER_SIZE",
+    type=click.IntRange(min=1),
+    default=3600,
+    show_default=True,
+    help="Batches kept while the sink is unreachable.",
+)
+@click.option("--once", is_flag=True, help="Print one batch and exit.")
+def collector(  # noqa: PLR0917 - click passes every option by keyword
+    interval: float,
+    output: str,
+    bootstrap_server: str | None,
+    topic: str,
+    kafka_options: tuple[str, ...],
+    server_url: str | None,
+    token: str | None,
+    proc_root: Path,
+    sys_root: Path,
+    cgroup_root: Path,
+    docker_url: str,
+    host_id_file: Path | None,
+    machine_id_file: Path | None,
+    buffer_size: int,
+    once: bool,
+) -> None:
+    """Collect metrics of this host and its Docker containers."""
+    import os
+
+    from srvmon_agents.collector.setup import AgentConfig, build_agent
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    options = parse_kafka_options(kafka_options, os.environ.get("SRVMON_KAFKA_OPTIONS"))
+    if once:
+        output = "stdout"
+    if output == "kafka" and not bootstrap_server:
+        raise click.UsageError("--output kafka needs --bootstrap-server (or BOOTSTRAP_SERVER)")
+    if output == "http" and not server_url:
+        raise click.UsageError("--output http needs --server-url (or API_BASE_URL)")
+    if not (proc_root / "stat").exists():
+        raise click.BadParameter(
+            f"{proc_root} does not look like a /proc", param_hint="--proc-root"
+        )
+    config = AgentConfig(
+        interval_seconds=interval,
+        output=output,
+        bootstrap=bootstrap_server,
+        topic=topic,
+        kafka_options=options,
+        server_url=server_url,
+        token=token,
+        proc_root=proc_root,
+        sys_root=sys_root,
+        cgroup_root=cgroup_root,
+        host_id_file=host_id_file,
+        machine_id_file=machine_id_file,
+        buffer_size=buffer_size,
+        hostname=socket.gethostname(),
+    )
+    try:
+        agent = build_agent(config, _docker_api(docker_url), sys.stdout.buffer)
+    except SrvmonError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except Exception as exc:  # e.g. librdkafka rejecting a --kafka-option
+        raise click.ClickException(f"cannot start the collector: {exc}") from exc
+    if once:
+        agent.collect_batch()  # a first reading, so the printed batch carries rates
+        time.sleep(min(interval, 1.0))
+        agent.tick()
+        agent.sink.close(5.0)
+        return
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    agent.run(stop)
+    agent.sink.close(10.0)

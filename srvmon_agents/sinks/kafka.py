@@ -1,0 +1,125 @@
+"""The Kafka sink: an idempotent, lz4-compressed producer fed from a bounded buffer.
+
+Every batch is keyed by the host id, so one host's batches stay in one partition, in order.
+Batches wait in a :class:`BatchBuffer`; ``pump()`` hands them to librdkafka in production
+order. librdkafka's delivery callback says what was delivered; a failed batch goes back into
+the buffer in its place, so nothing is lost while the broker is down (at start or later)
+unless the buffer overflows. On overflow the OLDEST batches are dropped and counted, and
+batches still queued inside librdkafka are first purged back into the buffer so the dropped
+ones really are the oldest. While the broker looks down only one batch is out as a probe.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from attrs import define, field
+
+from srvmon_agents.sinks.base import SinkStats
+from srvmon_agents.sinks.buffer import BatchBuffer, Pending
+
+log = logging.getLogger(__name__)
+
+PRODUCER_DEFAULTS: dict[str, str] = {
+    "compression.type": "lz4",
+    "linger.ms": "50",
+    "acks": "all",
+    "enable.idempotence": "true",
+    "message.timeout.ms": "10000",
+    "reconnect.backoff.max.ms": "2000",
+}
+"""Producer settings; ``--kafka-option`` values override them (except the bootstrap)."""
+
+HEALTHY_WINDOW = 1000
+PROBE_WINDOW = 1
+
+
+@define
+class KafkaSink:
+    """Produce encoded batches to ``topic``; see the module docstring for the semantics."""
+
+    bootstrap: str
+    topic: str
+    capacity: int = 3600
+    options: Mapping[str, str] = field(factory=dict)
+    _producer: Any = None
+    _buffer: BatchBuffer = field(init=False)
+    _in_flight: dict[int, Pending] = field(factory=dict)
+    _healthy: bool = True
+    delivered: int = 0
+    delivery_errors: int = 0
+
+    def __attrs_post_init__(self) -> None:
+        from confluent_kafka import Producer
+
+        self._buffer = BatchBuffer(self.capacity)
+        config: dict[str, Any] = {**PRODUCER_DEFAULTS, **self.options}
+        config["bootstrap.servers"] = self.bootstrap
+        config["error_cb"] = self._on_error
+        self._producer = Producer(config)
+
+    def send(self, key: str, payload: bytes) -> None:
+        self._buffer.append(key, payload, in_flight=len(self._in_flight))
+        if self._buffer.dropped and len(self._buffer) + len(self._in_flight) >= self.capacity:
+            self._reclaim_queued()
+
+    def pump(self) -> None:
+        self._producer.poll(0)
+        window = HEALTHY_WINDOW if self._healthy else PROBE_WINDOW
+        while len(self._in_flight) < window and self._buffer.peek() is not None:
+            item = self._buffer.pop()
+            try:
+                self._producer.produce(
+                    self.topic,
+                    value=item.payload,
+                    key=item.key.encode(),
+                    on_delivery=lambda err, _msg, item=item: self._on_delivery(item, err),
+                )
+            except BufferError:
+                self._buffer.give_back([item])
+                break
+            self._in_flight[item.seq] = item
+        self._producer.poll(0)
+
+    def stats(self) -> SinkStats:
+        return SinkStats(
+            queue_depth=len(self._buffer) + len(self._in_flight),
+            dropped_batches=self._buffer.dropped,
+            delivery_errors=self.delivery_errors,
+            delivered_batches=self.delivered,
+        )
+
+    def close(self, timeout: float) -> None:
+        self.pump()
+        self._producer.flush(timeout)
+
+    def _reclaim_queued(self) -> None:
+        """Pull batches that never left librdkafka's queue back, then drop the oldest."""
+        if self._in_flight:
+            self._producer.purge(in_queue=True, in_flight=False, blocking=True)
+            self._producer.poll(0)
+        self._buffer.trim(len(self._in_flight))
+
+    def _on_delivery(self, item: Pending, err: Any) -> None:
+        self._in_flight.pop(item.seq, None)
+        if err is None:
+            self.delivered += 1
+            self._healthy = True
+            return
+        from confluent_kafka import KafkaError
+
+        if err.code() != KafkaError._PURGE_QUEUE:
+            self.delivery_errors += 1
+            self._healthy = False
+            log.debug("delivery of batch %d failed: %s", item.seq, err)
+        self._buffer.give_back([item])
+        self._buffer.trim(len(self._in_flight))
+
+    def _on_error(self, err: Any) -> None:
+        from confluent_kafka import KafkaError
+
+        if err.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT):
+            self._healthy = False
+        log.debug("kafka: %s", err)

@@ -1,0 +1,111 @@
+"""cgroup counters → container figures, on fixture trees of both versions and both drivers."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from srvmon_agents.collector import cgroups
+from srvmon_agents.collector.containers import ContainerCollector, counters_from_cgroup
+
+TREES = Path(__file__).parent / "cgroup_trees"
+CID = "c0ffee" + "0" * 58
+UNLIMITED = "d" * 64
+MiB = 1024 * 1024
+HOST_MEMORY = 8 * 1024 * MiB
+VARIANTS = [
+    ("v1-cgroupfs", 1, "cgroupfs"),
+    ("v1-systemd", 1, "systemd"),
+    ("v2-cgroupfs", 2, "cgroupfs"),
+    ("v2-systemd", 2, "systemd"),
+]
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _collector(clock: FakeClock) -> ContainerCollector:
+    return ContainerCollector(
+        api=None,
+        cgroup_root=Path("/nonexistent"),
+        proc_root=Path("/nonexistent"),
+        host_memory_total_bytes=HOST_MEMORY,
+        clock=clock,
+    )
+
+
+@pytest.mark.parametrize(("variant", "version", "driver"), VARIANTS)
+def test_locate_finds_the_container_cgroup_for_each_version_and_driver(
+    variant: str, version: int, driver: str
+) -> None:
+    """locate() recognises v1/v2 and the cgroupfs/systemd layouts, and misses unknown ids."""
+    location = cgroups.locate(TREES / variant / "snap1", CID)
+    assert location is not None
+    assert (location.version, location.driver) == (version, driver)
+    assert cgroups.locate(TREES / variant / "snap1", "f" * 64) is None
+
+
+@pytest.mark.parametrize(("variant", "version", "driver"), VARIANTS)
+def test_two_snapshots_give_exact_rates_and_levels(variant: str, version: int, driver: str) -> None:
+    """Known deltas over 2 s: 75 % cpu, 50 % throttled, 0.2 s/s, 100 MiB of 256 MiB, io rates."""
+    clock = FakeClock()
+    collector = _collector(clock)
+    first = cgroups.read(cgroups.locate(TREES / variant / "snap1", CID))  # type: ignore[arg-type]
+    figures = collector.figures(CID, counters_from_cgroup(first))
+    assert figures["cpu_percent"] is None, "the first reading has no rate"
+    assert figures["block_read_bytes_per_s"] is None
+    clock.now += 2.0
+    second = cgroups.read(cgroups.locate(TREES / variant / "snap2", CID))  # type: ignore[arg-type]
+    figures = collector.figures(CID, counters_from_cgroup(second))
+    assert figures["cpu_percent"] == pytest.approx(75.0)
+    assert figures["cpu_throttled_percent"] == pytest.approx(50.0)
+    assert figures["cpu_throttled_seconds_per_s"] == pytest.approx(0.2)
+    assert figures["cpu_limit_cores"] == pytest.approx(1.5)
+    assert figures["memory_working_set_bytes"] == 100 * MiB
+    assert figures["memory_limit_bytes"] == 256 * MiB
+    assert figures["memory_percent"] == pytest.approx(100 / 256 * 100)
+    assert figures["block_read_bytes_per_s"] == pytest.approx(2_000_000.0)
+    assert figures["block_write_bytes_per_s"] == pytest.approx(500_000.0)
+    assert figures["pids"] == 7
+
+
+@pytest.mark.parametrize(("variant", "version", "driver"), VARIANTS)
+def test_unlimited_container_reports_host_memory_as_limit(
+    variant: str, version: int, driver: str
+) -> None:
+    """No quota → no cpu limit; no memory limit → the host's RAM is the limit (as docker)."""
+    reading = cgroups.read(cgroups.locate(TREES / variant / "snap1", UNLIMITED))  # type: ignore[arg-type]
+    assert reading.cpu_limit_cores is None
+    assert reading.memory_limit_bytes is None
+    figures = _collector(FakeClock()).figures(UNLIMITED, counters_from_cgroup(reading))
+    assert figures["memory_limit_bytes"] == HOST_MEMORY
+    assert figures["memory_working_set_bytes"] == 1000, "inactive file above usage is ignored"
+
+
+def test_counter_reset_gives_no_rate(tmp_path: Path) -> None:
+    """A restarted container's usage counter goes backwards: that interval has no cpu figure."""
+    clock = FakeClock()
+    collector = _collector(clock)
+    second = cgroups.read(cgroups.locate(TREES / "v2-systemd" / "snap2", CID))  # type: ignore[arg-type]
+    first = cgroups.read(cgroups.locate(TREES / "v2-systemd" / "snap1", CID))  # type: ignore[arg-type]
+    collector.figures(CID, counters_from_cgroup(second))
+    clock.now += 1.0
+    assert collector.figures(CID, counters_from_cgroup(first))["cpu_percent"] is None
+
+
+def test_vanished_cgroup_raises_cgroup_gone(tmp_path: Path) -> None:
+    """A container that stops mid-read: its cgroup dir disappears and read() says so."""
+    root = tmp_path / "cg"
+    shutil.copytree(TREES / "v2-cgroupfs" / "snap1", root)
+    location = cgroups.locate(root, CID)
+    assert location is not None
+    shutil.rmtree(root / "docker" / CID)
+    with pytest.raises(cgroups.CgroupGone):
+        cgroups.read(location)
