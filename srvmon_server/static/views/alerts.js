@@ -56,6 +56,7 @@ export function mountAlerts(root) {
     el("label", {}, "From ", el("input", { type: "datetime-local", name: "from", step: 1 })),
     el("label", {}, "To ", el("input", { type: "datetime-local", name: "to", step: 1 })),
     el("label", {}, "Machine ", el("input", { type: "text", name: "machine", placeholder: "key or glob" })),
+    el("label", {}, "Rule ", el("input", { type: "text", name: "rule", placeholder: "rule id" })),
     el("label", {}, "Severity ", el("select", { name: "severity" },
       el("option", { value: "" }, "any"), el("option", { value: "warning" }, "warning"),
       el("option", { value: "critical" }, "critical"))),
@@ -79,7 +80,7 @@ export function mountAlerts(root) {
     const to = localInputToEpoch(data.get("to"));
     if (from !== null) query.set("from", String(from));
     if (to !== null) query.set("to", String(to));
-    for (const name of ["machine", "severity", "state"]) if (data.get(name)) query.set(name, data.get(name));
+    for (const name of ["machine", "rule", "severity", "state"]) if (data.get(name)) query.set(name, data.get(name));
     if (append && cursor) query.set("cursor", cursor);
     if (!append) {
       history.body.replaceChildren();
