@@ -1,0 +1,121 @@
+"""Retention deletes only old rows, in bounded batches; older schemas upgrade without loss."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from srvmon_server.storage import SCHEMA_VERSION, Storage
+from srvmon_server.storage import tables as t
+from tests.storage.factory import T0, batch, seconds
+
+
+def count(storage: Storage, table: sa.Table, where: sa.ColumnElement[bool] | None = None) -> int:
+    query = sa.select(sa.func.count()).select_from(table)
+    if where is not None:
+        query = query.where(where)
+    with storage.engine.connect() as conn:
+        return int(conn.execute(query).scalar_one())
+
+
+def test_prune_deletes_only_rows_older_than_retention_in_batches(storage: Storage) -> None:
+    """Raw rows older than the cutoff go, in batches of at most batch_rows; newer rows stay."""
+    for i in range(40):  # 40 batches x 3 machines, one per minute
+        storage.ingest(batch(T0 + timedelta(minutes=i)), T0)
+    now = T0 + timedelta(minutes=40)
+    cutoff_ms = round((now - timedelta(minutes=15)).timestamp() * 1000)
+    old_raw = count(storage, t.samples, t.samples.c.ts_ms < cutoff_ms)
+    assert old_raw == 25 * 3
+    batches: list[tuple[str, int]] = []
+    deleted = storage.prune(
+        now,
+        raw_retention=timedelta(minutes=15),
+        rollup_1m_retention=timedelta(days=1),
+        batch_rows=10,
+        on_batch=lambda table, n: batches.append((table, n)),
+    )
+    assert deleted == old_raw
+    assert count(storage, t.samples) == 15 * 3
+    assert count(storage, t.samples, t.samples.c.ts_ms < cutoff_ms) == 0
+    assert count(storage, t.rollup_1m) == 40 * 3
+    assert count(storage, t.rollup_1h) == 3
+    assert all(table == "samples" and 0 < n <= 10 for table, n in batches)
+    assert [n for _, n in batches] == [10, 10, 5] * 3
+    # the rollups still answer for the pruned range
+    series = storage.series("h1", "cpu_percent", T0, now, max_points=30)
+    assert series.resolution == "1m"
+    assert series.bucket_seconds == 120
+    assert len(series.points) == 20
+
+
+def test_prune_defaults_keep_a_week_of_raw_data(storage: Storage) -> None:
+    """With default retentions, 6-day-old raw rows stay and 8-day-old ones go."""
+    now = T0 + timedelta(days=8)
+    storage.ingest(batch(T0), T0)
+    storage.ingest(batch(T0 + timedelta(days=2)), T0)
+    assert storage.prune(now) == 3
+    assert count(storage, t.samples) == 3
+
+
+def test_upgrade_from_v1_keeps_data_and_adds_what_is_missing(db_url: str) -> None:
+    """A v1 database (no alert_events.silenced, a metric column missing) opens as v2, data kept."""
+    store = Storage.open(db_url)
+    store.ingest(batch(T0, cpu=12.0), T0)
+    store.ingest(batch(T0 + seconds(1), cpu=14.0), T0)
+    store.put_rule({"id": "r1", "metric": "cpu_percent"})
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE alert_events DROP COLUMN silenced"))
+        conn.execute(sa.text("ALTER TABLE samples DROP COLUMN m_pids"))
+        conn.execute(sa.update(t.schema_version).values(version=1))
+    store.close()
+
+    store = Storage.open(db_url)
+    try:
+        assert store.upgraded_from == 1
+        with store.engine.connect() as conn:
+            assert conn.execute(sa.select(t.schema_version.c.version)).scalar() == SCHEMA_VERSION
+            columns = {c["name"] for c in sa.inspect(conn).get_columns("samples")}
+        assert "m_pids" in columns
+        assert count(store, t.samples) == 6
+        assert store.get_rule("r1") == {"id": "r1", "metric": "cpu_percent"}
+        series = store.series("h1", "cpu_percent", T0, T0 + seconds(5))
+        assert [p[1] for p in series.points] == [12.0, 14.0]
+        ev = {
+            "fingerprint": "f",
+            "rule_id": "r1",
+            "machine": "h1",
+            "host_id": "h1",
+            "metric": "cpu_percent",
+            "level": "warning",
+            "from_state": "pending",
+            "to_state": "firing",
+            "value": 90.0,
+            "threshold": 80.0,
+            "started_at": T0,
+            "at": T0,
+            "silenced": True,
+        }
+        store.append_alert_events([ev])
+        with store.engine.connect() as conn:
+            assert conn.execute(sa.select(t.alert_events.c.silenced)).scalar() is True
+        store.ingest(batch(T0 + seconds(2)), T0)
+        assert count(store, t.samples) == 9
+    finally:
+        store.close()
+
+
+def test_a_newer_schema_is_refused(db_url: str) -> None:
+    """A database written by a newer srvmon is not touched: clear StorageError."""
+    from srvmon_server.storage import StorageError
+
+    store = Storage.open(db_url)
+    with store.engine.begin() as conn:
+        conn.execute(sa.update(t.schema_version).values(version=SCHEMA_VERSION + 1))
+    store.close()
+    try:
+        Storage.open(db_url)
+    except StorageError as error:
+        assert "newer than this srvmon" in str(error)
+    else:
+        raise AssertionError("opening a newer schema must fail")
