@@ -13,17 +13,11 @@ from srvmon_server.handlers.base import ApiError, BaseHandler, iso
 
 
 def decode_body(body: bytes) -> Batch:
-    """A srvmon envelope, or a legacy document when the codec knows how to read one."""
-    decode = getattr(codec, "decode_message", None) or codec.decode_batch
+    """A srvmon envelope or a legacy Java collector document; 400 naming the bad field."""
     try:
-        result = decode(body)
+        return codec.decode_message(body)
     except DecodeError as exc:
         raise ApiError(400, "invalid_body", exc.message, exc.path) from None
-    if not isinstance(result, Batch):  # decode_message may wrap the batch
-        result = getattr(result, "batch", result)
-    if not isinstance(result, Batch):
-        raise ApiError(400, "invalid_body", "the body is not a metrics batch")
-    return result
 
 
 def sample_events(batch: Batch) -> list[tuple[str, dict[str, Any]]]:
