@@ -11,8 +11,26 @@ from srvmon_core.codec import (
     encode_batch,
     unstructure,
 )
+from srvmon_core.defaults import DEFAULT_RULES
+from srvmon_core.engine import (
+    ActiveAlert,
+    AlertEvent,
+    EngineState,
+    MachineRef,
+    active_alerts,
+    check_silence,
+    evaluate_batch,
+)
 from srvmon_core.errors import ConfigError, DecodeError, SrvmonError
 from srvmon_core.metrics import METRICS, Metric, container_metrics, host_metrics
+from srvmon_core.rules import (
+    Rule,
+    Selector,
+    effective_rules,
+    load_rules,
+    rule_from_dict,
+    rule_to_dict,
+)
 from srvmon_core.schema import (
     SCHEMA_VERSION,
     AgentStats,
@@ -26,6 +44,8 @@ from srvmon_core.schema import (
     container_key,
     host_key,
 )
+from srvmon_core.series import evaluate_series
+from srvmon_core.transitions import TRANSITIONS
 
 __all__ = [
     "METRICS",
@@ -52,4 +72,24 @@ __all__ = [
     "host_key",
     "host_metrics",
     "unstructure",
+]
+
+# the alert engine
+__all__ += [
+    "DEFAULT_RULES",
+    "TRANSITIONS",
+    "ActiveAlert",
+    "AlertEvent",
+    "EngineState",
+    "MachineRef",
+    "Rule",
+    "Selector",
+    "active_alerts",
+    "check_silence",
+    "effective_rules",
+    "evaluate_batch",
+    "evaluate_series",
+    "load_rules",
+    "rule_from_dict",
+    "rule_to_dict",
 ]
