@@ -492,7 +492,7 @@ def _observe(
     *,
     state: EngineState,
     machine: MachineState,
-    sample: HostSample | ContainerSample,
+    sample: HostSample | ContainerSample | None,
     now: datetime,
     now_ts: float,
     events: list[AlertEvent],
@@ -504,6 +504,8 @@ def _observe(
         alert = alerts.get(check.rule.id) if alerts else None
         value: float | None
         if code == _THRESHOLD:
+            if sample is None:
+                continue
             assert check.get is not None
             value = check.get(sample)
             if value is None:
@@ -619,19 +621,13 @@ def evaluate_batch(
     """
     events = _sync_rules(rules, state, now)
     now_ts = now.timestamp()
-    if batch.host is not None:
-        ref = _host_ref(state, batch)
-        machine = _seen(state, ref, now, None)
-        plan = _plan_for(rules, state, ref)
-        _observe(
-            plan,
-            state=state,
-            machine=machine,
-            sample=batch.host,
-            now=now,
-            now_ts=now_ts,
-            events=events,
-        )
+    # any batch proves the host's collector is alive, even one without a host sample
+    ref = _host_ref(state, batch)
+    machine = _seen(state, ref, now, None)
+    plan = _plan_for(rules, state, ref)
+    _observe(
+        plan, state=state, machine=machine, sample=batch.host, now=now, now_ts=now_ts, events=events
+    )
     present: set[str] = set()
     for sample in batch.containers:
         ref = _container_ref(state, batch, sample)

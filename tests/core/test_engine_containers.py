@@ -213,3 +213,16 @@ def test_silent_with_for_seconds_goes_pending_first() -> None:
         state, fired = check_silence([rule], state, at(second))
         seen.extend((second, e.kind) for e in fired)
     assert seen == [(10, "pending"), (15, "firing")]
+
+
+def test_a_batch_without_host_sample_still_ends_host_silence() -> None:
+    """A batch carrying only containers proves the collector is alive: silence resolves."""
+    state = EngineState()
+    state, _ = evaluate_batch([SILENT], state, batch(0), at(0))
+    state, fired = check_silence([SILENT], state, at(40))
+    assert [e.kind for e in fired] == ["firing"]
+    only_containers = Batch(
+        host_id="h1", hostname="h1", timestamp=at(41), containers=(container(),)
+    )
+    state, fired = evaluate_batch([SILENT], state, only_containers, at(41))
+    assert [(e.kind, e.machine_key) for e in fired] == [("resolved", "h1")]
