@@ -111,6 +111,14 @@ def _structure_datetime(value: Any, _type: Any) -> datetime:
         raise WireTypeError(f"is out of range, got {describe(value)}") from None
 
 
+_SCALARS: dict[Any, Callable[[Any, Any], Any]] = {
+    float: _structure_float,
+    int: _structure_int,
+    str: _structure_str,
+    datetime: _structure_datetime,
+}
+
+
 def _unstructure_datetime(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
@@ -190,6 +198,46 @@ def _attrs_factory(
     return factory
 
 
+def _optional_of(tp: Any) -> Any:
+    """``X`` for ``X | None`` with X a scalar the wire converter knows, else None."""
+    args = get_args(tp)
+    if len(args) == 2 and type(None) in args:
+        inner = args[0] if args[1] is type(None) else args[1]
+        if inner in _SCALARS:
+            return inner
+    return None
+
+
+def _structure_optional_float(value: Any, _type: Any) -> float | None:
+    if value is None:
+        return None
+    if type(value) is float and math.isfinite(value):
+        return value
+    return _structure_float(value, _type)
+
+
+def _structure_optional_int(value: Any, _type: Any) -> int | None:
+    if value is None:
+        return None
+    if type(value) is int and INT_MIN <= value <= INT_MAX:
+        return value
+    return _structure_int(value, _type)
+
+
+def _optional_factory(tp: Any) -> Callable[[Any, Any], Any]:
+    scalar = _optional_of(tp)
+    if scalar is float:
+        return _structure_optional_float
+    if scalar is int:
+        return _structure_optional_int
+    inner = _SCALARS[scalar]
+
+    def structure(value: Any, _type: Any) -> Any:
+        return None if value is None else inner(value, _type)
+
+    return structure
+
+
 def _is_tuple(tp: Any) -> bool:
     return get_origin(tp) is tuple
 
@@ -220,6 +268,9 @@ def make_wire_converter(*, detailed_validation: bool = False) -> cattrs.Converte
         _is_tuple, _tuple_factory(converter, detailed_validation)
     )
     converter.register_structure_hook_factory(_is_str_dict, _str_dict_factory(detailed_validation))
+    converter.register_structure_hook_factory(
+        lambda tp: _optional_of(tp) is not None, _optional_factory
+    )
     return converter
 
 
