@@ -1,0 +1,64 @@
+"""Health, OpenAPI (in step with the routes), Prometheus /metrics, the dashboard page."""
+
+from __future__ import annotations
+
+import re
+
+from srvmon_server.app import ROUTES
+from tests.server.harness import RunningServer, make_batch
+
+
+def route_to_openapi(pattern: str) -> str:
+    names = iter(["key"] * 10)
+    path = pattern
+    if pattern.startswith("/api/v1/rules/") or pattern.startswith("/api/v1/silences/"):
+        names = iter(["id"])
+    return re.sub(r"\(\[\^/\]\+\)", lambda _m: "{" + next(names) + "}", path)
+
+
+def test_openapi_lists_exactly_the_routes(server: RunningServer) -> None:
+    """Every app route is an OpenAPI path with the same methods, and vice versa."""
+    resp = server.request("GET", "/api/v1/openapi.json")
+    assert resp.status == 200
+    doc = resp.json()
+    assert doc["openapi"].startswith("3.1")
+    documented = {path: set(ops) for path, ops in doc["paths"].items()}
+    served = {}
+    for pattern, handler in ROUTES:
+        methods = {
+            m.lower()
+            for m in ("GET", "POST", "PUT", "DELETE")
+            if getattr(handler, m.lower()) is not getattr(handler.__mro__[-2], m.lower(), None)
+        }
+        served[route_to_openapi(pattern)] = methods
+    assert documented == served
+
+
+def test_metrics_exposition(server: RunningServer) -> None:
+    """/metrics shows the latest machine figures with labels and the server's own counters."""
+    server.ingest(make_batch(cpu=42.5, containers=(("web", 12.0),)))
+    resp = server.request("GET", "/metrics")
+    assert resp.status == 200
+    assert resp.headers["content-type"].startswith("text/plain; version=0.0.4")
+    lines = resp.body.decode().splitlines()
+    assert 'srvmon_host_cpu_percent{host_id="h1",hostname="h1.example"} 42.5' in lines
+    assert 'srvmon_container_cpu_percent{host_id="h1",container="web"} 12.0' in lines
+    assert "srvmon_server_ingest_samples_total 2.0" in lines
+    assert "srvmon_server_ingest_batches_total 1.0" in lines
+    assert "srvmon_server_sse_clients 0.0" in lines
+    assert "# TYPE srvmon_server_ingest_samples_total counter" in lines
+    latency = [x for x in lines if x.startswith("srvmon_server_db_latency_seconds ")]
+    assert len(latency) == 1 and float(latency[0].split()[1]) > 0
+
+
+def test_dashboard_index(server: RunningServer) -> None:
+    """/ serves the dashboard's index.html from the package's static folder."""
+    from srvmon_server.app import PACKAGE_STATIC
+
+    resp = server.request("GET", "/")
+    index = PACKAGE_STATIC / "index.html"
+    if index.is_file():
+        assert resp.status == 200
+        assert resp.body == index.read_bytes()
+    else:
+        assert resp.status == 404
