@@ -1,4 +1,4 @@
-"""A cron check built on srvmon_core: exit non-zero when a rule fires on the current sample.
+r"""A cron check built on srvmon_core: exit non-zero when a rule fires on the current sample.
 
 Feed it one or more srvmon batches as JSON lines, e.g. straight from the collector:
 
