@@ -6,6 +6,7 @@ proven against real MariaDB behind a TCP relay the test cuts.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -65,6 +66,7 @@ def assert_envelope_or_success(method: str, path: str, status: int, body: bytes)
 )
 def test_no_5xx_for_random_input(
     server: RunningServer,
+    *,
     endpoint: tuple[str, str],
     key: str,
     params: dict[str, str],
@@ -124,17 +126,13 @@ class Relay:
             pass
         finally:
             for s in (src, dst):
-                try:
+                with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
     def cut(self) -> None:
         self.open = False
-        try:
-            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() blocked in _accept
-        except OSError:
-            pass
+        with contextlib.suppress(OSError):  # shutdown wakes the accept() blocked in _accept
+            self.listener.shutdown(socket.SHUT_RDWR)
         self.listener.close()
         for s in self.sockets:
             try:
@@ -159,10 +157,7 @@ def test_dead_database_gives_503(start_server, mariadb_server) -> None:  # type:
             ("GET", "/api/v1/health", None),
             ("GET", "/api/v1/alerts/history", None),
         ]:
-            if body is not None:
-                resp = server.ingest(body)
-            else:
-                resp = server.request(method, path)
+            resp = server.ingest(body) if body is not None else server.request(method, path)
             assert resp.status == 503, (path, resp.body)
             if path != "/api/v1/health":
                 assert resp.json()["error"]["code"] == "db_unavailable"
