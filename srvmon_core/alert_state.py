@@ -1,0 +1,218 @@
+"""Alert engine values and state, and their (de)serialization.
+
+Everything :mod:`srvmon_core.engine` reads and writes lives here: the machines it watches
+(:class:`MachineRef`), the events it emits (:class:`AlertEvent`), the alerts it reports
+(:class:`ActiveAlert`), what it remembers between batches (:class:`MachineState`,
+:class:`AlertState`, :class:`EngineState` with ``to_dict``/``from_dict``), the alert
+:func:`fingerprint`, and the engine's own cattrs converter for events and saved state.
+The evaluation logic stays in :mod:`srvmon_core.engine`, which re-exports these names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+import cattrs
+from attrs import define, field, frozen
+
+from srvmon_core.errors import DecodeError
+from srvmon_core.transitions import EventKind, EventState, State
+
+if TYPE_CHECKING:
+    from srvmon_core.engine import _Check, _Plan
+    from srvmon_core.rules import Rule
+
+STATE_VERSION = 1
+
+
+def _make_converter() -> cattrs.Converter:
+    """The converter for events and saved state (its own, so the wire codec can evolve)."""
+    converter = cattrs.Converter(detailed_validation=True, forbid_extra_keys=False)
+
+    def to_iso(value: datetime) -> str:
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+    def from_iso(value: Any, _type: type) -> datetime:
+        if not isinstance(value, str):
+            raise TypeError(f"expected an ISO 8601 string, got {type(value).__name__}")
+        parsed = datetime.fromisoformat(value)
+        if parsed.utcoffset() is None:
+            raise ValueError("timestamp needs a time zone, e.g. a trailing Z")
+        return parsed.astimezone(UTC)
+
+    def strict_str(value: Any, _type: type) -> str:
+        if not isinstance(value, str):
+            raise TypeError(f"expected a string, got {type(value).__name__}")
+        return value
+
+    converter.register_unstructure_hook(datetime, to_iso)
+    converter.register_structure_hook(datetime, from_iso)
+    converter.register_structure_hook(str, strict_str)
+    return converter
+
+
+CONVERTER = _make_converter()
+
+
+@frozen(kw_only=True)
+class MachineRef:
+    """One monitored machine: a host, or a container on a host."""
+
+    key: str
+    kind: Literal["host", "container"]
+    host_id: str
+    hostname: str
+    name: str
+    labels: dict[str, str] = field(factory=dict)
+
+
+@frozen(kw_only=True)
+class AlertEvent:
+    """One alert transition. docs/alerts.md describes every field."""
+
+    fingerprint: str
+    kind: EventKind
+    rule_id: str
+    rule_name: str
+    machine_key: str
+    machine_kind: str
+    machine_name: str
+    host_id: str
+    metric: str | None
+    level: str
+    from_state: State
+    to_state: EventState
+    value: float | None
+    threshold: float | None
+    started_at: datetime | None
+    at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data (timestamps as ISO 8601 with Z)."""
+        data: dict[str, Any] = CONVERTER.unstructure(self)
+        return data
+
+
+@frozen(kw_only=True)
+class ActiveAlert:
+    """A pending or firing alert, for the dashboard and ``/api/v1/alerts``."""
+
+    fingerprint: str
+    rule_id: str
+    rule_name: str
+    machine_key: str
+    machine_kind: str
+    machine_name: str
+    host_id: str
+    metric: str | None
+    state: State
+    level: str
+    since: datetime | None
+    value: float | None
+    threshold: float | None
+
+
+@define
+class MachineState:
+    """What the engine remembers about one machine."""
+
+    ref: MachineRef
+    last_seen: datetime
+    container_id: str | None = None
+    restart_count: int | None = None
+    last_restart_at: datetime | None = None
+
+
+@define
+class AlertState:
+    """One rule on one machine. ``ok`` entries are kept only to hold a metric window."""
+
+    rule_id: str
+    rule_name: str
+    metric: str | None
+    state: State = "ok"
+    level: int = 0
+    started_at: datetime | None = None
+    last_event_at: datetime | None = None
+    value: float | None = None
+    threshold: float | None = None
+    window: list[tuple[float, float]] = field(factory=list)
+
+
+def fingerprint(rule_id: str, machine_key: str) -> str:
+    """A stable id of one alert: the same rule on the same machine, across restarts."""
+    return hashlib.sha256(f"{rule_id}\x00{machine_key}".encode()).hexdigest()[:16]
+
+
+@define
+class EngineState:
+    """Everything the engine remembers. ``to_dict``/``from_dict`` survive a server restart."""
+
+    machines: dict[str, MachineState] = field(factory=dict)
+    alerts: dict[str, dict[str, AlertState]] = field(factory=dict)
+    """machine key → rule id → alert."""
+    plans: dict[str, _Plan] = field(factory=dict, eq=False, repr=False)
+    """Cache of the rules that apply to each machine; rebuilt when rules or machine change."""
+    rules_seen: tuple[Rule, ...] = field(default=(), eq=False, repr=False)
+    containers_by_host: dict[str, set[str]] = field(factory=dict, eq=False, repr=False)
+    compiled: dict[tuple[int, str], _Check] = field(factory=dict, eq=False, repr=False)
+    """Rules compiled per machine kind, keyed by rule identity; cleared with the plans."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data, timers included."""
+        alerts = [
+            {"machine_key": key, **CONVERTER.unstructure(alert)}
+            for key, by_rule in self.alerts.items()
+            for alert in by_rule.values()
+        ]
+        return {
+            "version": STATE_VERSION,
+            "machines": [CONVERTER.unstructure(m) for m in self.machines.values()],
+            "alerts": alerts,
+        }
+
+    @classmethod
+    def from_dict(cls, data: object) -> EngineState:
+        """Restore a saved state; raises DecodeError with the field path on junk."""
+        if not isinstance(data, dict):
+            raise DecodeError(f"expected an object, got {type(data).__name__}")
+        if data.get("version") != STATE_VERSION:
+            raise DecodeError(f"unsupported state version {data.get('version')!r}", "$.version")
+        state = cls()
+        for i, raw in enumerate(_list(data, "machines")):
+            machine = _structure(raw, MachineState, f"$.machines[{i}]")
+            state.machines[machine.ref.key] = machine
+            if machine.ref.kind == "container":
+                state.containers_by_host.setdefault(machine.ref.host_id, set()).add(machine.ref.key)
+        for i, raw in enumerate(_list(data, "alerts")):
+            path = f"$.alerts[{i}]"
+            if not isinstance(raw, dict) or not isinstance(raw.get("machine_key"), str):
+                raise DecodeError("expected an object with a string machine_key", path)
+            alert = _structure(raw, AlertState, path)
+            if alert.level not in (0, 1, 2):
+                raise DecodeError("must be 0, 1 or 2", f"{path}.level")
+            state.alerts.setdefault(raw["machine_key"], {})[alert.rule_id] = alert
+        return state
+
+
+def _list(data: dict[str, Any], key: str) -> list[Any]:
+    value = data.get(key, [])
+    if not isinstance(value, list):
+        raise DecodeError("expected a list", f"$.{key}")
+    return value
+
+
+_T = TypeVar("_T")
+
+
+def _structure(raw: object, cls: type[_T], path: str) -> _T:
+    try:
+        return CONVERTER.structure(raw, cls)
+    except cattrs.BaseValidationError as exc:
+        first = (cattrs.transform_error(exc, path=path) or [str(exc)])[0]
+        message, _, where = first.partition(" @ ")
+        raise DecodeError(message.strip(), where.strip() or path) from None
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise DecodeError(str(exc), path) from None
