@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -92,3 +95,30 @@ def test_strategies_generate_schema_objects(
     assert isinstance(container, ContainerSample)
     assert isinstance(batch, Batch)
     assert batch.timestamp.utcoffset() is not None
+
+
+def test_module_imports_without_hypothesis() -> None:
+    """srvmon_core.testing imports and its factories work where Hypothesis is not installed."""
+    code = (
+        "import sys\n"
+        "sys.modules['hypothesis'] = None\n"
+        "import srvmon_core.testing as t\n"
+        "assert t.make_batch().host_id == 'host-1'\n"
+        "try:\n"
+        "    t.batches()\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        check=False,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == (
+        "srvmon_core.testing strategies need Hypothesis: pip install hypothesis"
+    )
