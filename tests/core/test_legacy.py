@@ -9,6 +9,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from srvmon_core import ConfigError, DecodeError, host_metrics
 from srvmon_core.codec import decode_legacy, decode_message, encode_batch
@@ -322,3 +324,60 @@ def test_interval_must_be_positive(bad: float) -> None:
     with pytest.raises(ConfigError) as info:
         batch_from_legacy_dict(JAVA_DOC, interval_seconds=bad)
     assert info.value.path == "interval_seconds"
+
+
+_json_leaf = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(max_size=12)
+    | st.sampled_from(["2024-03-01T12:00:05", "", "eth0"])
+)
+_json = st.recursive(
+    _json_leaf,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+_LEGACY_SLOTS = [
+    ("type",),
+    ("hostId",),
+    ("name",),
+    ("timeStamp",),
+    ("cpuUsagePercent",),
+    ("memoryUsedBytes",),
+    ("diskReadBytesDelta",),
+    ("networkDelta",),
+    ("networkDelta", "eth0"),
+    ("networkDelta", "eth0", "txBytesDelta"),
+    ("temperatures",),
+    ("temperatures", "Core 0"),
+    ("containers",),
+    ("containers", "9b3e4f0c2d1a"),
+    ("containers", "9b3e4f0c2d1a", "name"),
+    ("containers", "9b3e4f0c2d1a", "cpuUsagePercent"),
+    ("containers", "9b3e4f0c2d1a", "memoryUsedBytes"),
+    ("containers", "9b3e4f0c2d1a", "networkDelta"),
+    ("containers", "9b3e4f0c2d1a", "networkDelta", "eth0", "rxBytesDelta"),
+]
+
+
+@given(st.sampled_from(_LEGACY_SLOTS), _json)
+@settings(max_examples=400, deadline=None)
+def test_any_value_in_any_legacy_field_decodes_or_raises(slot: tuple[str, ...], value: Any) -> None:
+    """Whatever a broken Java collector puts in a field: a Batch or a DecodeError, never else."""
+    doc = _doc()
+    target = doc
+    for step in slot[:-1]:
+        target = target[step]
+    target[slot[-1]] = value
+    try:
+        batch = decode_message(json.dumps(doc, allow_nan=True))
+    except DecodeError as exc:
+        assert exc.path.startswith("$")
+        assert exc.message
+    else:
+        assert batch.host_id
+        assert decode_message(encode_batch(batch)) == batch
