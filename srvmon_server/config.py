@@ -20,6 +20,7 @@ class ServerConfig:
     external_url: str = "http://127.0.0.1:8004"
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     raw_retention_days: float = 7.0
+    prune_interval_seconds: float = 3600.0
     heartbeat_seconds: float = 15.0
     ring_buffer_size: int = 10_000
     client_queue_size: int = 1_000

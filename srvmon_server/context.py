@@ -67,6 +67,7 @@ class ServerContext:
         self.alerting: Any = None
         self.background: set[asyncio.Task[Any]] = set()
         self._periodic: PeriodicCallback | None = None
+        self._pruning: PeriodicCallback | None = None
         self._ticking = False
 
     async def run_db(self, fn: Callable[..., T], *args: Any) -> T:
@@ -93,9 +94,11 @@ class ServerContext:
         task.add_done_callback(self.background.discard)
 
     def close(self) -> None:
-        if self._periodic is not None:
-            self._periodic.stop()
-            self._periodic = None
+        self.hub.close_all()
+        for callback in (self._periodic, self._pruning):
+            if callback is not None:
+                callback.stop()
+        self._periodic = self._pruning = None
         for task in list(self.background):
             task.cancel()
         self.executor.shutdown(wait=True)
@@ -134,11 +137,29 @@ class ServerContext:
         finally:
             self._ticking = False
 
+    async def prune(self) -> None:
+        """Drop raw samples older than the retention (rollups keep their own retentions)."""
+        from datetime import timedelta
+
+        retention = timedelta(days=self.config.raw_retention_days)
+        try:
+            deleted = await self.run_db(
+                lambda: self.storage.prune(self.clock(), raw_retention=retention)
+            )
+        except Exception:  # the DB may be down; the next run tries again
+            log.exception("retention pruning failed")
+            return
+        log.info("retention pruning deleted %d rows", deleted)
+
     def start(self) -> None:
-        """Start the periodic check on the running IOLoop (idempotent)."""
+        """Start the periodic silent check and pruning on the running IOLoop (idempotent)."""
         if self._periodic is not None:
             return
         self._periodic = PeriodicCallback(
             lambda: self.spawn(self.tick()), self.config.silence_check_seconds * 1000
         )
         self._periodic.start()
+        self._pruning = PeriodicCallback(
+            lambda: self.spawn(self.prune()), self.config.prune_interval_seconds * 1000
+        )
+        self._pruning.start()

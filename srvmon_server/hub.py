@@ -58,3 +58,11 @@ class Hub:
             if wake is not None:
                 wake()
         return event
+
+    def close_all(self) -> None:
+        """Close every stream (graceful shutdown): each client's drop callback runs once."""
+        for handle in list(self._droppers):
+            drop = self._droppers.get(handle)
+            self.unsubscribe(handle)
+            if drop is not None:
+                drop()

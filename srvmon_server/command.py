@@ -1,0 +1,241 @@
+"""``srvmon server``: the click command. Options become a ServerConfig; errors become
+ClickException here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import signal
+from pathlib import Path
+
+import click
+
+from srvmon_server.config import DEFAULT_MAX_BODY_BYTES, ServerConfig
+from srvmon_server.cors import parse_origins
+
+log = logging.getLogger(__name__)
+TOKEN_FILE = "server-token"
+
+
+def data_dir(environ: dict[str, str] | os._Environ[str]) -> Path:
+    """``$XDG_DATA_HOME/srvmon``, else ``~/.local/share/srvmon``."""
+    base = environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local/share")
+    return Path(base) / "srvmon"
+
+
+def default_db_url(environ: dict[str, str] | os._Environ[str]) -> str:
+    """``DATABASE_*`` variables when set, else SQLite in the data dir."""
+    from srvmon_server.storage import url_from_env
+
+    url = url_from_env(environ)
+    if url:
+        return url
+    folder = data_dir(environ)
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{folder / 'srvmon.db'}"
+
+
+def generated_token(folder: Path) -> tuple[str, bool]:
+    """The token kept in ``folder/server-token`` (mode 0600); True when just created."""
+    path = folder / TOKEN_FILE
+    if path.exists():
+        token = path.read_text().strip()
+        if token:
+            return token, False
+    folder.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(token + "\n")
+    os.chmod(path, 0o600)
+    return token, True
+
+
+async def serve(config: ServerConfig, db_url: str, host: str, port: int) -> None:
+    import tornado.httpserver
+    import tornado.netutil
+
+    from srvmon_server.app import make_app
+    from srvmon_server.storage import Storage
+
+    storage = Storage.open(db_url)
+    try:
+        app = make_app(config, storage)
+        context = app.settings["srvmon"]
+        try:
+            sockets = tornado.netutil.bind_sockets(port, host)
+        except OSError as exc:
+            raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from None
+        server = tornado.httpserver.HTTPServer(
+            app, max_body_size=4 * config.max_body_bytes + 1, xheaders=True
+        )
+        server.add_sockets(sockets)
+        bound = sockets[0].getsockname()[1]
+        click.echo(f"srvmon server listening on http://{host}:{bound}/", err=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        click.echo("srvmon server stopping", err=True)
+        server.stop()
+        context.hub.close_all()
+        try:
+            await asyncio.wait_for(server.close_all_connections(), timeout=5)
+        except TimeoutError:
+            log.warning("some connections did not close within 5 s")
+        context.close()
+    finally:
+        storage.close()
+
+
+@click.command(name="server")
+@click.option(
+    "--host",
+    envvar="SRVMON_HOST",
+    default="127.0.0.1",
+    show_default=True,
+    help="address to listen on",
+)
+@click.option(
+    "--port",
+    envvar="SRVMON_PORT",
+    type=click.IntRange(0, 65535),
+    default=8004,
+    show_default=True,
+    help="port to listen on (0: any free port)",
+)
+@click.option(
+    "--db-url",
+    envvar="SRVMON_DB_URL",
+    default=None,
+    help="SQLAlchemy URL; default DATABASE_* variables, else SQLite in the data dir",
+)
+@click.option(
+    "--token",
+    "tokens",
+    envvar="SRVMON_TOKEN",
+    multiple=True,
+    help="write/admin bearer token (repeatable); generated when none is given",
+)
+@click.option(
+    "--read-token",
+    "read_tokens",
+    envvar="SRVMON_READ_TOKEN",
+    multiple=True,
+    help="read-only bearer token (repeatable)",
+)
+@click.option(
+    "--read-auth/--no-read-auth",
+    envvar="SRVMON_READ_AUTH",
+    default=False,
+    show_default=True,
+    help="require a token for reads too",
+)
+@click.option(
+    "--cors-allowed-origins",
+    envvar="CORS_ALLOWED_ORIGINS",
+    default="",
+    help="comma-separated origins allowed by CORS, e.g. https://ops.example",
+)
+@click.option(
+    "--webhook-url",
+    "webhook_urls",
+    envvar="SRVMON_WEBHOOK_URL",
+    multiple=True,
+    help="POST alert notifications here (Alertmanager v4 webhook shape; repeatable)",
+)
+@click.option(
+    "--alertmanager-url",
+    envvar="SRVMON_ALERTMANAGER_URL",
+    default=None,
+    help="push alerts to this Alertmanager's /api/v2/alerts",
+)
+@click.option(
+    "--external-url",
+    envvar="SRVMON_EXTERNAL_URL",
+    default=None,
+    help="URL operators reach the dashboard at (for links in notifications)",
+)
+@click.option(
+    "--max-body-bytes",
+    envvar="SRVMON_MAX_BODY_BYTES",
+    type=click.IntRange(1024),
+    default=DEFAULT_MAX_BODY_BYTES,
+    show_default=True,
+    help="request body limit (413)",
+)
+@click.option(
+    "--raw-retention-days",
+    envvar="SRVMON_RAW_RETENTION_DAYS",
+    type=click.FloatRange(min=0, min_open=True),
+    default=7.0,
+    show_default=True,
+    help="keep raw samples this long (rollups are kept longer)",
+)
+@click.option(
+    "--heartbeat-seconds",
+    envvar="SRVMON_HEARTBEAT_SECONDS",
+    type=click.FloatRange(min=0.1),
+    default=15.0,
+    show_default=True,
+    help="SSE heartbeat comment interval",
+)
+def server(
+    *,
+    host: str,
+    port: int,
+    db_url: str | None,
+    tokens: tuple[str, ...],
+    read_tokens: tuple[str, ...],
+    read_auth: bool,
+    cors_allowed_origins: str,
+    webhook_urls: tuple[str, ...],
+    alertmanager_url: str | None,
+    external_url: str | None,
+    max_body_bytes: int,
+    raw_retention_days: float,
+    heartbeat_seconds: float,
+) -> None:
+    """Run the HTTP server: ingest, REST, SSE, alerts and the dashboard."""
+    from srvmon_server.storage import StorageError
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        origins = parse_origins(cors_allowed_origins)
+    except ValueError as exc:
+        raise click.ClickException(f"--cors-allowed-origins: {exc}") from None
+    for url in (*webhook_urls, alertmanager_url or "http://x"):
+        if not url.startswith(("http://", "https://")):
+            raise click.ClickException(f"notification URL {url!r} must start with http(s)://")
+    try:
+        url = db_url or default_db_url(os.environ)
+    except StorageError as exc:
+        raise click.ClickException(str(exc)) from None
+    write_tokens = {t for t in tokens if t}
+    if not write_tokens:
+        token, created = generated_token(data_dir(os.environ))
+        write_tokens = {token}
+        if created:
+            click.echo(
+                f"generated a write token (kept in {data_dir(os.environ) / TOKEN_FILE}):\n{token}"
+            )
+    config = ServerConfig(
+        write_tokens=frozenset(write_tokens),
+        read_tokens=frozenset(t for t in read_tokens if t),
+        read_auth=read_auth,
+        cors_allowed_origins=origins,
+        webhook_urls=webhook_urls,
+        alertmanager_url=alertmanager_url,
+        external_url=external_url or f"http://{host}:{port}",
+        max_body_bytes=max_body_bytes,
+        raw_retention_days=raw_retention_days,
+        heartbeat_seconds=heartbeat_seconds,
+    )
+    try:
+        asyncio.run(serve(config, url, host, port))
+    except StorageError as exc:
+        raise click.ClickException(f"database: {exc}") from None

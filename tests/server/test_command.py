@@ -1,0 +1,116 @@
+"""``srvmon server`` as a real process: zero-config start, generated token, SIGTERM, bad options."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from srvmon_core.codec import encode_batch
+from tests.helpers import free_port
+from tests.server.harness import make_batch
+
+SRVMON = [sys.executable, "-c", "from srvmon_server.cli import main; main()"]
+
+
+def run_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SRVMON_", "DATABASE_"))}
+    env["XDG_DATA_HOME"] = str(tmp_path / "data")
+    env.pop("CORS_ALLOWED_ORIGINS", None)
+    return env
+
+
+def wait_health(port: int, proc: subprocess.Popen[str], timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/health", timeout=1) as r:
+                if json.loads(r.read()) == {"status": "ok", "db": "ok"}:
+                    return
+        except (urllib.error.URLError, ConnectionError):
+            time.sleep(0.05)
+    raise AssertionError("server did not become healthy")
+
+
+def test_zero_config_start_token_and_sigterm(tmp_path: Path) -> None:
+    """No options: SQLite in $XDG_DATA_HOME/srvmon, a 0600 token printed once, SIGTERM exits 0."""
+    port = free_port()
+    env = run_env(tmp_path)
+    proc = subprocess.Popen(
+        [*SRVMON, "server", "--port", str(port)],
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_health(port, proc)
+        token_file = tmp_path / "data" / "srvmon" / "server-token"
+        assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+        token = token_file.read_text().strip()
+        assert (tmp_path / "data" / "srvmon" / "srvmon.db").is_file()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/v1/ingest",
+            data=encode_batch(make_batch()),
+            headers={"Authorization": f"Bearer {token}"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=5) as resp:
+            assert json.loads(resp.read()) == {"stored": 1, "duplicates": 0}
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=15)
+        assert proc.returncode == 0
+        assert token in out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    # a second start reuses the token and does not print it again
+    proc = subprocess.Popen(
+        [*SRVMON, "server", "--port", str(port)],
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_health(port, proc)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=15)
+        assert proc.returncode == 0
+        assert token not in out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+def test_bad_options_are_clean_errors(tmp_path: Path) -> None:
+    """Bad options end with a one-line error and exit code != 0, never a traceback."""
+    env = run_env(tmp_path)
+    cases = [
+        (["--cors-allowed-origins", "not-an-origin"], "scheme://host"),
+        (["--db-url", "nosuchdb://x"], "database"),
+        (["--webhook-url", "ftp://x"], "http"),
+        (["--port", "99999"], "99999"),
+    ]
+    for args, expected in cases:
+        result = subprocess.run(
+            [*SRVMON, "server", "--token", "t", *args],
+            check=False,
+            env=env,
+            text=True,
+            capture_output=True,
+            timeout=30,
+        )
+        assert result.returncode != 0, args
+        assert "Traceback" not in result.stderr, result.stderr
+        assert expected in result.stderr, (args, result.stderr)
