@@ -59,6 +59,8 @@ def _non_empty(_inst: object, attribute: Any, value: Any) -> None:
 
 
 def _host_field_names(_inst: object, attribute: Any, value: Any) -> None:
+    if not value:
+        return
     known = {a.name for a in fields(HostSample)}
     for name in value:
         if name not in known:
