@@ -230,6 +230,12 @@ INVALID: list[tuple[str, dict[str, Any] | Any, str, str]] = [
         "must be >= 1, got 0",
     ),
     (
+        "unknown field in not_collected",
+        _set(["host", "not_collected"], ["load_1", "bogus"]),
+        "$.host.not_collected",
+        "names an unknown HostSample field 'bogus'",
+    ),
+    (
         "non-object root",
         [1, 2],
         "$",
