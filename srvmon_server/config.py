@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from attrs import field, frozen
 
 from srvmon_server.auth import TokenPolicy
@@ -9,13 +11,21 @@ from srvmon_server.auth import TokenPolicy
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 
 
+def _strings(values: Iterable[str]) -> frozenset[str]:
+    return frozenset(values)
+
+
+def _string_tuple(values: Iterable[str]) -> tuple[str, ...]:
+    return tuple(values)
+
+
 @frozen(kw_only=True)
 class ServerConfig:
-    write_tokens: frozenset[str] = field(converter=frozenset)
-    read_tokens: frozenset[str] = field(default=frozenset(), converter=frozenset)
+    write_tokens: frozenset[str] = field(converter=_strings)
+    read_tokens: frozenset[str] = field(default=frozenset(), converter=_strings)
     read_auth: bool = False
-    cors_allowed_origins: frozenset[str] = field(default=frozenset(), converter=frozenset)
-    webhook_urls: tuple[str, ...] = field(default=(), converter=tuple)
+    cors_allowed_origins: frozenset[str] = field(default=frozenset(), converter=_strings)
+    webhook_urls: tuple[str, ...] = field(default=(), converter=_string_tuple)
     alertmanager_url: str | None = None
     external_url: str = "http://127.0.0.1:8004"
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
