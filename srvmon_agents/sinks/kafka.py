@@ -11,6 +11,7 @@ ones really are the oldest. While the broker looks down only one batch is out as
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -48,25 +49,48 @@ class KafkaSink:
     _buffer: BatchBuffer = field(init=False)
     _in_flight: dict[int, Pending] = field(factory=dict)
     _healthy: bool = True
+    _fatal: bool = False
     delivered: int = 0
     delivery_errors: int = 0
+    producer_restarts: int = 0
 
     def __attrs_post_init__(self) -> None:
+        self._buffer = BatchBuffer(self.capacity)
+        self._producer = self._new_producer()
+
+    def _new_producer(self) -> Any:
         from confluent_kafka import Producer
 
-        self._buffer = BatchBuffer(self.capacity)
         config: dict[str, Any] = {**PRODUCER_DEFAULTS, **self.options}
         config["bootstrap.servers"] = self.bootstrap
         config["error_cb"] = self._on_error
-        self._producer = Producer(config)
+        config["logger"] = log
+        return Producer(config)
+
+    def _replace_fatal_producer(self) -> None:
+        """An idempotent producer's fatal error (e.g. the broker forgot our producer id after
+        a restart) ends that producer: take back everything it holds and start a new one.
+        Batches that were on the wire may then arrive twice; the server drops duplicates."""
+        self._fatal = False
+        self.producer_restarts += 1
+        with contextlib.suppress(Exception):
+            self._producer.purge(in_queue=True, in_flight=True, blocking=False)
+            self._producer.poll(0)
+        self._buffer.give_back(self._in_flight.values())
+        self._in_flight.clear()
+        self._producer = self._new_producer()
 
     def send(self, key: str, payload: bytes) -> None:
-        self._buffer.append(key, payload, in_flight=len(self._in_flight))
-        if self._buffer.dropped and len(self._buffer) + len(self._in_flight) >= self.capacity:
+        if self._in_flight and len(self._buffer) + len(self._in_flight) >= self.capacity:
             self._reclaim_queued()
+        self._buffer.append(key, payload, in_flight=len(self._in_flight))
 
     def pump(self) -> None:
-        self._producer.poll(0)
+        from confluent_kafka import KafkaException
+
+        self._poll()
+        if self._fatal:
+            self._replace_fatal_producer()
         window = HEALTHY_WINDOW if self._healthy else PROBE_WINDOW
         while len(self._in_flight) < window and self._buffer.peek() is not None:
             item = self._buffer.pop()
@@ -80,8 +104,13 @@ class KafkaSink:
             except BufferError:
                 self._buffer.give_back([item])
                 break
+            except KafkaException as exc:
+                self._buffer.give_back([item])
+                self._fatal = self._fatal or bool(exc.args and exc.args[0].fatal())
+                self.delivery_errors += 1
+                break
             self._in_flight[item.seq] = item
-        self._producer.poll(0)
+        self._poll()
 
     def stats(self) -> SinkStats:
         return SinkStats(
@@ -95,15 +124,27 @@ class KafkaSink:
         self.pump()
         self._producer.flush(timeout)
 
-    def _reclaim_queued(self) -> None:
-        """Pull batches that never left librdkafka's queue back, then drop the oldest."""
-        if self._in_flight:
-            self._producer.purge(in_queue=True, in_flight=False, blocking=True)
+    def _poll(self) -> None:
+        """Serve callbacks; a fatal producer error surfaces here too (and is handled)."""
+        from confluent_kafka import KafkaException
+
+        try:
             self._producer.poll(0)
-        self._buffer.trim(len(self._in_flight))
+        except KafkaException as exc:
+            self.delivery_errors += 1
+            if exc.args and exc.args[0].fatal():
+                self._fatal = True
+                self._healthy = False
+
+    def _reclaim_queued(self) -> None:
+        """About to overflow: pull batches that never left librdkafka back into the buffer,
+        so that the batches dropped next really are the oldest."""
+        self._producer.purge(in_queue=True, in_flight=False, blocking=True)
+        self._poll()
 
     def _on_delivery(self, item: Pending, err: Any) -> None:
-        self._in_flight.pop(item.seq, None)
+        if self._in_flight.pop(item.seq, None) is None:
+            return  # already taken back from a producer that failed fatally
         if err is None:
             self.delivered += 1
             self._healthy = True
@@ -120,6 +161,9 @@ class KafkaSink:
     def _on_error(self, err: Any) -> None:
         from confluent_kafka import KafkaError
 
-        if err.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT):
+        if err.fatal():
+            self._fatal = True
+            self._healthy = False
+        elif err.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT):
             self._healthy = False
         log.debug("kafka: %s", err)
