@@ -69,9 +69,7 @@ async def serve(config: ServerConfig, db_url: str, host: str, port: int) -> None
             sockets = tornado.netutil.bind_sockets(port, host)
         except OSError as exc:
             raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from None
-        server = tornado.httpserver.HTTPServer(
-            app, max_body_size=4 * config.max_body_bytes + 1, xheaders=True
-        )
+        server = tornado.httpserver.HTTPServer(app, max_body_size=4 * config.max_body_bytes + 1)
         server.add_sockets(sockets)
         bound = sockets[0].getsockname()[1]
         click.echo(f"srvmon server listening on http://{host}:{bound}/", err=True)

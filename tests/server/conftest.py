@@ -23,8 +23,17 @@ def clock() -> FakeClock:
 @pytest.fixture
 def start_server(tmp_path: Path, clock: FakeClock) -> Iterator[StartServer]:
     """Start servers (with config overrides) on one SQLite file; stopped at teardown."""
+    yield from _servers(f"sqlite:///{tmp_path / 'srvmon.db'}", clock)
+
+
+@pytest.fixture
+def start_server_any_db(db_url: str, clock: FakeClock) -> Iterator[StartServer]:
+    """Like start_server, once on SQLite and once on a fresh MariaDB database."""
+    yield from _servers(db_url, clock)
+
+
+def _servers(url: str, clock: FakeClock) -> Iterator[StartServer]:
     running: list[RunningServer] = []
-    url = f"sqlite:///{tmp_path / 'srvmon.db'}"
 
     def start(url: str = url, **overrides: Any) -> RunningServer:
         options: dict[str, Any] = {
@@ -47,3 +56,8 @@ def start_server(tmp_path: Path, clock: FakeClock) -> Iterator[StartServer]:
 @pytest.fixture
 def server(start_server: StartServer) -> RunningServer:
     return start_server()
+
+
+@pytest.fixture
+def server_any_db(start_server_any_db: StartServer) -> RunningServer:
+    return start_server_any_db()

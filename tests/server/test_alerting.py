@@ -76,8 +76,10 @@ def test_rule_validation_names_field(server: RunningServer) -> None:
     assert server.request("GET", "/api/v1/rules/c").json()["warn"] == 60.0
 
 
-def test_per_machine_override_precedence(server: RunningServer) -> None:
-    """Global cpu warn 80, override warn 20 for h2: at 50 % only h2 alerts, live after CRUD."""
+def test_per_machine_override_precedence(server_any_db: RunningServer) -> None:
+    """Global cpu warn 80, override warn 20 for h2: at 50 % only h2 alerts, live after CRUD;
+    the alert is on SSE and in /alerts/history (both DBs)."""
+    server = server_any_db
     only_rules(server, cpu_rule("global-cpu", 80), cpu_rule("h2-cpu", 20, machine="h2"))
     reader = SseReader(server.port, "/api/v1/events?topics=alerts")
     try:
@@ -201,8 +203,9 @@ def test_silenced_alert_recorded_not_notified(start_server, clock: FakeClock) ->
         stop()
 
 
-def test_pending_timer_survives_restart(start_server, clock: FakeClock) -> None:  # type: ignore[no-untyped-def]
+def test_pending_timer_survives_restart(start_server_any_db, clock: FakeClock) -> None:  # type: ignore[no-untyped-def]
     """A pending alert (for 60 s) keeps its start across a restart and fires at t0+60."""
+    start_server = start_server_any_db
     server = start_server()
     only_rules(server, cpu_rule("cpu", 70, for_s=60))
     t0 = clock.now

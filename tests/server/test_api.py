@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 
-from tests.server.harness import READ, T0, RunningServer, make_batch
+from tests.server.harness import READ, T0, RunningServer, SseReader, make_batch
 
 
-def test_ingest_then_read_back(server: RunningServer) -> None:
-    """An ingested batch appears in /machines, /machines/{key} and its series."""
+def test_ingest_then_read_back(server_any_db: RunningServer) -> None:
+    """An ingested batch appears in /machines, /machines/{key} and its series (both DBs)."""
+    server = server_any_db
     resp = server.ingest(make_batch(cpu=42.5, containers=(("web", 12.0), ("db", 3.0))))
     assert resp.status == 200, resp.body
     assert resp.json() == {"stored": 3, "duplicates": 0}
@@ -36,8 +37,9 @@ def test_ingest_then_read_back(server: RunningServer) -> None:
     assert body["points"] == [[T0.timestamp(), 42.5, 42.5, 42.5]]
 
 
-def test_replay_counts_duplicates(server: RunningServer) -> None:
-    """Posting the same batch twice stores nothing the second time."""
+def test_replay_counts_duplicates(server_any_db: RunningServer) -> None:
+    """Posting the same batch twice stores nothing the second time (both DBs)."""
+    server = server_any_db
     batch = make_batch(containers=(("web", 1.0),))
     assert server.ingest(batch).json() == {"stored": 2, "duplicates": 0}
     assert server.ingest(batch).json() == {"stored": 0, "duplicates": 2}
@@ -60,6 +62,13 @@ def test_read_auth(start_server) -> None:  # type: ignore[no-untyped-def]
     assert server.request("GET", "/api/v1/machines", token=None).status == 401
     assert server.request("GET", "/api/v1/machines", token=READ).status == 200
     assert server.request("GET", "/api/v1/alerts", token="nope").status == 401
+    assert server.request("GET", "/api/v1/events", token=None).status == 401
+    reader = SseReader(server.port, f"/api/v1/events?token={READ}")
+    try:
+        assert reader.status == 200
+        reader.until(lambda f: f.get("event") == "hello")
+    finally:
+        reader.close()
 
 
 def test_errors_are_envelopes(server: RunningServer) -> None:
