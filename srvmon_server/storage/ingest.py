@@ -1,9 +1,11 @@
 """The write path: one Batch in, one short transaction, idempotent per (machine, timestamp).
 
-Per batch: look up (or create) machine ids, find which (machine, ts) rows already exist,
-insert only the new rows (insert-ignore as a second guard), upsert the 1 m and 1 h rollups
-for exactly those rows, and refresh the inventory of machines whose sample is the newest.
-A replayed batch therefore stores 0 rows and leaves rollups untouched.
+Per batch: look up (or create) machine ids (cached), insert the raw rows with insert-ignore,
+and — when the rowcount shows every row was new — upsert the 1 m and 1 h rollups and refresh
+the inventory of machines whose sample is the newest: four statements, one commit. When some
+row already existed (a replay), the transaction is undone and redone carefully: read which
+rows exist, write only the others. A replayed batch therefore stores 0 rows and leaves
+rollups untouched. The SQL text lives in ``write_sql.py``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from attrs import frozen
-from sqlalchemy.dialects import mysql, sqlite
 
 from srvmon_core.codec import unstructure
 from srvmon_core.metrics import container_metrics, host_metrics
@@ -22,6 +23,7 @@ from srvmon_core.schema import Batch, container_key, host_key
 from srvmon_server.storage import tables as t
 from srvmon_server.storage.clock import iso, to_ms
 from srvmon_server.storage.records import IngestResult
+from srvmon_server.storage.write_sql import write_sql
 
 
 @frozen(kw_only=True)
@@ -83,98 +85,69 @@ def machine_samples(batch: Batch) -> list[MachineSample]:
     return out
 
 
-def _newer(table: sa.Table, excluded: Any, metric: str) -> dict[str, Any]:
-    """Upsert assignments folding one new row's (n, sum, min, max) into a rollup row."""
-    n, total, low, high = t.rollup_columns(metric)
-    new_low, new_high = excluded[low], excluded[high]
-    old_low, old_high = table.c[low], table.c[high]
-    return {
-        n: table.c[n] + excluded[n],
-        total: table.c[total] + excluded[total],
-        low: sa.case(
-            (new_low.is_(None), old_low),
-            (sa.or_(old_low.is_(None), new_low < old_low), new_low),
-            else_=old_low,
-        ),
-        high: sa.case(
-            (new_high.is_(None), old_high),
-            (sa.or_(old_high.is_(None), new_high > old_high), new_high),
-            else_=old_high,
-        ),
-    }
-
-
-def rollup_upsert(dialect: str, table: sa.Table) -> sa.Executable:
-    """``INSERT … ON CONFLICT DO UPDATE`` (SQLite) / ``ON DUPLICATE KEY UPDATE`` (MySQL)."""
-    if dialect == "sqlite":
-        lite = sqlite.insert(table)
-        assignments: dict[str, Any] = {}
-        for metric in t.METRIC_NAMES:
-            assignments.update(_newer(table, lite.excluded, metric))
-        return lite.on_conflict_do_update(
-            index_elements=[table.c.machine_id, table.c.bucket_ms], set_=assignments
-        )
-    my = mysql.insert(table)
-    assignments = {}
-    for metric in t.METRIC_NAMES:
-        assignments.update(_newer(table, my.inserted, metric))
-    return my.on_duplicate_key_update(assignments)
-
-
-def insert_ignore(dialect: str, table: sa.Table) -> sa.Executable:
-    """An insert that skips rows whose primary key already exists."""
-    if dialect == "sqlite":
-        return sqlite.insert(table).on_conflict_do_nothing()
-    return sa.insert(table).prefix_with("IGNORE")
-
-
 def raw_row(machine_id: int, ts_ms: int, metrics: dict[str, float]) -> dict[str, Any]:
+    """A ``samples`` row as a dict (for SQLAlchemy Core; benchmarks use it as the ceiling)."""
     row: dict[str, Any] = {"machine_id": machine_id, "ts_ms": ts_ms}
     for metric in t.METRIC_NAMES:
         row[t.raw_column(metric)] = metrics.get(metric)
     return row
 
 
-def rollup_row(machine_id: int, bucket_ms: int, metrics: dict[str, float]) -> dict[str, Any]:
-    row: dict[str, Any] = {"machine_id": machine_id, "bucket_ms": bucket_ms}
+def raw_values(machine_id: int, ts_ms: int, metrics: dict[str, float]) -> tuple[Any, ...]:
+    """Parameters of ``WriteSql.insert_samples`` for one sample."""
+    return (machine_id, ts_ms, *(metrics.get(m) for m in t.METRIC_NAMES))
+
+
+def rollup_values(machine_id: int, bucket_ms: int, metrics: dict[str, float]) -> tuple[Any, ...]:
+    """Parameters of a ``WriteSql.upsert_rollups`` statement: one sample as a bucket of one."""
+    values: list[Any] = [machine_id, bucket_ms]
     for metric in t.METRIC_NAMES:
-        n, total, low, high = t.rollup_columns(metric)
         value = metrics.get(metric)
-        row[n] = 0 if value is None else 1
-        row[total] = 0.0 if value is None else value
-        row[low] = value
-        row[high] = value
-    return row
+        if value is None:
+            values += (0, 0.0, None, None)
+        else:
+            values += (1, value, value, value)
+    return tuple(values)
 
 
-_b = sa.bindparam
-_INVENTORY_UPDATE = (
-    sa.update(t.machines)
-    .where(t.machines.c.id == _b("b_id"), t.machines.c.latest_ts_ms <= _b("b_ts"))
-    .values(
-        hostname=_b("b_hostname"),
-        image=_b("b_image"),
-        labels=_b("b_labels"),
-        state=_b("b_state"),
-        health=_b("b_health"),
-        restart_count=_b("b_restart_count"),
-        last_seen_ms=_b("b_ts"),
-        last_received_ms=_b("b_received"),
-        latest_ts_ms=_b("b_ts"),
-        latest_metrics=_b("b_metrics"),
-        latest_sample=_b("b_sample"),
-    )
-)
+def inventory_values(
+    dialect: str, machine_id: int, part: MachineSample, ts_ms: int, received_ms: int
+) -> tuple[Any, ...]:
+    """Parameters of ``WriteSql.refresh_inventory`` (column order: see ``write_sql``)."""
+    labels = json.dumps(part.labels, sort_keys=True)
+    metrics = json.dumps(part.metrics)
+    sample = json.dumps(part.sample)
+    if dialect == "mysql":
+        return (
+            machine_id, part.key, part.kind, part.host_id, part.hostname, part.name,
+            part.image, labels, part.state, part.health, part.restart_count,
+            ts_ms, ts_ms, received_ms, ts_ms, metrics, sample,
+        )  # fmt: skip
+    return (
+        part.hostname, part.image, labels, part.state, part.health, part.restart_count,
+        ts_ms, received_ms, metrics, sample, ts_ms, machine_id, ts_ms,
+    )  # fmt: skip
+
+
+class _ReplaySeen(Exception):
+    """Some sample of the batch was already stored: undo and take the careful path."""
 
 
 class Ingester:
-    """The write path. Keeps a key → id cache (ids never change once assigned)."""
+    """The write path. Keeps a key → id cache (ids never change once assigned).
+
+    Fast path (the normal case, every sample new): insert all raw rows with insert-ignore;
+    when the rowcount equals the number of rows, fold them into both rollups (one upsert
+    statement each) and refresh the inventory (one statement), then commit — four
+    statements. When the rowcount is lower, some (machine, ts) was already stored (a
+    replay): the transaction is rolled back and redone on the careful path, which first
+    reads which rows exist and writes only the others.
+    """
 
     def __init__(self, engine: sa.Engine) -> None:
         self._engine = engine
-        dialect = engine.dialect.name
-        self._insert_samples = insert_ignore(dialect, t.samples)
-        self._upserts = [rollup_upsert(dialect, table) for table, _ in t.ROLLUPS.values()]
+        self._dialect = "mysql" if engine.dialect.name in ("mysql", "mariadb") else "sqlite"
+        self._sql = write_sql(self._dialect)
         self._widths = [width for _, width in t.ROLLUPS.values()]
         self._ids: dict[str, int] = {}
 
@@ -235,6 +208,26 @@ class Ingester:
             raise
 
     def _write(self, parts: list[MachineSample], ts_ms: int, received_ms: int) -> IngestResult:
+        new_keys: list[str] = []
+        try:
+            with self._engine.begin() as conn:
+                new_keys = self._machine_ids(conn, parts, ts_ms, received_ms)
+                rows = [(self._ids[p.key], p) for p in parts]
+                stored = conn.exec_driver_sql(
+                    self._sql.insert_samples, [raw_values(i, ts_ms, p.metrics) for i, p in rows]
+                ).rowcount
+                if stored != len(rows):
+                    raise _ReplaySeen
+                self._fold(conn, rows, ts_ms, received_ms)
+            return IngestResult(stored=len(rows), duplicates=0, new_machines=new_keys)
+        except _ReplaySeen:
+            for key in new_keys:  # their rows were rolled back with the transaction
+                del self._ids[key]
+        return self._write_carefully(parts, ts_ms, received_ms)
+
+    def _write_carefully(
+        self, parts: list[MachineSample], ts_ms: int, received_ms: int
+    ) -> IngestResult:
         with self._engine.begin() as conn:
             new_keys = self._machine_ids(conn, parts, ts_ms, received_ms)
             ids = [self._ids[p.key] for p in parts]
@@ -248,29 +241,26 @@ class Ingester:
             }
             fresh = [(i, p) for i, p in zip(ids, parts, strict=True) if i not in present]
             if fresh:
-                conn.execute(self._insert_samples, [raw_row(i, ts_ms, p.metrics) for i, p in fresh])
-                for upsert, width in zip(self._upserts, self._widths, strict=True):
-                    bucket = ts_ms - ts_ms % width
-                    conn.execute(upsert, [rollup_row(i, bucket, p.metrics) for i, p in fresh])
-                conn.execute(
-                    _INVENTORY_UPDATE,
-                    [
-                        {
-                            "b_id": i,
-                            "b_ts": ts_ms,
-                            "b_received": received_ms,
-                            "b_hostname": p.hostname,
-                            "b_image": p.image,
-                            "b_labels": json.dumps(p.labels, sort_keys=True),
-                            "b_state": p.state,
-                            "b_health": p.health,
-                            "b_restart_count": p.restart_count,
-                            "b_metrics": json.dumps(p.metrics),
-                            "b_sample": json.dumps(p.sample),
-                        }
-                        for i, p in fresh
-                    ],
+                conn.exec_driver_sql(
+                    self._sql.insert_samples, [raw_values(i, ts_ms, p.metrics) for i, p in fresh]
                 )
+                self._fold(conn, fresh, ts_ms, received_ms)
         return IngestResult(
             stored=len(fresh), duplicates=len(parts) - len(fresh), new_machines=new_keys
+        )
+
+    def _fold(
+        self,
+        conn: sa.Connection,
+        rows: list[tuple[int, MachineSample]],
+        ts_ms: int,
+        received_ms: int,
+    ) -> None:
+        """Add freshly stored samples to the rollups and refresh their inventory rows."""
+        for upsert, width in zip(self._sql.upsert_rollups, self._widths, strict=True):
+            bucket = ts_ms - ts_ms % width
+            conn.exec_driver_sql(upsert, [rollup_values(i, bucket, p.metrics) for i, p in rows])
+        conn.exec_driver_sql(
+            self._sql.refresh_inventory,
+            [inventory_values(self._dialect, i, p, ts_ms, received_ms) for i, p in rows],
         )

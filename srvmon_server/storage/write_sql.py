@@ -1,0 +1,144 @@
+"""Driver-level SQL text for the ingest hot path, built once per engine.
+
+Ingest runs three or four statements per batch; building them through SQLAlchemy
+expressions costs more CPU than the database spends on them, so they are rendered here once
+as plain SQL with positional placeholders (``?`` for sqlite3, ``%s`` for pymysql) and run
+with ``Connection.exec_driver_sql`` and a list of tuples (the driver's ``executemany``;
+pymysql folds an ``INSERT … VALUES`` executemany into one multi-row statement).
+
+Column order of every statement is fixed by the functions below and by the row builders in
+``ingest.py`` (``raw_values``, ``rollup_values``, ``inventory_values``).
+"""
+
+from __future__ import annotations
+
+from attrs import frozen
+
+from srvmon_server.storage import tables as t
+
+INVENTORY_COLUMNS: tuple[str, ...] = (
+    "id",
+    "key",
+    "kind",
+    "host_id",
+    "hostname",
+    "name",
+    "image",
+    "labels",
+    "state",
+    "health",
+    "restart_count",
+    "first_seen_ms",
+    "last_seen_ms",
+    "last_received_ms",
+    "latest_ts_ms",
+    "latest_metrics",
+    "latest_sample",
+)
+"""Columns of the inventory upsert, in the order ``inventory_values`` fills them."""
+
+_INVENTORY_REFRESHED = (
+    "hostname",
+    "image",
+    "labels",
+    "state",
+    "health",
+    "restart_count",
+    "last_seen_ms",
+    "last_received_ms",
+    "latest_metrics",
+    "latest_sample",
+)
+"""What a newer sample replaces; ``latest_ts_ms`` comes last (MySQL assigns in order)."""
+
+
+@frozen
+class WriteSql:
+    """The statements of one dialect."""
+
+    insert_samples: str
+    """Insert raw rows, skipping (machine_id, ts_ms) already present; rowcount = inserted."""
+    upsert_rollups: tuple[str, ...]
+    """One upsert per rollup table, in ``tables.ROLLUPS`` order."""
+    refresh_inventory: str
+    """Refresh a machine's inventory row unless it already holds a newer sample."""
+
+
+def _quote(dialect: str, name: str) -> str:
+    return f"`{name}`" if dialect == "mysql" else f'"{name}"'
+
+
+def _placeholders(dialect: str, count: int) -> str:
+    mark = "%s" if dialect == "mysql" else "?"
+    return ", ".join([mark] * count)
+
+
+def _insert_head(dialect: str, table: str, columns: list[str]) -> str:
+    names = ", ".join(_quote(dialect, c) for c in columns)
+    return f"INSERT INTO {table} ({names}) VALUES ({_placeholders(dialect, len(columns))})"
+
+
+def raw_column_names() -> list[str]:
+    return ["machine_id", "ts_ms", *(t.raw_column(m) for m in t.METRIC_NAMES)]
+
+
+def rollup_column_names() -> list[str]:
+    names = ["machine_id", "bucket_ms"]
+    for metric in t.METRIC_NAMES:
+        names.extend(t.rollup_columns(metric))
+    return names
+
+
+def _rollup_upsert(dialect: str, table: str) -> str:
+    """Fold new (n, sum, min, max) into a bucket: counts add, extremes ignore NULLs."""
+    head = _insert_head(dialect, table, rollup_column_names())
+    least, greatest = ("LEAST", "GREATEST") if dialect == "mysql" else ("min", "max")
+    assignments: list[str] = []
+    for metric in t.METRIC_NAMES:
+        n, total, low, high = t.rollup_columns(metric)
+
+        def new(column: str) -> str:
+            return f"VALUES({column})" if dialect == "mysql" else f"excluded.{column}"
+
+        assignments += [
+            f"{n} = {n} + {new(n)}",
+            f"{total} = {total} + {new(total)}",
+            # LEAST/min of a NULL is NULL: fall back to whichever side is present
+            f"{low} = COALESCE({least}({low}, {new(low)}), {low}, {new(low)})",
+            f"{high} = COALESCE({greatest}({high}, {new(high)}), {high}, {new(high)})",
+        ]
+    if dialect == "mysql":
+        return f"{head} ON DUPLICATE KEY UPDATE {', '.join(assignments)}"
+    return f"{head} ON CONFLICT (machine_id, bucket_ms) DO UPDATE SET {', '.join(assignments)}"
+
+
+def _inventory_refresh(dialect: str) -> str:
+    """MySQL: one multi-row upsert on the (existing) id; SQLite: an UPDATE per row."""
+    if dialect == "mysql":
+        head = _insert_head(dialect, "machines", list(INVENTORY_COLUMNS))
+        newer = "VALUES(latest_ts_ms) >= latest_ts_ms"
+        quoted = [_quote(dialect, c) for c in _INVENTORY_REFRESHED]
+        assignments = [f"{c} = IF({newer}, VALUES({c}), {c})" for c in quoted]
+        assignments.append("latest_ts_ms = GREATEST(latest_ts_ms, VALUES(latest_ts_ms))")
+        return f"{head} ON DUPLICATE KEY UPDATE {', '.join(assignments)}"
+    # sqlite3 runs an executemany in process (no round trips): a plain UPDATE per row
+    # is as fast as an upsert. Parameters: the refreshed columns, latest_ts_ms, id, ts.
+    sets = ", ".join(f"{_quote(dialect, c)} = ?" for c in (*_INVENTORY_REFRESHED, "latest_ts_ms"))
+    return f"UPDATE machines SET {sets} WHERE id = ? AND latest_ts_ms <= ?"
+
+
+def write_sql(dialect: str) -> WriteSql:
+    """The ingest statements for ``sqlite`` or ``mysql`` (MariaDB reports ``mysql``)."""
+    dialect = "mysql" if dialect in ("mysql", "mariadb") else "sqlite"
+    raw_head = _insert_head(dialect, "samples", raw_column_names())
+    if dialect == "mysql":
+        insert_samples = raw_head.replace("INSERT INTO", "INSERT IGNORE INTO", 1)
+    else:
+        insert_samples = f"{raw_head} ON CONFLICT DO NOTHING"
+    return WriteSql(
+        insert_samples=insert_samples,
+        upsert_rollups=tuple(
+            _rollup_upsert(dialect, table.name) for table, _ in t.ROLLUPS.values()
+        ),
+        refresh_inventory=_inventory_refresh(dialect),
+    )
