@@ -23,7 +23,7 @@ from srvmon_core.schema import Batch, container_key, host_key
 from srvmon_server.storage import tables as t
 from srvmon_server.storage.clock import iso, to_ms
 from srvmon_server.storage.records import IngestResult
-from srvmon_server.storage.write_sql import write_sql
+from srvmon_server.storage.write_sql import insert_samples, upsert_rollup, write_sql
 
 
 @frozen(kw_only=True)
@@ -93,20 +93,34 @@ def raw_row(machine_id: int, ts_ms: int, metrics: dict[str, float]) -> dict[str,
     return row
 
 
-def raw_values(machine_id: int, ts_ms: int, metrics: dict[str, float]) -> tuple[Any, ...]:
-    """Parameters of ``WriteSql.insert_samples`` for one sample."""
-    return (machine_id, ts_ms, *(metrics.get(m) for m in t.METRIC_NAMES))
+_KNOWN_METRICS = frozenset(t.METRIC_NAMES)
+Group = dict[tuple[str, ...], list[tuple[int, MachineSample]]]
 
 
-def rollup_values(machine_id: int, bucket_ms: int, metrics: dict[str, float]) -> tuple[Any, ...]:
-    """Parameters of a ``WriteSql.upsert_rollups`` statement: one sample as a bucket of one."""
+def by_metrics(rows: list[tuple[int, MachineSample]]) -> Group:
+    """Samples grouped by the sorted tuple of metrics they carry (one statement per group)."""
+    groups: Group = {}
+    for ident, part in rows:
+        names = tuple(sorted(m for m in part.metrics if m in _KNOWN_METRICS))
+        groups.setdefault(names, []).append((ident, part))
+    return groups
+
+
+def raw_values(
+    machine_id: int, ts_ms: int, metrics: dict[str, float], names: tuple[str, ...]
+) -> tuple[Any, ...]:
+    """Parameters of ``write_sql.insert_samples(dialect, names)`` for one sample."""
+    return (machine_id, ts_ms, *(metrics[m] for m in names))
+
+
+def rollup_values(
+    machine_id: int, bucket_ms: int, metrics: dict[str, float], names: tuple[str, ...]
+) -> tuple[Any, ...]:
+    """Parameters of ``write_sql.upsert_rollup(…, names)``: one sample as a bucket of one."""
     values: list[Any] = [machine_id, bucket_ms]
-    for metric in t.METRIC_NAMES:
-        value = metrics.get(metric)
-        if value is None:
-            values += (0, 0.0, None, None)
-        else:
-            values += (1, value, value, value)
+    for metric in names:
+        value = metrics[metric]
+        values += (1, value, value, value)
     return tuple(values)
 
 
@@ -148,7 +162,6 @@ class Ingester:
         self._engine = engine
         self._dialect = "mysql" if engine.dialect.name in ("mysql", "mariadb") else "sqlite"
         self._sql = write_sql(self._dialect)
-        self._widths = [width for _, width in t.ROLLUPS.values()]
         self._ids: dict[str, int] = {}
 
     def _machine_ids(
@@ -213,12 +226,10 @@ class Ingester:
             with self._engine.begin() as conn:
                 new_keys = self._machine_ids(conn, parts, ts_ms, received_ms)
                 rows = [(self._ids[p.key], p) for p in parts]
-                stored = conn.exec_driver_sql(
-                    self._sql.insert_samples, [raw_values(i, ts_ms, p.metrics) for i, p in rows]
-                ).rowcount
-                if stored != len(rows):
+                groups = by_metrics(rows)
+                if self._insert(conn, groups, ts_ms) != len(rows):
                     raise _ReplaySeen
-                self._fold(conn, rows, ts_ms, received_ms)
+                self._fold(conn, groups, rows, ts_ms, received_ms)
             return IngestResult(stored=len(rows), duplicates=0, new_machines=new_keys)
         except _ReplaySeen:
             for key in new_keys:  # their rows were rolled back with the transaction
@@ -241,25 +252,39 @@ class Ingester:
             }
             fresh = [(i, p) for i, p in zip(ids, parts, strict=True) if i not in present]
             if fresh:
-                conn.exec_driver_sql(
-                    self._sql.insert_samples, [raw_values(i, ts_ms, p.metrics) for i, p in fresh]
-                )
-                self._fold(conn, fresh, ts_ms, received_ms)
+                groups = by_metrics(fresh)
+                self._insert(conn, groups, ts_ms)
+                self._fold(conn, groups, fresh, ts_ms, received_ms)
         return IngestResult(
             stored=len(fresh), duplicates=len(parts) - len(fresh), new_machines=new_keys
         )
 
+    def _insert(self, conn: sa.Connection, groups: Group, ts_ms: int) -> int:
+        """Insert-ignore the raw rows of every group; return how many were new."""
+        stored = 0
+        for names, members in groups.items():
+            stored += conn.exec_driver_sql(
+                insert_samples(self._dialect, names),
+                [raw_values(i, ts_ms, p.metrics, names) for i, p in members],
+            ).rowcount
+        return stored
+
     def _fold(
         self,
         conn: sa.Connection,
+        groups: Group,
         rows: list[tuple[int, MachineSample]],
         ts_ms: int,
         received_ms: int,
     ) -> None:
         """Add freshly stored samples to the rollups and refresh their inventory rows."""
-        for upsert, width in zip(self._sql.upsert_rollups, self._widths, strict=True):
+        for table, width in t.ROLLUPS.values():
             bucket = ts_ms - ts_ms % width
-            conn.exec_driver_sql(upsert, [rollup_values(i, bucket, p.metrics) for i, p in rows])
+            for names, members in groups.items():
+                conn.exec_driver_sql(
+                    upsert_rollup(self._dialect, table.name, names),
+                    [rollup_values(i, bucket, p.metrics, names) for i, p in members],
+                )
         conn.exec_driver_sql(
             self._sql.refresh_inventory,
             [inventory_values(self._dialect, i, p, ts_ms, received_ms) for i, p in rows],

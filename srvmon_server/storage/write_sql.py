@@ -6,11 +6,17 @@ as plain SQL with positional placeholders (``?`` for sqlite3, ``%s`` for pymysql
 with ``Connection.exec_driver_sql`` and a list of tuples (the driver's ``executemany``;
 pymysql folds an ``INSERT … VALUES`` executemany into one multi-row statement).
 
-Column order of every statement is fixed by the functions below and by the row builders in
-``ingest.py`` (``raw_values``, ``rollup_values``, ``inventory_values``).
+Raw and rollup statements name only the metrics a sample carries (``metrics``, a sorted
+tuple): a container fills 7 of the 28 metric columns, so sending the others as NULL would
+triple the parameters to escape and the columns to update. Ingest groups a batch's samples
+by that tuple (usually two groups: the host and its containers). Column order of every
+statement is fixed here and by the row builders in ``ingest.py`` (``raw_values``,
+``rollup_values``, ``inventory_values``).
 """
 
 from __future__ import annotations
+
+from functools import cache
 
 from attrs import frozen
 
@@ -56,10 +62,6 @@ _INVENTORY_REFRESHED = (
 class WriteSql:
     """The statements of one dialect."""
 
-    insert_samples: str
-    """Insert raw rows, skipping (machine_id, ts_ms) already present; rowcount = inserted."""
-    upsert_rollups: tuple[str, ...]
-    """One upsert per rollup table, in ``tables.ROLLUPS`` order."""
     refresh_inventory: str
     """Refresh a machine's inventory row unless it already holds a newer sample."""
 
@@ -78,23 +80,38 @@ def _insert_head(dialect: str, table: str, columns: list[str]) -> str:
     return f"INSERT INTO {table} ({names}) VALUES ({_placeholders(dialect, len(columns))})"
 
 
-def raw_column_names() -> list[str]:
-    return ["machine_id", "ts_ms", *(t.raw_column(m) for m in t.METRIC_NAMES)]
+@cache
+def insert_samples(dialect: str, metrics: tuple[str, ...]) -> str:
+    """Insert raw rows carrying ``metrics``, skipping (machine_id, ts_ms) already present.
+
+    The rowcount is the number of rows inserted. Parameters: machine_id, ts_ms, one value
+    per metric in ``metrics`` order; the other metric columns stay NULL.
+    """
+    columns = ["machine_id", "ts_ms", *(t.raw_column(m) for m in metrics)]
+    head = _insert_head(dialect, "samples", columns)
+    if dialect == "mysql":
+        return head.replace("INSERT INTO", "INSERT IGNORE INTO", 1)
+    return f"{head} ON CONFLICT DO NOTHING"
 
 
-def rollup_column_names() -> list[str]:
-    names = ["machine_id", "bucket_ms"]
-    for metric in t.METRIC_NAMES:
-        names.extend(t.rollup_columns(metric))
-    return names
+@cache
+def upsert_rollup(dialect: str, table: str, metrics: tuple[str, ...]) -> str:
+    """Fold one sample per row into its bucket: counts add, extremes ignore NULLs.
 
-
-def _rollup_upsert(dialect: str, table: str) -> str:
-    """Fold new (n, sum, min, max) into a bucket: counts add, extremes ignore NULLs."""
-    head = _insert_head(dialect, table, rollup_column_names())
+    Parameters: machine_id, bucket_ms, then (n, sum, min, max) per metric in ``metrics``
+    order. Columns of other metrics are untouched (0 / NULL in a new bucket).
+    """
+    columns = ["machine_id", "bucket_ms"]
+    for metric in metrics:
+        columns.extend(t.rollup_columns(metric))
+    head = _insert_head(dialect, table, columns)
+    if not metrics:
+        if dialect == "mysql":
+            return head.replace("INSERT INTO", "INSERT IGNORE INTO", 1)
+        return f"{head} ON CONFLICT DO NOTHING"
     least, greatest = ("LEAST", "GREATEST") if dialect == "mysql" else ("min", "max")
     assignments: list[str] = []
-    for metric in t.METRIC_NAMES:
+    for metric in metrics:
         n, total, low, high = t.rollup_columns(metric)
 
         def new(column: str) -> str:
@@ -128,17 +145,5 @@ def _inventory_refresh(dialect: str) -> str:
 
 
 def write_sql(dialect: str) -> WriteSql:
-    """The ingest statements for ``sqlite`` or ``mysql`` (MariaDB reports ``mysql``)."""
-    dialect = "mysql" if dialect in ("mysql", "mariadb") else "sqlite"
-    raw_head = _insert_head(dialect, "samples", raw_column_names())
-    if dialect == "mysql":
-        insert_samples = raw_head.replace("INSERT INTO", "INSERT IGNORE INTO", 1)
-    else:
-        insert_samples = f"{raw_head} ON CONFLICT DO NOTHING"
-    return WriteSql(
-        insert_samples=insert_samples,
-        upsert_rollups=tuple(
-            _rollup_upsert(dialect, table.name) for table, _ in t.ROLLUPS.values()
-        ),
-        refresh_inventory=_inventory_refresh(dialect),
-    )
+    """The fixed ingest statements for ``sqlite`` or ``mysql``."""
+    return WriteSql(refresh_inventory=_inventory_refresh(dialect))
