@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import sqlalchemy as sa
 
 from srvmon_core.metrics import container_metrics, host_metrics
@@ -118,3 +120,48 @@ def test_latest_sample_is_the_unstructured_newest_sample(storage: Storage) -> No
     assert c is not None
     assert (c["name"], c["cpu_percent"]) == ("c0", 2.0)
     assert storage.latest_sample("h1:zz") is None
+
+
+def test_a_partial_replay_creates_each_new_machine_once(storage: Storage) -> None:
+    """The fast path is undone when a replayed row shows up; the machine it created is not
+    kept twice, and later batches of that machine store under the one surviving id."""
+    storage.ingest(batch(T0, containers=1), T0)
+    mixed = storage.ingest(batch(T0, containers=2), T0)  # h1, h1:c0 known; h1:c1 new
+    assert (mixed.stored, mixed.duplicates, mixed.new_machines) == (1, 2, ["h1:c1"])
+    later = storage.ingest(batch(T0 + seconds(1), containers=2), T0 + seconds(1))
+    assert (later.stored, later.duplicates, later.new_machines) == (3, 0, [])
+    with storage.engine.connect() as conn:
+        ids = conn.execute(sa.select(t.machines.c.id).where(t.machines.c.key == "h1:c1")).all()
+        assert len(ids) == 1
+        rows = conn.execute(
+            sa.select(sa.func.count()).where(t.samples.c.machine_id == ids[0][0])
+        ).scalar_one()
+    assert rows == 2
+    record = storage.machine("h1:c1")
+    assert record is not None
+    assert (record.first_seen, record.last_seen) == (T0, T0 + seconds(1))
+
+
+def test_host_and_containers_with_different_metric_sets_roll_up_separately(
+    storage: Storage,
+) -> None:
+    """Samples carrying different metrics in one batch (host, running and stopped
+    containers) each fill exactly their own raw and rollup columns."""
+    b = Batch(
+        host_id="h1",
+        hostname="h1.room",
+        timestamp=T0,
+        host=host_sample(20.0),
+        containers=(container("up", 5.0), container("down", None, state="exited")),
+    )
+    assert storage.ingest(b, T0).stored == 3
+    storage.ingest(batch(T0 + seconds(1), cpu=40.0, containers=0), T0)
+    host = storage.series("h1", "cpu_percent", T0, T0 + timedelta(hours=10), max_points=100)
+    bucket = T0.timestamp() - T0.timestamp() % host.bucket_seconds
+    assert host.points == [(bucket, 30.0, 20.0, 40.0)]
+    up = storage.series("h1:up", "cpu_percent", T0, T0 + timedelta(hours=10), max_points=100)
+    assert up.points == [(bucket, 5.0, 5.0, 5.0)]
+    down = storage.series("h1:down", "cpu_percent", T0, T0 + timedelta(hours=10), max_points=100)
+    assert down.points == []
+    load = storage.series("h1", "load_1", T0, T0 + timedelta(hours=10), max_points=100)
+    assert load.points == [(bucket, 1.0, 1.0, 1.0)]
