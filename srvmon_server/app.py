@@ -33,6 +33,7 @@ from srvmon_server.handlers.meta import (
     IndexHandler,
     MetricsHandler,
     OpenApiHandler,
+    StaticHandler,
 )
 from srvmon_server.handlers.rules import RuleHandler, RulesHandler
 
@@ -88,7 +89,7 @@ def make_app(
         handlers,
         default_handler_class=NotFoundHandler,
         static_path=static_path,
-        static_handler_class=tornado.web.StaticFileHandler,
+        static_handler_class=StaticHandler,
         srvmon=context,
         **settings,
     )

@@ -11,6 +11,7 @@ import secrets
 import signal
 from pathlib import Path
 
+import attrs
 import click
 
 from srvmon_server.config import DEFAULT_MAX_BODY_BYTES, ServerConfig
@@ -61,17 +62,24 @@ async def serve(config: ServerConfig, db_url: str, host: str, port: int) -> None
     from srvmon_server.app import make_app
     from srvmon_server.storage import Storage
 
-    storage = Storage.open(db_url)
+    try:
+        sockets = tornado.netutil.bind_sockets(port, host)
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from None
+    bound = sockets[0].getsockname()[1]
+    if not config.external_url:
+        config = attrs.evolve(config, external_url=f"http://{host}:{bound}")
+    try:
+        storage = Storage.open(db_url)
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
     try:
         app = make_app(config, storage)
         context = app.settings["srvmon"]
-        try:
-            sockets = tornado.netutil.bind_sockets(port, host)
-        except OSError as exc:
-            raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from None
         server = tornado.httpserver.HTTPServer(app, max_body_size=4 * config.max_body_bytes + 1)
         server.add_sockets(sockets)
-        bound = sockets[0].getsockname()[1]
         click.echo(f"srvmon server listening on http://{host}:{bound}/", err=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -228,7 +236,7 @@ def server(
         cors_allowed_origins=origins,
         webhook_urls=webhook_urls,
         alertmanager_url=alertmanager_url,
-        external_url=external_url or f"http://{host}:{port}",
+        external_url=external_url or "",
         max_body_bytes=max_body_bytes,
         raw_retention_days=raw_retention_days,
         heartbeat_seconds=heartbeat_seconds,

@@ -5,7 +5,11 @@ from __future__ import annotations
 import time
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
+import tornado.web
+
+from srvmon_server.errors import CONTENT_TYPE, default_code, error_body
 from srvmon_server.handlers.base import ApiError, BaseHandler
 from srvmon_server.prometheus import exposition, render_metrics
 
@@ -52,9 +56,24 @@ class MetricsHandler(BaseHandler):
 
 
 class IndexHandler(BaseHandler):
+    """The dashboard page is public even with --read-auth: it holds no data, its API calls
+    carry the token."""
+
+    def prepare(self) -> None:
+        self._body_parts = []
+
     def get(self) -> None:
         index = Path(self.settings["static_path"]) / "index.html"
         if not index.is_file():
             raise ApiError(404, "not_found", "the dashboard is not installed")
         self.set_header("Content-Type", "text/html; charset=utf-8")
         self.finish(index.read_bytes())
+
+
+class StaticHandler(tornado.web.StaticFileHandler):
+    """The dashboard's files; errors (404) use the JSON envelope too."""
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        self.set_header("Content-Type", CONTENT_TYPE)
+        message = "no such file" if status_code == 404 else default_code(status_code)
+        self.finish(error_body(status_code, default_code(status_code), message))

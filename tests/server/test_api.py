@@ -152,3 +152,26 @@ def test_cors(start_server) -> None:  # type: ignore[no-untyped-def]
 def test_health(server: RunningServer) -> None:
     """Health answers ok with a reachable DB."""
     assert server.request("GET", "/api/v1/health").json() == {"status": "ok", "db": "ok"}
+
+
+def test_legacy_java_document_ingested(server: RunningServer) -> None:
+    """A legacy Java collector document is accepted by /ingest and stored as a host."""
+    doc = {
+        "type": "host",
+        "hostId": "legacy-1",
+        "name": "web-03",
+        "timeStamp": "2026-11-25T10:00:00",
+        "cpuUsagePercent": 37.5,
+        "memoryUsedBytes": 1024,
+        "containers": {
+            "abc123": {"name": "nginx", "cpuUsagePercent": 12.25, "memoryUsedBytes": 64}
+        },
+    }
+    resp = server.request("POST", "/api/v1/ingest", json.dumps(doc))
+    assert resp.status == 200, resp.body
+    assert resp.json() == {"stored": 2, "duplicates": 0}
+    host = server.request("GET", "/api/v1/machines/legacy-1").json()
+    assert host["hostname"] == "web-03"
+    assert host["metrics"]["cpu_percent"] == 37.5
+    container = server.request("GET", "/api/v1/machines/legacy-1%3Anginx").json()
+    assert container["metrics"]["cpu_percent"] == 12.25

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import select
 import signal
 import stat
 import subprocess
@@ -14,7 +16,6 @@ import urllib.request
 from pathlib import Path
 
 from srvmon_core.codec import encode_batch
-from tests.helpers import free_port
 from tests.server.harness import make_batch
 
 SRVMON = [sys.executable, "-c", "from srvmon_server.cli import main; main()"]
@@ -27,10 +28,29 @@ def run_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
+def listening_port(proc: subprocess.Popen[str], timeout: float = 20) -> int:
+    """The port the server reports on stderr (started with --port 0: no port races)."""
+    assert proc.stderr is not None
+    deadline = time.monotonic() + timeout
+    seen = []
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stderr], [], [], 0.1)
+        if not ready:
+            continue
+        line = proc.stderr.readline()
+        if not line:
+            raise AssertionError(f"server exited: {''.join(seen)}")
+        seen.append(line)
+        match = re.search(r"listening on http://127\.0\.0\.1:(\d+)/", line)
+        if match:
+            return int(match.group(1))
+    raise AssertionError(f"server did not report its port: {''.join(seen)}")
+
+
 def wait_health(port: int, proc: subprocess.Popen[str], timeout: float = 20) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.communicate()
+        assert proc.poll() is None, "server exited"
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/health", timeout=1) as r:
                 if json.loads(r.read()) == {"status": "ok", "db": "ok"}:
@@ -42,16 +62,16 @@ def wait_health(port: int, proc: subprocess.Popen[str], timeout: float = 20) -> 
 
 def test_zero_config_start_token_and_sigterm(tmp_path: Path) -> None:
     """No options: SQLite in $XDG_DATA_HOME/srvmon, a 0600 token printed once, SIGTERM exits 0."""
-    port = free_port()
     env = run_env(tmp_path)
     proc = subprocess.Popen(
-        [*SRVMON, "server", "--port", str(port)],
+        [*SRVMON, "server", "--port", "0"],
         env=env,
         text=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
     try:
+        port = listening_port(proc)
         wait_health(port, proc)
         token_file = tmp_path / "data" / "srvmon" / "server-token"
         assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
@@ -75,13 +95,14 @@ def test_zero_config_start_token_and_sigterm(tmp_path: Path) -> None:
             proc.communicate()
     # a second start reuses the token and does not print it again
     proc = subprocess.Popen(
-        [*SRVMON, "server", "--port", str(port)],
+        [*SRVMON, "server", "--port", "0"],
         env=env,
         text=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
     try:
+        port = listening_port(proc)
         wait_health(port, proc)
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=15)

@@ -51,14 +51,19 @@ def test_metrics_exposition(server: RunningServer) -> None:
     assert len(latency) == 1 and float(latency[0].split()[1]) > 0
 
 
-def test_dashboard_index(server: RunningServer) -> None:
-    """/ serves the dashboard's index.html from the package's static folder."""
-    from srvmon_server.app import PACKAGE_STATIC
-
-    resp = server.request("GET", "/")
-    index = PACKAGE_STATIC / "index.html"
-    if index.is_file():
-        assert resp.status == 200
-        assert resp.body == index.read_bytes()
-    else:
-        assert resp.status == 404
+def test_dashboard_index_and_static(start_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """/ serves index.html (public even with read auth), /static/ its files, 404 envelopes."""
+    static = tmp_path / "static"
+    static.mkdir()
+    (static / "index.html").write_text("<html>srvmon</html>")
+    (static / "app.js").write_text("console.log(1)")
+    server = start_server(static_path=str(static), read_auth=True)
+    index = server.request("GET", "/", token=None)
+    assert index.status == 200
+    assert index.body == b"<html>srvmon</html>"
+    assert index.headers["content-type"].startswith("text/html")
+    js = server.request("GET", "/static/app.js", token=None)
+    assert js.status == 200 and js.body == b"console.log(1)"
+    missing = server.request("GET", "/static/nope.js", token=None)
+    assert missing.status == 404
+    assert missing.json()["error"]["code"] == "not_found"
