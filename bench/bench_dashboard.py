@@ -147,6 +147,8 @@ def start_server(workdir: Path, token: str) -> tuple[subprocess.Popen[bytes], st
         [
             *command,
             "server",
+            "--host",
+            "127.0.0.1",
             "--port",
             str(port),
             "--db-url",

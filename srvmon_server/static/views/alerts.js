@@ -5,6 +5,7 @@ import { alerts, normalizeAlert } from "../store.js";
 import { el, fmtByMetric, fmtLocal, setText, toDate } from "../util.js";
 
 function valueText(a) {
+  if (a.value === null && a.threshold === null) return "–";
   return `${fmtByMetric(a.metric, a.value)} vs ${fmtByMetric(a.metric, a.threshold)}`;
 }
 

@@ -77,7 +77,8 @@ function chartPanel(machineKey, metrics) {
 
 export function mountHost(root, hostKey, containerName) {
   const host = hosts.get(hostKey);
-  const title = el("h1", {}, containerName ? `${hostKey} › ${containerName}` : hostKey);
+  const hostLabel = host && host.hostname !== hostKey ? `${host.hostname} (${hostKey})` : hostKey;
+  const title = el("h1", {}, containerName ? `${hostLabel} › ${containerName}` : hostLabel);
   const status = el("span", { class: "status-pill" });
   root.append(el("div", { class: "toolbar" }, el("a", { href: "#/" }, "← fleet"), title, status));
   const machineKey = containerName ? `${hostKey}:${containerName}` : hostKey;
