@@ -82,6 +82,8 @@ def make_app(
     alerting = Alerting(storage)
     context.executor.submit(alerting.load, clock()).result()
     context.alerting = alerting
+    records = context.executor.submit(storage.machines).result()
+    context.presence.load({r.key: r.last_received or r.last_seen for r in records}, clock())
     static_path = config.static_path or os.fspath(PACKAGE_STATIC)
     handlers: list[Any] = [*ROUTES]
     handlers.append((r"/", IndexHandler))

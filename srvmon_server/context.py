@@ -17,8 +17,15 @@ from tornado.ioloop import PeriodicCallback
 from srvmon_server.config import ServerConfig
 from srvmon_server.hub import Hub
 from srvmon_server.notify import Notifier
+from srvmon_server.presence import Presence
 
 T = TypeVar("T")
+
+
+def iso(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 
@@ -64,6 +71,7 @@ class ServerContext:
             timeout_seconds=config.webhook_timeout_seconds,
         )
         self.stats = Stats()
+        self.presence = Presence(config.silent_after_seconds)
         self.alerting: Any = None
         self.background: set[asyncio.Task[Any]] = set()
         self._periodic: PeriodicCallback | None = None
@@ -124,8 +132,15 @@ class ServerContext:
         if loud and self.notifier.enabled:
             self.spawn(self.notifier.notify(loud))
 
+    def sweep_presence(self) -> None:
+        """Publish a ``machine`` event for each machine that just went silent."""
+        for key, last_seen in self.presence.sweep(self.clock()):
+            data = {"key": key, "status": "silent", "last_seen": iso(last_seen)}
+            self.hub.publish("machine", data, key)
+
     async def tick(self) -> None:
         """The periodic silent-machine check; skipped while the previous one still runs."""
+        self.sweep_presence()
         if self.alerting is None or self._ticking:
             return
         self._ticking = True

@@ -73,12 +73,16 @@ class IngestHandler(BaseHandler):
         samples = (1 if batch.host is not None else 0) + len(batch.containers)
         ctx.stats.record_ingest(samples, result.duplicates, time.monotonic())
         if result.stored:
-            for key, data in sample_events(batch):
+            samples_by_key = sample_events(batch)
+            for key, data in samples_by_key:
                 ctx.hub.publish("sample", data, key)
-            for key in result.new_machines:
-                ctx.hub.publish(
-                    "machine", {"key": key, "status": "ok", "last_seen": iso(batch.timestamp)}, key
-                )
+            levels = ctx.alerting.firing_levels() if ctx.alerting is not None else {}
+            for key, _ in samples_by_key:
+                if ctx.presence.seen(key, received_at) is not None:
+                    status = levels.get(key, "ok")
+                    last_seen = iso(batch.timestamp)
+                    data = {"key": key, "status": status, "last_seen": last_seen}
+                    ctx.hub.publish("machine", data, key)
             if ctx.alerting is not None:
                 events = await self.db(ctx.alerting.on_batch, batch, received_at)
                 ctx.publish_alerts(events)

@@ -17,7 +17,8 @@ def machine_status(
     record: Any, levels: dict[str, str], now: datetime, silent_after_seconds: float
 ) -> str:
     """``silent`` when not heard from recently, else the worst firing level, else ``ok``."""
-    if (now - record.last_seen).total_seconds() > silent_after_seconds:
+    heard = record.last_received or record.last_seen
+    if (now - heard).total_seconds() > silent_after_seconds:
         return "silent"
     return levels.get(record.key, "ok")
 

@@ -124,3 +124,22 @@ def test_cors_only_allowed_origins() -> None:
     assert cors_headers(allowed, None) == {}
     with pytest.raises(ValueError, match="scheme"):
         parse_origins("a.example")
+
+
+def test_presence_new_silent_back() -> None:
+    """A machine is new once, silent after the limit (reported once), back on its next sample."""
+    from datetime import UTC, datetime, timedelta
+
+    from srvmon_server.presence import Presence
+
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    presence = Presence(silent_after_seconds=30)
+    presence.load({"old": t0 - timedelta(seconds=60), "fresh": t0}, t0)
+    assert presence.is_silent("old") and not presence.is_silent("fresh")
+    assert presence.seen("h1", t0) == "new"
+    assert presence.seen("h1", t0 + timedelta(seconds=1)) is None
+    assert presence.sweep(t0 + timedelta(seconds=31)) == [("fresh", t0)]
+    assert presence.sweep(t0 + timedelta(seconds=32)) == [("h1", t0 + timedelta(seconds=1))]
+    assert presence.sweep(t0 + timedelta(seconds=40)) == []
+    assert presence.seen("h1", t0 + timedelta(seconds=41)) == "back"
+    assert presence.seen("old", t0 + timedelta(seconds=41)) == "back"

@@ -144,3 +144,32 @@ def test_disconnect_cleans_up(server: RunningServer) -> None:
     wait_for(lambda: server.call(lambda: hub.client_count) == 1)
     reader.close()
     wait_for(lambda: server.call(lambda: hub.client_count) == 0)
+
+
+def test_machine_events_silent_and_back(start_server, clock) -> None:  # type: ignore[no-untyped-def]
+    """A machine not heard from for silent_after_seconds gets a 'silent' machine event, and
+    an 'ok' one when it reports again."""
+    server = start_server(silent_after_seconds=10, silence_check_seconds=0.05)
+    reader = SseReader(server.port, "/api/v1/events?topics=metrics&machines=h1")
+    try:
+        server.ingest(make_batch(at=clock.now))
+        first = reader.until(lambda f: f.get("event") == "machine")
+        assert first[-1]["data"] == {
+            "key": "h1",
+            "status": "ok",
+            "last_seen": "2026-11-25T10:00:00Z",
+        }
+        clock.advance(11)
+        silent = reader.until(lambda f: f.get("event") == "machine")
+        assert silent[-1]["data"] == {
+            "key": "h1",
+            "status": "silent",
+            "last_seen": "2026-11-25T10:00:00Z",
+        }
+        assert server.request("GET", "/api/v1/machines").json()["hosts"][0]["status"] == "silent"
+        server.ingest(make_batch(at=clock.now))
+        back = reader.until(lambda f: f.get("event") == "machine")
+        assert back[-1]["data"]["status"] == "ok"
+        assert back[-1]["data"]["last_seen"] == "2026-11-25T10:00:11Z"
+    finally:
+        reader.close()

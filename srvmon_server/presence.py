@@ -1,0 +1,49 @@
+"""Which machines went silent or came back. Pure: times are parameters.
+
+The server feeds it every ingested machine (``seen``) and sweeps it every second; each
+change becomes one ``machine`` SSE event.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+
+class Presence:
+    def __init__(self, silent_after_seconds: float) -> None:
+        self.silent_after_seconds = silent_after_seconds
+        self._last_seen: dict[str, datetime] = {}
+        self._silent: set[str] = set()
+
+    def load(self, last_seen: dict[str, datetime], now: datetime) -> None:
+        """Start from stored inventory; machines already quiet start silent (no event)."""
+        self._last_seen = dict(last_seen)
+        self._silent = {k for k, at in last_seen.items() if self._quiet(at, now)}
+
+    def _quiet(self, at: datetime, now: datetime) -> bool:
+        return (now - at).total_seconds() > self.silent_after_seconds
+
+    def seen(self, key: str, at: datetime) -> str | None:
+        """Record a sample; ``"new"`` for a machine never seen, ``"back"`` after silence."""
+        previous = self._last_seen.get(key)
+        if previous is None or at > previous:
+            self._last_seen[key] = at
+        if previous is None:
+            return "new"
+        if key in self._silent:
+            self._silent.discard(key)
+            return "back"
+        return None
+
+    def sweep(self, now: datetime) -> list[tuple[str, datetime]]:
+        """Machines that just went silent, with their last sample time."""
+        gone = [
+            (key, at)
+            for key, at in self._last_seen.items()
+            if key not in self._silent and self._quiet(at, now)
+        ]
+        self._silent.update(key for key, _ in gone)
+        return sorted(gone)
+
+    def is_silent(self, key: str) -> bool:
+        return key in self._silent
