@@ -81,8 +81,10 @@ def webhook_payloads(
         payloads.append(
             {
                 "version": "4",
-                "groupKey": f"{{}}:{{alertname={group_labels['alertname']!r}}}"
-                f":{alert['fingerprint']}",
+                "groupKey": "{}:{alertname="
+                + json.dumps(group_labels["alertname"])
+                + "}"
+                + f":{alert['fingerprint']}",
                 "status": status,
                 "receiver": RECEIVER,
                 "groupLabels": group_labels,

@@ -17,6 +17,11 @@ PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class HealthHandler(BaseHandler):
+    """Always public (liveness probes carry no secrets); it reveals only up/down."""
+
+    def prepare(self) -> None:
+        self._body_parts = []
+
     async def get(self) -> None:
         try:
             await self.db(self.ctx.storage.ping)

@@ -62,6 +62,7 @@ def test_read_auth(start_server) -> None:  # type: ignore[no-untyped-def]
     assert server.request("GET", "/api/v1/machines", token=None).status == 401
     assert server.request("GET", "/api/v1/machines", token=READ).status == 200
     assert server.request("GET", "/api/v1/alerts", token="nope").status == 401
+    assert server.request("GET", "/api/v1/health", token=None).status == 200
     assert server.request("GET", "/api/v1/events", token=None).status == 401
     reader = SseReader(server.port, f"/api/v1/events?token={READ}")
     try:

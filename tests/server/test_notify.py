@@ -70,6 +70,7 @@ def test_payload_shapes() -> None:
         "alerts",
     }
     assert first["version"] == "4"
+    assert first["groupKey"] == '{}:{alertname="CPU high"}:abc123'
     alert = first["alerts"][0]
     assert set(alert) == {
         "status",
