@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import tornado.web
+from tornado.log import access_log
 
 from srvmon_server.config import ServerConfig
 from srvmon_server.context import ServerContext
@@ -60,6 +62,31 @@ ROUTES: list[tuple[str, type[tornado.web.RequestHandler]]] = [
 """Every API route; the OpenAPI document lists exactly these (a test checks it)."""
 
 
+TOKEN_IN_QUERY = re.compile(r"([?&]token=)[^&]*")
+
+
+def redact(uri: str) -> str:
+    """The request URI with any ``token=`` query value hidden, for the access log."""
+    return TOKEN_IN_QUERY.sub(r"\1<redacted>", uri)
+
+
+def log_request(handler: tornado.web.RequestHandler) -> None:
+    """Tornado's access log line, minus tokens given as ``?token=`` (SSE)."""
+    status = handler.get_status()
+    log_method = access_log.info if status < 400 else access_log.warning
+    if status >= 500:
+        log_method = access_log.error
+    request = handler.request
+    log_method(
+        "%d %s %s (%s) %.2fms",
+        status,
+        request.method,
+        redact(request.uri or ""),
+        request.remote_ip,
+        1000.0 * request.request_time(),
+    )
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -93,6 +120,7 @@ def make_app(
         static_path=static_path,
         static_handler_class=StaticHandler,
         srvmon=context,
+        log_function=log_request,
         **settings,
     )
     try:

@@ -66,9 +66,12 @@ def validated_silence(data: Any, now: datetime) -> dict[str, Any]:
                 f"unknown matcher {name!r}; use {', '.join(SILENCE_MATCHERS)}",
                 f"$.matchers.{name}",
             )
-        if not isinstance(value, str) or not value:
+        if not isinstance(value, str) or not value or len(value) > 200:
             raise ApiError(
-                400, "invalid_silence", "a matcher is a non-empty glob string", f"$.matchers.{name}"
+                400,
+                "invalid_silence",
+                "a matcher is a glob string of 1 to 200 characters",
+                f"$.matchers.{name}",
             )
     times = {}
     for name in ("starts_at", "ends_at"):

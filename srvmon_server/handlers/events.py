@@ -9,6 +9,8 @@ from tornado.iostream import StreamClosedError
 from srvmon_server.handlers.base import ApiError, BaseHandler, iso
 from srvmon_server.sse import Subscription, format_comment, format_event, format_retry, parse_topics
 
+MAX_GLOB_LENGTH = 200
+
 
 class EventsHandler(BaseHandler):
     def token(self) -> str | None:
@@ -37,6 +39,10 @@ class EventsHandler(BaseHandler):
         except ValueError as exc:
             raise ApiError(400, "invalid_parameter", str(exc), "topics") from None
         machines = self.get_query_argument("machines", "*") or "*"
+        if len(machines) > MAX_GLOB_LENGTH:
+            raise ApiError(
+                400, "invalid_parameter", f"machines is longer than {MAX_GLOB_LENGTH}", "machines"
+            )
         raw_last = self.request.headers.get("Last-Event-ID") or self.get_query_argument(
             "last_event_id", None
         )

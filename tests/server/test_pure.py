@@ -143,3 +143,16 @@ def test_presence_new_silent_back() -> None:
     assert presence.sweep(t0 + timedelta(seconds=40)) == []
     assert presence.seen("h1", t0 + timedelta(seconds=41)) == "back"
     assert presence.seen("old", t0 + timedelta(seconds=41)) == "back"
+
+
+def test_access_log_redacts_query_tokens() -> None:
+    """Tokens passed as ?token= (SSE) never reach the access log."""
+    from srvmon_server.app import redact
+
+    assert redact("/api/v1/events?token=s3cret&topics=alerts") == (
+        "/api/v1/events?token=<redacted>&topics=alerts"
+    )
+    assert redact("/api/v1/events?topics=alerts&token=s3cret") == (
+        "/api/v1/events?topics=alerts&token=<redacted>"
+    )
+    assert redact("/api/v1/machines?mytoken=x") == "/api/v1/machines?mytoken=x"
