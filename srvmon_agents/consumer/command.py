@@ -1,0 +1,267 @@
+"""``srvmon consumer``: the click command. Option parsing and error translation only."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from datetime import tzinfo
+from functools import partial
+from types import FrameType
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import click
+
+from srvmon_core.errors import SrvmonError
+
+DEFAULT_TOPIC = "srvmon.metrics"
+DEFAULT_GROUP = "srvmon-consumer"
+DEFAULT_SERVER_URL = "http://127.0.0.1:8004"
+
+
+def parse_kafka_options(pairs: tuple[str, ...]) -> dict[str, str]:
+    """``("security.protocol=SASL_SSL", ...)`` → a librdkafka config dict."""
+    options: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(
+                f"expected KEY=VALUE, got {pair!r}", param_hint="--kafka-option"
+            )
+        options[key.strip()] = value
+    return options
+
+
+def _timezone(name: str) -> tzinfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise click.BadParameter(
+            f"unknown time zone {name!r}", param_hint="--legacy-timezone"
+        ) from exc
+
+
+@click.command(context_settings={"show_default": True})
+@click.option(
+    "--bootstrap-server",
+    envvar="BOOTSTRAP_SERVER",
+    required=True,
+    show_envvar=True,
+    help="Kafka bootstrap servers, host:port[,host:port].",
+)
+@click.option(
+    "--topic",
+    envvar="KAFKA_TOPIC_NAME",
+    default=DEFAULT_TOPIC,
+    show_envvar=True,
+    help="Topic the collectors produce to.",
+)
+@click.option(
+    "--group",
+    envvar="KAFKA_CONSUMER_GROUP_ID",
+    default=DEFAULT_GROUP,
+    show_envvar=True,
+    help="Consumer group; consumers in one group split the topic's partitions.",
+)
+@click.option(
+    "--server-url",
+    envvar="API_BASE_URL",
+    default=DEFAULT_SERVER_URL,
+    show_envvar=True,
+    help="Base URL of the srvmon server (ingest at /api/v1/ingest).",
+)
+@click.option(
+    "--token",
+    envvar="SRVMON_INGEST_TOKEN",
+    default=None,
+    show_envvar=True,
+    help="Bearer token with write access to the server.",
+)
+@click.option(
+    "--dead-letter-topic",
+    envvar="SRVMON_DEAD_LETTER_TOPIC",
+    default=None,
+    show_envvar=True,
+    help="Where poison messages go. [default: <topic>.dead]",
+)
+@click.option(
+    "--batch-size",
+    envvar="SRVMON_CONSUMER_BATCH",
+    default=500,
+    show_envvar=True,
+    type=click.IntRange(1, 100_000),
+    help="Most messages taken per poll.",
+)
+@click.option(
+    "--parallelism",
+    envvar="SRVMON_CONSUMER_PARALLELISM",
+    default=8,
+    show_envvar=True,
+    type=click.IntRange(1, 256),
+    help="Concurrent POSTs to the server (one per host at a time).",
+)
+@click.option(
+    "--max-in-flight",
+    envvar="SRVMON_CONSUMER_MAX_IN_FLIGHT",
+    default=2000,
+    show_envvar=True,
+    type=click.IntRange(1, 1_000_000),
+    help="Most unacknowledged messages held; above it consumption pauses.",
+)
+@click.option(
+    "--kafka-option",
+    "kafka_options",
+    envvar="SRVMON_KAFKA_OPTIONS",
+    multiple=True,
+    show_envvar=True,
+    metavar="KEY=VALUE",
+    help="Extra librdkafka setting (SASL, TLS, ...); repeatable. "
+    "From the env var: space-separated.",
+)
+@click.option(
+    "--legacy-timezone",
+    envvar="SRVMON_LEGACY_TZ",
+    default="UTC",
+    show_envvar=True,
+    help="Time zone of the old Java collector documents' local timestamps.",
+)
+@click.option(
+    "--legacy-interval-seconds",
+    envvar="SRVMON_LEGACY_INTERVAL",
+    default=1.0,
+    show_envvar=True,
+    type=click.FloatRange(min=0.001),
+    help="Collection interval of the old Java collectors (turns their deltas into rates).",
+)
+@click.option(
+    "--initial-retry-seconds",
+    envvar="SRVMON_CONSUMER_RETRY_INITIAL",
+    default=0.05,
+    show_envvar=True,
+    type=click.FloatRange(min=0.001),
+    help="First backoff delay when the server is unavailable.",
+)
+@click.option(
+    "--max-retry-seconds",
+    envvar="SRVMON_CONSUMER_RETRY_MAX",
+    default=5.0,
+    show_envvar=True,
+    type=click.FloatRange(min=0.001),
+    help="Longest backoff delay between retries (retries never give up).",
+)
+@click.option(
+    "--request-timeout",
+    envvar="SRVMON_CONSUMER_REQUEST_TIMEOUT",
+    default=10.0,
+    show_envvar=True,
+    type=click.FloatRange(min=0.1),
+    help="Seconds to wait for one ingest answer before retrying.",
+)
+@click.option(
+    "--shutdown-timeout",
+    envvar="SRVMON_CONSUMER_SHUTDOWN_TIMEOUT",
+    default=30.0,
+    show_envvar=True,
+    type=click.FloatRange(min=0),
+    help="On SIGTERM/SIGINT, seconds to finish in-flight work before abandoning it.",
+)
+@click.option(
+    "--stats-interval",
+    envvar="SRVMON_CONSUMER_STATS_INTERVAL",
+    default=10.0,
+    show_envvar=True,
+    type=click.FloatRange(min=0.1),
+    help="Seconds between log lines with the consumer's own figures.",
+)
+@click.option(
+    "--log-level",
+    envvar="SRVMON_LOG_LEVEL",
+    default="INFO",
+    show_envvar=True,
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+)
+def consumer(  # noqa: PLR0917 - click passes every option by keyword
+    bootstrap_server: str,
+    topic: str,
+    group: str,
+    server_url: str,
+    token: str | None,
+    dead_letter_topic: str | None,
+    batch_size: int,
+    parallelism: int,
+    max_in_flight: int,
+    kafka_options: tuple[str, ...],
+    legacy_timezone: str,
+    legacy_interval_seconds: float,
+    initial_retry_seconds: float,
+    max_retry_seconds: float,
+    request_timeout: float,
+    shutdown_timeout: float,
+    stats_interval: float,
+    log_level: str,
+) -> None:
+    """Relay batches from Kafka to the server's ingest, committing only what it stored."""
+    from confluent_kafka import Consumer, KafkaException, Producer
+
+    from srvmon_agents.consumer.backoff import Backoff
+    from srvmon_agents.consumer.deadletter import DeadLetterSink
+    from srvmon_agents.consumer.delivery import IngestClient
+    from srvmon_agents.consumer.relay import Relay, RelaySettings
+    from srvmon_core.codec import decode_message
+
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    extra = parse_kafka_options(kafka_options)
+    tz = _timezone(legacy_timezone)
+    try:
+        ingest = IngestClient(server_url, token, timeout_seconds=request_timeout)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--server-url") from exc
+    common = {"bootstrap.servers": bootstrap_server, **extra}
+    try:
+        kafka_consumer = Consumer(
+            {
+                "session.timeout.ms": 10_000,
+                "heartbeat.interval.ms": 1_000,
+                "auto.offset.reset": "earliest",
+                **common,
+                # Not overridable: offsets are committed only after the server acknowledged.
+                "group.id": group,
+                "enable.auto.commit": False,
+                "enable.partition.eof": False,
+            }
+        )
+        producer = Producer({**common, "acks": "all", "enable.idempotence": True})
+    except KafkaException as exc:
+        raise click.ClickException(f"bad Kafka configuration: {exc}") from exc
+    settings = RelaySettings(
+        topic=topic,
+        batch_size=batch_size,
+        parallelism=parallelism,
+        max_in_flight=max_in_flight,
+        backoff=Backoff(initial_seconds=initial_retry_seconds, max_seconds=max_retry_seconds),
+        shutdown_grace_seconds=shutdown_timeout,
+        stats_interval_seconds=stats_interval,
+    )
+    decode = partial(decode_message, legacy_tz=tz, legacy_interval_seconds=legacy_interval_seconds)
+    relay = Relay(
+        kafka_consumer,
+        ingest=ingest,
+        dead_letter=DeadLetterSink(producer, dead_letter_topic or f"{topic}.dead"),
+        decode=decode,
+        settings=settings,
+    )
+    stop = threading.Event()
+
+    def request_stop(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    try:
+        relay.run(stop)
+    except (SrvmonError, KafkaException) as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        producer.flush(5)

@@ -1,0 +1,115 @@
+"""Posting one batch to the server's ingest endpoint and classifying the answer.
+
+Each thread keeps its own keep-alive connection (http.client is not thread safe).
+"""
+
+from __future__ import annotations
+
+import enum
+import http.client
+import json
+import threading
+from urllib.parse import urlsplit
+
+from attrs import frozen
+
+INGEST_PATH = "/api/v1/ingest"
+
+# Answers that mean "this body will never be accepted": the message is poison.
+_POISON_STATUSES = frozenset({400, 409, 413, 415, 422})
+
+
+class Verdict(enum.Enum):
+    ACCEPTED = "accepted"
+    """2xx: the batch is durably stored (or was already)."""
+    REJECTED = "rejected"
+    """The server refused this body for good (4xx about the body): dead-letter it."""
+    RETRY = "retry"
+    """Server down, slow, 5xx, 429, or a configuration problem (401/403/404): try again."""
+
+
+@frozen
+class IngestAnswer:
+    verdict: Verdict
+    status: int | None
+    detail: str
+    stored: int = 0
+    duplicates: int = 0
+
+
+def classify(status: int, body: bytes) -> IngestAnswer:
+    """Turn an HTTP answer from the ingest endpoint into a verdict."""
+    text = body[:2000].decode("utf-8", "replace")
+    if 200 <= status < 300:
+        stored = duplicates = 0
+        try:
+            parsed = json.loads(body)
+            if isinstance(parsed, dict):
+                stored = int(parsed.get("stored", 0))
+                duplicates = int(parsed.get("duplicates", 0))
+        except (ValueError, TypeError):
+            pass
+        return IngestAnswer(Verdict.ACCEPTED, status, "", stored, duplicates)
+    message = text
+    try:
+        parsed = json.loads(body)
+        error = parsed.get("error") if isinstance(parsed, dict) else None
+        if isinstance(error, dict):
+            field = error.get("field")
+            message = f"{error.get('code', status)}: {error.get('message', '')}"
+            if field:
+                message += f" at {field}"
+    except ValueError:
+        pass
+    if status in _POISON_STATUSES:
+        return IngestAnswer(Verdict.REJECTED, status, message)
+    return IngestAnswer(Verdict.RETRY, status, f"HTTP {status}: {message}")
+
+
+class IngestClient:
+    """Posts batch bodies to ``<server_url>/api/v1/ingest`` with a bearer token."""
+
+    def __init__(self, server_url: str, token: str | None, timeout_seconds: float = 10.0) -> None:
+        parts = urlsplit(server_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"server URL must be http(s)://host[:port], got {server_url!r}")
+        self._https = parts.scheme == "https"
+        self._host = parts.hostname
+        self._port = parts.port
+        self._path = parts.path.rstrip("/") + INGEST_PATH
+        self._timeout = timeout_seconds
+        self._headers = {"Content-Type": "application/json"}
+        if token:
+            self._headers["Authorization"] = f"Bearer {token}"
+        self._local = threading.local()
+
+    def _connection(self) -> http.client.HTTPConnection:
+        connection: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+            connection = cls(self._host, self._port, timeout=self._timeout)
+            self._local.connection = connection
+        return connection
+
+    def _drop_connection(self) -> None:
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            connection.close()
+            self._local.connection = None
+
+    def post(self, body: bytes) -> IngestAnswer:
+        """One attempt. Network failures become a RETRY verdict, never an exception."""
+        connection = self._connection()
+        try:
+            connection.request("POST", self._path, body=body, headers=self._headers)
+            response = connection.getresponse()
+            payload = response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            self._drop_connection()
+            return IngestAnswer(Verdict.RETRY, None, f"{type(exc).__name__}: {exc}")
+        if response.will_close:
+            self._drop_connection()
+        return classify(response.status, payload)
+
+    def close(self) -> None:
+        self._drop_connection()
