@@ -179,11 +179,19 @@ def page_figures(cdp: object) -> dict[str, float]:
     return {m["name"]: m["value"] for m in metrics}
 
 
-def report(label: str, figures: dict[str, float], events: int) -> None:
+STATE_JS = """() => ({
+    samples: window.__samples,
+    alerts: window.srvmon.alerts.size,
+    containers: [...window.srvmon.hosts.values()].reduce((n, h) => n + h.containers.size, 0),
+})"""
+
+
+def report(label: str, figures: dict[str, float], state: dict[str, int]) -> None:
     print(
         f"{label:>8}: JS heap {figures['JSHeapUsedSize'] / 1024**2:7.2f} MiB, "
-        f"DOM nodes {int(figures['Nodes']):6d}, listeners {int(figures['JSEventListeners']):5d}, "
-        f"sample events seen {events}"
+        f"DOM nodes {int(figures['Nodes']):6d}, listeners {int(figures['JSEventListeners']):5d}; "
+        f"sample events seen {state['samples']}, containers held {state['containers']}, "
+        f"active alerts held {state['alerts']}"
     )
 
 
@@ -225,12 +233,12 @@ def main() -> None:
             started = time.monotonic()
             page.wait_for_timeout(60_000)
             first = page_figures(cdp)
-            report("1 min", first, page.evaluate("window.__samples"))
+            report("1 min", first, page.evaluate(STATE_JS))
             remaining = args.minutes * 60 - (time.monotonic() - started)
             if remaining > 0:
                 page.wait_for_timeout(remaining * 1000)
             last = page_figures(cdp)
-            report(f"{args.minutes:g} min", last, page.evaluate("window.__samples"))
+            report(f"{args.minutes:g} min", last, page.evaluate(STATE_JS))
             tiles = page.evaluate("document.querySelectorAll('.tile').length")
             browser.close()
     finally:

@@ -2,7 +2,7 @@
 
 import { LiveStream } from "./sse.js";
 import {
-  alerts, applyAlert, applyMachine, applySample, reloadAll, subscribe,
+  alerts, applyAlert, applyMachine, applySample, hosts, reloadAll, subscribe,
 } from "./store.js";
 import { el, fmtByMetric, setText } from "./util.js";
 import { mountAlerts } from "./views/alerts.js";
@@ -104,7 +104,7 @@ async function start() {
   stream.open();
   // Silence is the absence of events: re-check every host's status once a second.
   setInterval(() => current && current.update({ hosts: new Set(), alerts: false, all: false, tick: true }), 1000);
-  window.srvmon = { stream };
+  window.srvmon = { stream, hosts, alerts };
 }
 
 start();

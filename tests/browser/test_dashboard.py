@@ -198,3 +198,74 @@ def test_screenshots_of_every_screen(page: Any, srvmon_server: ServerProcess) ->
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= PHONE["width"], f"the page scrolls sideways at phone width ({width}px)"
     screenshot(page, "dashboard-phone")
+
+
+def test_per_machine_override_wins_for_that_machine_only(
+    page: Any, srvmon_server: ServerProcess
+) -> None:
+    """ "Override…" creates a rule whose selector names one machine; the API then lists it
+    (not the fleet rule) among the rules that apply to that machine, and its lower threshold
+    fires for that machine but not for another one with the same value."""
+    put_rule(srvmon_server, CPU_RULE)
+    seed(srvmon_server, ["alpha", "beta"])
+    page.add_init_script(f"sessionStorage.setItem('srvmon.token', '{srvmon_server.token}')")
+    open_page(page, srvmon_server, "#/rules")
+    page.fill("#applies-machine", "alpha")
+    page.locator('tr[data-rule-id="cpu-hot"]').get_by_role("button", name="Override…").click()
+    expect()(page.locator('#rule-editor [data-field="id"]')).to_have_value("cpu-hot@alpha")
+    expect()(page.locator('#rule-editor [data-field="selector.machine"]')).to_have_value("alpha")
+    page.fill('#rule-editor [data-field="warn"]', "30")
+    page.click("#rule-editor button[type=submit]")
+    expect()(page.locator("#rule-saved")).to_have_text("rule cpu-hot@alpha created")
+
+    status, stored = request(srvmon_server.base_url, "/api/v1/rules/cpu-hot@alpha")
+    assert status == 200, stored
+    assert (stored["selector"]["machine"], stored["warn"], stored["crit"]) == ("alpha", 30.0, 95.0)
+    _, applied = request(srvmon_server.base_url, "/api/v1/machines/alpha/rules")
+    ids = {rule["id"] for rule in applied["rules"]}
+    assert "cpu-hot@alpha" in ids
+    assert "cpu-hot" not in ids
+    page.get_by_role("button", name="Show the rules that apply").click()
+    expect()(page.locator("#applies li", has_text="cpu-hot@alpha")).to_have_count(1)
+
+    ingest(srvmon_server.base_url, srvmon_server.token, batch("alpha", cpu=40.0))
+    ingest(srvmon_server.base_url, srvmon_server.token, batch("beta", cpu=40.0))
+    _, active = request(srvmon_server.base_url, "/api/v1/alerts")
+    fired = sorted(
+        (a["machine_key"], a["rule_id"], a["threshold"])
+        for a in active["alerts"]
+        if a["rule_id"].startswith("cpu-hot")
+    )
+    assert fired == [("alpha", "cpu-hot@alpha", 30.0)]
+
+
+def test_host_detail_sorts_containers_and_charts_series(
+    page: Any, srvmon_server: ServerProcess
+) -> None:
+    """The container table lists the host's containers with their live figures, sorts by a
+    clicked header (again: reversed), and a row opens that container's charts, drawn from as
+    many series points as the REST API returns for the same range."""
+    boxes = [container("web", cpu=5.0), container("api", cpu=30.0), container("db", state="exited")]
+    for _ in range(3):
+        ingest(srvmon_server.base_url, srvmon_server.token, batch("alpha", containers=boxes))
+    open_page(page, srvmon_server, "#/host/alpha")
+    names = page.locator("#container-rows tr td:first-child")
+    expect()(names).to_have_text(["api", "db", "web"])
+    expect()(page.locator('#container-rows tr[data-key="alpha:api"]')).to_contain_text("30.0 %")
+    expect()(page.locator('#container-rows tr[data-key="alpha:api"]')).to_contain_text(
+        "50.0 MiB / 200 MiB (25 %)"
+    )
+    cpu_header = page.locator('#containers th[data-sort="cpu"]')
+    cpu_header.click()
+    expect()(names).to_have_text(["db", "web", "api"])
+    cpu_header.click()
+    expect()(names).to_have_text(["api", "web", "db"])
+
+    page.locator('#container-rows tr[data-key="alpha:web"]').click()
+    expect()(page).to_have_url(f"{srvmon_server.base_url}/#/host/alpha/container/web")
+    chart = page.locator('canvas.chart[data-metric="cpu_percent"]')
+    expect()(chart).to_have_attribute("data-points", "3")
+    _, series = request(
+        srvmon_server.base_url, "/api/v1/machines/alpha%3Aweb/series?metric=cpu_percent"
+    )
+    assert [p[1] for p in series["points"]] == [5.0, 5.0, 5.0]

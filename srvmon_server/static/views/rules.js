@@ -6,6 +6,7 @@ import { api, ApiError, enc, listOf } from "../api.js";
 import { el } from "../util.js";
 
 const HIDDEN_KEYS = new Set(["created_at", "updated_at"]);
+const FIRST_COLUMNS = ["name", "metric", "warn", "crit", "level", "for_seconds", "selector", "kind", "enabled"];
 
 /** default (whole fleet), glob, or machine (one exact key), as srvmon_core.rules.Selector. */
 export function scopeOf(rule) {
@@ -105,13 +106,16 @@ export function mountRules(root) {
       status.textContent = `error: ${error.message}`;
       return;
     }
-    const keys = [...new Set(rules.flatMap((r) => Object.keys(r)))].filter((k) => k !== "id");
+    const seen = new Set(rules.flatMap((r) => Object.keys(r)));
+    const keys = [...FIRST_COLUMNS.filter((k) => seen.has(k)),
+      ...[...seen].filter((k) => k !== "id" && !FIRST_COLUMNS.includes(k)).sort()];
     list.parentElement.querySelector("thead").replaceChildren(
-      el("tr", {}, el("th", {}, "id"), el("th", {}, "scope"), ...keys.map((k) => el("th", {}, k)), el("th", {}, "")));
+      el("tr", {}, el("th", {}, "id"), el("th", {}, ""), el("th", {}, "scope"), ...keys.map((k) => el("th", {}, k))));
     list.replaceChildren(...rules.map((rule) => el("tr", { "data-rule-id": rule.id, "data-scope": scopeOf(rule) },
-      el("td", {}, describe(rule.id)), el("td", {}, scopeOf(rule)), ...keys.map((k) => el("td", { "data-col": k }, describe(rule[k]))),
+      el("td", {}, describe(rule.id)),
       el("td", {}, el("button", { type: "button", class: "edit-rule", onclick: () => edit(rule) }, "Edit"),
-        el("button", { type: "button", onclick: () => override(rule) }, "Override for machine…")))));
+        " ", el("button", { type: "button", onclick: () => override(rule) }, "Override…")),
+      el("td", {}, scopeOf(rule)), ...keys.map((k) => el("td", { "data-col": k }, describe(rule[k]))))));
     status.textContent = `${rules.length} rules`;
   }
 
@@ -141,18 +145,23 @@ export function mountRules(root) {
     if (!key) return;
     try {
       const applied = listOf(await api(`/api/v1/machines/${enc(key)}/rules`), "rules");
-      applies.replaceChildren(el("ul", {}, ...applied.map((r) => el("li", {}, describe(r)))));
+      applies.replaceChildren(el("ul", {}, ...applied.map((r) => el("li", { "data-rule-id": r.id },
+        `${r.id} (${scopeOf(r)}): ${r.metric || r.kind}`,
+        r.warn !== null && r.warn !== undefined ? `, warn ${r.warn}` : "",
+        r.crit !== null && r.crit !== undefined ? `, crit ${r.crit}` : ""))));
     } catch (error) {
       applies.replaceChildren(el("p", { class: "error" }, error.message));
     }
   }
 
-  root.append(el("h1", {}, "Rules"), status,
+  root.append(el("h1", {}, "Rules"),
+    el("form", { class: "filters", onsubmit: showApplies },
+      el("label", {}, "Machine ", machineInput),
+      el("button", { type: "submit" }, "Show the rules that apply"),
+      el("span", { class: "muted" }, "(also the target of “Override…”)")),
+    applies, status,
     el("div", { class: "scroll-x" }, el("table", { class: "grid", id: "rules" }, el("thead"), list)),
-    editor,
-    el("h2", {}, "Rules that apply to a machine"),
-    el("form", { class: "filters", onsubmit: showApplies }, machineInput, el("button", { type: "submit" }, "Show")),
-    applies);
+    editor);
   load();
   return { update() {}, unmount() {} };
 }
