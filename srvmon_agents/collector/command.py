@@ -33,13 +33,13 @@ def parse_kafka_options(pairs: tuple[str, ...], env_value: str | None) -> dict[s
 
 
 def _docker_api(url: str) -> Any | None:
-    try:
-        import docker
+    from srvmon_agents.collector.engine import EngineClient, EngineError
 
-        client = docker.DockerClient(base_url=url, timeout=10)
+    try:
+        client = EngineClient(url)
         client.ping()
-        return client.api
-    except Exception as exc:
+        return client
+    except (EngineError, SrvmonError) as exc:
         click.echo(
             f"srvmon collector: containers skipped, Docker at {url} unreachable: {exc}", err=True
         )

@@ -68,11 +68,19 @@ def _docker_time(value: Any) -> datetime | None:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
+HEALTH_WORDS = ("healthy", "unhealthy", "health: starting")
+
+
 def _health_hint(status: str) -> str | None:
-    """The health word in the list API's status text, e.g. ``Up 3 min (healthy)``."""
-    if "(" not in status:
+    """The health word ending the list API's status text, e.g. ``Up 3 minutes (healthy)``.
+
+    Only the health words count: ``Exited (1) 3 seconds ago`` changes every second and must
+    not trigger an inspection.
+    """
+    if not status.endswith(")"):
         return None
-    return status[status.rfind("(") + 1 :].rstrip(")")
+    word = status[status.rfind("(") + 1 : -1]
+    return word if word in HEALTH_WORDS else None
 
 
 @frozen(kw_only=True)

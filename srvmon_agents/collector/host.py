@@ -17,9 +17,9 @@ Rates use ``CounterTracker`` with the injected monotonic ``clock``.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import os
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -83,16 +83,23 @@ class MountProbe:
 
     timeout_seconds: float = 1.0
     statvfs: Callable[[str], os.statvfs_result] = os.statvfs
-    _pending: dict[str, threading.Thread] = field(factory=dict)
+    workers: int = 4
+    _pending: dict[str, concurrent.futures.Future[None]] = field(factory=dict)
+    _pool: concurrent.futures.ThreadPoolExecutor = field(init=False)
     skipped: int = 0
+
+    def __attrs_post_init__(self) -> None:
+        # Reused threads: starting one per statvfs per second would be most of the host's cost.
+        # Hung calls occupy workers; beyond ``workers`` hung mounts new probes queue and time out.
+        self._pool = concurrent.futures.ThreadPoolExecutor(self.workers, "statvfs")
 
     @property
     def hung_mounts(self) -> int:
-        return sum(1 for t in self._pending.values() if t.is_alive())
+        return sum(1 for f in self._pending.values() if not f.done())
 
     def usage(self, path: str) -> os.statvfs_result | None:
         pending = self._pending.get(path)
-        if pending is not None and pending.is_alive():
+        if pending is not None and not pending.done():
             self.skipped += 1
             return None
         result: list[os.statvfs_result] = []
@@ -101,11 +108,11 @@ class MountProbe:
             with contextlib.suppress(OSError):
                 result.append(self.statvfs(path))
 
-        thread = threading.Thread(target=probe, name=f"statvfs {path}", daemon=True)
-        thread.start()
-        thread.join(self.timeout_seconds)
-        if thread.is_alive():
-            self._pending[path] = thread
+        future = self._pool.submit(probe)
+        try:
+            future.result(timeout=self.timeout_seconds)
+        except concurrent.futures.TimeoutError:
+            self._pending[path] = future
             self.skipped += 1
             return None
         self._pending.pop(path, None)

@@ -6,6 +6,7 @@ trees and a containerised collector at the host's ``/host/proc``.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from attrs import frozen
@@ -108,7 +109,7 @@ def read_uptime(proc_root: Path) -> float:
 
 def count_processes(proc_root: Path) -> int:
     try:
-        return sum(1 for entry in proc_root.iterdir() if entry.name.isdigit())
+        return sum(1 for name in os.listdir(proc_root) if name.isdigit())
     except OSError:
         return 0
 

@@ -67,8 +67,14 @@ def build_sink(config: AgentConfig, stdout: BinaryIO) -> Sink:
     raise ConfigError(f"unknown output {config.output!r}", "output")
 
 
-def build_agent(config: AgentConfig, docker_api: Any | None, stdout: BinaryIO) -> Agent:
-    """``docker_api`` is a ``docker.APIClient`` or None (no container figures)."""
+def build_agent(
+    config: AgentConfig, docker_api: Any | None, stdout: BinaryIO, sink: Sink | None = None
+) -> Agent:
+    """``docker_api`` is a ``docker.APIClient`` or None (no container figures).
+
+    ``sink`` replaces the one ``config.output`` names (standalone mode hands batches to the
+    server in-process).
+    """
     host_id = resolve_host_id(
         machine_id_candidates(config), config.host_id_file or default_id_file()
     )
@@ -87,6 +93,6 @@ def build_agent(config: AgentConfig, docker_api: Any | None, stdout: BinaryIO) -
         hostname=config.hostname,
         host=host,
         containers=containers,
-        sink=build_sink(config, stdout),
+        sink=sink if sink is not None else build_sink(config, stdout),
         interval_seconds=config.interval_seconds,
     )

@@ -109,3 +109,20 @@ def test_vanished_cgroup_raises_cgroup_gone(tmp_path: Path) -> None:
     shutil.rmtree(root / "docker" / CID)
     with pytest.raises(cgroups.CgroupGone):
         cgroups.read(location)
+
+
+@pytest.mark.parametrize(
+    ("status", "hint"),
+    [
+        ("Up 3 minutes (healthy)", "healthy"),
+        ("Up 3 minutes (unhealthy)", "unhealthy"),
+        ("Up 1 second (health: starting)", "health: starting"),
+        ("Exited (1) 13 seconds ago", None),
+        ("Up 2 hours", None),
+    ],
+)
+def test_health_hint_reads_only_health_words(status: str, hint: str | None) -> None:
+    """Only a health word in the list status triggers re-inspection, not exit-code text."""
+    from srvmon_agents.collector.containers import _health_hint
+
+    assert _health_hint(status) == hint

@@ -13,6 +13,7 @@ import psutil
 import pytest
 
 from srvmon_agents.collector.containers import ContainerCollector
+from srvmon_agents.collector.engine import EngineClient
 from srvmon_core.schema import ContainerSample
 from tests.fixtures.dockerd import Dockerd
 
@@ -79,7 +80,7 @@ def room(dockerd: Dockerd) -> Iterator[dict[str, str]]:
 
 def make_collector(dockerd: Dockerd) -> ContainerCollector:
     return ContainerCollector(
-        api=dockerd.client.api,
+        api=EngineClient(dockerd.base_url),
         cgroup_root=Path("/sys/fs/cgroup"),
         proc_root=Path("/proc"),
         host_memory_total_bytes=psutil.virtual_memory().total,
@@ -159,7 +160,7 @@ def test_metadata_is_inspected_only_on_change(dockerd: Dockerd, room: dict[str, 
     collector = make_collector(dockerd)
     collector.collect()
     first = collector.inspections
-    assert first == len(dockerd.client.api.containers(all=True))
+    assert first == len(dockerd.client.containers.list(all=True))
     collector.collect()
     collector.collect()
     assert collector.inspections == first, "nothing changed, nothing re-inspected"
@@ -211,7 +212,7 @@ def test_docker_api_fallback_when_cgroup_files_are_missing(
 ) -> None:
     """With an empty cgroup root the one-shot stats API fills in, and the source says so."""
     collector = ContainerCollector(
-        api=dockerd.client.api,
+        api=EngineClient(dockerd.base_url),
         cgroup_root=tmp_path,
         proc_root=Path("/proc"),
         host_memory_total_bytes=psutil.virtual_memory().total,
