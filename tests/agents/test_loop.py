@@ -1,0 +1,67 @@
+"""The collection loop: fixed-rate batches with the agent's own stats, on the real host."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import threading
+import time
+
+from srvmon_agents.collector.host import HostCollector
+from srvmon_agents.collector.loop import Agent
+from srvmon_agents.sinks.stdout import StdoutSink
+from srvmon_core.codec import decode_batch
+
+
+def test_run_emits_one_decodable_batch_per_interval() -> None:
+    """Five batches at 0.2 s: JSON lines that decode, ~0.2 s apart, rates from the 2nd on."""
+    out = io.BytesIO()
+    agent = Agent(
+        host_id="loop-host",
+        hostname="loop",
+        host=HostCollector(clock=time.monotonic),
+        containers=None,
+        sink=StdoutSink(out),
+        interval_seconds=0.2,
+    )
+    started = time.monotonic()
+    made = agent.run(threading.Event(), max_batches=5)
+    elapsed = time.monotonic() - started
+    assert made == 5
+    batches = [decode_batch(line) for line in out.getvalue().splitlines()]
+    assert len(batches) == 5
+    assert {b.host_id for b in batches} == {"loop-host"}
+    gaps = [(b.timestamp - a.timestamp).total_seconds() for a, b in itertools.pairwise(batches)]
+    assert all(0.15 <= g <= 0.6 for g in gaps), gaps
+    assert 0.8 <= elapsed <= 2.5
+    assert batches[0].host is not None
+    assert batches[0].host.disk_read_bytes_per_s is None, "first reading: no rate"
+    assert batches[1].host is not None
+    assert all(n.rx_bytes_per_s is not None for n in batches[1].host.net)
+    assert all(b.agent.collect_seconds > 0 for b in batches)
+    assert {b.agent.container_source for b in batches} == {"none"}
+
+
+def test_stop_event_ends_the_loop_promptly() -> None:
+    """Setting the stop event ends run() within one wait step, not a whole interval."""
+    stop = threading.Event()
+    out = io.BytesIO()
+    agent = Agent(
+        host_id="h",
+        hostname="h",
+        host=None,
+        containers=None,
+        sink=StdoutSink(out),
+        interval_seconds=30.0,
+    )
+    thread = threading.Thread(target=agent.run, args=(stop,))
+    thread.start()
+    deadline = time.monotonic() + 5
+    while not out.getvalue() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert out.getvalue(), "the first batch is written at once"
+    stopped_at = time.monotonic()
+    stop.set()
+    thread.join(5)
+    assert not thread.is_alive()
+    assert time.monotonic() - stopped_at < 0.5
