@@ -50,7 +50,7 @@ function chartPanel(machineKey, metrics) {
   }
   async function load() {
     for (const b of picker.children) b.classList.toggle("active", b.dataset.range === range);
-    const to = Math.floor(Date.now() / 1000);
+    const to = Math.ceil(Date.now() / 1000) + 1; // include samples of the current second
     const from = to - RANGES[range];
     await Promise.all(metrics.map(async (metric) => {
       const canvas = canvases.get(metric);
