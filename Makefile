@@ -16,7 +16,7 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[all]' tox
+	$(VENV)/bin/pip install -q -e '.[all]'
 	touch $@
 
 run: venv
@@ -33,4 +33,5 @@ system-deps:
 	fi
 
 test: system-deps venv
+	$(VENV)/bin/pip install -q tox
 	$(VENV)/bin/tox

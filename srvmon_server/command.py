@@ -9,7 +9,9 @@ import logging
 import os
 import secrets
 import signal
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import attrs
 import click
@@ -55,7 +57,18 @@ def generated_token(folder: Path) -> tuple[str, bool]:
     return token, True
 
 
-async def serve(config: ServerConfig, db_url: str, host: str, port: int) -> None:
+Companion = Callable[[Any, str], Callable[[], None]]
+"""Runs beside the server (standalone's collector): gets the ServerContext and the base URL
+once the server listens, returns the function that stops it."""
+
+
+async def serve(
+    config: ServerConfig,
+    db_url: str,
+    host: str,
+    port: int,
+    companion: Companion | None = None,
+) -> None:
     import tornado.httpserver
     import tornado.netutil
 
@@ -81,12 +94,15 @@ async def serve(config: ServerConfig, db_url: str, host: str, port: int) -> None
         server = tornado.httpserver.HTTPServer(app, max_body_size=4 * config.max_body_bytes + 1)
         server.add_sockets(sockets)
         click.echo(f"srvmon server listening on http://{host}:{bound}/", err=True)
+        stop_companion = companion(context, f"http://{host}:{bound}/") if companion else None
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
         click.echo("srvmon server stopping", err=True)
+        if stop_companion is not None:
+            stop_companion()
         server.stop()
         context.hub.close_all()
         try:

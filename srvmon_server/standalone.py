@@ -1,0 +1,202 @@
+"""``srvmon standalone``: a collector for this host and the server, in one process.
+
+No Kafka, no consumer: the collector runs on its own thread and hands every batch to the
+server's ingest pipeline (``srvmon_server.ingest.ingest_batch``) on the IOLoop, the same path
+an HTTP ingest takes. Storage is SQLite in the user data dir. Ctrl-C stops both cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+from attrs import define, field
+
+from srvmon_agents.sinks.base import SinkStats
+from srvmon_core.codec import decode_batch
+from srvmon_core.errors import SrvmonError
+
+log = logging.getLogger(__name__)
+
+
+@define
+class InProcessSink:
+    """A collector sink that schedules each batch on the server's event loop.
+
+    Bounded: at most ``capacity`` batches wait for the database; beyond that the oldest
+    waiting one is dropped and counted, exactly as the Kafka and HTTP sinks do.
+    """
+
+    loop: asyncio.AbstractEventLoop
+    deliver: Callable[[bytes], Any]
+    capacity: int = 600
+    _waiting: int = 0
+    _dropped: int = 0
+    _errors: int = 0
+    _delivered: int = 0
+    _lock: threading.Lock = field(factory=threading.Lock)
+
+    def send(self, key: str, payload: bytes) -> None:
+        with self._lock:
+            if self._waiting >= self.capacity:
+                self._dropped += 1
+                return
+            self._waiting += 1
+        asyncio.run_coroutine_threadsafe(self._run(payload), self.loop)
+
+    async def _run(self, payload: bytes) -> None:
+        try:
+            await self.deliver(payload)
+        except Exception as exc:  # the DB may be down; the next interval tries again
+            with self._lock:
+                self._errors += 1
+            log.warning("standalone ingest failed: %s", exc)
+        else:
+            with self._lock:
+                self._delivered += 1
+        finally:
+            with self._lock:
+                self._waiting -= 1
+
+    def pump(self) -> None:
+        """Delivery happens on the event loop; nothing to do on the collector thread."""
+
+    def stats(self) -> SinkStats:
+        with self._lock:
+            return SinkStats(
+                queue_depth=self._waiting,
+                dropped_batches=self._dropped,
+                delivery_errors=self._errors,
+                delivered_batches=self._delivered,
+            )
+
+    def close(self, timeout: float) -> None:
+        """Nothing is buffered outside the event loop, which drains on shutdown."""
+
+
+def docker_api_or_none(url: str) -> tuple[Any | None, str]:
+    """A Docker API client when the socket answers, else None and the reason."""
+    try:
+        import docker
+
+        client = docker.DockerClient(base_url=url, timeout=5)
+        client.ping()
+    except Exception as exc:
+        return None, f"{type(exc).__name__}: {exc}"
+    return client.api, ""
+
+
+def start_collector(
+    context: Any, *, interval: float, docker_url: str, data_dir: Path
+) -> Callable[[], None]:
+    """Start the collector thread feeding ``context``; returns the function that stops it."""
+    from srvmon_agents.collector.setup import AgentConfig, build_agent
+    from srvmon_server.ingest import ingest_batch
+
+    loop = asyncio.get_running_loop()
+
+    async def deliver(payload: bytes) -> None:
+        await ingest_batch(context, decode_batch(payload))
+
+    api, reason = docker_api_or_none(docker_url)
+    if api is None:
+        click.echo(
+            f"No Docker socket reachable at {docker_url} ({reason}): monitoring the host only.",
+            err=True,
+        )
+    config = AgentConfig(
+        interval_seconds=interval,
+        output="stdout",
+        host_id_file=data_dir / "host-id",
+        hostname=socket.gethostname(),
+    )
+    agent = build_agent(
+        config, api, sys.stdout.buffer, sink=InProcessSink(loop=loop, deliver=deliver)
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=agent.run, args=(stop,), name="srvmon-collector", daemon=True)
+    thread.start()
+
+    def stop_collector() -> None:
+        stop.set()
+        thread.join(timeout=max(5.0, 2 * interval))
+
+    return stop_collector
+
+
+@click.command(name="standalone", context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--host",
+    envvar="SRVMON_HOST",
+    default="127.0.0.1",
+    show_default=True,
+    help="address the dashboard listens on",
+)
+@click.option(
+    "--port",
+    envvar="SRVMON_PORT",
+    type=click.IntRange(0, 65535),
+    default=8004,
+    show_default=True,
+    help="port the dashboard listens on (0: any free port)",
+)
+@click.option(
+    "--interval",
+    envvar="SRVMON_INTERVAL",
+    type=click.FloatRange(min=0.2),
+    default=1.0,
+    show_default=True,
+    help="seconds between two readings of this host",
+)
+@click.option(
+    "--docker-url",
+    envvar="DOCKER_HOST",
+    default="unix:///var/run/docker.sock",
+    show_default=True,
+    help="Docker socket; containers are skipped, with a message, when it does not answer",
+)
+@click.option(
+    "--data-dir",
+    envvar="SRVMON_DATA_DIR",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="database, token and host id live here (default $XDG_DATA_HOME/srvmon)",
+)
+def standalone(
+    *, host: str, port: int, interval: float, docker_url: str, data_dir: Path | None
+) -> None:
+    """Collector + server + dashboard in one process, on embedded SQLite, no Kafka."""
+    from srvmon_server.command import data_dir as default_data_dir
+    from srvmon_server.command import generated_token, serve
+    from srvmon_server.config import ServerConfig
+    from srvmon_server.storage import StorageError
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    folder = data_dir or default_data_dir(os.environ)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise click.ClickException(f"cannot create the data dir {folder}: {exc}") from None
+    token, created = generated_token(folder)
+    if created:
+        click.echo(f"Admin token (printed once, kept in {folder / 'server-token'}):\n{token}")
+    else:
+        click.echo(f"Admin token: in {folder / 'server-token'}")
+    config = ServerConfig(write_tokens=frozenset({token}))
+
+    def companion(context: Any, url: str) -> Callable[[], None]:
+        click.echo(f"srvmon dashboard: {url}  (Ctrl-C stops)")
+        return start_collector(context, interval=interval, docker_url=docker_url, data_dir=folder)
+
+    try:
+        asyncio.run(serve(config, f"sqlite:///{folder / 'srvmon.db'}", host, port, companion))
+    except (StorageError, SrvmonError) as exc:
+        raise click.ClickException(str(exc)) from None
