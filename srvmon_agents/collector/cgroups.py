@@ -14,6 +14,7 @@ counters; turning them into rates is the caller's job (see ``containers.py``).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from attrs import frozen
@@ -103,14 +104,21 @@ def locate(cgroup_root: Path, container_id: str) -> CgroupLocation | None:
 
 
 def _text(path: Path) -> str | None:
+    """The file's text; None when absent. os-level I/O: this runs ~10x per container per second."""
     try:
-        return path.read_text()
+        fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
-        if not path.parent.exists():
+        if not os.path.exists(os.path.dirname(path)):
             raise CgroupGone(str(path.parent)) from None
         return None
-    except (PermissionError, OSError):
+    except OSError:
         return None
+    try:
+        return os.read(fd, 1 << 16).decode("ascii", "replace")
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def _int(path: Path) -> int | None:

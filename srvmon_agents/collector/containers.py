@@ -16,6 +16,7 @@ memory working set = usage - inactive file; memory % = working set / min(limit, 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Hashable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -222,7 +223,7 @@ class ContainerCollector:
         cached = self._inspected.get(container_id)
         stale = cached is None or cached.state != state or cached.health_hint != hint
         if not stale and cached is not None and state == "running":
-            stale = not (self.proc_root / str(cached.pid)).exists()
+            stale = not os.path.exists(f"{self.proc_root}/{cached.pid}")
         if not stale:
             return cached
         try:

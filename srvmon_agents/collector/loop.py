@@ -22,6 +22,9 @@ from srvmon_core.schema import AgentStats, Batch, ContainerSample
 
 log = logging.getLogger(__name__)
 
+PUMP_EVERY_SECONDS = 0.25
+"""Between readings the sink gets a chance to deliver (and serve callbacks) this often."""
+
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
@@ -93,6 +96,6 @@ class Agent:
                 remaining = next_due - self.clock()
                 if remaining <= 0:
                     break
-                stop.wait(min(remaining, 0.1))
+                stop.wait(min(remaining, PUMP_EVERY_SECONDS))
                 self.sink.pump()
         return made

@@ -37,9 +37,18 @@ class DiskCounters:
 
 def _read(path: Path) -> str | None:
     try:
-        return path.read_text()
+        fd = os.open(path, os.O_RDONLY)
     except OSError:
         return None
+    try:
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+        return b"".join(chunks).decode("utf-8", "replace")
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def read_net_dev(path: Path) -> dict[str, NetCounters] | None:
