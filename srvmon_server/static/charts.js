@@ -72,7 +72,8 @@ export function drawSeriesChart(canvas, points, { from, to, format }) {
     const d = new Date(points[i][0] * 1000);
     const span = to - from;
     const text = span > 2 * 86400 ? d.toLocaleDateString() : d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-    ctx.fillText(text, Math.min(x(points[i][0]), left + plotW - 40), height - 4);
+    const textWidth = ctx.measureText(text).width;
+    ctx.fillText(text, Math.min(x(points[i][0]), width - textWidth - 2), height - 4);
   }
   ctx.fillStyle = "rgba(80,140,220,0.18)";
   ctx.beginPath();
@@ -85,4 +86,13 @@ export function drawSeriesChart(canvas, points, { from, to, format }) {
   ctx.beginPath();
   points.forEach((p, i) => (i ? ctx.lineTo(x(p[0]), y(p[1])) : ctx.moveTo(x(p[0]), y(p[1]))));
   ctx.stroke();
+  if (points.length <= plotW / 6) {
+    // few points: mark each one, so a single sample is visible too
+    ctx.fillStyle = style.color;
+    for (const p of points) {
+      ctx.beginPath();
+      ctx.arc(x(p[0]), y(p[1]), 2.5, 0, 2 * Math.PI);
+      ctx.fill();
+    }
+  }
 }

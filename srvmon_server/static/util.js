@@ -51,7 +51,7 @@ export function fmtNumber(value, digits = 2) {
 
 /** Format by unit name, as in srvmon_core.metrics. */
 export function fmtByMetric(metric, value) {
-  if (metric.endsWith("_percent")) return fmtPercent(value);
+  if (metric.endsWith("_percent") || metric.includes("_percent_")) return fmtPercent(value);
   if (metric.endsWith("_bytes_per_s")) return fmtRate(value);
   if (metric.endsWith("_bytes")) return fmtBytes(value);
   return fmtNumber(value);

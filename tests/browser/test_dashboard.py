@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -190,6 +191,8 @@ def test_screenshots_of_every_screen(page: Any, srvmon_server: ServerProcess) ->
     for name, (route, ready) in screens.items():
         open_page(page, srvmon_server, route)
         expect()(page.locator(ready).first).to_be_visible()
+        if route.startswith("#/host/"):  # charts drawn from the series API
+            expect()(page.locator("canvas.chart:not([data-points])")).to_have_count(0)
         path = screenshot(page, f"dashboard-{name}")
         assert path.stat().st_size > 5000
     page.set_viewport_size(PHONE)
@@ -269,3 +272,30 @@ def test_host_detail_sorts_containers_and_charts_series(
         srvmon_server.base_url, "/api/v1/machines/alpha%3Aweb/series?metric=cpu_percent"
     )
     assert [p[1] for p in series["points"]] == [5.0, 5.0, 5.0]
+
+
+def test_host_that_stops_reporting_turns_silent_and_comes_back(
+    page: Any, srvmon_server: ServerProcess
+) -> None:
+    """No sample for more than 3 intervals (1 s here) marks the tile silent with the local
+    time of its last sample; the next sample makes it ok again."""
+    seed(srvmon_server, ["alpha", "beta"])
+    open_page(page, srvmon_server)
+    now = datetime.now(UTC)
+    ingest(
+        srvmon_server.base_url, srvmon_server.token, batch("alpha", at=now - timedelta(seconds=1))
+    )
+    ingest(srvmon_server.base_url, srvmon_server.token, batch("alpha", at=now))
+    last_sample_ms = int(now.timestamp() * 1000)
+    tile = page.locator('.tile[data-host="alpha"]')
+    expect()(tile).to_have_attribute("data-status", "ok")
+    expect()(tile).to_have_attribute("data-status", "silent", timeout=8000)
+    local = page.evaluate(
+        """ms => new Date(ms).toLocaleString(undefined, {year: "numeric", month: "2-digit",
+        day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit"})""",
+        last_sample_ms,
+    )
+    expect()(tile.locator(".silent-mark")).to_have_text(f"silent since {local}")
+    ingest(srvmon_server.base_url, srvmon_server.token, batch("alpha"))
+    expect()(tile).to_have_attribute("data-status", "ok", timeout=LIVE_MS)
+    expect()(tile.locator(".silent-mark")).to_be_hidden()

@@ -82,7 +82,7 @@ export function mountHost(root, hostKey, containerName) {
   const status = el("span", { class: "status-pill" });
   root.append(el("div", { class: "toolbar" }, el("a", { href: "#/" }, "← fleet"), title, status));
   const machineKey = containerName ? `${hostKey}:${containerName}` : hostKey;
-  if (containerName) root.append(el("a", { href: `#/host/${enc(hostKey)}` }, `← ${hostKey}`));
+  if (containerName) root.firstElementChild.append(el("a", { href: `#/host/${enc(hostKey)}` }, `← ${hostKey}`));
   const panel = chartPanel(machineKey, containerName ? CONTAINER_CHARTS : HOST_CHARTS);
   root.append(panel.node);
 
