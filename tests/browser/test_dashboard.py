@@ -299,3 +299,42 @@ def test_host_that_stops_reporting_turns_silent_and_comes_back(
     ingest(srvmon_server.base_url, srvmon_server.token, batch("alpha"))
     expect()(tile).to_have_attribute("data-status", "ok", timeout=LIVE_MS)
     expect()(tile.locator(".silent-mark")).to_be_hidden()
+
+
+def test_reopens_the_stream_itself_when_the_browser_gives_up(
+    page: Any, srvmon_server: ServerProcess
+) -> None:
+    """While the server restarts, a proxy-like 503 on the stream makes EventSource close for
+    good; the dashboard shows reconnecting, reopens the stream itself with
+    ?last_event_id=<last id seen>, and is live again with new samples, without a reload."""
+    seed(srvmon_server, ["alpha"])
+    stream_urls: list[str] = []
+    page.on("request", lambda r: stream_urls.append(r.url) if "/api/v1/events" in r.url else None)
+    open_page(page, srvmon_server)
+    ingest(srvmon_server.base_url, srvmon_server.token, batch("alpha", cpu=21.0))
+    expect()(page.locator('.tile[data-host="alpha"] [data-metric="cpu_percent"]')).to_have_text(
+        "21.0 %", timeout=LIVE_MS
+    )
+    last_id = page.evaluate("window.srvmon.stream.lastId")
+    assert last_id is not None
+    refused: list[str] = []
+
+    def unavailable(route: Any) -> None:
+        refused.append(route.request.url)
+        route.fulfill(status=503, body="restarting")
+
+    page.route("**/api/v1/events*", unavailable)
+    srvmon_server.kill()
+    expect()(page.locator("#conn")).to_have_text("reconnecting", timeout=10000)
+    srvmon_server.start()
+    deadline = time.monotonic() + 15
+    while not refused and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+    assert refused, "the stream was never retried"
+    page.unroute("**/api/v1/events*")
+    expect()(page.locator("#conn")).to_have_text("live", timeout=20000)
+    assert any(f"last_event_id={last_id}" in url for url in stream_urls[1:]), stream_urls
+    ingest(srvmon_server.base_url, srvmon_server.token, batch("alpha", cpu=42.0))
+    expect()(page.locator('.tile[data-host="alpha"] [data-metric="cpu_percent"]')).to_have_text(
+        "42.0 %", timeout=LIVE_MS
+    )
