@@ -338,3 +338,32 @@ def test_reopens_the_stream_itself_when_the_browser_gives_up(
     expect()(page.locator('.tile[data-host="alpha"] [data-metric="cpu_percent"]')).to_have_text(
         "42.0 %", timeout=LIVE_MS
     )
+
+
+def test_overview_sorts_by_cpu_and_status_and_keeps_it_in_the_url(
+    page: Any, srvmon_server: ServerProcess
+) -> None:
+    """Sort by CPU puts the busiest host first, by status puts critical before warning before
+    ok; the choice lives in the URL, so a reload keeps it."""
+    put_rule(srvmon_server, CPU_RULE)
+    for host_id, cpu in (("alpha", 50.0), ("beta", 97.0), ("gamma", 85.0), ("delta", 10.0)):
+        ingest(srvmon_server.base_url, srvmon_server.token, batch(host_id, cpu=cpu))
+    open_page(page, srvmon_server)
+    order = page.locator(".tile")
+    expect()(order).to_have_count(4)
+    page.select_option("#fleet-sort", "cpu")
+    expect()(order.locator(".tile-name")).to_have_text(
+        [
+            "beta.example (beta)",
+            "gamma.example (gamma)",
+            "alpha.example (alpha)",
+            "delta.example (delta)",
+        ]
+    )
+    page.select_option("#fleet-sort", "status")
+    expect()(order.nth(0)).to_have_attribute("data-host", "beta")
+    expect()(order.nth(1)).to_have_attribute("data-host", "gamma")
+    assert page.url.endswith("#/?q=&sort=status")
+    page.reload()
+    expect()(page.locator("#fleet-sort")).to_have_value("status")
+    expect()(order.nth(0)).to_have_attribute("data-host", "beta")
