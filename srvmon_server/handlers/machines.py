@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import unquote
 
 from srvmon_core.metrics import CONTAINER_METRIC_NAMES, HOST_METRIC_NAMES
 from srvmon_server.handlers.base import ApiError, BaseHandler, parse_time
@@ -56,8 +55,8 @@ class MachineBase(BaseHandler):
             record, self.levels(), self.ctx.clock(), self.ctx.config.silent_after_seconds
         )
 
-    async def record(self, raw_key: str) -> Any:
-        key = unquote(raw_key)
+    async def record(self, key: str) -> Any:
+        """``key`` arrives percent-decoded already (Tornado decodes path arguments)."""
         record = await self.db(self.ctx.storage.machine, key)
         if record is None:
             raise ApiError(404, "unknown_machine", f"no machine with key {key!r}", "key")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import urllib.parse
 
 from tests.server.harness import READ, T0, RunningServer, SseReader, make_batch
 
@@ -176,3 +177,14 @@ def test_legacy_java_document_ingested(server: RunningServer) -> None:
     assert host["metrics"]["cpu_percent"] == 37.5
     container = server.request("GET", "/api/v1/machines/legacy-1%3Anginx").json()
     assert container["metrics"]["cpu_percent"] == 12.25
+
+
+def test_machine_keys_are_percent_decoded_exactly_once(server: RunningServer) -> None:
+    """A host id with '%' and '/' (legacy collectors allow any id) round-trips through paths."""
+    odd = "rack 1/50%41"  # decoded twice, "%41" would become "A"
+    assert server.ingest(make_batch(host_id=odd, cpu=7.0)).status == 200
+    encoded = urllib.parse.quote(odd, safe="")
+    one = server.request("GET", f"/api/v1/machines/{encoded}")
+    assert one.status == 200, one.body
+    assert one.json()["key"] == odd
+    assert one.json()["sample"]["cpu_percent"] == 7.0
