@@ -25,6 +25,7 @@ from typing import Any
 from attrs import define, evolve, field, frozen
 
 from srvmon_agents.collector import cgroups
+from srvmon_agents.collector.events import ContainerEvents
 from srvmon_agents.collector.procfs import read_net_dev
 from srvmon_core.rates import CounterTracker
 from srvmon_core.schema import ContainerSample
@@ -167,6 +168,13 @@ class ContainerCollector:
     proc_root: Path
     host_memory_total_bytes: int
     clock: Callable[[], float]
+    events: ContainerEvents | None = None
+    """When set, the list is fetched only after a container event, a stream outage, a
+    vanished main process, or ``resync_seconds``; else every call."""
+    resync_seconds: float = 10.0
+    _listed: list[dict[str, Any]] = field(factory=list)
+    _listed_at: float | None = None
+    list_calls: int = 0
     _inspected: dict[str, _Inspected] = field(factory=dict)
     _cgroups: dict[str, cgroups.CgroupLocation] = field(factory=dict)
     _rates: CounterTracker = field(factory=CounterTracker)
@@ -174,8 +182,27 @@ class ContainerCollector:
     inspections: int = 0
     api_fallbacks: int = 0
 
+    def _list(self) -> list[dict[str, Any]]:
+        now = self.clock()
+        stale = (
+            self.events is None
+            or self._listed_at is None
+            or now - self._listed_at >= self.resync_seconds
+            or self.events.changed()
+            or any(
+                not os.path.exists(f"{self.proc_root}/{meta.pid}")
+                for meta in self._inspected.values()
+                if meta.state == "running"
+            )
+        )
+        if stale:
+            self._listed = self.api.containers(all=True)
+            self._listed_at = now
+            self.list_calls += 1
+        return self._listed
+
     def collect(self) -> list[ContainerSample]:
-        listed: list[dict[str, Any]] = self.api.containers(all=True)
+        listed = self._list()
         samples: list[ContainerSample] = []
         live: set[str] = set()
         sources: set[str] = set()

@@ -8,6 +8,7 @@ Supports ``unix:///path/docker.sock`` and plain ``tcp://host:port`` / ``http://h
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import socket
@@ -31,6 +32,25 @@ class _UnixConnection(http.client.HTTPConnection):
         sock.settimeout(self.timeout)
         sock.connect(self._path)
         self.sock = sock
+
+
+class Stream:
+    """Lines of a streaming answer; ``close()`` from another thread unblocks ``readline()``."""
+
+    def __init__(self, connection: http.client.HTTPConnection, response: Any) -> None:
+        self._connection = connection
+        self._response = response
+
+    def readline(self) -> bytes:
+        line: bytes = self._response.readline()
+        return line
+
+    def close(self) -> None:
+        sock = self._connection.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        self._connection.close()
 
 
 class EngineClient:
@@ -79,6 +99,17 @@ class EngineClient:
         if self._connection is not None:
             self._connection.close()
             self._connection = None
+
+    def open_stream(self, path: str) -> Stream:
+        """A long-lived GET on its own connection (no timeout), e.g. ``/events``."""
+        connection = self._connect()
+        connection.timeout = None
+        connection.request("GET", path)
+        response = connection.getresponse()
+        if response.status >= 400:
+            connection.close()
+            raise EngineError(f"GET {path}: {response.status}")
+        return Stream(connection, response)
 
     def ping(self) -> bool:
         return bool(self._get("/_ping") == "OK")

@@ -10,6 +10,7 @@ from typing import Any, BinaryIO
 from attrs import frozen
 
 from srvmon_agents.collector.containers import ContainerCollector
+from srvmon_agents.collector.events import EVENTS_PATH, ContainerEvents
 from srvmon_agents.collector.host import HostCollector
 from srvmon_agents.collector.hostid import default_id_file, resolve_host_id
 from srvmon_agents.collector.loop import Agent
@@ -81,7 +82,11 @@ def build_agent(
     host = HostCollector(proc_root=config.proc_root, sys_root=config.sys_root, clock=time.monotonic)
     containers = None
     if docker_api is not None:
+        events = None
+        if hasattr(docker_api, "open_stream"):
+            events = ContainerEvents(lambda: docker_api.open_stream(EVENTS_PATH))
         containers = ContainerCollector(
+            events=events,
             api=docker_api,
             cgroup_root=config.cgroup_root,
             proc_root=config.proc_root,

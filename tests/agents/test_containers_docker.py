@@ -226,3 +226,39 @@ def test_docker_api_fallback_when_cgroup_files_are_missing(
     assert samples["t-burner"].cpu_percent is not None
     assert samples["t-burner"].cpu_percent > 50.0
     assert samples["t-mem"].memory_limit_bytes == 64 * MiB
+
+
+def test_events_mode_lists_only_after_changes(dockerd: Dockerd, room: dict[str, str]) -> None:
+    """Following engine events: idle ticks reuse the list; a new container still shows up."""
+    from srvmon_agents.collector.events import EVENTS_PATH, ContainerEvents
+
+    api = EngineClient(dockerd.base_url)
+    events = ContainerEvents(lambda: api.open_stream(EVENTS_PATH))
+    collector = ContainerCollector(
+        api=api,
+        cgroup_root=Path("/sys/fs/cgroup"),
+        proc_root=Path("/proc"),
+        host_memory_total_bytes=psutil.virtual_memory().total,
+        clock=time.monotonic,
+        events=events,
+    )
+    try:
+        wait_for(lambda: events.connected, 10, "the events stream")
+        collector.collect()
+        collector.collect()  # the connect itself may have marked a change
+        lists = collector.list_calls
+        for _ in range(5):
+            samples = by_name(collector.collect())
+        assert collector.list_calls == lists, "no event, no list"
+        assert samples["t-burner"].cpu_percent is not None, "figures still come every tick"
+        new_id = dockerd.run(dockerd.image, "sleep", "100000", name="t-late")
+        try:
+            wait_for(lambda: "t-late" in by_name(collector.collect()), 10, "t-late to appear")
+            assert collector.list_calls > lists
+            assert events.events_seen > 0
+        finally:
+            dockerd.cli("rm", "-f", new_id)
+        wait_for(lambda: "t-late" not in by_name(collector.collect()), 10, "t-late to go")
+    finally:
+        events.stop()
+        assert not events._thread.is_alive(), "stop() ends the events thread"
