@@ -224,6 +224,8 @@ def consumer(  # noqa: PLR0917 - click passes every option by keyword
             {
                 "session.timeout.ms": 10_000,
                 "heartbeat.interval.ms": 1_000,
+                # Bounds how long a fetch may wait on a quiet topic (alerts must be fast).
+                "fetch.wait.max.ms": 50,
                 "auto.offset.reset": "earliest",
                 **common,
                 # Not overridable: offsets are committed only after the server acknowledged.
