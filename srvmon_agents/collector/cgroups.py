@@ -146,14 +146,30 @@ def _keyed(path: Path) -> dict[str, int]:
     return out
 
 
-def read(location: CgroupLocation) -> CgroupReading:
-    """Snapshot the counters. Raises CgroupGone when the cgroup disappeared meanwhile."""
+@frozen(kw_only=True)
+class CgroupLimits:
+    cpu_limit_cores: float | None
+    memory_limit_bytes: int | None
+
+
+def read(location: CgroupLocation, limits: CgroupLimits | None = None) -> CgroupReading:
+    """Snapshot the counters. Raises CgroupGone when the cgroup disappeared meanwhile.
+
+    Limits rarely change (``docker update``); pass the previous reading's ``limits()`` to
+    skip re-reading their files.
+    """
     if location.version == 2:
-        return _read_v2(location.dirs[""])
-    return _read_v1(location.dirs)
+        return _read_v2(location.dirs[""], limits)
+    return _read_v1(location.dirs, limits)
 
 
-def _read_v2(cg: Path) -> CgroupReading:
+def limits_of(reading: CgroupReading) -> CgroupLimits:
+    return CgroupLimits(
+        cpu_limit_cores=reading.cpu_limit_cores, memory_limit_bytes=reading.memory_limit_bytes
+    )
+
+
+def _read_v2(cg: Path, limits: CgroupLimits | None) -> CgroupReading:
     cpu = _keyed(cg / "cpu.stat")
     memory_stat = _keyed(cg / "memory.stat")
     usage_usec = cpu.get("usage_usec")
@@ -164,10 +180,12 @@ def _read_v2(cg: Path) -> CgroupReading:
         cpu_periods=cpu.get("nr_periods"),
         cpu_throttled_periods=cpu.get("nr_throttled"),
         cpu_throttled_ns=None if throttled_usec is None else throttled_usec * 1000,
-        cpu_limit_cores=_v2_cpu_max(cg / "cpu.max"),
+        cpu_limit_cores=limits.cpu_limit_cores if limits else _v2_cpu_max(cg / "cpu.max"),
         memory_usage_bytes=_int(cg / "memory.current"),
         memory_inactive_file_bytes=memory_stat.get("inactive_file"),
-        memory_limit_bytes=_v2_memory_max(cg / "memory.max"),
+        memory_limit_bytes=(
+            limits.memory_limit_bytes if limits else _v2_memory_max(cg / "memory.max")
+        ),
         io_read_bytes=read_bytes,
         io_write_bytes=write_bytes,
         pids=_int(cg / "pids.current"),
@@ -213,7 +231,7 @@ def _v2_io(path: Path) -> tuple[int | None, int | None]:
     return read_total, write_total
 
 
-def _read_v1(dirs: dict[str, Path]) -> CgroupReading:
+def _read_v1(dirs: dict[str, Path], limits: CgroupLimits | None) -> CgroupReading:
     cpuacct = dirs.get("cpuacct")
     cpu = dirs.get("cpu")
     memory = dirs.get("memory")
@@ -221,7 +239,9 @@ def _read_v1(dirs: dict[str, Path]) -> CgroupReading:
     pids = dirs.get("pids")
     cpu_stat = _keyed(cpu / "cpu.stat") if cpu else {}
     memory_stat = _keyed(memory / "memory.stat") if memory else {}
-    limit = _int(memory / "memory.limit_in_bytes") if memory else None
+    limit = _int(memory / "memory.limit_in_bytes") if memory and not limits else None
+    if limits is not None:
+        limit = limits.memory_limit_bytes
     read_bytes, write_bytes = (
         _v1_blkio(blkio / "blkio.throttle.io_service_bytes") if blkio else (None, None)
     )
@@ -230,7 +250,9 @@ def _read_v1(dirs: dict[str, Path]) -> CgroupReading:
         cpu_periods=cpu_stat.get("nr_periods"),
         cpu_throttled_periods=cpu_stat.get("nr_throttled"),
         cpu_throttled_ns=cpu_stat.get("throttled_time"),
-        cpu_limit_cores=_v1_cpu_quota(cpu) if cpu else None,
+        cpu_limit_cores=(
+            limits.cpu_limit_cores if limits else (_v1_cpu_quota(cpu) if cpu else None)
+        ),
         memory_usage_bytes=_int(memory / "memory.usage_in_bytes") if memory else None,
         memory_inactive_file_bytes=memory_stat.get("total_inactive_file"),
         memory_limit_bytes=None if limit is None or limit >= UNLIMITED_V1_THRESHOLD else limit,

@@ -50,6 +50,7 @@ def _docker_api(url: str) -> Any | None:
 @click.option(
     "--interval",
     envvar="SRVMON_INTERVAL",
+    show_envvar=True,
     type=click.FloatRange(min=0.05),
     default=1.0,
     show_default=True,
@@ -58,6 +59,7 @@ def _docker_api(url: str) -> Any | None:
 @click.option(
     "--output",
     envvar="SRVMON_OUTPUT",
+    show_envvar=True,
     type=click.Choice(["kafka", "stdout", "http"]),
     default="kafka",
     show_default=True,
@@ -66,12 +68,14 @@ def _docker_api(url: str) -> Any | None:
 @click.option(
     "--bootstrap-server",
     envvar="BOOTSTRAP_SERVER",
+    show_envvar=True,
     default=None,
     help="Kafka bootstrap servers (host:port[,host:port]).",
 )
 @click.option(
     "--topic",
     envvar="KAFKA_TOPIC_NAME",
+    show_envvar=True,
     default="srvmon.metrics",
     show_default=True,
     help="Kafka topic.",
@@ -84,14 +88,23 @@ def _docker_api(url: str) -> Any | None:
     help="librdkafka setting (SASL, TLS, ...); repeatable. Env: SRVMON_KAFKA_OPTIONS=k=v,k=v.",
 )
 @click.option(
-    "--server-url", envvar="API_BASE_URL", default=None, help="Server base URL for --output http."
+    "--server-url",
+    envvar="API_BASE_URL",
+    show_envvar=True,
+    default=None,
+    help="Server base URL for --output http.",
 )
 @click.option(
-    "--token", envvar="SRVMON_INGEST_TOKEN", default=None, help="Bearer token for --output http."
+    "--token",
+    envvar="SRVMON_INGEST_TOKEN",
+    show_envvar=True,
+    default=None,
+    help="Bearer token for --output http.",
 )
 @click.option(
     "--proc-root",
     envvar="SRVMON_PROC_ROOT",
+    show_envvar=True,
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("/proc"),
     show_default=True,
@@ -100,6 +113,7 @@ def _docker_api(url: str) -> Any | None:
 @click.option(
     "--sys-root",
     envvar="SRVMON_SYS_ROOT",
+    show_envvar=True,
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("/sys"),
     show_default=True,
@@ -108,6 +122,7 @@ def _docker_api(url: str) -> Any | None:
 @click.option(
     "--cgroup-root",
     envvar="SRVMON_CGROUP_ROOT",
+    show_envvar=True,
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("/sys/fs/cgroup"),
     show_default=True,
@@ -116,6 +131,7 @@ def _docker_api(url: str) -> Any | None:
 @click.option(
     "--docker-url",
     envvar="DOCKER_HOST",
+    show_envvar=True,
     default=DEFAULT_DOCKER_URL,
     show_default=True,
     help="Docker API; containers are skipped when unreachable.",
@@ -123,6 +139,7 @@ def _docker_api(url: str) -> Any | None:
 @click.option(
     "--host-id-file",
     envvar="SRVMON_HOST_ID_FILE",
+    show_envvar=True,
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
     help="Where a generated host id is kept when no machine-id exists.",
@@ -130,6 +147,7 @@ def _docker_api(url: str) -> Any | None:
 @click.option(
     "--machine-id-file",
     envvar="SRVMON_MACHINE_ID_FILE",
+    show_envvar=True,
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
     help="The host's machine-id (default /etc/machine-id, or <proc-root>/../etc/machine-id).",
@@ -137,6 +155,7 @@ def _docker_api(url: str) -> Any | None:
 @click.option(
     "--buffer-size",
     envvar="SRVMON_BUFFER_SIZE",
+    show_envvar=True,
     type=click.IntRange(min=1),
     default=3600,
     show_default=True,

@@ -177,6 +177,7 @@ class ContainerCollector:
     list_calls: int = 0
     _inspected: dict[str, _Inspected] = field(factory=dict)
     _cgroups: dict[str, cgroups.CgroupLocation] = field(factory=dict)
+    _limits: dict[str, tuple[float, cgroups.CgroupLimits]] = field(factory=dict)
     _rates: CounterTracker = field(factory=CounterTracker)
     last_source: str = "none"
     inspections: int = 0
@@ -282,8 +283,13 @@ class ContainerCollector:
     def _counters(self, container_id: str, pid: int) -> tuple[Counters | None, str]:
         location = self._cgroups.get(container_id) or cgroups.locate(self.cgroup_root, container_id)
         if location is not None:
+            now = self.clock()
+            cached = self._limits.get(container_id)
+            fresh = cached is not None and now - cached[0] < self.resync_seconds
             try:
-                reading = cgroups.read(location)
+                reading = cgroups.read(location, cached[1] if fresh and cached else None)
+                if not fresh:
+                    self._limits[container_id] = (now, cgroups.limits_of(reading))
             except cgroups.CgroupGone:
                 self._cgroups.pop(container_id, None)
                 return None, "cgroup"
@@ -349,6 +355,8 @@ class ContainerCollector:
             del self._inspected[container_id]
         for container_id in [c for c in self._cgroups if c not in running]:
             del self._cgroups[container_id]
+        for container_id in [c for c in self._limits if c not in running]:
+            del self._limits[container_id]
 
 
 def _with_net(counters: Counters, rx: int, tx: int) -> Counters:

@@ -126,3 +126,24 @@ def test_health_hint_reads_only_health_words(status: str, hint: str | None) -> N
     from srvmon_agents.collector.containers import _health_hint
 
     assert _health_hint(status) == hint
+
+
+@pytest.mark.parametrize(("variant", "version", "driver"), VARIANTS)
+def test_cached_limits_skip_the_limit_files(
+    tmp_path: Path, variant: str, version: int, driver: str
+) -> None:
+    """Limits passed in are used as is; the limit files are not needed between resyncs."""
+    root = tmp_path / "cg"
+    shutil.copytree(TREES / variant / "snap1", root)
+    location = cgroups.locate(root, CID)
+    assert location is not None
+    first = cgroups.read(location)
+    for name in ("cpu.max", "memory.max", "cpu.cfs_quota_us", "memory.limit_in_bytes"):
+        for path in root.rglob(name):
+            if CID in str(path):
+                path.unlink()
+    assert cgroups.read(location).memory_limit_bytes is None, "the files are really gone"
+    again = cgroups.read(location, cgroups.limits_of(first))
+    assert again.memory_limit_bytes == 256 * MiB
+    assert again.cpu_limit_cores == pytest.approx(1.5)
+    assert again.cpu_usage_ns == first.cpu_usage_ns
