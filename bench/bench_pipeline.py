@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 import sqlalchemy as sa  # noqa: E402
 from confluent_kafka import Producer  # noqa: E402
-from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]  # noqa: E402
 
 from srvmon_core.codec import encode_batch  # noqa: E402
 from srvmon_core.metrics import container_metrics, host_metrics  # noqa: E402

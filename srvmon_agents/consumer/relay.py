@@ -281,8 +281,11 @@ class Relay:
         self._consumer.close()
 
     def lag(self) -> dict[str, int]:
-        """Per assigned partition, messages behind the high watermark (cached watermarks).
+        """Per assigned partition, messages behind the high watermark.
 
+        Position is the next offset to consume; before anything was consumed from a
+        partition it is the committed offset, or the low watermark when there is none.
+        Watermarks come from the last fetch, or from the broker when none is cached yet.
         Talks to the consumer: call from the relay's thread only.
         """
         result: dict[str, int] = {}
@@ -291,16 +294,26 @@ class Relay:
             return result
         try:
             positions = self._consumer.position(partitions)
+            unconsumed = [tp for tp in positions if tp.offset < 0]
+            committed = {
+                (tp.topic, tp.partition): tp.offset
+                for tp in (self._consumer.committed(unconsumed, 2) if unconsumed else [])
+            }
         except Exception:  # figures must never stop the relay
             return result
         for tp in positions:
             try:
-                _low, high = self._consumer.get_watermark_offsets(tp, cached=True)
+                low, high = self._consumer.get_watermark_offsets(tp, cached=True)
+                if high is None or high < 0 or low is None or low < 0:
+                    low, high = self._consumer.get_watermark_offsets(tp, timeout=1)
             except Exception:
                 continue
-            if high is None or high < 0 or tp.offset < 0:
-                continue
-            result[f"{tp.topic}[{tp.partition}]"] = max(0, high - tp.offset)
+            position = tp.offset
+            if position < 0:
+                position = committed.get((tp.topic, tp.partition), -1)
+            if position < 0:
+                position = low
+            result[f"{tp.topic}[{tp.partition}]"] = max(0, high - position)
         return result
 
     def snapshot(self) -> StatsSnapshot:

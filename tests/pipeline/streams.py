@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from srvmon_core.codec import encode_batch
 from srvmon_core.schema import Batch, ContainerSample, HostSample
@@ -62,7 +62,7 @@ def create_topic(bootstrap: str, topic: str, partitions: int = 4) -> None:
 
 
 def produce(bootstrap: str, topic: str, items: Iterable[Batch | bytes]) -> int:
-    """Produce batches (key = host_id, like the collector) or raw garbage bytes; wait for acks."""
+    """Produce batches (key = host_id, like the collector) or raw bytes (no key); wait for acks."""
     producer = Producer(
         {"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True, "linger.ms": 5}
     )
@@ -74,10 +74,11 @@ def produce(bootstrap: str, topic: str, items: Iterable[Batch | bytes]) -> int:
 
     count = 0
     for item in items:
+        key: bytes | None
         if isinstance(item, Batch):
             key, value = item.host_id.encode(), encode_batch(item)
         else:
-            key, value = b"garbage", item
+            key, value = None, item
         while True:
             try:
                 producer.produce(topic, value=value, key=key, on_delivery=on_delivery)

@@ -121,6 +121,21 @@ def test_server_unavailable_pauses_commits_nothing_then_delivers(
     try:
         wait_until(lambda: receiver.failures >= 20, 30, "failed attempts")
         wait_until(lambda: running.relay.snapshot().paused, 10, "consumption paused")
+        # Lag (high watermark - position) plus what was taken but not acknowledged is
+        # everything produced: nothing was finished while the server answered 503.
+        wait_until(
+            lambda: (
+                running.relay.latest is not None
+                and sum(running.relay.latest.lag.values()) + running.relay.latest.in_flight
+                == len(items)
+            ),
+            10,
+            "lag + in_flight == produced",
+        )
+        assert running.relay.latest is not None
+        assert running.relay.latest.as_dict()["lag_total"] == len(items) - (
+            running.relay.latest.in_flight
+        )
         assert running.relay.stats.retries >= 20
         assert committed_total(kafka_broker.bootstrap, topic, group) == 0
         assert receiver.stored_keys() == set()
