@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import UTC, datetime
 
@@ -14,6 +13,7 @@ import tornado.web
 from srvmon_server.config import ServerConfig
 from srvmon_server.context import ServerContext
 from srvmon_server.handlers.base import BaseHandler, NotFoundHandler
+from tests.helpers import run_async
 
 
 class Buggy(BaseHandler):
@@ -53,7 +53,7 @@ def test_unexpected_exception_is_a_500_envelope_without_traceback() -> None:
             context.close()
         return out
 
-    (bug_status, bug, bug_raw), (tea_status, tea, _) = asyncio.run(scenario())
+    (bug_status, bug, bug_raw), (tea_status, tea, _) = run_async(scenario())
     assert bug_status == 500
     assert bug == {
         "error": {

@@ -10,6 +10,7 @@ import tornado.netutil
 import tornado.web
 
 from srvmon_server.notify import Notifier, alertmanager_alerts, webhook_payloads
+from tests.helpers import run_async
 
 FIRING = {
     "fingerprint": "abc123",
@@ -92,7 +93,6 @@ def test_payload_shapes() -> None:
 
 def test_webhook_retries_until_delivered() -> None:
     """Two failures (503) then success: three POSTs, delays double, delivered once."""
-    import asyncio
 
     async def scenario() -> None:
         url, log, server = await start_receiver(fail_first=2)
@@ -116,12 +116,11 @@ def test_webhook_retries_until_delivered() -> None:
         assert delays == [0.1, 0.2]
         assert notifier.sent == 1 and notifier.failed == 0
 
-    asyncio.run(scenario())
+    run_async(scenario())
 
 
 def test_alertmanager_push() -> None:
     """With an Alertmanager URL, firing alerts are POSTed to /api/v2/alerts as a list."""
-    import asyncio
 
     async def scenario() -> None:
         url, log, server = await start_receiver(fail_first=0)
@@ -133,12 +132,11 @@ def test_alertmanager_push() -> None:
         assert path == "/api/v2/alerts"
         assert len(body) == 1 and body[0]["labels"]["machine"] == "h1"
 
-    asyncio.run(scenario())
+    run_async(scenario())
 
 
 def test_webhook_gives_up_after_retries() -> None:
     """A receiver that always fails gets 1 + retries attempts with exponential backoff."""
-    import asyncio
 
     async def scenario() -> None:
         url, log, server = await start_receiver(fail_first=100)
@@ -162,4 +160,4 @@ def test_webhook_gives_up_after_retries() -> None:
         assert notifier.sent == 0 and notifier.failed == 1
         assert log[0][1]["status"] == "resolved"
 
-    asyncio.run(scenario())
+    run_async(scenario())
