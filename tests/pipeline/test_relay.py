@@ -204,3 +204,28 @@ def test_server_rejection_is_dead_lettered_with_the_server_message(
     error = dict(dead[0].headers())["error"].decode()
     assert "HTTP 422" in error and "host refused by test" in error and "$.host_id" in error
     assert committed_total(kafka_broker.bootstrap, topic, group) == len(items)
+
+
+def test_second_consumer_joining_mid_stream_splits_partitions_without_loss(
+    kafka_broker: Any, topic: str, receiver: Receiver
+) -> None:
+    """A rebalance while the first relay has work in flight (slow server): revoked partitions
+    are committed only up to what was acknowledged, the newcomer takes over, all arrive."""
+    receiver.delay_seconds = 0.05
+    items = batches(hosts=20, steps=range(40))
+    produce(kafka_broker.bootstrap, topic, items)
+    group = unique_name("g")
+    first = RunningRelay(kafka_broker.bootstrap, topic, group, receiver)
+    second: RunningRelay | None = None
+    try:
+        wait_until(lambda: len(receiver.stored_keys()) >= 50, 60, "first deliveries")
+        second = RunningRelay(kafka_broker.bootstrap, topic, group, receiver)
+        wait_until(lambda: second.relay.stats.delivered_batches > 0, 60, "newcomer delivering")
+        wait_until(lambda: len(receiver.stored_keys()) >= len(items), 60, "all batches")
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()
+    assert receiver.stored_keys() == expected_keys(items)
+    assert first.relay.stats.delivered_batches > 0
+    assert committed_total(kafka_broker.bootstrap, topic, group) == len(items)
