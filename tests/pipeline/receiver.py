@@ -7,10 +7,8 @@ to fail (any status), to be slow, or to reject chosen hosts with a 4xx envelope.
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 from collections import Counter
-from typing import Any
 
 import tornado.httpserver
 import tornado.web
@@ -109,7 +107,3 @@ class Receiver:
             self._loop.call_soon_threadsafe(self._stopped.set)
         if self._thread is not None:
             self._thread.join(10)
-
-
-def error_body(payload: Any) -> bytes:
-    return json.dumps(payload).encode()
