@@ -22,6 +22,10 @@ from srvmon_server.presence import Presence
 T = TypeVar("T")
 
 
+ROLL_UP_INTERVAL_SECONDS = 5.0
+"""How often the DB thread folds newly ingested raw rows into the rollups."""
+
+
 def iso(value: datetime) -> str:
     return value.isoformat().replace("+00:00", "Z")
 
@@ -76,6 +80,7 @@ class ServerContext:
         self.background: set[asyncio.Task[Any]] = set()
         self._periodic: PeriodicCallback | None = None
         self._pruning: PeriodicCallback | None = None
+        self._rolling: PeriodicCallback | None = None
         self._ticking = False
 
     async def run_db(self, fn: Callable[..., T], *args: Any) -> T:
@@ -103,10 +108,10 @@ class ServerContext:
 
     def close(self) -> None:
         self.hub.close_all()
-        for callback in (self._periodic, self._pruning):
+        for callback in (self._periodic, self._pruning, self._rolling):
             if callback is not None:
                 callback.stop()
-        self._periodic = self._pruning = None
+        self._periodic = self._pruning = self._rolling = None
         for task in list(self.background):
             task.cancel()
         self.executor.shutdown(wait=True)
@@ -166,6 +171,13 @@ class ServerContext:
             return
         log.info("retention pruning deleted %d rows", deleted)
 
+    async def roll_up(self) -> None:
+        """Bring the 1 m / 1 h rollups up to date (ingest leaves them to this call)."""
+        try:
+            await self.run_db(self.storage.roll_up)
+        except Exception:  # the DB may be down; the next run tries again
+            log.exception("rollup maintenance failed")
+
     def start(self) -> None:
         """Start the periodic silent check and pruning on the running IOLoop (idempotent)."""
         if self._periodic is not None:
@@ -178,3 +190,7 @@ class ServerContext:
             lambda: self.spawn(self.prune()), self.config.prune_interval_seconds * 1000
         )
         self._pruning.start()
+        self._rolling = PeriodicCallback(
+            lambda: self.spawn(self.roll_up()), ROLL_UP_INTERVAL_SECONDS * 1000
+        )
+        self._rolling.start()

@@ -26,7 +26,8 @@ from srvmon_server.storage.ingest import Ingester
 from srvmon_server.storage.migrations import ensure_schema
 from srvmon_server.storage.prune import OnBatch, prune_table
 from srvmon_server.storage.records import IngestResult, MachineRecord, Series
-from srvmon_server.storage.series import query_series
+from srvmon_server.storage.rollup import RollupResult, ensure_progress, read_watermark_of, roll_up
+from srvmon_server.storage.series import choose_tier, query_series
 
 Clock = Callable[[], datetime]
 
@@ -61,6 +62,15 @@ def _record(row: sa.Row[Any]) -> MachineRecord:
 _MACHINE_COLUMNS = [c for c in t.machines.c if c.name != "latest_sample"]
 
 
+def _reads_rollups(start: datetime, end: datetime, max_points: int) -> bool:
+    """Whether ``series`` will read a rollup tier (False for requests it will reject)."""
+    try:
+        span = to_ms(end) - to_ms(start)
+    except ValueError:
+        return False
+    return span >= 0 and max_points >= 1 and choose_tier(max(span, 1), max_points) != "raw"
+
+
 class Storage:
     """The storage gateway. Create with :meth:`open`; every method is synchronous."""
 
@@ -83,6 +93,8 @@ class Storage:
                 with engine.connect() as conn:
                     conn.execute(sa.text("SELECT 1"))
                 found = ensure_schema(engine)
+                with engine.begin() as conn:
+                    ensure_progress(conn)
         except BaseException:
             engine.dispose()
             raise
@@ -125,6 +137,18 @@ class Storage:
         with translated("ingest", self._where):
             return self._ingester.ingest(batch, received_at)
 
+    def roll_up(self) -> RollupResult:
+        """Bring the 1 m and 1 h rollups up to date with the stored raw rows (idempotent).
+
+        Ingest does not maintain rollups; the server calls this every few seconds on its DB
+        thread, ``series`` calls it before reading a rollup tier when this process stored
+        samples since, and ``prune`` before deleting raw rows. See ``rollup.py``.
+        """
+        with translated("roll_up", self._where):
+            result = roll_up(self._engine)
+        self._ingester.rolled_up(result.exact_below_ms)
+        return result
+
     def machines(self) -> list[MachineRecord]:
         """Every host and container ever seen, hosts first, then by key."""
         with translated("machines", self._where), self._engine.connect() as conn:
@@ -149,7 +173,13 @@ class Storage:
     def series(
         self, key: str, metric: str, start: datetime, end: datetime, max_points: int = 1000
     ) -> Series:
-        """At most ``max_points`` points of one metric; see ``series.py`` for tier choice."""
+        """At most ``max_points`` points of one metric; see ``series.py`` for tier choice.
+
+        A rollup tier is brought up to date first when this process stored samples since
+        the last roll-up, so a chart never lags what ``ingest`` returned.
+        """
+        if self._ingester.pending and _reads_rollups(start, end, max_points):
+            self.roll_up()
         with translated("series", self._where), self._engine.connect() as conn:
             machine_id = conn.execute(
                 sa.select(t.machines.c.id).where(t.machines.c.key == key)
@@ -258,10 +288,16 @@ class Storage:
         batch_rows: int = 5000,
         on_batch: OnBatch | None = None,
     ) -> int:
-        """Delete data older than each retention, ``batch_rows`` per transaction."""
+        """Delete data older than each retention, ``batch_rows`` per transaction.
+
+        Rolls up first, and never deletes raw rows a roll-up has not yet covered.
+        """
         if batch_rows < 1:
             raise StorageError(f"batch_rows must be >= 1, got {batch_rows}")
         now_ms = to_ms(now)
+        self.roll_up()
+        with translated("prune", self._where):
+            covered = [v for v in read_watermark_of(self._engine) if v is not None]
         plan = [
             (t.samples, "ts_ms", raw_retention),
             (t.rollup_1m, "bucket_ms", rollup_1m_retention),
@@ -271,6 +307,8 @@ class Storage:
         with translated("prune", self._where):
             for table, column, keep in plan:
                 cutoff = now_ms - int(keep.total_seconds() * 1000)
+                if table is t.samples:
+                    cutoff = min([cutoff, *covered]) if covered else cutoff
                 deleted += prune_table(
                     self._engine,
                     table,

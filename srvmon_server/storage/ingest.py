@@ -1,11 +1,13 @@
 """The write path: one Batch in, one short transaction, idempotent per (machine, timestamp).
 
 Per batch: look up (or create) machine ids (cached), insert the raw rows with insert-ignore,
-and — when the rowcount shows every row was new — upsert the 1 m and 1 h rollups and refresh
-the inventory of machines whose sample is the newest: four statements, one commit. When some
+and — when the rowcount shows every row was new — refresh the inventory of machines whose
+sample is the newest: two or three statements, one commit. Rollups are not touched here:
+``rollup.roll_up`` recomputes them from raw rows later. A sample older than the rollup
+watermark additionally records itself in ``rollup_progress`` (same transaction). When some
 row already existed (a replay), the transaction is undone and redone carefully: read which
-rows exist, write only the others. A replayed batch therefore stores 0 rows and leaves
-rollups untouched. The SQL text lives in ``write_sql.py``.
+rows exist, write only the others. A replayed batch therefore stores 0 rows. The SQL text
+lives in ``write_sql.py``.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from srvmon_core.schema import Batch, container_key, host_key
 from srvmon_server.storage import tables as t
 from srvmon_server.storage.clock import iso, to_ms
 from srvmon_server.storage.records import IngestResult
-from srvmon_server.storage.write_sql import insert_samples, upsert_rollup, write_sql
+from srvmon_server.storage.rollup import mark_dirty, read_watermark
+from srvmon_server.storage.write_sql import insert_samples, write_sql
 
 
 @frozen(kw_only=True)
@@ -113,17 +116,6 @@ def raw_values(
     return (machine_id, ts_ms, *(metrics[m] for m in names))
 
 
-def rollup_values(
-    machine_id: int, bucket_ms: int, metrics: dict[str, float], names: tuple[str, ...]
-) -> tuple[Any, ...]:
-    """Parameters of ``write_sql.upsert_rollup(…, names)``: one sample as a bucket of one."""
-    values: list[Any] = [machine_id, bucket_ms]
-    for metric in names:
-        value = metrics[metric]
-        values += (1, value, value, value)
-    return tuple(values)
-
-
 def inventory_values(
     dialect: str, machine_id: int, part: MachineSample, ts_ms: int, received_ms: int
 ) -> tuple[Any, ...]:
@@ -150,12 +142,11 @@ class _ReplaySeen(Exception):
 class Ingester:
     """The write path. Keeps a key → id cache (ids never change once assigned).
 
-    Fast path (the normal case, every sample new): insert all raw rows with insert-ignore;
-    when the rowcount equals the number of rows, fold them into both rollups (one upsert
-    statement each) and refresh the inventory (one statement), then commit — four
-    statements. When the rowcount is lower, some (machine, ts) was already stored (a
-    replay): the transaction is rolled back and redone on the careful path, which first
-    reads which rows exist and writes only the others.
+    Fast path (the normal case, every sample new): insert all raw rows with insert-ignore
+    (one statement per metric set); when the rowcount equals the number of rows, refresh the
+    inventory (one statement), then commit. When the rowcount is lower, some (machine, ts)
+    was already stored (a replay): the transaction is rolled back and redone on the careful
+    path, which first reads which rows exist and writes only the others.
     """
 
     def __init__(self, engine: sa.Engine) -> None:
@@ -163,6 +154,26 @@ class Ingester:
         self._dialect = "mysql" if engine.dialect.name in ("mysql", "mariadb") else "sqlite"
         self._sql = write_sql(self._dialect)
         self._ids: dict[str, int] = {}
+        self._watermark: tuple[int | None, int | None] | None = None
+        """Cached (exact_below_ms, dirty_from_ms) of ``rollup_progress``; None: not read."""
+        self.pending = False
+        """True when samples were stored since the last ``rolled_up`` call."""
+
+    def rolled_up(self, exact_below_ms: int | None) -> None:
+        """A roll-up finished: remember the new watermark (late samples are below it)."""
+        self._watermark = (exact_below_ms, None)
+        self.pending = False
+
+    def _note_timestamp(self, conn: sa.Connection, ts_ms: int) -> None:
+        """Record a sample older than the rollup watermark (see ``rollup.py``)."""
+        if self._watermark is None:
+            self._watermark = read_watermark(conn)
+        below, dirty = self._watermark
+        threshold = below if below is not None else dirty
+        if threshold is not None and ts_ms >= threshold:
+            return
+        mark_dirty(conn, ts_ms)
+        self._watermark = (below, ts_ms if dirty is None else min(dirty, ts_ms))
 
     def _machine_ids(
         self, conn: sa.Connection, parts: list[MachineSample], ts_ms: int, received_ms: int
@@ -218,6 +229,7 @@ class Ingester:
             return self._write(parts, ts_ms, received_ms)
         except BaseException:
             self._ids.clear()  # ids cached inside a rolled-back transaction are not real
+            self._watermark = None
             raise
 
     def _write(self, parts: list[MachineSample], ts_ms: int, received_ms: int) -> IngestResult:
@@ -229,7 +241,8 @@ class Ingester:
                 groups = by_metrics(rows)
                 if self._insert(conn, groups, ts_ms) != len(rows):
                     raise _ReplaySeen
-                self._fold(conn, groups, rows, ts_ms, received_ms)
+                self._fold(conn, rows, ts_ms, received_ms)
+            self.pending = True
             return IngestResult(stored=len(rows), duplicates=0, new_machines=new_keys)
         except _ReplaySeen:
             for key in new_keys:  # their rows were rolled back with the transaction
@@ -252,9 +265,10 @@ class Ingester:
             }
             fresh = [(i, p) for i, p in zip(ids, parts, strict=True) if i not in present]
             if fresh:
-                groups = by_metrics(fresh)
-                self._insert(conn, groups, ts_ms)
-                self._fold(conn, groups, fresh, ts_ms, received_ms)
+                self._insert(conn, by_metrics(fresh), ts_ms)
+                self._fold(conn, fresh, ts_ms, received_ms)
+        if fresh:
+            self.pending = True
         return IngestResult(
             stored=len(fresh), duplicates=len(parts) - len(fresh), new_machines=new_keys
         )
@@ -272,19 +286,12 @@ class Ingester:
     def _fold(
         self,
         conn: sa.Connection,
-        groups: Group,
         rows: list[tuple[int, MachineSample]],
         ts_ms: int,
         received_ms: int,
     ) -> None:
-        """Add freshly stored samples to the rollups and refresh their inventory rows."""
-        for table, width in t.ROLLUPS.values():
-            bucket = ts_ms - ts_ms % width
-            for names, members in groups.items():
-                conn.exec_driver_sql(
-                    upsert_rollup(self._dialect, table.name, names),
-                    [rollup_values(i, bucket, p.metrics, names) for i, p in members],
-                )
+        """Note late samples for the roll-up and refresh the inventory of stored ones."""
+        self._note_timestamp(conn, ts_ms)
         conn.exec_driver_sql(
             self._sql.refresh_inventory,
             [inventory_values(self._dialect, i, p, ts_ms, received_ms) for i, p in rows],

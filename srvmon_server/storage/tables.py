@@ -6,7 +6,8 @@ Design (docs/storage.md explains the choice):
   flat metric (``m_<name>``). A batch of 21 samples is 21 row inserts, and a series query is a
   primary-key range scan reading one column.
 - ``rollup_1m`` / ``rollup_1h`` are wide too: per metric ``n_``, ``sum_``, ``min_``, ``max_``
-  columns, one row per (machine, bucket), upserted on ingest.
+  columns, one row per (machine, bucket), recomputed from raw rows by ``rollup.roll_up``
+  (off the ingest path); ``rollup_progress`` is its watermark.
 - Timestamps are integer epoch milliseconds (``*_ms``).
 """
 
@@ -110,6 +111,17 @@ rollup_1h = _rollup("rollup_1h")
 
 ROLLUPS: dict[str, tuple[sa.Table, int]] = {"1m": (rollup_1m, 60_000), "1h": (rollup_1h, 3_600_000)}
 """Rollup tables by resolution, with their bucket width in ms."""
+
+rollup_progress = sa.Table(
+    "rollup_progress",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("exact_below_ms", Ms),
+    sa.Column("dirty_from_ms", Ms),
+)
+"""One row (id 1). Rollups are exact for raw rows with ``ts_ms < exact_below_ms`` except
+those ``>= dirty_from_ms`` (late samples stored since the last roll-up). NULL
+``exact_below_ms``: nothing rolled up yet."""
 
 rules = sa.Table(
     "rules",

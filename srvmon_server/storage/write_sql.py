@@ -1,17 +1,17 @@
 """Driver-level SQL text for the ingest hot path, built once per engine.
 
-Ingest runs three or four statements per batch; building them through SQLAlchemy
+Ingest runs two or three statements per batch; building them through SQLAlchemy
 expressions costs more CPU than the database spends on them, so they are rendered here once
 as plain SQL with positional placeholders (``?`` for sqlite3, ``%s`` for pymysql) and run
 with ``Connection.exec_driver_sql`` and a list of tuples (the driver's ``executemany``;
 pymysql folds an ``INSERT … VALUES`` executemany into one multi-row statement).
 
-Raw and rollup statements name only the metrics a sample carries (``metrics``, a sorted
+Raw inserts name only the metrics a sample carries (``metrics``, a sorted
 tuple): a container fills 7 of the 28 metric columns, so sending the others as NULL would
 triple the parameters to escape and the columns to update. Ingest groups a batch's samples
 by that tuple (usually two groups: the host and its containers). Column order of every
 statement is fixed here and by the row builders in ``ingest.py`` (``raw_values``,
-``rollup_values``, ``inventory_values``).
+``inventory_values``).
 """
 
 from __future__ import annotations
@@ -92,41 +92,6 @@ def insert_samples(dialect: str, metrics: tuple[str, ...]) -> str:
     if dialect == "mysql":
         return head.replace("INSERT INTO", "INSERT IGNORE INTO", 1)
     return f"{head} ON CONFLICT DO NOTHING"
-
-
-@cache
-def upsert_rollup(dialect: str, table: str, metrics: tuple[str, ...]) -> str:
-    """Fold one sample per row into its bucket: counts add, extremes ignore NULLs.
-
-    Parameters: machine_id, bucket_ms, then (n, sum, min, max) per metric in ``metrics``
-    order. Columns of other metrics are untouched (0 / NULL in a new bucket).
-    """
-    columns = ["machine_id", "bucket_ms"]
-    for metric in metrics:
-        columns.extend(t.rollup_columns(metric))
-    head = _insert_head(dialect, table, columns)
-    if not metrics:
-        if dialect == "mysql":
-            return head.replace("INSERT INTO", "INSERT IGNORE INTO", 1)
-        return f"{head} ON CONFLICT DO NOTHING"
-    least, greatest = ("LEAST", "GREATEST") if dialect == "mysql" else ("min", "max")
-    assignments: list[str] = []
-    for metric in metrics:
-        n, total, low, high = t.rollup_columns(metric)
-
-        def new(column: str) -> str:
-            return f"VALUES({column})" if dialect == "mysql" else f"excluded.{column}"
-
-        assignments += [
-            f"{n} = {n} + {new(n)}",
-            f"{total} = {total} + {new(total)}",
-            # LEAST/min of a NULL is NULL: fall back to whichever side is present
-            f"{low} = COALESCE({least}({low}, {new(low)}), {low}, {new(low)})",
-            f"{high} = COALESCE({greatest}({high}, {new(high)}), {high}, {new(high)})",
-        ]
-    if dialect == "mysql":
-        return f"{head} ON DUPLICATE KEY UPDATE {', '.join(assignments)}"
-    return f"{head} ON CONFLICT (machine_id, bucket_ms) DO UPDATE SET {', '.join(assignments)}"
 
 
 def _inventory_refresh(dialect: str) -> str:

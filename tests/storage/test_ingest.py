@@ -19,7 +19,8 @@ def count(storage: Storage, table: sa.Table) -> int:
 
 
 def test_replaying_a_batch_stores_nothing_and_reports_duplicates(storage: Storage) -> None:
-    """The same batch twice: first stores 1 host + 3 containers, the replay stores 0 rows."""
+    """The same batch twice: first stores 1 host + 3 containers, the replay stores 0 rows
+    (and a roll-up afterwards yields one 1 m bucket per machine)."""
     first = storage.ingest(batch(T0, containers=3), T0)
     assert (first.stored, first.duplicates) == (4, 0)
     assert sorted(first.new_machines) == ["h1", "h1:c0", "h1:c1", "h1:c2"]
@@ -27,6 +28,7 @@ def test_replaying_a_batch_stores_nothing_and_reports_duplicates(storage: Storag
     assert (again.stored, again.duplicates, again.new_machines) == (0, 4, [])
     assert count(storage, t.samples) == 4
     assert count(storage, t.machines) == 4
+    storage.roll_up()
     assert count(storage, t.rollup_1m) == 4
 
 

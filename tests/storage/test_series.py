@@ -34,8 +34,10 @@ def expected_buckets(values: dict[float, float], width_s: int) -> dict[float, tu
 
 
 def test_rollups_match_count_sum_min_max_of_the_raw_points(storage: Storage) -> None:
-    """Every 1 m and 1 h rollup row equals count/sum/min/max computed from the inserted data."""
+    """After a roll-up, every 1 m and 1 h rollup row equals count/sum/min/max computed from
+    the inserted data (ingest itself leaves rollups to ``roll_up``)."""
     values = ingest_random(storage, 400, 7.5)  # 50 min of data across 2 hours and 51 minutes
+    storage.roll_up()
     with storage.engine.connect() as conn:
         host_id = conn.execute(sa.select(t.machines.c.id).where(t.machines.c.key == "h1")).scalar()
         for table, width_ms in t.ROLLUPS.values():

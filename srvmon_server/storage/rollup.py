@@ -1,0 +1,209 @@
+"""Rollup maintenance off the ingest path: 1 m and 1 h buckets recomputed from raw rows.
+
+Ingest only writes raw rows and the inventory. ``roll_up`` catches up: it recomputes every
+1 m bucket from the raw rows between a persisted watermark and the newest stored sample
+(one ``INSERT … SELECT … GROUP BY`` upsert), then every touched 1 h bucket from the 1 m
+rows (a second one). Buckets are *replaced*, never incremented, so a roll-up is idempotent
+and may run as often as wanted; replays (which store nothing) cannot double-count.
+
+The watermark (table ``rollup_progress``, one row):
+
+- ``exact_below_ms`` — rollups are exact for raw rows older than this. A roll-up that saw
+  samples up to ``newest`` sets it to the start of ``newest``'s minute: the open minute is
+  recomputed in full by every call (so a call rescans on average 30 s of raw rows per
+  machine); a batch for an earlier minute arriving afterwards is "late" (below).
+- ``dirty_from_ms`` — the oldest sample ingest stored below ``exact_below_ms`` since the last
+  roll-up (a late batch), or, before the first roll-up of a new database (watermark NULL),
+  the oldest sample stored at all. Ingest sets it in its own transaction, only when a
+  sample is older than what it knows (``Ingester`` caches both values), so in-order ingest
+  pays nothing and a crash between ingest and roll-up loses nothing.
+
+Raw rows are scanned per machine through the primary key (machine_id, ts_ms): the machines
+considered are those whose newest sample is not older than the recompute start.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import sqlalchemy as sa
+from attrs import frozen
+
+from srvmon_server.storage import tables as t
+
+MINUTE_MS = 60_000
+HOUR_MS = 3_600_000
+CHUNK_MS = 6 * HOUR_MS
+"""A catch-up over a long range commits every 6 hours of data (bounded transactions)."""
+PROGRESS_ID = 1
+
+
+@frozen
+class RollupResult:
+    """What one ``roll_up`` call recomputed."""
+
+    minute_buckets: int
+    """1 m rollup rows written (inserted or replaced)."""
+    start_ms: int | None
+    """First recomputed instant (None: nothing to do)."""
+    end_ms: int | None
+    """Newest raw sample considered."""
+    exact_below_ms: int | None
+    """The watermark after the call."""
+
+
+@cache
+def _minute_sql(dialect: str) -> str:
+    """Recompute 1 m buckets of the listed machines between :lo and :hi from raw rows."""
+    columns: list[str] = ["machine_id", "bucket_ms"]
+    selects: list[str] = ["machine_id", f"ts_ms - ts_ms % {MINUTE_MS} AS bucket"]
+    for metric in t.METRIC_NAMES:
+        raw = t.raw_column(metric)
+        columns.extend(t.rollup_columns(metric))
+        selects += [f"COUNT({raw})", f"COALESCE(SUM({raw}), 0)", f"MIN({raw})", f"MAX({raw})"]
+    source = (
+        f"SELECT {', '.join(selects)} FROM samples "
+        "WHERE machine_id IN :ids AND ts_ms >= :lo AND ts_ms <= :hi "
+        "GROUP BY machine_id, bucket"
+    )
+    return _replace_into(dialect, t.rollup_1m.name, columns, source)
+
+
+@cache
+def _hour_sql(dialect: str) -> str:
+    """Recompute 1 h buckets of the listed machines between :lo and :hi from 1 m rows."""
+    columns: list[str] = ["machine_id", "bucket_ms"]
+    selects: list[str] = ["machine_id", f"bucket_ms - bucket_ms % {HOUR_MS} AS bucket"]
+    for metric in t.METRIC_NAMES:
+        n, total, low, high = t.rollup_columns(metric)
+        columns += [n, total, low, high]
+        selects += [f"SUM({n})", f"SUM({total})", f"MIN({low})", f"MAX({high})"]
+    source = (
+        f"SELECT {', '.join(selects)} FROM {t.rollup_1m.name} "
+        "WHERE machine_id IN :ids AND bucket_ms >= :lo AND bucket_ms <= :hi "
+        "GROUP BY machine_id, bucket"
+    )
+    return _replace_into(dialect, t.rollup_1h.name, columns, source)
+
+
+def _replace_into(dialect: str, table: str, columns: list[str], source: str) -> str:
+    names = ", ".join(columns)
+    values = columns[2:]
+    if dialect == "mysql":
+        sets = ", ".join(f"{c} = VALUES({c})" for c in values)
+        return f"INSERT INTO {table} ({names}) {source} ON DUPLICATE KEY UPDATE {sets}"
+    sets = ", ".join(f"{c} = excluded.{c}" for c in values)
+    return (
+        f"INSERT INTO {table} ({names}) {source} "
+        f"ON CONFLICT (machine_id, bucket_ms) DO UPDATE SET {sets}"
+    )
+
+
+def _statement(sql: str) -> sa.TextClause:
+    return sa.text(sql).bindparams(sa.bindparam("ids", expanding=True))
+
+
+def ensure_progress(conn: sa.Connection) -> None:
+    """Create the watermark row when missing.
+
+    A database written before roll-ups moved off ingest kept its rollups exact at ingest:
+    its watermark starts just after the newest stored sample. A new database starts empty.
+    """
+    found = conn.execute(
+        sa.select(t.rollup_progress.c.id).where(t.rollup_progress.c.id == PROGRESS_ID)
+    ).first()
+    if found is not None:
+        return
+    newest = conn.execute(sa.select(sa.func.max(t.machines.c.latest_ts_ms))).scalar()
+    conn.execute(
+        sa.insert(t.rollup_progress).values(
+            id=PROGRESS_ID,
+            exact_below_ms=None if newest is None else int(newest) + 1,
+            dirty_from_ms=None,
+        )
+    )
+
+
+def read_watermark(conn: sa.Connection) -> tuple[int | None, int | None]:
+    """(exact_below_ms, dirty_from_ms) of the progress row."""
+    row = conn.execute(
+        sa.select(t.rollup_progress.c.exact_below_ms, t.rollup_progress.c.dirty_from_ms).where(
+            t.rollup_progress.c.id == PROGRESS_ID
+        )
+    ).first()
+    if row is None:
+        return None, None
+    below, dirty = row
+    return (None if below is None else int(below)), (None if dirty is None else int(dirty))
+
+
+def mark_dirty(conn: sa.Connection, ts_ms: int) -> None:
+    """Record that a sample at ``ts_ms`` was stored below the watermark (ingest calls this)."""
+    dirty = t.rollup_progress.c.dirty_from_ms
+    conn.execute(
+        sa.update(t.rollup_progress)
+        .where(t.rollup_progress.c.id == PROGRESS_ID)
+        .values(
+            dirty_from_ms=sa.case(
+                (sa.or_(dirty.is_(None), dirty > ts_ms), ts_ms),
+                else_=dirty,
+            )
+        )
+    )
+
+
+def read_watermark_of(engine: sa.Engine) -> tuple[int | None, int | None]:
+    with engine.connect() as conn:
+        return read_watermark(conn)
+
+
+def _recompute_start(conn: sa.Connection) -> int | None:
+    """Where to recompute from: the older of the watermark and the oldest late sample."""
+    known = [v for v in read_watermark(conn) if v is not None]
+    if not known:
+        return None
+    start = min(known)
+    return start - start % MINUTE_MS
+
+
+def roll_up(engine: sa.Engine) -> RollupResult:
+    """Recompute rollups from the watermark up to the newest stored sample; see module doc."""
+    dialect = "mysql" if engine.dialect.name in ("mysql", "mariadb") else "sqlite"
+    minute_sql, hour_sql = _statement(_minute_sql(dialect)), _statement(_hour_sql(dialect))
+    with engine.connect() as conn:
+        start = _recompute_start(conn)
+        newest = conn.execute(sa.select(sa.func.max(t.machines.c.latest_ts_ms))).scalar()
+    if start is None or newest is None:
+        below, _ = read_watermark_of(engine)
+        return RollupResult(minute_buckets=0, start_ms=None, end_ms=None, exact_below_ms=below)
+    end = int(newest)
+    written = 0
+    chunk_start = start
+    while True:
+        chunk_end = min(end, chunk_start - chunk_start % CHUNK_MS + CHUNK_MS - 1)
+        with engine.begin() as conn:
+            ids = [
+                int(i)
+                for i in conn.execute(
+                    sa.select(t.machines.c.id).where(t.machines.c.latest_ts_ms >= chunk_start)
+                ).scalars()
+            ]
+            if ids:
+                written += conn.execute(
+                    minute_sql, {"ids": ids, "lo": chunk_start, "hi": chunk_end}
+                ).rowcount
+                hour_start = chunk_start - chunk_start % HOUR_MS
+                conn.execute(hour_sql, {"ids": ids, "lo": hour_start, "hi": chunk_end})
+            last = chunk_end >= end
+            below = chunk_end + 1
+            if last:  # the open minute stays subject to recomputation
+                below = max(start, end - end % MINUTE_MS)
+            conn.execute(
+                sa.update(t.rollup_progress)
+                .where(t.rollup_progress.c.id == PROGRESS_ID)
+                .values(exact_below_ms=below, dirty_from_ms=None)
+            )
+        if last:
+            break
+        chunk_start = chunk_end + 1
+    return RollupResult(minute_buckets=written, start_ms=start, end_ms=end, exact_below_ms=below)

@@ -1,0 +1,163 @@
+"""roll_up: rollups recomputed from raw rows off the ingest path, late samples included."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from srvmon_server.storage import Storage
+from srvmon_server.storage import tables as t
+from tests.storage.factory import T0, batch, seconds
+
+Bucket = tuple[int, float, float, float]
+
+
+def host_rollup(storage: Storage, table: sa.Table) -> dict[float, Bucket]:
+    """{bucket start s: (n, sum, min, max)} of the host's cpu_percent in ``table``."""
+    n, total, low, high = t.rollup_columns("cpu_percent")
+    with storage.engine.connect() as conn:
+        host = conn.execute(sa.select(t.machines.c.id).where(t.machines.c.key == "h1")).scalar()
+        rows = conn.execute(
+            sa.select(table.c.bucket_ms, table.c[n], table.c[total], table.c[low], table.c[high])
+            .where(table.c.machine_id == host)
+            .order_by(table.c.bucket_ms)
+        ).all()
+    return {b / 1000: (int(c), float(s), float(lo), float(hi)) for b, c, s, lo, hi in rows}
+
+
+def expected(values: dict[float, float], width_s: int) -> dict[float, Bucket]:
+    groups: dict[float, list[float]] = defaultdict(list)
+    for ts, v in values.items():
+        groups[ts - ts % width_s].append(v)
+    return {b: (len(vs), sum(vs), min(vs), max(vs)) for b, vs in groups.items()}
+
+
+def ingest(storage: Storage, values: dict[float, float], offset_s: float, cpu: float) -> None:
+    at = T0 + seconds(offset_s)
+    storage.ingest(batch(at, cpu=cpu, containers=1), at)
+    values[at.timestamp()] = cpu
+
+
+def assert_exact(storage: Storage, values: dict[float, float]) -> None:
+    assert host_rollup(storage, t.rollup_1m) == expected(values, 60)
+    assert host_rollup(storage, t.rollup_1h) == expected(values, 3600)
+
+
+def test_ingest_leaves_rollups_to_roll_up(storage: Storage) -> None:
+    """Ingest writes no rollup row; roll_up then writes one 1 m bucket per machine and minute."""
+    values: dict[float, float] = {}
+    for i in range(5):
+        ingest(storage, values, i * 30.0, 10.0 + i)
+    assert host_rollup(storage, t.rollup_1m) == {}
+    result = storage.roll_up()
+    assert result.minute_buckets == 3 * 2  # minutes 0, 1, 2 for the host and its container
+    assert_exact(storage, values)
+
+
+def test_open_minute_is_recomputed_on_every_call(storage: Storage) -> None:
+    """Samples added to a minute already rolled up are folded in by the next roll_up."""
+    values: dict[float, float] = {}
+    ingest(storage, values, 0, 10.0)
+    ingest(storage, values, 20, 30.0)
+    storage.roll_up()
+    assert host_rollup(storage, t.rollup_1m) == {T0.timestamp(): (2, 40.0, 10.0, 30.0)}
+    ingest(storage, values, 40, 50.0)
+    ingest(storage, values, 70, 5.0)
+    storage.roll_up()
+    assert_exact(storage, values)
+    assert host_rollup(storage, t.rollup_1m)[T0.timestamp()] == (3, 90.0, 10.0, 50.0)
+
+
+def test_roll_up_is_idempotent(storage: Storage) -> None:
+    """Calling roll_up again with nothing new changes no rollup value."""
+    values: dict[float, float] = {}
+    for i in range(30):
+        ingest(storage, values, i * 13.0, float(i))
+    storage.roll_up()
+    first = (host_rollup(storage, t.rollup_1m), host_rollup(storage, t.rollup_1h))
+    storage.roll_up()
+    storage.roll_up()
+    assert (host_rollup(storage, t.rollup_1m), host_rollup(storage, t.rollup_1h)) == first
+    assert_exact(storage, values)
+
+
+def test_late_samples_far_below_the_watermark_are_rolled_up(storage: Storage) -> None:
+    """A batch 3 h older than everything rolled up still lands in its 1 m and 1 h buckets."""
+    values: dict[float, float] = {}
+    for i in range(10):
+        ingest(storage, values, 4 * 3600 + i * 60.0, 20.0 + i)
+    storage.roll_up()
+    ingest(storage, values, 3600 + 5, 77.0)  # hour 1: 3 hours late
+    ingest(storage, values, 4 * 3600 + 65, 1.0)  # into an already rolled-up minute
+    storage.roll_up()
+    assert_exact(storage, values)
+    assert host_rollup(storage, t.rollup_1h)[T0.timestamp() + 3600] == (1, 77.0, 77.0, 77.0)
+
+
+def test_late_sample_survives_a_restart_before_the_roll_up(db_url: str) -> None:
+    """The late mark is stored with the sample: a new process's roll_up still folds it in."""
+    values: dict[float, float] = {}
+    store = Storage.open(db_url)
+    try:
+        for i in range(5):
+            ingest(store, values, 7200 + i * 60.0, 40.0)
+        store.roll_up()
+        ingest(store, values, 30, 99.0)
+    finally:
+        store.close()
+    store = Storage.open(db_url)
+    try:
+        store.roll_up()
+        assert_exact(store, values)
+    finally:
+        store.close()
+
+
+def test_series_sees_samples_stored_since_the_last_roll_up(storage: Storage) -> None:
+    """A long-range series right after ingest includes the newest sample (no lag)."""
+    values: dict[float, float] = {}
+    ingest(storage, values, 0, 10.0)
+    storage.roll_up()
+    ingest(storage, values, 30, 20.0)
+    series = storage.series("h1", "cpu_percent", T0, T0 + timedelta(days=1), max_points=100)
+    assert series.resolution == "1m"
+    assert series.points == [(T0.timestamp(), 15.0, 10.0, 20.0)]
+
+
+def test_prune_rolls_up_before_deleting_raw_rows(storage: Storage) -> None:
+    """prune rolls up first, then deletes only raw rows below the watermark: the newest
+    (open) minute, still recomputed by every roll_up, stays although retention has passed."""
+    values: dict[float, float] = {}
+    for i in range(20):
+        ingest(storage, values, i * 60.0, float(i))
+    deleted = storage.prune(T0 + timedelta(minutes=30), raw_retention=timedelta(minutes=5))
+    assert deleted == 19 * 2
+    with storage.engine.connect() as conn:
+        kept = conn.execute(sa.select(t.samples.c.ts_ms).distinct().order_by("ts_ms")).scalars()
+        assert [ms / 1000 for ms in kept] == [T0.timestamp() + 19 * 60]
+    assert_exact(storage, values)
+
+
+def test_a_database_from_before_roll_up_keeps_its_rollups(db_url: str) -> None:
+    """Without a progress row (rollups maintained at ingest), the watermark starts after the
+    newest sample: the next roll_up recomputes nothing older."""
+    store = Storage.open(db_url)
+    try:
+        for i in range(3):
+            store.ingest(batch(T0 + seconds(i * 60)), T0)
+        store.roll_up()
+        with store.engine.begin() as conn:
+            conn.execute(sa.delete(t.rollup_progress))
+    finally:
+        store.close()
+    store = Storage.open(db_url)
+    try:
+        with store.engine.connect() as conn:
+            row = conn.execute(sa.select(t.rollup_progress)).one()
+        newest_ms = round((T0 + seconds(120)).timestamp() * 1000)
+        assert (row.exact_below_ms, row.dirty_from_ms) == (newest_ms + 1, None)
+        assert store.roll_up().start_ms == newest_ms + 1 - (newest_ms + 1) % 60_000
+    finally:
+        store.close()
