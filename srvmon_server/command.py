@@ -114,15 +114,14 @@ async def serve(
         storage.close()
 
 
-@click.command(name="server")
-@click.option(
+HOST_OPTION = click.option(
     "--host",
     envvar="SRVMON_HOST",
     default="127.0.0.1",
     show_default=True,
     help="address to listen on",
 )
-@click.option(
+PORT_OPTION = click.option(
     "--port",
     envvar="SRVMON_PORT",
     type=click.IntRange(0, 65535),
@@ -130,6 +129,12 @@ async def serve(
     show_default=True,
     help="port to listen on (0: any free port)",
 )
+"""Shared by ``srvmon server`` and ``srvmon standalone``."""
+
+
+@click.command(name="server")
+@HOST_OPTION
+@PORT_OPTION
 @click.option(
     "--db-url",
     envvar="SRVMON_DB_URL",

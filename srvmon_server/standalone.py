@@ -23,6 +23,7 @@ from attrs import define, field
 from srvmon_agents.sinks.base import SinkStats
 from srvmon_core.codec import decode_batch
 from srvmon_core.errors import SrvmonError
+from srvmon_server.command import HOST_OPTION, PORT_OPTION
 
 log = logging.getLogger(__name__)
 
@@ -133,21 +134,8 @@ def start_collector(
 
 
 @click.command(name="standalone", context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--host",
-    envvar="SRVMON_HOST",
-    default="127.0.0.1",
-    show_default=True,
-    help="address the dashboard listens on",
-)
-@click.option(
-    "--port",
-    envvar="SRVMON_PORT",
-    type=click.IntRange(0, 65535),
-    default=8004,
-    show_default=True,
-    help="port the dashboard listens on (0: any free port)",
-)
+@HOST_OPTION
+@PORT_OPTION
 @click.option(
     "--interval",
     envvar="SRVMON_INTERVAL",
