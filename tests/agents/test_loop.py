@@ -65,3 +65,18 @@ def test_stop_event_ends_the_loop_promptly() -> None:
     thread.join(5)
     assert not thread.is_alive()
     assert time.monotonic() - stopped_at < 0.5
+
+
+def test_build_agent_accepts_a_caller_sink(tmp_path: object) -> None:
+    """Standalone mode passes its own sink; build_agent uses it instead of config.output."""
+    from pathlib import Path
+
+    from srvmon_agents.collector.setup import AgentConfig, build_agent
+
+    out = io.BytesIO()
+    sink = StdoutSink(out)
+    config = AgentConfig(output="kafka", host_id_file=Path(str(tmp_path)) / "id", hostname="x")
+    agent = build_agent(config, None, io.BytesIO(), sink=sink)
+    assert agent.sink is sink
+    agent.tick()
+    assert decode_batch(out.getvalue().splitlines()[0]).hostname == "x"
