@@ -27,7 +27,7 @@ from srvmon_server.storage.migrations import ensure_schema
 from srvmon_server.storage.prune import OnBatch, prune_table
 from srvmon_server.storage.records import IngestResult, MachineRecord, Series
 from srvmon_server.storage.rollup import RollupResult, ensure_progress, read_watermark_of, roll_up
-from srvmon_server.storage.series import choose_tier, query_series
+from srvmon_server.storage.series import query_series
 
 Clock = Callable[[], datetime]
 
@@ -60,15 +60,6 @@ def _record(row: sa.Row[Any]) -> MachineRecord:
 
 
 _MACHINE_COLUMNS = [c for c in t.machines.c if c.name != "latest_sample"]
-
-
-def _reads_rollups(start: datetime, end: datetime, max_points: int) -> bool:
-    """Whether ``series`` will read a rollup tier (False for requests it will reject)."""
-    try:
-        span = to_ms(end) - to_ms(start)
-    except ValueError:
-        return False
-    return span >= 0 and max_points >= 1 and choose_tier(max(span, 1), max_points) != "raw"
 
 
 class Storage:
@@ -137,15 +128,18 @@ class Storage:
         with translated("ingest", self._where):
             return self._ingester.ingest(batch, received_at)
 
-    def roll_up(self) -> RollupResult:
-        """Bring the 1 m and 1 h rollups up to date with the stored raw rows (idempotent).
+    def roll_up(self, now: datetime | None = None) -> RollupResult:
+        """Fold every closed minute (ended 10 s before ``now``, default: the clock) into the
+        1 m and 1 h rollups, recomputing them from raw rows; idempotent.
 
         Ingest does not maintain rollups; the server calls this every few seconds on its DB
-        thread, ``series`` calls it before reading a rollup tier when this process stored
-        samples since, and ``prune`` before deleting raw rows. See ``rollup.py``.
+        thread and ``prune`` calls it before deleting raw rows. ``series`` is exact without
+        it (it reads the not yet rolled-up tail from raw rows); only samples that arrived
+        late for an already rolled-up minute wait for the next call. See ``rollup.py``.
         """
+        now_ms = self._now_ms() if now is None else to_ms(now)
         with translated("roll_up", self._where):
-            result = roll_up(self._engine)
+            result = roll_up(self._engine, now_ms)
         self._ingester.rolled_up(result.exact_below_ms)
         return result
 
@@ -173,13 +167,7 @@ class Storage:
     def series(
         self, key: str, metric: str, start: datetime, end: datetime, max_points: int = 1000
     ) -> Series:
-        """At most ``max_points`` points of one metric; see ``series.py`` for tier choice.
-
-        A rollup tier is brought up to date first when this process stored samples since
-        the last roll-up, so a chart never lags what ``ingest`` returned.
-        """
-        if self._ingester.pending and _reads_rollups(start, end, max_points):
-            self.roll_up()
+        """At most ``max_points`` points of one metric; see ``series.py`` for tier choice."""
         with translated("series", self._where), self._engine.connect() as conn:
             machine_id = conn.execute(
                 sa.select(t.machines.c.id).where(t.machines.c.key == key)
@@ -295,7 +283,7 @@ class Storage:
         if batch_rows < 1:
             raise StorageError(f"batch_rows must be >= 1, got {batch_rows}")
         now_ms = to_ms(now)
-        self.roll_up()
+        self.roll_up(now)
         with translated("prune", self._where):
             covered = [v for v in read_watermark_of(self._engine) if v is not None]
         plan = [

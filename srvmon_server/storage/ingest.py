@@ -2,7 +2,7 @@
 
 Per batch: look up (or create) machine ids (cached), insert the raw rows with insert-ignore,
 and — when the rowcount shows every row was new — refresh the inventory of machines whose
-sample is the newest: two or three statements, one commit. Rollups are not touched here:
+sample is the newest: two statements, one commit. Rollups are not touched here:
 ``rollup.roll_up`` recomputes them from raw rows later. A sample older than the rollup
 watermark additionally records itself in ``rollup_progress`` (same transaction). When some
 row already existed (a replay), the transaction is undone and redone carefully: read which
@@ -97,23 +97,22 @@ def raw_row(machine_id: int, ts_ms: int, metrics: dict[str, float]) -> dict[str,
 
 
 _KNOWN_METRICS = frozenset(t.METRIC_NAMES)
-Group = dict[tuple[str, ...], list[tuple[int, MachineSample]]]
 
 
-def by_metrics(rows: list[tuple[int, MachineSample]]) -> Group:
-    """Samples grouped by the sorted tuple of metrics they carry (one statement per group)."""
-    groups: Group = {}
-    for ident, part in rows:
-        names = tuple(sorted(m for m in part.metrics if m in _KNOWN_METRICS))
-        groups.setdefault(names, []).append((ident, part))
-    return groups
+def carried_metrics(rows: list[tuple[int, MachineSample]]) -> tuple[str, ...]:
+    """The sorted union of known metrics the samples carry: the columns of the one insert."""
+    names: set[str] = set()
+    for _, part in rows:
+        names.update(m for m in part.metrics if m in _KNOWN_METRICS)
+    return tuple(sorted(names))
 
 
 def raw_values(
     machine_id: int, ts_ms: int, metrics: dict[str, float], names: tuple[str, ...]
 ) -> tuple[Any, ...]:
-    """Parameters of ``write_sql.insert_samples(dialect, names)`` for one sample."""
-    return (machine_id, ts_ms, *(metrics[m] for m in names))
+    """Parameters of ``write_sql.insert_samples(dialect, names)`` for one sample (a metric
+    this sample lacks is NULL)."""
+    return (machine_id, ts_ms, *(metrics.get(m) for m in names))
 
 
 def inventory_values(
@@ -143,10 +142,11 @@ class Ingester:
     """The write path. Keeps a key → id cache (ids never change once assigned).
 
     Fast path (the normal case, every sample new): insert all raw rows with insert-ignore
-    (one statement per metric set); when the rowcount equals the number of rows, refresh the
-    inventory (one statement), then commit. When the rowcount is lower, some (machine, ts)
-    was already stored (a replay): the transaction is rolled back and redone on the careful
-    path, which first reads which rows exist and writes only the others.
+    (one statement naming the union of the metrics they carry); when the rowcount equals
+    the number of rows, refresh the inventory (one statement), then commit. When the
+    rowcount is lower, some (machine, ts) was already stored (a replay): the transaction is
+    rolled back and redone on the careful path, which first reads which rows exist and
+    writes only the others.
     """
 
     def __init__(self, engine: sa.Engine) -> None:
@@ -156,13 +156,10 @@ class Ingester:
         self._ids: dict[str, int] = {}
         self._watermark: tuple[int | None, int | None] | None = None
         """Cached (exact_below_ms, dirty_from_ms) of ``rollup_progress``; None: not read."""
-        self.pending = False
-        """True when samples were stored since the last ``rolled_up`` call."""
 
     def rolled_up(self, exact_below_ms: int | None) -> None:
         """A roll-up finished: remember the new watermark (late samples are below it)."""
         self._watermark = (exact_below_ms, None)
-        self.pending = False
 
     def _note_timestamp(self, conn: sa.Connection, ts_ms: int) -> None:
         """Record a sample older than the rollup watermark (see ``rollup.py``)."""
@@ -238,11 +235,9 @@ class Ingester:
             with self._engine.begin() as conn:
                 new_keys = self._machine_ids(conn, parts, ts_ms, received_ms)
                 rows = [(self._ids[p.key], p) for p in parts]
-                groups = by_metrics(rows)
-                if self._insert(conn, groups, ts_ms) != len(rows):
+                if self._insert(conn, rows, ts_ms) != len(rows):
                     raise _ReplaySeen
                 self._fold(conn, rows, ts_ms, received_ms)
-            self.pending = True
             return IngestResult(stored=len(rows), duplicates=0, new_machines=new_keys)
         except _ReplaySeen:
             for key in new_keys:  # their rows were rolled back with the transaction
@@ -265,23 +260,23 @@ class Ingester:
             }
             fresh = [(i, p) for i, p in zip(ids, parts, strict=True) if i not in present]
             if fresh:
-                self._insert(conn, by_metrics(fresh), ts_ms)
+                self._insert(conn, fresh, ts_ms)
                 self._fold(conn, fresh, ts_ms, received_ms)
-        if fresh:
-            self.pending = True
         return IngestResult(
             stored=len(fresh), duplicates=len(parts) - len(fresh), new_machines=new_keys
         )
 
-    def _insert(self, conn: sa.Connection, groups: Group, ts_ms: int) -> int:
-        """Insert-ignore the raw rows of every group; return how many were new."""
-        stored = 0
-        for names, members in groups.items():
-            stored += conn.exec_driver_sql(
+    def _insert(
+        self, conn: sa.Connection, rows: list[tuple[int, MachineSample]], ts_ms: int
+    ) -> int:
+        """Insert-ignore the raw rows in one statement; return how many were new."""
+        names = carried_metrics(rows)
+        return int(
+            conn.exec_driver_sql(
                 insert_samples(self._dialect, names),
-                [raw_values(i, ts_ms, p.metrics, names) for i, p in members],
+                [raw_values(i, ts_ms, p.metrics, names) for i, p in rows],
             ).rowcount
-        return stored
+        )
 
     def _fold(
         self,

@@ -6,12 +6,13 @@ Ingest only writes raw rows and the inventory. ``roll_up`` catches up: it recomp
 rows (a second one). Buckets are *replaced*, never incremented, so a roll-up is idempotent
 and may run as often as wanted; replays (which store nothing) cannot double-count.
 
-The watermark (table ``rollup_progress``, one row):
+The watermark (table ``rollup_progress``, one row; ``series`` reads it too):
 
-- ``exact_below_ms`` — rollups are exact for raw rows older than this. A roll-up that saw
-  samples up to ``newest`` sets it to the start of ``newest``'s minute: the open minute is
-  recomputed in full by every call (so a call rescans on average 30 s of raw rows per
-  machine); a batch for an earlier minute arriving afterwards is "late" (below).
+- ``exact_below_ms`` — rollups are exact for raw rows older than this, always the start of
+  a minute. ``roll_up(now)`` recomputes the minutes from there to the last *closed* one
+  (ended ``GRACE_MS`` before ``now``) and moves the watermark past it, so in the steady
+  state every minute is aggregated once. The open minute is never in the rollup tables:
+  ``series`` reads everything from the watermark on from raw rows and merges it.
 - ``dirty_from_ms`` — the oldest sample ingest stored below ``exact_below_ms`` since the last
   roll-up (a late batch), or, before the first roll-up of a new database (watermark NULL),
   the oldest sample stored at all. Ingest sets it in its own transaction, only when a
@@ -36,6 +37,9 @@ HOUR_MS = 3_600_000
 CHUNK_MS = 6 * HOUR_MS
 """A catch-up over a long range commits every 6 hours of data (bounded transactions)."""
 PROGRESS_ID = 1
+GRACE_MS = 10_000
+"""A minute is closed (rolled up) once ``now`` is this far past its end: batches usually
+arrive within seconds; later ones take the late path."""
 
 
 @frozen
@@ -166,17 +170,19 @@ def _recompute_start(conn: sa.Connection) -> int | None:
     return start - start % MINUTE_MS
 
 
-def roll_up(engine: sa.Engine) -> RollupResult:
-    """Recompute rollups from the watermark up to the newest stored sample; see module doc."""
+def roll_up(engine: sa.Engine, now_ms: int) -> RollupResult:
+    """Recompute rollups of every closed minute from the watermark on; see module doc."""
     dialect = "mysql" if engine.dialect.name in ("mysql", "mariadb") else "sqlite"
     minute_sql, hour_sql = _statement(_minute_sql(dialect)), _statement(_hour_sql(dialect))
+    seal = now_ms - GRACE_MS
+    seal -= seal % MINUTE_MS
     with engine.connect() as conn:
+        below, _ = read_watermark(conn)
         start = _recompute_start(conn)
         newest = conn.execute(sa.select(sa.func.max(t.machines.c.latest_ts_ms))).scalar()
-    if start is None or newest is None:
-        below, _ = read_watermark_of(engine)
+    if start is None or newest is None or seal <= start:
         return RollupResult(minute_buckets=0, start_ms=None, end_ms=None, exact_below_ms=below)
-    end = int(newest)
+    end = min(seal - 1, int(newest))
     written = 0
     chunk_start = start
     while True:
@@ -188,16 +194,14 @@ def roll_up(engine: sa.Engine) -> RollupResult:
                     sa.select(t.machines.c.id).where(t.machines.c.latest_ts_ms >= chunk_start)
                 ).scalars()
             ]
-            if ids:
+            if ids and chunk_start <= chunk_end:
                 written += conn.execute(
                     minute_sql, {"ids": ids, "lo": chunk_start, "hi": chunk_end}
                 ).rowcount
                 hour_start = chunk_start - chunk_start % HOUR_MS
                 conn.execute(hour_sql, {"ids": ids, "lo": hour_start, "hi": chunk_end})
             last = chunk_end >= end
-            below = chunk_end + 1
-            if last:  # the open minute stays subject to recomputation
-                below = max(start, end - end % MINUTE_MS)
+            below = seal if last else chunk_end + 1
             conn.execute(
                 sa.update(t.rollup_progress)
                 .where(t.rollup_progress.c.id == PROGRESS_ID)

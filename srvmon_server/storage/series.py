@@ -7,7 +7,10 @@ Tier choice for a range of ``span`` ms and ``max_points``:
 - ``span / max_points < 1 h``: the 1 m rollup, merged into wider buckets when needed.
 - otherwise: the 1 h rollup, merged likewise.
 
-Every query is a primary-key range scan on (machine_id, ts/bucket).
+Every query is a primary-key range scan on (machine_id, ts/bucket). Rollup tiers hold only
+minutes ``Storage.roll_up`` has closed (below the watermark in ``rollup_progress``); the rest
+of the range — the open minute, or everything before the first roll-up — is aggregated
+from raw rows into the same buckets and merged, so a chart never lags ingest.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from srvmon_server.storage import tables as t
 from srvmon_server.storage.clock import to_ms
 from srvmon_server.storage.errors import InvalidQuery
 from srvmon_server.storage.records import Resolution, Series
+from srvmon_server.storage.rollup import read_watermark
 
 Point = tuple[float, float, float, float]
 MINUTE_MS = 60_000
@@ -77,6 +81,50 @@ def _raw(
     return Series(resolution="raw", bucket_seconds=width / 1000, points=points)
 
 
+Bucket = tuple[int, float, float, float | None, float | None]
+"""(bucket start ms, count, sum, min, max) of one output bucket."""
+
+
+def _merge(parts: list[Bucket]) -> list[Point]:
+    """Combine buckets with the same start (rollup rows and the raw tail) into points."""
+    merged: dict[int, list[float]] = {}
+    for bucket, count, total, low, high in parts:
+        if count <= 0 or low is None or high is None:
+            continue
+        seen = merged.get(bucket)
+        if seen is None:
+            merged[bucket] = [float(count), float(total), float(low), float(high)]
+        else:
+            seen[0] += float(count)
+            seen[1] += float(total)
+            seen[2] = min(seen[2], float(low))
+            seen[3] = max(seen[3], float(high))
+    return [(b / 1000, v[1] / v[0], v[2], v[3]) for b, v in sorted(merged.items())]
+
+
+def _raw_tail(
+    conn: sa.Connection, machine_id: int, metric: str, *, start: int, end: int, width: int
+) -> list[Bucket]:
+    """Raw rows not yet rolled up, aggregated into the output buckets."""
+    if start > end:
+        return []
+    value = t.samples.c[t.raw_column(metric)]
+    bucket = (t.samples.c.ts_ms - t.samples.c.ts_ms % width).label("bucket")
+    rows = conn.execute(
+        sa.select(
+            bucket, sa.func.count(value), sa.func.sum(value), sa.func.min(value), sa.func.max(value)
+        )
+        .where(
+            t.samples.c.machine_id == machine_id,
+            t.samples.c.ts_ms >= start,
+            t.samples.c.ts_ms <= end,
+            value.is_not(None),
+        )
+        .group_by(bucket)
+    ).all()
+    return [(int(b), float(c), float(s), lo, hi) for b, c, s, lo, hi in rows]
+
+
 def _rollup(
     conn: sa.Connection,
     machine_id: int,
@@ -86,35 +134,39 @@ def _rollup(
     end: int,
     max_points: int,
     resolution: Resolution,
+    rolled_below: int | None,
 ) -> Series:
+    """Rollup rows below the watermark, raw rows from the watermark on, merged per bucket."""
     table, unit = t.ROLLUPS[resolution]
     n_name, sum_name, min_name, max_name = t.rollup_columns(metric)
     n, total, low, high = table.c[n_name], table.c[sum_name], table.c[min_name], table.c[max_name]
     first_bucket = start - start % unit
+    width = bucket_width(end - first_bucket, max_points, unit)
+    # the bucket holding the watermark is partial in the rollup: read it from raw rows
+    tail_from = first_bucket if rolled_below is None else rolled_below - rolled_below % unit
+    tail_from = max(tail_from, first_bucket)
     where = (
         table.c.machine_id == machine_id,
         table.c.bucket_ms >= first_bucket,
-        table.c.bucket_ms <= end,
+        table.c.bucket_ms <= min(end, tail_from - 1),
         n > 0,
     )
-    width = bucket_width(end - first_bucket, max_points, unit)
-    if width == unit:
-        rows = conn.execute(
-            sa.select(table.c.bucket_ms, n, total, low, high)
-            .where(*where)
-            .order_by(table.c.bucket_ms)
-        ).all()
-        points = [(b / 1000, s / c, float(lo), float(hi)) for b, c, s, lo, hi in rows]
-        return Series(resolution=resolution, bucket_seconds=unit / 1000, points=points)
-    bucket = (table.c.bucket_ms - table.c.bucket_ms % width).label("bucket")
-    grouped = conn.execute(
-        sa.select(bucket, sa.func.sum(n), sa.func.sum(total), sa.func.min(low), sa.func.max(high))
-        .where(*where)
-        .group_by(bucket)
-        .order_by(bucket)
-    ).all()
-    points = [(b / 1000, float(s) / float(c), float(lo), float(hi)) for b, c, s, lo, hi in grouped]
-    return Series(resolution=resolution, bucket_seconds=width / 1000, points=points)
+    parts: list[Bucket] = []
+    if tail_from > first_bucket:
+        if width == unit:
+            rows = conn.execute(sa.select(table.c.bucket_ms, n, total, low, high).where(*where))
+        else:
+            bucket = (table.c.bucket_ms - table.c.bucket_ms % width).label("bucket")
+            rows = conn.execute(
+                sa.select(
+                    bucket, sa.func.sum(n), sa.func.sum(total), sa.func.min(low), sa.func.max(high)
+                )
+                .where(*where)
+                .group_by(bucket)
+            )
+        parts = [(int(b), float(c), float(s), lo, hi) for b, c, s, lo, hi in rows]
+    parts += _raw_tail(conn, machine_id, metric, start=tail_from, end=end, width=width)
+    return Series(resolution=resolution, bucket_seconds=width / 1000, points=_merge(parts))
 
 
 def query_series(
@@ -142,6 +194,7 @@ def query_series(
         return Series(resolution=resolution, bucket_seconds=0.0, points=[])
     if resolution == "raw":
         return _raw(conn, machine_id, metric, start=start_ms, end=end_ms, max_points=max_points)
+    rolled_below, _ = read_watermark(conn)
     return _rollup(
         conn,
         machine_id,
@@ -150,4 +203,5 @@ def query_series(
         end=end_ms,
         max_points=max_points,
         resolution=resolution,
+        rolled_below=rolled_below,
     )

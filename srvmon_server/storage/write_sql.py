@@ -6,11 +6,11 @@ as plain SQL with positional placeholders (``?`` for sqlite3, ``%s`` for pymysql
 with ``Connection.exec_driver_sql`` and a list of tuples (the driver's ``executemany``;
 pymysql folds an ``INSERT … VALUES`` executemany into one multi-row statement).
 
-Raw inserts name only the metrics a sample carries (``metrics``, a sorted
-tuple): a container fills 7 of the 28 metric columns, so sending the others as NULL would
-triple the parameters to escape and the columns to update. Ingest groups a batch's samples
-by that tuple (usually two groups: the host and its containers). Column order of every
-statement is fixed here and by the row builders in ``ingest.py`` (``raw_values``,
+Raw inserts name only the metrics the batch carries (``metrics``, the sorted union over its
+samples): a batch of containers fills 7 of the 28 metric columns, so naming all would send
+many more NULL parameters. Host and containers go in one statement (their metrics, with
+NULL where a sample lacks one): one round trip instead of one per metric set. Column order
+of every statement is fixed here and by the row builders in ``ingest.py`` (``raw_values``,
 ``inventory_values``).
 """
 

@@ -56,18 +56,30 @@ def test_ingest_leaves_rollups_to_roll_up(storage: Storage) -> None:
     assert_exact(storage, values)
 
 
-def test_open_minute_is_recomputed_on_every_call(storage: Storage) -> None:
-    """Samples added to a minute already rolled up are folded in by the next roll_up."""
+def test_only_closed_minutes_are_rolled_up(storage: Storage) -> None:
+    """roll_up(now) folds minutes that ended 10 s before ``now``; the open one waits."""
+    values: dict[float, float] = {}
+    ingest(storage, values, 0, 10.0)
+    ingest(storage, values, 20, 30.0)
+    ingest(storage, values, 65, 50.0)
+    result = storage.roll_up(T0 + seconds(70))
+    assert result.exact_below_ms == round((T0 + seconds(60)).timestamp() * 1000)
+    assert host_rollup(storage, t.rollup_1m) == {T0.timestamp(): (2, 40.0, 10.0, 30.0)}
+    assert storage.roll_up(T0 + seconds(125)).minute_buckets == 0  # 1:00-2:00 ended 5 s ago
+    storage.roll_up(T0 + seconds(130))
+    assert_exact(storage, values)
+
+
+def test_samples_for_a_rolled_up_minute_are_folded_in_later(storage: Storage) -> None:
+    """A sample arriving after its minute was rolled up is added by the next roll_up."""
     values: dict[float, float] = {}
     ingest(storage, values, 0, 10.0)
     ingest(storage, values, 20, 30.0)
     storage.roll_up()
-    assert host_rollup(storage, t.rollup_1m) == {T0.timestamp(): (2, 40.0, 10.0, 30.0)}
     ingest(storage, values, 40, 50.0)
-    ingest(storage, values, 70, 5.0)
     storage.roll_up()
+    assert host_rollup(storage, t.rollup_1m) == {T0.timestamp(): (3, 90.0, 10.0, 50.0)}
     assert_exact(storage, values)
-    assert host_rollup(storage, t.rollup_1m)[T0.timestamp()] == (3, 90.0, 10.0, 50.0)
 
 
 def test_roll_up_is_idempotent(storage: Storage) -> None:
@@ -115,28 +127,48 @@ def test_late_sample_survives_a_restart_before_the_roll_up(db_url: str) -> None:
         store.close()
 
 
-def test_series_sees_samples_stored_since_the_last_roll_up(storage: Storage) -> None:
-    """A long-range series right after ingest includes the newest sample (no lag)."""
+def test_series_merges_rollups_with_the_raw_tail(storage: Storage) -> None:
+    """A long-range series is exact although its newest minute is not rolled up: the bucket
+    holding the watermark combines the 1 m rollup row and the raw rows after it."""
     values: dict[float, float] = {}
     ingest(storage, values, 0, 10.0)
-    storage.roll_up()
-    ingest(storage, values, 30, 20.0)
+    ingest(storage, values, 70, 20.0)
+    storage.roll_up(T0 + seconds(75))  # minute 0 closed, minute 1 open
+    ingest(storage, values, 90, 60.0)
     series = storage.series("h1", "cpu_percent", T0, T0 + timedelta(days=1), max_points=100)
     assert series.resolution == "1m"
-    assert series.points == [(T0.timestamp(), 15.0, 10.0, 20.0)]
+    assert series.bucket_seconds == 900
+    assert series.points == [(T0.timestamp(), 30.0, 10.0, 60.0)]
+    unmerged = storage.series("h1", "cpu_percent", T0, T0 + timedelta(hours=2), max_points=100)
+    assert unmerged.bucket_seconds == 120
+    assert unmerged.points == [(T0.timestamp(), 30.0, 10.0, 60.0)]
+
+
+def test_series_before_any_roll_up_reads_raw_rows(storage: Storage) -> None:
+    """Before the first roll_up the 1 h tier answers from raw rows, exactly."""
+    values: dict[float, float] = {}
+    for i in range(4):
+        ingest(storage, values, i * 1800.0, 10.0 * (i + 1))
+    series = storage.series("h1", "cpu_percent", T0, T0 + timedelta(days=30), max_points=100)
+    assert series.resolution == "1h"
+    width = series.bucket_seconds
+    want = expected(values, int(width))
+    assert series.points == [(b, s / n, lo, hi) for b, (n, s, lo, hi) in sorted(want.items())]
 
 
 def test_prune_rolls_up_before_deleting_raw_rows(storage: Storage) -> None:
-    """prune rolls up first, then deletes only raw rows below the watermark: the newest
-    (open) minute, still recomputed by every roll_up, stays although retention has passed."""
+    """prune(now) rolls up first, then deletes only raw rows below the watermark: the open
+    minute stays although retention has passed, and every rollup is exact."""
     values: dict[float, float] = {}
     for i in range(20):
         ingest(storage, values, i * 60.0, float(i))
-    deleted = storage.prune(T0 + timedelta(minutes=30), raw_retention=timedelta(minutes=5))
+    now = T0 + timedelta(minutes=19, seconds=20)
+    deleted = storage.prune(now, raw_retention=timedelta(0))
     assert deleted == 19 * 2
     with storage.engine.connect() as conn:
         kept = conn.execute(sa.select(t.samples.c.ts_ms).distinct().order_by("ts_ms")).scalars()
         assert [ms / 1000 for ms in kept] == [T0.timestamp() + 19 * 60]
+    del values[T0.timestamp() + 19 * 60]  # the open minute is not rolled up yet
     assert_exact(storage, values)
 
 
