@@ -84,15 +84,15 @@ class InProcessSink:
 
 
 def docker_api_or_none(url: str) -> tuple[Any | None, str]:
-    """A Docker API client when the socket answers, else None and the reason."""
-    try:
-        import docker
+    """The collector's Docker Engine client when the socket answers, else None and why."""
+    from srvmon_agents.collector.engine import EngineClient, EngineError
 
-        client = docker.DockerClient(base_url=url, timeout=5)
+    try:
+        client = EngineClient(url, timeout=5.0)
         client.ping()
-    except Exception as exc:
+    except (EngineError, SrvmonError, OSError) as exc:
         return None, f"{type(exc).__name__}: {exc}"
-    return client.api, ""
+    return client, ""
 
 
 def start_collector(
