@@ -7,6 +7,7 @@ from srvmon_server.storage.env import url_from_env
 from srvmon_server.storage.errors import InvalidQuery, StorageError, StorageUnavailable
 from srvmon_server.storage.gateway import Storage
 from srvmon_server.storage.records import IngestResult, MachineRecord, Series
+from srvmon_server.storage.rollup import RollupResult
 from srvmon_server.storage.tables import METRIC_NAMES, SCHEMA_VERSION
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "IngestResult",
     "InvalidQuery",
     "MachineRecord",
+    "RollupResult",
     "Series",
     "Storage",
     "StorageError",
