@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from attrs import frozen
+from attrs import Factory, field, frozen
 
 UNLIMITED_V1_THRESHOLD = 1 << 62
 """cgroup v1 reports "no memory limit" as a page-rounded LONG_MAX; anything above is unlimited."""
@@ -54,6 +54,29 @@ class CgroupReading:
         return self.memory_usage_bytes - inactive
 
 
+V1_FILES = {
+    "cpuacct": ("cpuacct.usage",),
+    "cpu": ("cpu.stat", "cpu.cfs_quota_us", "cpu.cfs_period_us"),
+    "memory": ("memory.stat", "memory.usage_in_bytes", "memory.limit_in_bytes"),
+    "blkio": ("blkio.throttle.io_service_bytes",),
+    "pids": ("pids.current",),
+}
+V2_FILES = ("cpu.stat", "cpu.max", "memory.stat", "memory.current", "memory.max", "io.stat")
+V2_FILES_ALL = (*V2_FILES, "pids.current")
+
+
+def _file_paths(location: CgroupLocation) -> dict[str, str]:
+    if location.version == 2:
+        base = str(location.dirs[""])
+        return {name: f"{base}/{name}" for name in V2_FILES_ALL}
+    out: dict[str, str] = {}
+    for controller, names in V1_FILES.items():
+        directory = location.dirs.get(controller)
+        if directory is not None:
+            out.update({name: f"{directory}/{name}" for name in names})
+    return out
+
+
 @frozen(kw_only=True)
 class CgroupLocation:
     """Where one container's cgroup lives: a single v2 dir, or one dir per v1 controller."""
@@ -62,6 +85,11 @@ class CgroupLocation:
     driver: str
     dirs: dict[str, Path]
     """v2: ``{"": dir}``; v1: controller name → dir (``cpu``, ``cpuacct``, ``memory``, …)."""
+    files: dict[str, str] = field(
+        init=False, eq=False, repr=False, default=Factory(_file_paths, takes_self=True)
+    )
+    """File name → full path as a plain string, computed once: building ``Path`` objects
+    every second cost more than the reads themselves."""
 
 
 V1_CONTROLLERS = ("cpu", "cpuacct", "memory", "blkio", "pids")
@@ -103,13 +131,13 @@ def locate(cgroup_root: Path, container_id: str) -> CgroupLocation | None:
     return None
 
 
-def _text(path: Path) -> str | None:
+def _text(path: str) -> str | None:
     """The file's text; None when absent. os-level I/O: this runs ~10x per container per second."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
         if not os.path.exists(os.path.dirname(path)):
-            raise CgroupGone(str(path.parent)) from None
+            raise CgroupGone(os.path.dirname(path)) from None
         return None
     except OSError:
         return None
@@ -121,7 +149,9 @@ def _text(path: Path) -> str | None:
         os.close(fd)
 
 
-def _int(path: Path) -> int | None:
+def _int(path: str | None) -> int | None:
+    if path is None:
+        return None
     text = _text(path)
     if text is None:
         return None
@@ -131,9 +161,9 @@ def _int(path: Path) -> int | None:
         return None
 
 
-def _keyed(path: Path) -> dict[str, int]:
+def _keyed(path: str | None) -> dict[str, int]:
     """A flat-keyed file (``key value`` per line), e.g. cpu.stat or memory.stat."""
-    text = _text(path)
+    text = None if path is None else _text(path)
     out: dict[str, int] = {}
     if text is None:
         return out
@@ -159,8 +189,8 @@ def read(location: CgroupLocation, limits: CgroupLimits | None = None) -> Cgroup
     skip re-reading their files.
     """
     if location.version == 2:
-        return _read_v2(location.dirs[""], limits)
-    return _read_v1(location.dirs, limits)
+        return _read_v2(location.files, limits)
+    return _read_v1(location.files, limits)
 
 
 def limits_of(reading: CgroupReading) -> CgroupLimits:
@@ -169,30 +199,49 @@ def limits_of(reading: CgroupReading) -> CgroupLimits:
     )
 
 
-def _read_v2(cg: Path, limits: CgroupLimits | None) -> CgroupReading:
-    cpu = _keyed(cg / "cpu.stat")
-    memory_stat = _keyed(cg / "memory.stat")
+def _stat_value(path: str | None, key: str) -> int | None:
+    """One ``key value`` line of a flat-keyed file (memory.stat), without parsing the rest."""
+    text = None if path is None else _text(path)
+    if text is None:
+        return None
+    prefix = key + " "
+    if text.startswith(prefix):
+        start = len(prefix)
+    else:
+        found = text.find("\n" + prefix)
+        if found < 0:
+            return None
+        start = found + 1 + len(prefix)
+    end = text.find("\n", start)
+    try:
+        return int(text[start : end if end >= 0 else None])
+    except ValueError:
+        return None
+
+
+def _read_v2(files: dict[str, str], limits: CgroupLimits | None) -> CgroupReading:
+    cpu = _keyed(files["cpu.stat"])
     usage_usec = cpu.get("usage_usec")
     throttled_usec = cpu.get("throttled_usec")
-    read_bytes, write_bytes = _v2_io(cg / "io.stat")
+    read_bytes, write_bytes = _v2_io(files["io.stat"])
     return CgroupReading(
         cpu_usage_ns=None if usage_usec is None else usage_usec * 1000,
         cpu_periods=cpu.get("nr_periods"),
         cpu_throttled_periods=cpu.get("nr_throttled"),
         cpu_throttled_ns=None if throttled_usec is None else throttled_usec * 1000,
-        cpu_limit_cores=limits.cpu_limit_cores if limits else _v2_cpu_max(cg / "cpu.max"),
-        memory_usage_bytes=_int(cg / "memory.current"),
-        memory_inactive_file_bytes=memory_stat.get("inactive_file"),
+        cpu_limit_cores=limits.cpu_limit_cores if limits else _v2_cpu_max(files["cpu.max"]),
+        memory_usage_bytes=_int(files["memory.current"]),
+        memory_inactive_file_bytes=_stat_value(files["memory.stat"], "inactive_file"),
         memory_limit_bytes=(
-            limits.memory_limit_bytes if limits else _v2_memory_max(cg / "memory.max")
+            limits.memory_limit_bytes if limits else _v2_memory_max(files["memory.max"])
         ),
         io_read_bytes=read_bytes,
         io_write_bytes=write_bytes,
-        pids=_int(cg / "pids.current"),
+        pids=_int(files["pids.current"]),
     )
 
 
-def _v2_cpu_max(path: Path) -> float | None:
+def _v2_cpu_max(path: str) -> float | None:
     text = _text(path)
     if text is None:
         return None
@@ -205,7 +254,7 @@ def _v2_cpu_max(path: Path) -> float | None:
         return None
 
 
-def _v2_memory_max(path: Path) -> int | None:
+def _v2_memory_max(path: str) -> int | None:
     text = _text(path)
     if text is None or text.strip() == "max":
         return None
@@ -215,15 +264,15 @@ def _v2_memory_max(path: Path) -> int | None:
         return None
 
 
-def _v2_io(path: Path) -> tuple[int | None, int | None]:
+def _v2_io(path: str) -> tuple[int | None, int | None]:
     """Sum ``rbytes``/``wbytes`` over every device line of io.stat."""
     text = _text(path)
     if text is None:
         return None, None
     read_total = write_total = 0
     for line in text.splitlines():
-        for field in line.split()[1:]:
-            key, _, value = field.partition("=")
+        for pair in line.split()[1:]:
+            key, _, value = pair.partition("=")
             if key == "rbytes":
                 read_total += int(value)
             elif key == "wbytes":
@@ -231,46 +280,35 @@ def _v2_io(path: Path) -> tuple[int | None, int | None]:
     return read_total, write_total
 
 
-def _read_v1(dirs: dict[str, Path], limits: CgroupLimits | None) -> CgroupReading:
-    cpuacct = dirs.get("cpuacct")
-    cpu = dirs.get("cpu")
-    memory = dirs.get("memory")
-    blkio = dirs.get("blkio")
-    pids = dirs.get("pids")
-    cpu_stat = _keyed(cpu / "cpu.stat") if cpu else {}
-    memory_stat = _keyed(memory / "memory.stat") if memory else {}
-    limit = _int(memory / "memory.limit_in_bytes") if memory and not limits else None
-    if limits is not None:
-        limit = limits.memory_limit_bytes
-    read_bytes, write_bytes = (
-        _v1_blkio(blkio / "blkio.throttle.io_service_bytes") if blkio else (None, None)
-    )
+def _read_v1(files: dict[str, str], limits: CgroupLimits | None) -> CgroupReading:
+    cpu_stat = _keyed(files.get("cpu.stat"))
+    limit = limits.memory_limit_bytes if limits else _int(files.get("memory.limit_in_bytes"))
+    blkio = files.get("blkio.throttle.io_service_bytes")
+    read_bytes, write_bytes = _v1_blkio(blkio) if blkio else (None, None)
     return CgroupReading(
-        cpu_usage_ns=_int(cpuacct / "cpuacct.usage") if cpuacct else None,
+        cpu_usage_ns=_int(files.get("cpuacct.usage")),
         cpu_periods=cpu_stat.get("nr_periods"),
         cpu_throttled_periods=cpu_stat.get("nr_throttled"),
         cpu_throttled_ns=cpu_stat.get("throttled_time"),
-        cpu_limit_cores=(
-            limits.cpu_limit_cores if limits else (_v1_cpu_quota(cpu) if cpu else None)
-        ),
-        memory_usage_bytes=_int(memory / "memory.usage_in_bytes") if memory else None,
-        memory_inactive_file_bytes=memory_stat.get("total_inactive_file"),
+        cpu_limit_cores=limits.cpu_limit_cores if limits else _v1_cpu_quota(files),
+        memory_usage_bytes=_int(files.get("memory.usage_in_bytes")),
+        memory_inactive_file_bytes=_stat_value(files.get("memory.stat"), "total_inactive_file"),
         memory_limit_bytes=None if limit is None or limit >= UNLIMITED_V1_THRESHOLD else limit,
         io_read_bytes=read_bytes,
         io_write_bytes=write_bytes,
-        pids=_int(pids / "pids.current") if pids else None,
+        pids=_int(files.get("pids.current")),
     )
 
 
-def _v1_cpu_quota(cpu: Path) -> float | None:
-    quota = _int(cpu / "cpu.cfs_quota_us")
-    period = _int(cpu / "cpu.cfs_period_us")
+def _v1_cpu_quota(files: dict[str, str]) -> float | None:
+    quota = _int(files.get("cpu.cfs_quota_us"))
+    period = _int(files.get("cpu.cfs_period_us"))
     if quota is None or period is None or quota <= 0 or period <= 0:
         return None
     return quota / period
 
 
-def _v1_blkio(path: Path) -> tuple[int | None, int | None]:
+def _v1_blkio(path: str) -> tuple[int | None, int | None]:
     """Sum the ``Read``/``Write`` lines of blkio.throttle.io_service_bytes over devices."""
     text = _text(path)
     if text is None:

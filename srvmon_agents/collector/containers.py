@@ -55,6 +55,7 @@ class _Inspected:
     exit_code: int | None
     started_at: datetime | None
     finished_at: datetime | None
+    network_mode: str = "default"
 
 
 def _docker_time(value: Any) -> datetime | None:
@@ -103,8 +104,12 @@ class Counters:
     pids: int | None = None
 
 
-def counters_from_cgroup(reading: cgroups.CgroupReading) -> Counters:
+def counters_from_cgroup(
+    reading: cgroups.CgroupReading, net_rx_bytes: int | None = None, net_tx_bytes: int | None = None
+) -> Counters:
     return Counters(
+        net_rx_bytes=net_rx_bytes,
+        net_tx_bytes=net_tx_bytes,
         cpu_usage_ns=reading.cpu_usage_ns,
         cpu_periods=reading.cpu_periods,
         cpu_throttled_periods=reading.cpu_throttled_periods,
@@ -171,12 +176,18 @@ class ContainerCollector:
     events: ContainerEvents | None = None
     """When set, the list is fetched only after a container event, a stream outage, a
     vanished main process, or ``resync_seconds``; else every call."""
-    resync_seconds: float = 10.0
+    resync_seconds: float = 60.0
+    """Re-list even without events this often (events cover every change; this is a guard
+    against a lost event)."""
+    limits_seconds: float = 10.0
+    """How long cgroup limits (CPU quota, memory limit) are reused before re-reading them."""
     _listed: list[dict[str, Any]] = field(factory=list)
     _listed_at: float | None = None
     list_calls: int = 0
     _inspected: dict[str, _Inspected] = field(factory=dict)
     _cgroups: dict[str, cgroups.CgroupLocation] = field(factory=dict)
+    _gone: set[str] = field(factory=set)
+    """Running containers whose main process vanished, found once per reading."""
     _limits: dict[str, tuple[float, cgroups.CgroupLimits]] = field(factory=dict)
     _rates: CounterTracker = field(factory=CounterTracker)
     last_source: str = "none"
@@ -185,16 +196,18 @@ class ContainerCollector:
 
     def _list(self) -> list[dict[str, Any]]:
         now = self.clock()
+        proc = str(self.proc_root)
+        self._gone = {
+            container_id
+            for container_id, meta in self._inspected.items()
+            if meta.state == "running" and not os.path.exists(f"{proc}/{meta.pid}")
+        }
         stale = (
             self.events is None
             or self._listed_at is None
             or now - self._listed_at >= self.resync_seconds
             or self.events.changed()
-            or any(
-                not os.path.exists(f"{self.proc_root}/{meta.pid}")
-                for meta in self._inspected.values()
-                if meta.state == "running"
-            )
+            or bool(self._gone)
         )
         if stale:
             self._listed = self.api.containers(all=True)
@@ -229,7 +242,7 @@ class ContainerCollector:
             if meta.state != "running" or meta.pid <= 0:
                 samples.append(ContainerSample(**base))
                 continue
-            counters, source = self._counters(container_id, meta.pid)
+            counters, source = self._counters(container_id, meta)
             if counters is None:
                 samples.append(ContainerSample(**base))
                 continue
@@ -250,8 +263,8 @@ class ContainerCollector:
         hint = _health_hint(str(entry.get("Status", "")))
         cached = self._inspected.get(container_id)
         stale = cached is None or cached.state != state or cached.health_hint != hint
-        if not stale and cached is not None and state == "running":
-            stale = not os.path.exists(f"{self.proc_root}/{cached.pid}")
+        if not stale and state == "running":
+            stale = container_id in self._gone
         if not stale:
             return cached
         try:
@@ -272,6 +285,7 @@ class ContainerCollector:
             exit_code=int(st["ExitCode"]) if st.get("ExitCode") is not None else None,
             started_at=_docker_time(st.get("StartedAt")),
             finished_at=_docker_time(st.get("FinishedAt")),
+            network_mode=str((info.get("HostConfig") or {}).get("NetworkMode") or "default"),
         )
         if inspected.state != state:
             # The list and the inspection disagree (a transition in between): cache under the
@@ -280,12 +294,12 @@ class ContainerCollector:
         self._inspected[container_id] = inspected
         return inspected
 
-    def _counters(self, container_id: str, pid: int) -> tuple[Counters | None, str]:
+    def _counters(self, container_id: str, meta: _Inspected) -> tuple[Counters | None, str]:
         location = self._cgroups.get(container_id) or cgroups.locate(self.cgroup_root, container_id)
         if location is not None:
             now = self.clock()
             cached = self._limits.get(container_id)
-            fresh = cached is not None and now - cached[0] < self.resync_seconds
+            fresh = cached is not None and now - cached[0] < self.limits_seconds
             try:
                 reading = cgroups.read(location, cached[1] if fresh and cached else None)
                 if not fresh:
@@ -295,14 +309,26 @@ class ContainerCollector:
                 return None, "cgroup"
             if reading.cpu_usage_ns is not None:
                 self._cgroups[container_id] = location
-                counters = counters_from_cgroup(reading)
-                net = read_net_dev(self.proc_root / str(pid) / "net" / "dev")
-                if net is not None:
-                    rx = sum(v.rx_bytes for k, v in net.items() if k != "lo")
-                    tx = sum(v.tx_bytes for k, v in net.items() if k != "lo")
-                    counters = _with_net(counters, rx, tx)
-                return counters, "cgroup"
+                rx, tx = self._network(meta)
+                return counters_from_cgroup(reading, rx, tx), "cgroup"
         return self._counters_from_api(container_id)
+
+    def _network(self, meta: _Inspected) -> tuple[int | None, int | None]:
+        """Bytes received and sent outside ``lo``, from the container's network namespace.
+
+        ``none``: only ``lo`` exists, so both are 0 without reading anything. ``host``: the
+        namespace is the host's, already reported as host figures, so nothing (absent).
+        """
+        if meta.network_mode == "none":
+            return 0, 0
+        if meta.network_mode == "host":
+            return None, None
+        net = read_net_dev(Path(f"{self.proc_root}/{meta.pid}/net/dev"))
+        if net is None:
+            return None, None
+        rx = sum(v.rx_bytes for k, v in net.items() if k != "lo")
+        tx = sum(v.tx_bytes for k, v in net.items() if k != "lo")
+        return rx, tx
 
     def _counters_from_api(self, container_id: str) -> tuple[Counters | None, str]:
         self.api_fallbacks += 1
@@ -357,7 +383,3 @@ class ContainerCollector:
             del self._cgroups[container_id]
         for container_id in [c for c in self._limits if c not in running]:
             del self._limits[container_id]
-
-
-def _with_net(counters: Counters, rx: int, tx: int) -> Counters:
-    return evolve(counters, net_rx_bytes=rx, net_tx_bytes=tx)
