@@ -230,6 +230,8 @@ def test_per_machine_override_wins_for_that_machine_only(
     assert "cpu-hot" not in ids
     page.get_by_role("button", name="Show the rules that apply").click()
     expect()(page.locator("#applies li", has_text="cpu-hot@alpha")).to_have_count(1)
+    selector_cell = page.locator('tr[data-rule-id="cpu-hot@alpha"] td[data-col="selector"]')
+    expect()(selector_cell).to_have_text("hosts = alpha")  # the selector in words
 
     ingest(srvmon_server.base_url, srvmon_server.token, batch("alpha", cpu=40.0))
     ingest(srvmon_server.base_url, srvmon_server.token, batch("beta", cpu=40.0))

@@ -16,6 +16,18 @@ export function scopeOf(rule) {
   return "default";
 }
 
+/** A selector in words: "containers matching web-* on host rack-1 with tier=db". */
+export function describeSelector(sel) {
+  if (!sel) return "every machine";
+  const kinds = { host: "hosts", container: "containers", any: "every machine" };
+  const parts = [kinds[sel.kind] || kinds.any];
+  if (sel.machine) parts.push(/[*?[]/.test(sel.machine) ? `matching ${sel.machine}` : `= ${sel.machine}`);
+  if (sel.host) parts.push(`on host ${sel.host}`);
+  const labels = Object.entries(sel.labels || {}).map(([k, v]) => `${k}=${v}`);
+  if (labels.length) parts.push(`with ${labels.join(", ")}`);
+  return parts.join(" ");
+}
+
 function describe(value) {
   if (value === null || value === undefined) return "–";
   return typeof value === "object" ? JSON.stringify(value) : String(value);
@@ -115,7 +127,7 @@ export function mountRules(root) {
       el("td", {}, describe(rule.id)),
       el("td", {}, el("button", { type: "button", class: "edit-rule", onclick: () => edit(rule) }, "Edit"),
         " ", el("button", { type: "button", onclick: () => override(rule) }, "Override…")),
-      el("td", {}, scopeOf(rule)), ...keys.map((k) => el("td", { "data-col": k }, describe(rule[k]))))));
+      el("td", {}, scopeOf(rule)), ...keys.map((k) => el("td", { "data-col": k }, k === "selector" ? describeSelector(rule[k]) : describe(rule[k]))))));
     status.textContent = `${rules.length} rules`;
   }
 
