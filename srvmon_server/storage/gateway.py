@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -127,6 +127,17 @@ class Storage:
         """Store one batch; committed when this returns. Replays store 0 and count duplicates."""
         with translated("ingest", self._where):
             return self._ingester.ingest(batch, received_at)
+
+    def ingest_many(self, batches: Sequence[Batch], received_at: datetime) -> list[IngestResult]:
+        """Store many batches in ONE transaction (committed when this returns); one result
+        per batch, in order, with exact ``stored``/``duplicates`` counts as ``ingest`` gives.
+
+        The fast path inserts the raw rows of all batches in one statement and refreshes
+        each machine's inventory from its newest sample; any duplicate sends the whole call
+        down the per-batch careful path (still one transaction).
+        """
+        with translated("ingest_many", self._where):
+            return self._ingester.ingest_many(batches, received_at)
 
     def roll_up(self, now: datetime | None = None) -> RollupResult:
         """Fold every closed minute (ended 10 s before ``now``, default: the clock) into the

@@ -8,11 +8,17 @@ watermark additionally records itself in ``rollup_progress`` (same transaction).
 row already existed (a replay), the transaction is undone and redone carefully: read which
 rows exist, write only the others. A replayed batch therefore stores 0 rows. The SQL text
 lives in ``write_sql.py``.
+
+``ingest_many`` does the same for many batches in one transaction: all their raw rows in
+one insert-ignore, the inventory refreshed once per machine from its newest sample. When
+the rowcount shows any duplicate (a replay, or one machine twice at one timestamp in the
+call), it is undone and redone batch by batch on the careful path, in one transaction.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -248,22 +254,95 @@ class Ingester:
         self, parts: list[MachineSample], ts_ms: int, received_ms: int
     ) -> IngestResult:
         with self._engine.begin() as conn:
-            new_keys = self._machine_ids(conn, parts, ts_ms, received_ms)
-            ids = [self._ids[p.key] for p in parts]
-            present = {
-                int(row[0])
-                for row in conn.execute(
-                    sa.select(t.samples.c.machine_id).where(
-                        t.samples.c.ts_ms == ts_ms, t.samples.c.machine_id.in_(ids)
-                    )
+            return self._store_carefully(conn, parts, ts_ms, received_ms)
+
+    def _store_carefully(
+        self, conn: sa.Connection, parts: list[MachineSample], ts_ms: int, received_ms: int
+    ) -> IngestResult:
+        """Read which samples of one batch exist, write only the others (in ``conn``)."""
+        new_keys = self._machine_ids(conn, parts, ts_ms, received_ms)
+        ids = [self._ids[p.key] for p in parts]
+        present = {
+            int(row[0])
+            for row in conn.execute(
+                sa.select(t.samples.c.machine_id).where(
+                    t.samples.c.ts_ms == ts_ms, t.samples.c.machine_id.in_(ids)
                 )
-            }
-            fresh = [(i, p) for i, p in zip(ids, parts, strict=True) if i not in present]
-            if fresh:
-                self._insert(conn, fresh, ts_ms)
-                self._fold(conn, fresh, ts_ms, received_ms)
+            )
+        }
+        fresh = [(i, p) for i, p in zip(ids, parts, strict=True) if i not in present]
+        if fresh:
+            self._insert(conn, fresh, ts_ms)
+            self._fold(conn, fresh, ts_ms, received_ms)
         return IngestResult(
             stored=len(fresh), duplicates=len(parts) - len(fresh), new_machines=new_keys
+        )
+
+    def ingest_many(self, batches: Sequence[Batch], received_at: datetime) -> list[IngestResult]:
+        """Store every batch in one transaction; one result per batch, in order."""
+        work = [(machine_samples(b), to_ms(b.timestamp)) for b in batches]
+        received_ms = to_ms(received_at)
+        if not any(parts for parts, _ in work):
+            return [IngestResult(stored=0, duplicates=0, new_machines=[]) for _ in work]
+        try:
+            return self._write_many(work, received_ms)
+        except BaseException:
+            self._ids.clear()
+            self._watermark = None
+            raise
+
+    def _write_many(
+        self, work: list[tuple[list[MachineSample], int]], received_ms: int
+    ) -> list[IngestResult]:
+        new_keys: list[list[str]] = []
+        try:
+            with self._engine.begin() as conn:
+                rows: list[tuple[int, MachineSample, int]] = []
+                for parts, ts_ms in work:
+                    new_keys.append(self._machine_ids(conn, parts, ts_ms, received_ms))
+                    rows.extend((self._ids[p.key], p, ts_ms) for p in parts)
+                if self._insert_rows(conn, rows) != len(rows):
+                    raise _ReplaySeen
+                self._fold_many(conn, rows, received_ms)
+            return [
+                IngestResult(stored=len(parts), duplicates=0, new_machines=keys)
+                for (parts, _), keys in zip(work, new_keys, strict=True)
+            ]
+        except _ReplaySeen:
+            for keys in new_keys:  # their rows were rolled back with the transaction
+                for key in keys:
+                    del self._ids[key]
+        with self._engine.begin() as conn:
+            return [self._store_carefully(conn, parts, ts_ms, received_ms) for parts, ts_ms in work]
+
+    def _insert_rows(self, conn: sa.Connection, rows: list[tuple[int, MachineSample, int]]) -> int:
+        """Insert-ignore raw rows of many timestamps in one statement; return how many
+        were new."""
+        names = carried_metrics([(i, p) for i, p, _ in rows])
+        return int(
+            conn.exec_driver_sql(
+                insert_samples(self._dialect, names),
+                [raw_values(i, ts_ms, p.metrics, names) for i, p, ts_ms in rows],
+            ).rowcount
+        )
+
+    def _fold_many(
+        self, conn: sa.Connection, rows: list[tuple[int, MachineSample, int]], received_ms: int
+    ) -> None:
+        """Note the oldest sample for the roll-up; refresh each machine's inventory once,
+        from its newest sample of the call."""
+        self._note_timestamp(conn, min(ts_ms for _, _, ts_ms in rows))
+        newest: dict[int, tuple[MachineSample, int]] = {}
+        for machine_id, part, ts_ms in rows:
+            known = newest.get(machine_id)
+            if known is None or ts_ms >= known[1]:
+                newest[machine_id] = (part, ts_ms)
+        conn.exec_driver_sql(
+            self._sql.refresh_inventory,
+            [
+                inventory_values(self._dialect, i, part, ts_ms, received_ms)
+                for i, (part, ts_ms) in newest.items()
+            ],
         )
 
     def _insert(

@@ -1,0 +1,103 @@
+"""ingest_many: one transaction for many batches, exact per-batch counts, idempotent, on
+both backends."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from srvmon_server.storage import IngestResult, Storage
+from srvmon_server.storage import tables as t
+from tests.storage.factory import T0, batch, seconds
+
+
+def count(storage: Storage, table: sa.Table) -> int:
+    with storage.engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
+
+
+def counts(results: list[IngestResult]) -> list[tuple[int, int]]:
+    return [(r.stored, r.duplicates) for r in results]
+
+
+def test_many_batches_store_every_row_with_exact_counts(storage: Storage) -> None:
+    """Three batches of two hosts in one call: every row stored, each batch reports its own
+    count and the machines it introduced, in call order."""
+    results = storage.ingest_many(
+        [
+            batch(T0, containers=2),
+            batch(T0, containers=1, host_id="h2"),
+            batch(T0 + seconds(1), containers=3),
+        ],
+        T0,
+    )
+    assert counts(results) == [(3, 0), (2, 0), (4, 0)]
+    assert [sorted(r.new_machines) for r in results] == [
+        ["h1", "h1:c0", "h1:c1"],
+        ["h2", "h2:c0"],
+        ["h1:c2"],
+    ]
+    assert count(storage, t.samples) == 9
+    assert count(storage, t.machines) == 6
+
+
+def test_replaying_a_call_stores_nothing_and_counts_every_duplicate(storage: Storage) -> None:
+    """The same call twice: the replay stores 0 rows and reports each batch's duplicates;
+    a call mixing replayed and new batches stores exactly the new rows."""
+    calls = [batch(T0 + seconds(i), containers=2) for i in range(4)]
+    assert counts(storage.ingest_many(calls, T0)) == [(3, 0)] * 4
+    again = storage.ingest_many(calls, T0 + seconds(9))
+    assert counts(again) == [(0, 3)] * 4
+    assert [r.new_machines for r in again] == [[]] * 4
+    assert count(storage, t.samples) == 12
+    mixed = storage.ingest_many(
+        [batch(T0 + seconds(3), containers=3), batch(T0 + seconds(4), containers=3)], T0
+    )
+    assert counts(mixed) == [(1, 3), (4, 0)]
+    assert [r.new_machines for r in mixed] == [["h1:c2"], []]
+    assert count(storage, t.samples) == 17
+    assert count(storage, t.machines) == 4
+
+
+def test_one_sample_twice_in_a_call_is_stored_once(storage: Storage) -> None:
+    """A batch repeated inside one call (a redelivered message): the second copy counts as
+    duplicates, and the machine exists once."""
+    results = storage.ingest_many([batch(T0, containers=1), batch(T0, containers=1)], T0)
+    assert counts(results) == [(2, 0), (0, 2)]
+    assert [sorted(r.new_machines) for r in results] == [["h1", "h1:c0"], []]
+    assert count(storage, t.samples) == 2
+    assert count(storage, t.machines) == 2
+
+
+def test_inventory_takes_the_newest_sample_of_the_call_whatever_its_position(
+    storage: Storage,
+) -> None:
+    """Batches out of time order in one call: the inventory holds the newest sample, first
+    seen is the oldest timestamp, and an older later call does not roll it back."""
+    storage.ingest_many(
+        [
+            batch(T0 + seconds(5), cpu=50.0, containers=1),
+            batch(T0 + seconds(9), cpu=90.0, containers=1),
+            batch(T0 + seconds(7), cpu=70.0, containers=1),
+        ],
+        T0 + seconds(10),
+    )
+    storage.ingest_many([batch(T0, cpu=1.0, containers=1)], T0 + seconds(11))
+    host = storage.machine("h1")
+    assert host is not None
+    assert host.metrics["cpu_percent"] == 90.0
+    assert (host.first_seen, host.last_seen) == (T0 + seconds(5), T0 + seconds(9))
+    sample = storage.latest_sample("h1:c0")
+    assert sample is not None
+    assert (sample["timestamp"], sample["cpu_percent"]) == ("2024-05-01T12:00:09Z", 90.0)
+    assert count(storage, t.samples) == 8
+
+
+def test_many_and_single_ingest_agree_on_replays(storage: Storage) -> None:
+    """Rows stored by ingest_many are seen as duplicates by ingest and vice versa."""
+    storage.ingest(batch(T0, containers=1), T0)
+    assert counts(storage.ingest_many([batch(T0, containers=1)], T0)) == [(0, 2)]
+    storage.ingest_many([batch(T0 + seconds(1), containers=1)], T0)
+    again = storage.ingest(batch(T0 + seconds(1), containers=1), T0)
+    assert (again.stored, again.duplicates) == (0, 2)
+    assert storage.ingest_many([], T0) == []
+    assert count(storage, t.samples) == 4
