@@ -204,6 +204,22 @@ PORT_OPTION = click.option(
     help="keep raw samples this long (rollups are kept longer)",
 )
 @click.option(
+    "--rollup-1m-retention-days",
+    envvar="SRVMON_ROLLUP_1M_RETENTION_DAYS",
+    type=click.FloatRange(min=0, min_open=True),
+    default=90.0,
+    show_default=True,
+    help="keep 1-minute rollups this long",
+)
+@click.option(
+    "--rollup-1h-retention-days",
+    envvar="SRVMON_ROLLUP_1H_RETENTION_DAYS",
+    type=click.FloatRange(min=0, min_open=True),
+    default=730.0,
+    show_default=True,
+    help="keep 1-hour rollups this long",
+)
+@click.option(
     "--heartbeat-seconds",
     envvar="SRVMON_HEARTBEAT_SECONDS",
     type=click.FloatRange(min=0.1),
@@ -225,6 +241,8 @@ def server(
     external_url: str | None,
     max_body_bytes: int,
     raw_retention_days: float,
+    rollup_1m_retention_days: float,
+    rollup_1h_retention_days: float,
     heartbeat_seconds: float,
 ) -> None:
     """Run the HTTP server: ingest, REST, SSE, alerts and the dashboard."""
@@ -260,6 +278,8 @@ def server(
         external_url=external_url or "",
         max_body_bytes=max_body_bytes,
         raw_retention_days=raw_retention_days,
+        rollup_1m_retention_days=rollup_1m_retention_days,
+        rollup_1h_retention_days=rollup_1h_retention_days,
         heartbeat_seconds=heartbeat_seconds,
     )
     try:

@@ -30,6 +30,8 @@ class ServerConfig:
     external_url: str = "http://127.0.0.1:8004"
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     raw_retention_days: float = 7.0
+    rollup_1m_retention_days: float = 90.0
+    rollup_1h_retention_days: float = 730.0
     prune_interval_seconds: float = 3600.0
     heartbeat_seconds: float = 15.0
     ring_buffer_size: int = 10_000

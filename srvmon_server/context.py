@@ -158,13 +158,18 @@ class ServerContext:
             self._ticking = False
 
     async def prune(self) -> None:
-        """Drop raw samples older than the retention (rollups keep their own retentions)."""
+        """Drop raw samples and rollups older than their retentions, in small batches."""
         from datetime import timedelta
 
-        retention = timedelta(days=self.config.raw_retention_days)
+        config = self.config
         try:
             deleted = await self.run_db(
-                lambda: self.storage.prune(self.clock(), raw_retention=retention)
+                lambda: self.storage.prune(
+                    self.clock(),
+                    raw_retention=timedelta(days=config.raw_retention_days),
+                    rollup_1m_retention=timedelta(days=config.rollup_1m_retention_days),
+                    rollup_1h_retention=timedelta(days=config.rollup_1h_retention_days),
+                )
             )
         except Exception:  # the DB may be down; the next run tries again
             log.exception("retention pruning failed")
