@@ -1,14 +1,35 @@
-"""POST /api/v1/ingest: decode, then the shared ingest pipeline (srvmon_server.ingest)."""
+"""POST /api/v1/ingest: decode, then the shared ingest pipeline (srvmon_server.ingest).
+
+The body is one envelope (answered ``{"stored", "duplicates"}``) or ``{"batches": [...]}``
+(answered ``{"results": [...]}``, one entry per envelope in order: its counts, or the error
+envelope of an envelope that did not decode; the others are still stored).
+"""
 
 from __future__ import annotations
 
-from srvmon_server.handlers.base import BaseHandler
-from srvmon_server.ingest import decode_body, ingest_batch
+from typing import Any
+
+from srvmon_core.schema import Batch
+from srvmon_server.errors import error_dict
+from srvmon_server.handlers.base import ApiError, BaseHandler
+from srvmon_server.ingest import decode_request, ingest_batch, ingest_batches
 
 
 class IngestHandler(BaseHandler):
     async def post(self) -> None:
         self._check_size()
-        batch = decode_body(self.body)
-        result = await ingest_batch(self.ctx, batch)
-        self.write_json({"stored": result.stored, "duplicates": result.duplicates})
+        decoded = decode_request(self.body)
+        if isinstance(decoded, Batch):
+            result = await ingest_batch(self.ctx, decoded)
+            self.write_json({"stored": result.stored, "duplicates": result.duplicates})
+            return
+        good = [item for item in decoded if isinstance(item, Batch)]
+        stored = iter(await ingest_batches(self.ctx, good))
+        answers: list[dict[str, Any]] = []
+        for item in decoded:
+            if isinstance(item, ApiError):
+                answers.append(error_dict(item.status, item.code, item.message, item.field))
+            else:
+                result = next(stored)
+                answers.append({"stored": result.stored, "duplicates": result.duplicates})
+        self.write_json({"results": answers})
