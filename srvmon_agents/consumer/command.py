@@ -109,6 +109,14 @@ def _timezone(name: str) -> tzinfo:
     help="Most unacknowledged messages held; above it consumption pauses.",
 )
 @click.option(
+    "--max-request-batches",
+    envvar="SRVMON_CONSUMER_REQUEST_BATCHES",
+    default=500,
+    show_envvar=True,
+    type=click.IntRange(1, 1000),
+    help="Most envelopes posted in one ingest request (1 posts one envelope per request).",
+)
+@click.option(
     "--kafka-option",
     "kafka_options",
     envvar="SRVMON_KAFKA_OPTIONS",
@@ -190,6 +198,7 @@ def consumer(  # noqa: PLR0917 - click passes every option by keyword
     batch_size: int,
     parallelism: int,
     max_in_flight: int,
+    max_request_batches: int,
     kafka_options: tuple[str, ...],
     legacy_timezone: str,
     legacy_interval_seconds: float,
@@ -242,6 +251,7 @@ def consumer(  # noqa: PLR0917 - click passes every option by keyword
         batch_size=batch_size,
         parallelism=parallelism,
         max_in_flight=max_in_flight,
+        max_request_batches=max_request_batches,
         backoff=Backoff(initial_seconds=initial_retry_seconds, max_seconds=max_retry_seconds),
         shutdown_grace_seconds=shutdown_timeout,
         stats_interval_seconds=stats_interval,

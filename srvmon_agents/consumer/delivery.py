@@ -1,4 +1,7 @@
-"""Posting one batch to the server's ingest endpoint and classifying the answer.
+"""Posting batches to the server's ingest endpoint and classifying the answers.
+
+One batch is posted as its envelope; several as ``{"batches": [envelope, ...]}``, answered
+``{"results": [...]}`` with one entry per envelope (docs/api.md, Batched ingest).
 
 Each thread keeps its own keep-alive connection (http.client is not thread safe).
 """
@@ -9,6 +12,7 @@ import enum
 import http.client
 import json
 import threading
+from typing import Any
 from urllib.parse import urlsplit
 
 from attrs import frozen
@@ -66,6 +70,64 @@ def classify(status: int, body: bytes) -> IngestAnswer:
     return IngestAnswer(Verdict.RETRY, status, f"HTTP {status}: {message}")
 
 
+def _error_message(status: int, error: Any) -> str:
+    """``code: message at field`` of an error envelope's ``error`` object."""
+    if not isinstance(error, dict):
+        return f"HTTP {status}"
+    message = f"{error.get('code', status)}: {error.get('message', '')}"
+    field = error.get("field")
+    if field:
+        message += f" at {field}"
+    return message
+
+
+def classify_many(status: int, body: bytes, count: int) -> list[IngestAnswer] | IngestAnswer:
+    """The answer to a ``{"batches": [...]}`` request of ``count`` envelopes.
+
+    A 2xx with ``count`` results gives one verdict per envelope (an entry with ``error`` is
+    REJECTED with the server's message and status). Anything else is one verdict for the
+    whole request, as :func:`classify` gives it; a 2xx without the expected results (a
+    server that does not know batched bodies) counts as REJECTED, so the caller retries
+    envelope by envelope.
+    """
+    if not 200 <= status < 300:
+        return classify(status, body)
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        parsed = None
+    results = parsed.get("results") if isinstance(parsed, dict) else None
+    if not isinstance(results, list) or len(results) != count:
+        return IngestAnswer(Verdict.REJECTED, status, "no per-envelope results in the answer")
+    answers: list[IngestAnswer] = []
+    for entry in results:
+        if not isinstance(entry, dict):
+            answers.append(IngestAnswer(Verdict.RETRY, status, "malformed result entry"))
+        elif "error" in entry:
+            error = entry["error"]
+            code = error.get("status") if isinstance(error, dict) else None
+            entry_status = code if isinstance(code, int) else 400
+            message = _error_message(entry_status, error)
+            answers.append(IngestAnswer(Verdict.REJECTED, entry_status, message))
+        else:
+            try:
+                stored = int(entry.get("stored", 0))
+                duplicates = int(entry.get("duplicates", 0))
+            except (TypeError, ValueError):
+                stored = duplicates = 0
+            answers.append(IngestAnswer(Verdict.ACCEPTED, status, "", stored, duplicates))
+    return answers
+
+
+def batches_body(bodies: list[bytes]) -> bytes:
+    """``{"batches": [...]}`` around already-encoded envelopes (no re-encoding)."""
+    return b'{"batches":[' + b",".join(bodies) + b"]}"
+
+
+BATCHES_BODY_OVERHEAD = len(batches_body([]))
+"""Bytes ``batches_body`` adds besides the envelopes and their separating commas."""
+
+
 class IngestClient:
     """Posts batch bodies to ``<server_url>/api/v1/ingest`` with a bearer token."""
 
@@ -97,8 +159,7 @@ class IngestClient:
             connection.close()
             self._local.connection = None
 
-    def post(self, body: bytes) -> IngestAnswer:
-        """One attempt. Network failures become a RETRY verdict, never an exception."""
+    def _exchange(self, body: bytes) -> tuple[int, bytes] | IngestAnswer:
         connection = self._connection()
         try:
             connection.request("POST", self._path, body=body, headers=self._headers)
@@ -109,7 +170,22 @@ class IngestClient:
             return IngestAnswer(Verdict.RETRY, None, f"{type(exc).__name__}: {exc}")
         if response.will_close:
             self._drop_connection()
-        return classify(response.status, payload)
+        return response.status, payload
+
+    def post(self, body: bytes) -> IngestAnswer:
+        """One attempt. Network failures become a RETRY verdict, never an exception."""
+        exchanged = self._exchange(body)
+        if isinstance(exchanged, IngestAnswer):
+            return exchanged
+        return classify(*exchanged)
+
+    def post_many(self, bodies: list[bytes]) -> list[IngestAnswer] | IngestAnswer:
+        """One attempt with several envelopes in one request: a verdict per envelope, or one
+        for the whole request (see :func:`classify_many`). Never raises on network errors."""
+        exchanged = self._exchange(batches_body(bodies))
+        if isinstance(exchanged, IngestAnswer):
+            return exchanged
+        return classify_many(exchanged[0], exchanged[1], len(bodies))
 
     def close(self) -> None:
         self._drop_connection()

@@ -1,10 +1,13 @@
 """The relay loop: Kafka → decode → POST ingest → commit, with pause/resume and dead letters.
 
 Threads: the caller's thread owns the Kafka consumer (poll, commit, pause, rebalance
-callbacks). A pool of delivery workers posts batches. Messages with the same
-(partition, key) — the same host — form a *lane* and are posted strictly in order;
-different lanes are posted in parallel. Offsets are committed only for the finished
-prefix of each partition (see ledger.py).
+callbacks). A pool of delivery workers posts batches. The messages of one partition form a
+*lane* and are posted strictly in offset order (so every host's batches stay in order);
+different lanes are posted in parallel. A worker takes what its lane holds (at most
+``max_request_batches`` messages, ``max_request_bytes`` of envelopes) and posts it as ONE
+``{"batches": [...]}`` request; each message is then acked, or dead-lettered with the
+server's message when its envelope alone was refused. Offsets are committed only for the
+finished prefix of each partition (see ledger.py).
 """
 
 from __future__ import annotations
@@ -21,7 +24,12 @@ from attrs import Factory, frozen
 
 from srvmon_agents.consumer.backoff import Backoff
 from srvmon_agents.consumer.deadletter import DeadLetterSink, dead_letter_headers
-from srvmon_agents.consumer.delivery import IngestClient, Verdict
+from srvmon_agents.consumer.delivery import (
+    BATCHES_BODY_OVERHEAD,
+    IngestAnswer,
+    IngestClient,
+    Verdict,
+)
 from srvmon_agents.consumer.ledger import OffsetLedger, PartitionKey
 from srvmon_agents.consumer.stats import RelayStats, StatsSnapshot, rate_per_second
 from srvmon_core.codec import encode_batch
@@ -31,7 +39,8 @@ from srvmon_core.schema import Batch
 LOG = logging.getLogger("srvmon.consumer")
 
 Decoder = Callable[[bytes], Batch]
-LaneKey = tuple[str, int, bytes | None]
+Encoder = Callable[[Batch], bytes]
+LaneKey = PartitionKey
 
 
 @frozen(kw_only=True)
@@ -39,8 +48,13 @@ class RelaySettings:
     topic: str
     batch_size: int = 500
     """Most messages taken per poll."""
+    max_request_batches: int = 500
+    """Most envelopes posted in one ingest request (the server takes up to 1,000)."""
+    max_request_bytes: int = 4 * 1024 * 1024
+    """Most body bytes of one multi-envelope request (keep below the server's body limit);
+    a single envelope larger than this is still sent, alone."""
     parallelism: int = 8
-    """Delivery workers (concurrent POSTs, one per lane at a time)."""
+    """Delivery workers (concurrent POSTs, one per lane, i.e. partition, at a time)."""
     max_in_flight: int = 2000
     """Most messages handed out and not yet finished; above it consumption waits."""
     backoff: Backoff = Factory(Backoff)
@@ -63,6 +77,15 @@ class _Work:
     epoch: int
 
 
+@frozen
+class _Ready:
+    """A decoded message and its request body."""
+
+    work: _Work
+    batch: Batch
+    body: bytes
+
+
 class RelayError(SrvmonError):
     """The relay cannot go on (e.g. a fatal Kafka error)."""
 
@@ -79,11 +102,13 @@ class Relay:
         decode: Decoder,
         settings: RelaySettings,
         clock: Callable[[], float] = time.monotonic,
+        encode: Encoder = encode_batch,
     ) -> None:
         self._consumer = consumer
         self._ingest = ingest
         self._dead_letter = dead_letter
         self._decode = decode
+        self._encode = encode
         self.settings = settings
         self._clock = clock
         self.stats = RelayStats()
@@ -180,7 +205,7 @@ class Relay:
                 epoch=self._epochs.get(key, 0),
             )
             self._ledger.track(key, work.offset)
-            lane: LaneKey = (key[0], key[1], work.message_key)
+            lane: LaneKey = key
             self._lanes.setdefault(lane, deque()).append(work)
             if lane not in self._active_lanes:
                 self._active_lanes.add(lane)
@@ -258,7 +283,7 @@ class Relay:
             self._assigned -= keys
             for key in keys:
                 self._epochs[key] = self._epochs.get(key, 0) + 1
-            for lane in [lane for lane in self._lanes if (lane[0], lane[1]) in keys]:
+            for lane in [lane for lane in self._lanes if lane in keys]:
                 self._lanes[lane].clear()
                 self._retrying_lanes.discard(lane)
             self._ledger.forget(keys)
@@ -356,11 +381,17 @@ class Relay:
                     self._active_lanes.discard(lane)
                     self._lanes.pop(lane, None)
                     return
-                work = queue.popleft()
+                count = min(len(queue), max(1, self.settings.max_request_batches))
+                works = [queue.popleft() for _ in range(count)]
             try:
-                self._deliver(lane, work)
+                self._deliver_all(lane, works)
             except Exception:
-                LOG.exception("delivery of %s@%d failed unexpectedly", work.key, work.offset)
+                LOG.exception(
+                    "delivery of %s@%d..%d failed unexpectedly",
+                    works[0].key,
+                    works[0].offset,
+                    works[-1].offset,
+                )
                 with self._lock:
                     self._retrying_lanes.discard(lane)
 
@@ -374,38 +405,81 @@ class Relay:
                 self._ledger.finish(work.key, work.offset)
             self._lock.notify_all()
 
-    def _deliver(self, lane: LaneKey, work: _Work) -> None:
-        try:
-            if work.value is None:
-                raise SrvmonError("empty message (no value)")
-            batch = self._decode(work.value)
-            body = encode_batch(batch)
-        except SrvmonError as exc:
-            self._park(lane, work, f"undecodable: {exc}")
-            return
+    def _deliver_all(self, lane: LaneKey, works: list[_Work]) -> None:
+        """Decode the lane's messages (parking undecodable ones), then post the others in
+        offset order, as few requests as the size limits allow."""
+        ready: list[_Ready] = []
+        for work in works:
+            try:
+                if work.value is None:
+                    raise SrvmonError("empty message (no value)")
+                batch = self._decode(work.value)
+                body = self._encode(batch)
+            except SrvmonError as exc:
+                self._park(lane, work, f"undecodable: {exc}")
+                continue
+            ready.append(_Ready(work, batch, body))
+        for group in self._request_groups(ready):
+            self._deliver_group(lane, group)
+
+    def _request_groups(self, ready: list[_Ready]) -> list[list[_Ready]]:
+        """Consecutive runs of at most max_request_batches / max_request_bytes."""
+        groups: list[list[_Ready]] = []
+        size = 0
+        for item in ready:
+            grown = size + len(item.body) + 1
+            current = groups[-1] if groups else None
+            if (
+                current is None
+                or len(current) >= self.settings.max_request_batches
+                or grown + BATCHES_BODY_OVERHEAD > self.settings.max_request_bytes
+            ):
+                groups.append([item])
+                size = len(item.body) + 1
+            else:
+                current.append(item)
+                size = grown
+        return groups
+
+    def _deliver_group(self, lane: LaneKey, group: list[_Ready]) -> None:
+        """Post ``group`` until every message is acked or parked; retry the whole request
+        on 5xx, timeouts and network errors. A request the server refuses as a whole (e.g.
+        a server without batched ingest) is retried envelope by envelope."""
         attempt = 0
-        while not self._stale(work):
-            answer = self._ingest.post(body)
-            if answer.verdict is Verdict.ACCEPTED:
-                samples = (1 if batch.host is not None else 0) + len(batch.containers)
-                self.stats.add(batches=1, samples=samples, duplicates=answer.duplicates)
-                self._finish(lane, work)
+        while not any(self._stale(item.work) for item in group):
+            answer: list[IngestAnswer] | IngestAnswer
+            if len(group) == 1:
+                answer = [self._ingest.post(group[0].body)]
+            else:
+                answer = self._ingest.post_many([item.body for item in group])
+            if isinstance(answer, IngestAnswer) and answer.verdict is Verdict.REJECTED:
+                for item in group:
+                    self._deliver_group(lane, [item])
                 return
-            if answer.verdict is Verdict.REJECTED:
-                self._park(
-                    lane, work, f"rejected by server (HTTP {answer.status}): {answer.detail}"
-                )
+            if isinstance(answer, list) and all(a.verdict is not Verdict.RETRY for a in answer):
+                for item, verdict in zip(group, answer, strict=True):
+                    self._settle(lane, item, verdict)
                 return
+            whole = answer if isinstance(answer, IngestAnswer) else None
+            detail = whole.detail if whole is not None else "a result entry was malformed"
             attempt += 1
             self.stats.add(retries=1)
             with self._lock:
                 self._retrying_lanes.add(lane)
             delay = self.settings.backoff.delay(attempt)
             if attempt == 1 or attempt % 10 == 0:
-                LOG.warning(
-                    "ingest not available (%s); retry %d in %.2fs", answer.detail, attempt, delay
-                )
+                LOG.warning("ingest not available (%s); retry %d in %.2fs", detail, attempt, delay)
             self._hard_stop.wait(delay)
+
+    def _settle(self, lane: LaneKey, item: _Ready, answer: IngestAnswer) -> None:
+        """Ack an accepted message, dead-letter a refused one with the server's message."""
+        if answer.verdict is Verdict.ACCEPTED:
+            batch = item.batch
+            samples = (1 if batch.host is not None else 0) + len(batch.containers)
+            self.stats.add(batches=1, samples=samples, duplicates=answer.duplicates)
+            self._finish(lane, item.work)
+            return
+        self._park(lane, item.work, f"rejected by server (HTTP {answer.status}): {answer.detail}")
 
     def _park(self, lane: LaneKey, work: _Work, error: str) -> None:
         headers = dead_letter_headers(
