@@ -27,7 +27,7 @@ from attrs import frozen
 
 from srvmon_core.codec import unstructure
 from srvmon_core.metrics import container_metrics, host_metrics
-from srvmon_core.schema import Batch, container_key, host_key
+from srvmon_core.schema import Batch, ContainerSample, HostSample, container_key, host_key
 from srvmon_server.storage import tables as t
 from srvmon_server.storage.clock import iso, to_ms
 from srvmon_server.storage.records import IngestResult
@@ -50,7 +50,14 @@ class MachineSample:
     health: str | None
     restart_count: int
     metrics: dict[str, float]
-    sample: dict[str, Any]
+    source: HostSample | ContainerSample
+    """The sample itself; ``sample`` unstructures it only when the inventory needs it."""
+    stamp: str
+
+    @property
+    def sample(self) -> dict[str, Any]:
+        """The unstructured sample with its ``timestamp`` (the inventory's latest sample)."""
+        return {**unstructure(self.source), "timestamp": self.stamp}
 
 
 def machine_samples(batch: Batch) -> list[MachineSample]:
@@ -71,7 +78,8 @@ def machine_samples(batch: Batch) -> list[MachineSample]:
                 health=None,
                 restart_count=0,
                 metrics=host_metrics(batch.host),
-                sample={**unstructure(batch.host), "timestamp": stamp},
+                source=batch.host,
+                stamp=stamp,
             )
         )
     for container in batch.containers:
@@ -88,7 +96,8 @@ def machine_samples(batch: Batch) -> list[MachineSample]:
                 health=container.health,
                 restart_count=container.restart_count,
                 metrics=container_metrics(container),
-                sample={**unstructure(container), "timestamp": stamp},
+                source=container,
+                stamp=stamp,
             )
         )
     return out
@@ -118,7 +127,7 @@ def raw_values(
 ) -> tuple[Any, ...]:
     """Parameters of ``write_sql.insert_samples(dialect, names)`` for one sample (a metric
     this sample lacks is NULL)."""
-    return (machine_id, ts_ms, *(metrics.get(m) for m in names))
+    return (machine_id, ts_ms, *map(metrics.get, names))
 
 
 def inventory_values(
@@ -181,42 +190,62 @@ class Ingester:
     def _machine_ids(
         self, conn: sa.Connection, parts: list[MachineSample], ts_ms: int, received_ms: int
     ) -> list[str]:
-        unknown = [p.key for p in parts if p.key not in self._ids]
+        """Ids of the batch's machines into the cache; return the keys created, in order."""
+        return self._machine_ids_many(conn, [(parts, ts_ms)], received_ms)[0]
+
+    def _machine_ids_many(
+        self,
+        conn: sa.Connection,
+        work: list[tuple[list[MachineSample], int]],
+        received_ms: int,
+    ) -> list[list[str]]:
+        """Look up unknown machines, create the missing ones (one statement) from their
+        first sample in ``work``; per batch, the keys it created, in sample order."""
+        created: list[list[str]] = [[] for _ in work]
+        unknown = {p.key for parts, _ in work for p in parts if p.key not in self._ids}
         if not unknown:
-            return []
+            return created
         found = conn.execute(
             sa.select(t.machines.c.key, t.machines.c.id).where(t.machines.c.key.in_(unknown))
         )
         self._ids.update({key: int(ident) for key, ident in found})
-        new_keys: list[str] = []
-        for part in parts:
-            if part.key in self._ids:
-                continue
-            result = conn.execute(
-                sa.insert(t.machines).values(
-                    key=part.key,
-                    kind=part.kind,
-                    host_id=part.host_id,
-                    hostname=part.hostname,
-                    name=part.name,
-                    image=part.image,
-                    labels=json.dumps(part.labels, sort_keys=True),
-                    state=part.state,
-                    health=part.health,
-                    restart_count=part.restart_count,
-                    first_seen_ms=ts_ms,
-                    last_seen_ms=ts_ms,
-                    last_received_ms=received_ms,
-                    latest_ts_ms=ts_ms,
-                    latest_metrics=json.dumps(part.metrics),
-                    latest_sample=json.dumps(part.sample),
-                )
-            )
-            primary_key = result.inserted_primary_key
-            assert primary_key is not None
-            self._ids[part.key] = int(primary_key[0])
-            new_keys.append(part.key)
-        return new_keys
+        firsts: dict[str, tuple[MachineSample, int]] = {}
+        for index, (parts, ts_ms) in enumerate(work):
+            for part in parts:
+                if part.key not in self._ids and part.key not in firsts:
+                    firsts[part.key] = (part, ts_ms)
+                    created[index].append(part.key)
+        if not firsts:
+            return created
+        conn.execute(
+            sa.insert(t.machines),
+            [
+                {
+                    "key": part.key,
+                    "kind": part.kind,
+                    "host_id": part.host_id,
+                    "hostname": part.hostname,
+                    "name": part.name,
+                    "image": part.image,
+                    "labels": json.dumps(part.labels, sort_keys=True),
+                    "state": part.state,
+                    "health": part.health,
+                    "restart_count": part.restart_count,
+                    "first_seen_ms": ts_ms,
+                    "last_seen_ms": ts_ms,
+                    "last_received_ms": received_ms,
+                    "latest_ts_ms": ts_ms,
+                    "latest_metrics": json.dumps(part.metrics),
+                    "latest_sample": json.dumps(part.sample),
+                }
+                for part, ts_ms in firsts.values()
+            ],
+        )
+        ids = conn.execute(
+            sa.select(t.machines.c.key, t.machines.c.id).where(t.machines.c.key.in_(list(firsts)))
+        )
+        self._ids.update({key: int(ident) for key, ident in ids})
+        return created
 
     def forget(self) -> None:
         """Drop the id cache (after a reconnect to a different database, in tests)."""
@@ -297,10 +326,8 @@ class Ingester:
         new_keys: list[list[str]] = []
         try:
             with self._engine.begin() as conn:
-                rows: list[tuple[int, MachineSample, int]] = []
-                for parts, ts_ms in work:
-                    new_keys.append(self._machine_ids(conn, parts, ts_ms, received_ms))
-                    rows.extend((self._ids[p.key], p, ts_ms) for p in parts)
+                new_keys = self._machine_ids_many(conn, work, received_ms)
+                rows = [(self._ids[p.key], p, ts_ms) for parts, ts_ms in work for p in parts]
                 if self._insert_rows(conn, rows) != len(rows):
                     raise _ReplaySeen
                 self._fold_many(conn, rows, received_ms)
