@@ -10,6 +10,9 @@ mariadbd), and a ``srvmon consumer``, all on 127.0.0.1, and stops them by pid.
    raw DB insert ceiling measured in the same run: SQLAlchemy Core ``executemany`` of the same
    number of equivalent ``samples`` rows (1,000-row transactions) into a fresh schema, and
    the same with one transaction per batch (what one envelope per POST allows at best).
+   The consumer posts up to 500 envelopes per request (``{"batches": [...]}``, one server
+   transaction each); the same pipeline with ``--max-request-batches 1`` (one envelope per
+   POST, the former behaviour) is measured too, for a same-run before/after ratio.
 2. Alert latency (SQLite): one threshold rule, then one breaching batch at a time for a new
    host. The time runs from ``produce()`` to the ``alert`` event on a GET /api/v1/events
    client. The reference is the time from produce to the ``sample`` event of the same batch,
@@ -184,10 +187,11 @@ def start_server(procs: Procs, db_url: str) -> tuple[subprocess.Popen[bytes], st
 
 
 def start_consumer(
-    procs: Procs, bootstrap: str, topic: str, server_url: str
+    procs: Procs, bootstrap: str, topic: str, server_url: str, request_batches: int = 500
 ) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
+        "SRVMON_CONSUMER_REQUEST_BATCHES": str(request_batches),
         "BOOTSTRAP_SERVER": bootstrap,
         "KAFKA_TOPIC_NAME": topic,
         "KAFKA_CONSUMER_GROUP_ID": f"bench-{topic}",
@@ -285,14 +289,20 @@ def raw_insert_ceiling(db_url: str, items: list[Batch], rows_per_commit: int = 1
 
 
 def pipeline_throughput(
-    procs: Procs, bootstrap: str, db_url: str, items: list[Batch], samples: int
+    procs: Procs,
+    bootstrap: str,
+    db_url: str,
+    items: list[Batch],
+    samples: int,
+    *,
+    request_batches: int = 500,
 ) -> float:
     topic = f"bench-{free_port()}"
     create_topic(bootstrap, topic)
     produce(bootstrap, topic, items)
     server, server_url = start_server(procs, db_url)
     engine = sa.create_engine(db_url, poolclass=sa.pool.NullPool)
-    consumer = start_consumer(procs, bootstrap, topic, server_url)
+    consumer = start_consumer(procs, bootstrap, topic, server_url, request_batches)
     wait(lambda: count_rows(engine) > 0, 60, "first row")
     began = time.perf_counter()
     first = count_rows(engine)
@@ -430,6 +440,9 @@ def main() -> None:
                     make_url("raw-per-batch"), items, rows_per_commit=1 + args.containers
                 )
                 rate = pipeline_throughput(procs, bootstrap, make_url("pipeline"), items, samples)
+                single = pipeline_throughput(
+                    procs, bootstrap, make_url("pipeline-single"), items, samples, request_batches=1
+                )
                 print(
                     f"{backend:8s} pipeline {rate:9.0f} samples/s"
                     f" | raw executemany ceiling {ceiling:9.0f} rows/s"
@@ -438,6 +451,11 @@ def main() -> None:
                 print(
                     f"{backend:8s} raw executemany, one commit per batch {per_batch:9.0f} rows/s"
                     f" | pipeline ratio {rate / per_batch:6.1%}"
+                )
+                print(
+                    f"{backend:8s} pipeline, one envelope per POST {single:9.0f} samples/s"
+                    f" | ratio to the ceiling {single / ceiling:6.1%}"
+                    f" | batched/single {rate / single:5.1f}x"
                 )
             alerts, sample_times = alert_latency(
                 procs, bootstrap, f"sqlite:///{workdir / 'latency'}.db", args.alerts
