@@ -1,9 +1,10 @@
 """Per-container samples: metadata from the Docker API, resource figures from cgroup files.
 
-Per interval the Docker API is asked once for the list of containers (names, image, labels,
-state, status). A container is inspected only when it is new, its state or health changed,
-or its main process is gone (a restart between two readings); the inspection gives health,
-restart count, exit code, start/finish times and the pid used for network counters.
+The Docker API is asked for the list of containers (names, image, labels, state, status)
+after container events and every ``resync_seconds``. A container is inspected only when it is
+new, its state or health changed, or its main process is gone (a restart between two
+readings); the inspection gives health, restart count, exit code, start/finish times, the
+pid and the network mode used for network counters.
 
 Resource figures come from the container's cgroup (``cgroups.py``). Only when those files
 cannot be found does the collector ask Docker's one-shot stats API for that container; the

@@ -262,3 +262,26 @@ def test_events_mode_lists_only_after_changes(dockerd: Dockerd, room: dict[str, 
     finally:
         events.stop()
         assert not events._thread.is_alive(), "stop() ends the events thread"
+
+
+def test_network_figures_by_network_mode(dockerd: Dockerd, room: dict[str, str]) -> None:
+    """--network host: no container network figures (the host's interfaces carry that traffic,
+    not counted twice); --network none: 0 B/s without reading net/dev; CPU figures either way."""
+    host_net = dockerd.cli(
+        "run", "-d", "--network", "host", "--name", "t-hostnet", dockerd.image, "sleep", "600"
+    ).strip()
+    try:
+        collector = make_collector(dockerd)
+        collector.collect()
+        time.sleep(1.1)  # rates need two readings some time apart
+        samples = by_name(collector.collect())
+        on_host = samples["t-hostnet"]
+        assert on_host.id == host_net
+        assert on_host.cpu_percent is not None
+        assert on_host.net_rx_bytes_per_s is None
+        assert on_host.net_tx_bytes_per_s is None
+        idle = samples["t-idle"]
+        assert idle.net_rx_bytes_per_s == 0.0
+        assert idle.net_tx_bytes_per_s == 0.0
+    finally:
+        dockerd.cli("rm", "-f", "t-hostnet")
