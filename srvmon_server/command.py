@@ -220,6 +220,14 @@ PORT_OPTION = click.option(
     help="keep 1-hour rollups this long",
 )
 @click.option(
+    "--alert-history-retention-days",
+    envvar="SRVMON_ALERT_HISTORY_RETENTION_DAYS",
+    type=click.FloatRange(min=0, min_open=True),
+    default=365.0,
+    show_default=True,
+    help="keep alert events, and silences after they end, this long",
+)
+@click.option(
     "--heartbeat-seconds",
     envvar="SRVMON_HEARTBEAT_SECONDS",
     type=click.FloatRange(min=0.1),
@@ -243,6 +251,7 @@ def server(
     raw_retention_days: float,
     rollup_1m_retention_days: float,
     rollup_1h_retention_days: float,
+    alert_history_retention_days: float,
     heartbeat_seconds: float,
 ) -> None:
     """Run the HTTP server: ingest, REST, SSE, alerts and the dashboard."""
@@ -280,6 +289,7 @@ def server(
         raw_retention_days=raw_retention_days,
         rollup_1m_retention_days=rollup_1m_retention_days,
         rollup_1h_retention_days=rollup_1h_retention_days,
+        alert_history_retention_days=alert_history_retention_days,
         heartbeat_seconds=heartbeat_seconds,
     )
     try:

@@ -32,6 +32,7 @@ class ServerConfig:
     raw_retention_days: float = 7.0
     rollup_1m_retention_days: float = 90.0
     rollup_1h_retention_days: float = 730.0
+    alert_history_retention_days: float = 365.0
     prune_interval_seconds: float = 3600.0
     heartbeat_seconds: float = 15.0
     ring_buffer_size: int = 10_000

@@ -158,7 +158,7 @@ class ServerContext:
             self._ticking = False
 
     async def prune(self) -> None:
-        """Drop raw samples and rollups older than their retentions, in small batches."""
+        """Drop samples, rollups, alert events and ended silences past their retentions."""
         from datetime import timedelta
 
         config = self.config
@@ -169,6 +169,7 @@ class ServerContext:
                     raw_retention=timedelta(days=config.raw_retention_days),
                     rollup_1m_retention=timedelta(days=config.rollup_1m_retention_days),
                     rollup_1h_retention=timedelta(days=config.rollup_1h_retention_days),
+                    alert_history_retention=timedelta(days=config.alert_history_retention_days),
                 )
             )
         except Exception:  # the DB may be down; the next run tries again

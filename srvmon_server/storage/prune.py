@@ -1,7 +1,9 @@
-"""Retention: delete old raw rows and rollups in small, separate transactions.
+"""Retention: delete old rows in small, separate transactions.
 
-Each batch is one machine's oldest ``batch_rows`` rows, found through the primary key
-(machine_id, ts), so a batch locks little and ingest waits at most one short delete.
+For raw rows and rollups each batch is one machine's oldest ``batch_rows`` rows, found
+through the primary key (machine_id, ts); for alert events and silences it is the oldest
+``batch_rows`` rows by (time, primary key). A batch locks little and ingest waits at most
+one short delete.
 """
 
 from __future__ import annotations
@@ -52,3 +54,73 @@ def prune_table(
             if last:
                 break
     return deleted
+
+
+def prune_oldest(
+    engine: sa.Engine,
+    table: sa.Table,
+    *,
+    ts_column: str,
+    cutoff_ms: int,
+    batch_rows: int,
+    on_batch: OnBatch | None,
+) -> int:
+    """Delete rows with ``ts_column < cutoff_ms``, oldest first; return how many went.
+
+    For tables without a machine column (alert history, silences): each batch is the next
+    ``batch_rows`` rows in (``ts_column``, primary key) order, found through the index on
+    that time column (InnoDB secondary indexes carry the primary key).
+    """
+    ts = table.c[ts_column]
+    (key,) = table.primary_key.columns
+    old = ts < cutoff_ms
+    deleted = 0
+    while True:
+        with engine.begin() as conn:
+            bound = conn.execute(
+                sa.select(ts, key).where(old).order_by(ts, key).offset(batch_rows - 1).limit(1)
+            ).first()
+            last = bound is None
+            limit = old
+            if bound is not None:
+                bound_ts, bound_key = bound
+                up_to_bound = sa.or_(ts < bound_ts, sa.and_(ts == bound_ts, key <= bound_key))
+                limit = sa.and_(old, up_to_bound)
+            count = conn.execute(sa.delete(table).where(limit)).rowcount
+        if count:
+            deleted += count
+            if on_batch is not None:
+                on_batch(table.name, count)
+        if last:
+            return deleted
+
+
+def prune_alert_events(
+    engine: sa.Engine, *, cutoff_ms: int, batch_rows: int, on_batch: OnBatch | None
+) -> int:
+    """Delete alert events that happened before ``cutoff_ms``, via the (at_ms, id) index.
+
+    Events are history only: the live alert state is in ``alert_state``, never pruned.
+    """
+    return prune_oldest(
+        engine,
+        t.alert_events,
+        ts_column="at_ms",
+        cutoff_ms=cutoff_ms,
+        batch_rows=batch_rows,
+        on_batch=on_batch,
+    )
+
+
+def prune_silences(
+    engine: sa.Engine, *, cutoff_ms: int, batch_rows: int, on_batch: OnBatch | None
+) -> int:
+    """Delete silences that ended before ``cutoff_ms`` (active ones end later: they stay)."""
+    return prune_oldest(
+        engine,
+        t.silences,
+        ts_column="ends_at_ms",
+        cutoff_ms=cutoff_ms,
+        batch_rows=batch_rows,
+        on_batch=on_batch,
+    )

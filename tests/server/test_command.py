@@ -122,6 +122,14 @@ def test_bad_options_are_clean_errors(tmp_path: Path) -> None:
         (["--db-url", "nosuchdb://x"], "database"),
         (["--webhook-url", "ftp://x"], "http"),
         (["--port", "99999"], "99999"),
+        (
+            ["--alert-history-retention-days", "0"],
+            "'--alert-history-retention-days': 0.0 is not in the range x>0",
+        ),
+        (
+            ["--alert-history-retention-days", "-1"],
+            "'--alert-history-retention-days': -1.0 is not in the range x>0",
+        ),
     ]
     for args, expected in cases:
         result = subprocess.run(

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 
-from srvmon_server.storage.tables import rollup_1h, rollup_1m, samples
+from srvmon_server.storage.tables import alert_events, rollup_1h, rollup_1m, samples, silences
 from tests.server.conftest import StartServer
 from tests.server.harness import T0, FakeClock, make_batch
 
@@ -44,3 +45,57 @@ def test_prune_uses_the_raw_and_rollup_retentions(
         2,
         3,
     )
+
+
+def _event(at: datetime) -> dict[str, Any]:
+    return {
+        "fingerprint": "fp1",
+        "rule_id": "cpu-high",
+        "machine": "h1",
+        "host_id": "h1",
+        "metric": "cpu_percent",
+        "level": "warning",
+        "from_state": "pending",
+        "to_state": "firing",
+        "value": 90.0,
+        "threshold": 80.0,
+        "started_at": at,
+        "at": at,
+        "silenced": False,
+    }
+
+
+def test_prune_uses_the_alert_history_retention(
+    start_server: StartServer, clock: FakeClock
+) -> None:
+    """alert history 2 d: events 3 and 1 day old leave 1; a silence that ended 3 days ago
+    goes, one that ended 1 day ago stays; GET /alerts and /alerts/history still answer."""
+    server = start_server(alert_history_retention_days=2)
+    loop = server._loop
+    assert loop is not None and server.context is not None
+    storage = server.storage
+
+    def fill() -> None:
+        storage.append_alert_events(
+            [_event(T0 - timedelta(days=3)), _event(T0 - timedelta(days=1))]
+        )
+        for days in (3, 1):
+            ends = T0 - timedelta(days=days)
+            storage.create_silence(
+                {
+                    "matchers": {"machine": "h1"},
+                    "starts_at": ends - timedelta(hours=1),
+                    "ends_at": ends,
+                }
+            )
+
+    asyncio.run_coroutine_threadsafe(server.context.run_db(fill), loop).result(30)
+    assert (_count(server, alert_events), _count(server, silences)) == (2, 2)
+    asyncio.run_coroutine_threadsafe(server.context.prune(), loop).result(30)
+    assert (_count(server, alert_events), _count(server, silences)) == (1, 1)
+    history = server.request("GET", "/api/v1/alerts/history?from=2026-11-20T00:00:00Z")
+    assert history.status == 200, history.body
+    assert [e["at"] for e in history.json()["events"]] == ["2026-11-24T10:00:00Z"]
+    active = server.request("GET", "/api/v1/alerts")
+    assert active.status == 200, active.body
+    assert active.json() == {"alerts": []}

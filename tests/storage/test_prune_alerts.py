@@ -1,0 +1,126 @@
+"""Retention of alert history: old events and long-ended silences go, in bounded batches."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from srvmon_server.storage import Storage
+from srvmon_server.storage import tables as t
+from srvmon_server.storage.clock import iso
+from tests.storage.factory import T0
+
+NOW = T0 + timedelta(days=400)
+RETENTION = timedelta(days=365)
+CUTOFF = NOW - RETENTION  # T0 + 35 days
+
+
+def count(storage: Storage, table: sa.Table) -> int:
+    with storage.engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
+
+
+def event(at: datetime, value: float) -> dict[str, Any]:
+    return {
+        "fingerprint": "fp1",
+        "rule_id": "cpu-high",
+        "machine": "h1",
+        "host_id": "h1",
+        "metric": "cpu_percent",
+        "level": "warning",
+        "from_state": "pending",
+        "to_state": "firing",
+        "value": value,
+        "threshold": 80.0,
+        "started_at": at,
+        "at": at,
+        "silenced": False,
+    }
+
+
+def silence(starts: datetime, ends: datetime, comment: str) -> dict[str, Any]:
+    return {
+        "matchers": {"machine": "h1"},
+        "starts_at": iso(starts),
+        "ends_at": iso(ends),
+        "comment": comment,
+    }
+
+
+def test_prune_deletes_old_alert_events_and_long_ended_silences_in_batches(
+    storage: Storage,
+) -> None:
+    """5 events before the cutoff (3 in one millisecond) go in batches of 2, 2, 1; events at
+    and after the cutoff stay; only the silence that ended before the cutoff goes; the live
+    alert state is untouched."""
+    old = [event(T0, 1.0), event(T0, 2.0), event(T0, 3.0)]
+    old += [event(T0 + timedelta(days=1), 4.0), event(CUTOFF - timedelta(milliseconds=1), 5.0)]
+    kept = [event(CUTOFF, 6.0), event(NOW - timedelta(days=1), 7.0), event(NOW, 8.0)]
+    storage.append_alert_events(old + kept)
+    long_ago = storage.create_silence(silence(T0, T0 + timedelta(days=10), "long ago"))
+    recent = storage.create_silence(
+        silence(NOW - timedelta(days=3), NOW - timedelta(days=1), "recently ended")
+    )
+    active = storage.create_silence(
+        silence(NOW - timedelta(hours=1), NOW + timedelta(days=1), "on")
+    )
+    state = {"alerts": {"fp1": {"state": "firing", "since": iso(T0)}}, "v": 1}
+    storage.save_alert_state(state)
+    assert (count(storage, t.alert_events), count(storage, t.silences)) == (8, 3)
+
+    batches: list[tuple[str, int]] = []
+    deleted = storage.prune(
+        NOW,
+        alert_history_retention=RETENTION,
+        batch_rows=2,
+        on_batch=lambda table, n: batches.append((table, n)),
+    )
+
+    assert deleted == 6
+    assert batches == [
+        ("alert_events", 2),
+        ("alert_events", 2),
+        ("alert_events", 1),
+        ("silences", 1),
+    ]
+    assert (count(storage, t.alert_events), count(storage, t.silences)) == (3, 2)
+    events, cursor = storage.alert_history(start=None, end=None)
+    assert [e["value"] for e in events] == [8.0, 7.0, 6.0]
+    assert cursor is None
+    remaining = storage.list_silences(include_expired=True, now=NOW)
+    assert [s["id"] for s in remaining] == [recent["id"], active["id"]]
+    assert long_ago["id"] not in [s["id"] for s in remaining]
+    assert storage.list_silences(now=NOW) == [active]
+    assert storage.load_alert_state() == state
+
+
+def test_prune_keeps_a_year_of_alert_history_by_default(storage: Storage) -> None:
+    """With the default retention (365 days), a 364-day-old event stays, a 366-day-old one
+    goes, and a silence that ended 366 days ago goes while one that ended 364 days ago stays."""
+    storage.append_alert_events(
+        [event(NOW - timedelta(days=366), 1.0), event(NOW - timedelta(days=364), 2.0)]
+    )
+    storage.create_silence(
+        silence(NOW - timedelta(days=367), NOW - timedelta(days=366), "older than a year")
+    )
+    younger = storage.create_silence(
+        silence(NOW - timedelta(days=365), NOW - timedelta(days=364), "younger than a year")
+    )
+
+    assert storage.prune(NOW) == 2
+
+    events, _ = storage.alert_history(start=None, end=None)
+    assert [e["value"] for e in events] == [2.0]
+    assert storage.list_silences(include_expired=True, now=NOW) == [younger]
+
+
+def test_prune_with_nothing_old_reports_no_batch(storage: Storage) -> None:
+    """Nothing before the cutoff: no row deleted and on_batch never called."""
+    storage.append_alert_events([event(NOW, 1.0)])
+    storage.create_silence(silence(NOW, NOW + timedelta(hours=1), "upcoming"))
+    batches: list[tuple[str, int]] = []
+    assert storage.prune(NOW, on_batch=lambda table, n: batches.append((table, n))) == 0
+    assert batches == []
+    assert (count(storage, t.alert_events), count(storage, t.silences)) == (1, 1)
