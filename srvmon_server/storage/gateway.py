@@ -40,6 +40,7 @@ RAW_RETENTION = timedelta(days=7)
 ROLLUP_1M_RETENTION = timedelta(days=90)
 ROLLUP_1H_RETENTION = timedelta(days=730)
 ALERT_HISTORY_RETENTION = timedelta(days=365)
+INVENTORY_FLUSH = timedelta(seconds=5)
 
 
 def _utc_now() -> datetime:
@@ -71,17 +72,32 @@ _MACHINE_COLUMNS = [c for c in t.machines.c if c.name != "latest_sample"]
 class Storage:
     """The storage gateway. Create with :meth:`open`; every method is synchronous."""
 
-    def __init__(self, engine: sa.Engine, where: str, clock: Clock) -> None:
+    def __init__(
+        self, engine: sa.Engine, where: str, clock: Clock, *, inventory_flush_ms: int = 0
+    ) -> None:
         self._engine = engine
         self._where = where
         self._clock = clock
-        self._ingester = Ingester(engine)
+        self._ingester = Ingester(engine, inventory_flush_ms=inventory_flush_ms)
         self.upgraded_from: int = 0
         """Schema version found at open (0: the database was new)."""
 
     @classmethod
-    def open(cls, url: str, *, clock: Clock | None = None) -> Storage:
-        """Connect, create or upgrade the schema; raise StorageError / StorageUnavailable."""
+    def open(
+        cls,
+        url: str,
+        *,
+        clock: Clock | None = None,
+        inventory_flush: timedelta = INVENTORY_FLUSH,
+    ) -> Storage:
+        """Connect, create or upgrade the schema; raise StorageError / StorageUnavailable.
+
+        ``inventory_flush``: how long a machine's inventory row (``latest_sample``,
+        ``last_seen``, …) may lag its newest stored sample; this process's own reads never
+        see the lag (they flush first). Zero writes it in every ingest transaction.
+        """
+        if inventory_flush < timedelta(0):
+            raise StorageError(f"inventory_flush must be >= 0, got {inventory_flush}")
         parsed = parse_url(url)
         where = parsed.render_as_string(hide_password=True)
         engine = create_engine(parsed)
@@ -95,7 +111,8 @@ class Storage:
         except BaseException:
             engine.dispose()
             raise
-        storage = cls(engine, where, clock or _utc_now)
+        flush_ms = int(inventory_flush.total_seconds() * 1000)
+        storage = cls(engine, where, clock or _utc_now, inventory_flush_ms=flush_ms)
         storage.upgraded_from = found
         return storage
 
@@ -110,7 +127,19 @@ class Storage:
         return self._engine
 
     def close(self) -> None:
-        self._engine.dispose()
+        """Write what waits for the inventory (if the DB answers), then disconnect."""
+        try:
+            self.flush_inventory()
+        except StorageError:
+            pass  # raw samples are stored; the next sample of each machine refreshes its row
+        finally:
+            self._engine.dispose()
+
+    def flush_inventory(self) -> None:
+        """Write each machine's newest stored sample to its inventory row now (the reads
+        and ``roll_up`` call this; see ``inventory.py``)."""
+        with translated("flush_inventory", self._where):
+            self._ingester.flush_inventory()
 
     def _now_ms(self) -> int:
         return to_ms(self._clock())
@@ -155,6 +184,7 @@ class Storage:
         late for an already rolled-up minute wait for the next call. See ``rollup.py``.
         """
         now_ms = self._now_ms() if now is None else to_ms(now)
+        self.flush_inventory()
         with translated("roll_up", self._where):
             result = roll_up(self._engine, now_ms)
         self._ingester.rolled_up(result.exact_below_ms)
@@ -162,6 +192,7 @@ class Storage:
 
     def machines(self) -> list[MachineRecord]:
         """Every host and container ever seen, hosts first, then by key."""
+        self.flush_inventory()
         with translated("machines", self._where), self._engine.connect() as conn:
             rows = conn.execute(
                 sa.select(*_MACHINE_COLUMNS).order_by(t.machines.c.kind.desc(), t.machines.c.key)
@@ -169,11 +200,13 @@ class Storage:
         return [_record(row) for row in rows]
 
     def machine(self, key: str) -> MachineRecord | None:
+        self.flush_inventory()
         with translated("machine", self._where), self._engine.connect() as conn:
             row = conn.execute(sa.select(*_MACHINE_COLUMNS).where(t.machines.c.key == key)).first()
         return None if row is None else _record(row)
 
     def latest_sample(self, key: str) -> dict[str, Any] | None:
+        self.flush_inventory()
         """The newest stored sample (unstructured) with its ``timestamp``, or None."""
         with translated("latest_sample", self._where), self._engine.connect() as conn:
             body = conn.execute(

@@ -1,18 +1,17 @@
-"""The write path: one Batch in, one short transaction, idempotent per (machine, timestamp).
+"""The write path: batches in, one short transaction, idempotent per (machine, timestamp).
 
-Per batch: look up (or create) machine ids (cached), insert the raw rows with insert-ignore,
-and — when the rowcount shows every row was new — refresh the inventory of machines whose
-sample is the newest: two statements, one commit. Rollups are not touched here:
-``rollup.roll_up`` recomputes them from raw rows later. A sample older than the rollup
-watermark additionally records itself in ``rollup_progress`` (same transaction). When some
-row already existed (a replay), the transaction is undone and redone carefully: read which
-rows exist, write only the others. A replayed batch therefore stores 0 rows. The SQL text
-lives in ``write_sql.py``.
+Per call: look up (or create) machine ids (cached), insert the raw rows of every batch with
+one insert-ignore, and — when the rowcount shows every row was new — hand the stored rows
+to the inventory buffer (``inventory.py``), which refreshes each machine's inventory row
+from its newest sample, in the same transaction, once its write-behind delay has passed.
+Rollups are not touched here: ``rollup.roll_up`` recomputes them from raw rows later. A
+sample older than the rollup watermark additionally records itself in ``rollup_progress``
+(same transaction).
 
-``ingest_many`` does the same for many batches in one transaction: all their raw rows in
-one insert-ignore, the inventory refreshed once per machine from its newest sample. When
-the rowcount shows any duplicate (a replay, or one machine twice at one timestamp in the
-call), it is undone and redone batch by batch on the careful path, in one transaction.
+When the rowcount shows a duplicate (a replay, or one machine twice at one timestamp in
+the call), the transaction is undone and redone batch by batch on the careful path, still
+in one transaction: read which rows exist, write only the others. A replayed batch
+therefore stores 0 rows. The SQL text lives in ``write_sql.py``.
 """
 
 from __future__ import annotations
@@ -30,6 +29,7 @@ from srvmon_core.metrics import container_metrics, host_metrics
 from srvmon_core.schema import Batch, ContainerSample, HostSample, container_key, host_key
 from srvmon_server.storage import tables as t
 from srvmon_server.storage.clock import iso, to_ms
+from srvmon_server.storage.inventory import InventoryBuffer, Staged
 from srvmon_server.storage.records import IngestResult
 from srvmon_server.storage.rollup import mark_dirty, read_watermark
 from srvmon_server.storage.write_sql import insert_samples, write_sql
@@ -130,25 +130,6 @@ def raw_values(
     return (machine_id, ts_ms, *map(metrics.get, names))
 
 
-def inventory_values(
-    dialect: str, machine_id: int, part: MachineSample, ts_ms: int, received_ms: int
-) -> tuple[Any, ...]:
-    """Parameters of ``WriteSql.refresh_inventory`` (column order: see ``write_sql``)."""
-    labels = json.dumps(part.labels, sort_keys=True)
-    metrics = json.dumps(part.metrics)
-    sample = json.dumps(part.sample)
-    if dialect == "mysql":
-        return (
-            machine_id, part.key, part.kind, part.host_id, part.hostname, part.name,
-            part.image, labels, part.state, part.health, part.restart_count,
-            ts_ms, ts_ms, received_ms, ts_ms, metrics, sample,
-        )  # fmt: skip
-    return (
-        part.hostname, part.image, labels, part.state, part.health, part.restart_count,
-        ts_ms, received_ms, metrics, sample, ts_ms, machine_id, ts_ms,
-    )  # fmt: skip
-
-
 class _ReplaySeen(Exception):
     """Some sample of the batch was already stored: undo and take the careful path."""
 
@@ -158,16 +139,22 @@ class Ingester:
 
     Fast path (the normal case, every sample new): insert all raw rows with insert-ignore
     (one statement naming the union of the metrics they carry); when the rowcount equals
-    the number of rows, refresh the inventory (one statement), then commit. When the
-    rowcount is lower, some (machine, ts) was already stored (a replay): the transaction is
-    rolled back and redone on the careful path, which first reads which rows exist and
-    writes only the others.
+    the number of rows, stage them for the inventory (one more statement when it is due),
+    then commit. When the rowcount is lower, some (machine, ts) was already stored (a
+    replay): the transaction is rolled back and redone on the careful path, which first
+    reads which rows exist and writes only the others.
+
+    ``inventory_flush_ms``: how long a machine's inventory row may lag its newest stored
+    sample (0: refreshed in every transaction).
     """
 
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(self, engine: sa.Engine, *, inventory_flush_ms: int = 0) -> None:
         self._engine = engine
         self._dialect = "mysql" if engine.dialect.name in ("mysql", "mariadb") else "sqlite"
         self._sql = write_sql(self._dialect)
+        self._inventory = InventoryBuffer(
+            self._dialect, self._sql.refresh_inventory, inventory_flush_ms
+        )
         self._ids: dict[str, int] = {}
         self._watermark: tuple[int | None, int | None] | None = None
         """Cached (exact_below_ms, dirty_from_ms) of ``rollup_progress``; None: not read."""
@@ -186,12 +173,6 @@ class Ingester:
             return
         mark_dirty(conn, ts_ms)
         self._watermark = (below, ts_ms if dirty is None else min(dirty, ts_ms))
-
-    def _machine_ids(
-        self, conn: sa.Connection, parts: list[MachineSample], ts_ms: int, received_ms: int
-    ) -> list[str]:
-        """Ids of the batch's machines into the cache; return the keys created, in order."""
-        return self._machine_ids_many(conn, [(parts, ts_ms)], received_ms)[0]
 
     def _machine_ids_many(
         self,
@@ -248,64 +229,14 @@ class Ingester:
         return created
 
     def forget(self) -> None:
-        """Drop the id cache (after a reconnect to a different database, in tests)."""
+        """Drop the id cache and what waits for the inventory (after a reconnect to a
+        different database, in tests)."""
         self._ids.clear()
+        self._inventory.adopt(Staged({}, None))
 
     def ingest(self, batch: Batch, received_at: datetime) -> IngestResult:
-        parts = machine_samples(batch)
-        ts_ms = to_ms(batch.timestamp)
-        received_ms = to_ms(received_at)
-        if not parts:
-            return IngestResult(stored=0, duplicates=0, new_machines=[])
-        try:
-            return self._write(parts, ts_ms, received_ms)
-        except BaseException:
-            self._ids.clear()  # ids cached inside a rolled-back transaction are not real
-            self._watermark = None
-            raise
-
-    def _write(self, parts: list[MachineSample], ts_ms: int, received_ms: int) -> IngestResult:
-        new_keys: list[str] = []
-        try:
-            with self._engine.begin() as conn:
-                new_keys = self._machine_ids(conn, parts, ts_ms, received_ms)
-                rows = [(self._ids[p.key], p) for p in parts]
-                if self._insert(conn, rows, ts_ms) != len(rows):
-                    raise _ReplaySeen
-                self._fold(conn, rows, ts_ms, received_ms)
-            return IngestResult(stored=len(rows), duplicates=0, new_machines=new_keys)
-        except _ReplaySeen:
-            for key in new_keys:  # their rows were rolled back with the transaction
-                del self._ids[key]
-        return self._write_carefully(parts, ts_ms, received_ms)
-
-    def _write_carefully(
-        self, parts: list[MachineSample], ts_ms: int, received_ms: int
-    ) -> IngestResult:
-        with self._engine.begin() as conn:
-            return self._store_carefully(conn, parts, ts_ms, received_ms)
-
-    def _store_carefully(
-        self, conn: sa.Connection, parts: list[MachineSample], ts_ms: int, received_ms: int
-    ) -> IngestResult:
-        """Read which samples of one batch exist, write only the others (in ``conn``)."""
-        new_keys = self._machine_ids(conn, parts, ts_ms, received_ms)
-        ids = [self._ids[p.key] for p in parts]
-        present = {
-            int(row[0])
-            for row in conn.execute(
-                sa.select(t.samples.c.machine_id).where(
-                    t.samples.c.ts_ms == ts_ms, t.samples.c.machine_id.in_(ids)
-                )
-            )
-        }
-        fresh = [(i, p) for i, p in zip(ids, parts, strict=True) if i not in present]
-        if fresh:
-            self._insert(conn, fresh, ts_ms)
-            self._fold(conn, fresh, ts_ms, received_ms)
-        return IngestResult(
-            stored=len(fresh), duplicates=len(parts) - len(fresh), new_machines=new_keys
-        )
+        """Store one batch in one transaction (``ingest_many`` of one)."""
+        return self.ingest_many([batch], received_at)[0]
 
     def ingest_many(self, batches: Sequence[Batch], received_at: datetime) -> list[IngestResult]:
         """Store every batch in one transaction; one result per batch, in order."""
@@ -316,9 +247,17 @@ class Ingester:
         try:
             return self._write_many(work, received_ms)
         except BaseException:
-            self._ids.clear()
+            self._ids.clear()  # ids cached inside a rolled-back transaction are not real
             self._watermark = None
             raise
+
+    def flush_inventory(self) -> None:
+        """Write every machine's newest stored sample to its inventory row now."""
+        if not self._inventory.waiting:
+            return
+        with self._engine.begin() as conn:
+            staged = self._inventory.flush(conn)
+        self._inventory.adopt(staged)
 
     def _write_many(
         self, work: list[tuple[list[MachineSample], int]], received_ms: int
@@ -330,7 +269,8 @@ class Ingester:
                 rows = [(self._ids[p.key], p, ts_ms) for parts, ts_ms in work for p in parts]
                 if self._insert_rows(conn, rows) != len(rows):
                     raise _ReplaySeen
-                self._fold_many(conn, rows, received_ms)
+                staged = self._fold(conn, rows, received_ms)
+            self._inventory.adopt(staged)
             return [
                 IngestResult(stored=len(parts), duplicates=0, new_machines=keys)
                 for (parts, _), keys in zip(work, new_keys, strict=True)
@@ -340,10 +280,42 @@ class Ingester:
                 for key in keys:
                     del self._ids[key]
         with self._engine.begin() as conn:
-            return [self._store_carefully(conn, parts, ts_ms, received_ms) for parts, ts_ms in work]
+            results: list[IngestResult] = []
+            stored: list[tuple[int, MachineSample, int]] = []
+            for parts, ts_ms in work:
+                result, fresh = self._store_carefully(conn, parts, ts_ms, received_ms)
+                results.append(result)
+                stored.extend(fresh)
+            settled = self._fold(conn, stored, received_ms) if stored else None
+        if settled is not None:
+            self._inventory.adopt(settled)
+        return results
+
+    def _store_carefully(
+        self, conn: sa.Connection, parts: list[MachineSample], ts_ms: int, received_ms: int
+    ) -> tuple[IngestResult, list[tuple[int, MachineSample, int]]]:
+        """Read which samples of one batch exist, insert only the others (in ``conn``);
+        return the result and the rows stored."""
+        new_keys = self._machine_ids_many(conn, [(parts, ts_ms)], received_ms)[0]
+        ids = [self._ids[p.key] for p in parts]
+        present = {
+            int(row[0])
+            for row in conn.execute(
+                sa.select(t.samples.c.machine_id).where(
+                    t.samples.c.ts_ms == ts_ms, t.samples.c.machine_id.in_(ids)
+                )
+            )
+        }
+        fresh = [(i, p, ts_ms) for i, p in zip(ids, parts, strict=True) if i not in present]
+        if fresh:
+            self._insert_rows(conn, fresh)
+        result = IngestResult(
+            stored=len(fresh), duplicates=len(parts) - len(fresh), new_machines=new_keys
+        )
+        return result, fresh
 
     def _insert_rows(self, conn: sa.Connection, rows: list[tuple[int, MachineSample, int]]) -> int:
-        """Insert-ignore raw rows of many timestamps in one statement; return how many
+        """Insert-ignore raw rows of any timestamps in one statement; return how many
         were new."""
         names = carried_metrics([(i, p) for i, p, _ in rows])
         return int(
@@ -353,47 +325,10 @@ class Ingester:
             ).rowcount
         )
 
-    def _fold_many(
-        self, conn: sa.Connection, rows: list[tuple[int, MachineSample, int]], received_ms: int
-    ) -> None:
-        """Note the oldest sample for the roll-up; refresh each machine's inventory once,
-        from its newest sample of the call."""
-        self._note_timestamp(conn, min(ts_ms for _, _, ts_ms in rows))
-        newest: dict[int, tuple[MachineSample, int]] = {}
-        for machine_id, part, ts_ms in rows:
-            known = newest.get(machine_id)
-            if known is None or ts_ms >= known[1]:
-                newest[machine_id] = (part, ts_ms)
-        conn.exec_driver_sql(
-            self._sql.refresh_inventory,
-            [
-                inventory_values(self._dialect, i, part, ts_ms, received_ms)
-                for i, (part, ts_ms) in newest.items()
-            ],
-        )
-
-    def _insert(
-        self, conn: sa.Connection, rows: list[tuple[int, MachineSample]], ts_ms: int
-    ) -> int:
-        """Insert-ignore the raw rows in one statement; return how many were new."""
-        names = carried_metrics(rows)
-        return int(
-            conn.exec_driver_sql(
-                insert_samples(self._dialect, names),
-                [raw_values(i, ts_ms, p.metrics, names) for i, p in rows],
-            ).rowcount
-        )
-
     def _fold(
-        self,
-        conn: sa.Connection,
-        rows: list[tuple[int, MachineSample]],
-        ts_ms: int,
-        received_ms: int,
-    ) -> None:
-        """Note late samples for the roll-up and refresh the inventory of stored ones."""
-        self._note_timestamp(conn, ts_ms)
-        conn.exec_driver_sql(
-            self._sql.refresh_inventory,
-            [inventory_values(self._dialect, i, p, ts_ms, received_ms) for i, p in rows],
-        )
+        self, conn: sa.Connection, rows: list[tuple[int, MachineSample, int]], received_ms: int
+    ) -> Staged:
+        """Note the oldest sample for the roll-up; stage the stored rows for the inventory
+        (written now when due; see ``inventory.py``)."""
+        self._note_timestamp(conn, min(ts_ms for _, _, ts_ms in rows))
+        return self._inventory.stage(conn, rows, received_ms)

@@ -1,0 +1,136 @@
+"""Write-behind inventory: how far the stored inventory row lags, and that no read sees it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from srvmon_server.storage import Storage, StorageError
+from srvmon_server.storage import tables as t
+from tests.storage.factory import T0, batch, seconds
+
+
+def stored_latest(storage: Storage) -> dict[str, tuple[int, float]]:
+    """Straight from the table: key → (latest_ts_ms, cpu_percent of latest_metrics)."""
+    with storage.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(t.machines.c.key, t.machines.c.latest_ts_ms, t.machines.c.latest_metrics)
+        ).all()
+    return {key: (int(ts), json.loads(metrics)["cpu_percent"]) for key, ts, metrics in rows}
+
+
+def ms(offset: float) -> int:
+    return int((T0 + seconds(offset)).timestamp() * 1000)
+
+
+@pytest.fixture
+def lagging(db_url: str) -> Iterator[Storage]:
+    store = Storage.open(db_url, inventory_flush=timedelta(seconds=5))
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def test_inventory_row_waits_until_five_seconds_of_received_time(lagging: Storage) -> None:
+    """Batches one second apart: rows are created with the first sample, then refreshed
+    by the batch received 5 s after the oldest waiting one, with the newest values."""
+    for i in range(5):  # received at +0 … +4: created at +0, +1…+4 wait
+        lagging.ingest(batch(T0 + seconds(i), cpu=10.0 + i, containers=1), T0 + seconds(i))
+    assert stored_latest(lagging) == {"h1": (ms(0), 10.0), "h1:c0": (ms(0), 10.0)}
+    lagging.ingest(batch(T0 + seconds(5), cpu=15.0, containers=1), T0 + seconds(6))
+    assert stored_latest(lagging) == {"h1": (ms(5), 15.0), "h1:c0": (ms(5), 15.0)}
+    lagging.ingest(batch(T0 + seconds(6), cpu=16.0, containers=1), T0 + seconds(7))
+    assert stored_latest(lagging) == {"h1": (ms(5), 15.0), "h1:c0": (ms(5), 15.0)}
+
+
+def test_reads_flush_first_and_see_the_newest_sample(lagging: Storage) -> None:
+    for i in range(3):
+        lagging.ingest(batch(T0 + seconds(i), cpu=20.0 + i, containers=2), T0 + seconds(i))
+    assert stored_latest(lagging)["h1"] == (ms(0), 20.0)
+    record = lagging.machine("h1:c1")
+    assert record is not None
+    assert record.last_seen == T0 + seconds(2)
+    assert record.metrics["cpu_percent"] == 23.0  # cpu + index 1
+    assert stored_latest(lagging)["h1"] == (ms(2), 22.0)
+    lagging.ingest(batch(T0 + seconds(3), cpu=30.0, containers=2), T0 + seconds(3))
+    assert {r.key: r.metrics["cpu_percent"] for r in lagging.machines()} == {
+        "h1": 30.0,
+        "h1:c0": 30.0,
+        "h1:c1": 31.0,
+    }
+    lagging.ingest(batch(T0 + seconds(4), cpu=40.0, containers=2), T0 + seconds(4))
+    sample = lagging.latest_sample("h1")
+    assert sample is not None
+    assert (sample["cpu_percent"], sample["timestamp"]) == (40.0, "2024-05-01T12:00:04Z")
+
+
+def test_an_older_sample_arriving_later_does_not_replace_a_newer_one(lagging: Storage) -> None:
+    lagging.ingest(batch(T0, cpu=1.0, containers=0), T0)
+    lagging.ingest(batch(T0 + seconds(10), cpu=2.0, containers=0), T0 + seconds(1))
+    lagging.ingest(batch(T0 + seconds(5), cpu=3.0, containers=0), T0 + seconds(2))
+    lagging.flush_inventory()
+    assert stored_latest(lagging) == {"h1": (ms(10), 2.0)}
+
+
+def test_a_replayed_batch_keeps_what_waits(lagging: Storage) -> None:
+    """A replay takes the careful path (undone, then redone): the waiting newest sample
+    is neither lost nor replaced by the replay."""
+    lagging.ingest(batch(T0, cpu=1.0, containers=1), T0)
+    lagging.ingest(batch(T0 + seconds(1), cpu=2.0, containers=1), T0 + seconds(1))
+    replay = lagging.ingest(batch(T0, cpu=1.0, containers=1), T0 + seconds(2))
+    assert (replay.stored, replay.duplicates) == (0, 2)
+    mixed = lagging.ingest_many(
+        [batch(T0 + seconds(1), cpu=2.0, containers=1), batch(T0 + seconds(2), cpu=5.0)],
+        T0 + seconds(3),
+    )
+    assert [(r.stored, r.duplicates) for r in mixed] == [(0, 2), (3, 0)]
+    assert stored_latest(lagging) == {
+        "h1": (ms(0), 1.0),
+        "h1:c0": (ms(0), 1.0),
+        "h1:c1": (ms(2), 6.0),  # created with its first sample
+    }
+    lagging.flush_inventory()
+    assert stored_latest(lagging) == {
+        "h1": (ms(2), 5.0),
+        "h1:c0": (ms(2), 5.0),
+        "h1:c1": (ms(2), 6.0),
+    }
+
+
+def test_close_writes_what_waits(db_url: str) -> None:
+    store = Storage.open(db_url, inventory_flush=timedelta(seconds=60))
+    for i in range(4):
+        store.ingest(batch(T0 + seconds(i), cpu=float(i), containers=1), T0 + seconds(i))
+    store.close()
+    reopened = Storage.open(db_url, inventory_flush=timedelta(0))
+    try:
+        assert stored_latest(reopened) == {"h1": (ms(3), 3.0), "h1:c0": (ms(3), 3.0)}
+    finally:
+        reopened.close()
+
+
+def test_roll_up_writes_what_waits(lagging: Storage) -> None:
+    lagging.ingest(batch(T0, cpu=1.0, containers=0), T0)
+    lagging.ingest(batch(T0 + seconds(1), cpu=2.0, containers=0), T0 + seconds(1))
+    lagging.roll_up(T0 + seconds(2))
+    assert stored_latest(lagging) == {"h1": (ms(1), 2.0)}
+
+
+def test_zero_writes_through_in_every_transaction(db_url: str) -> None:
+    store = Storage.open(db_url, inventory_flush=timedelta(0))
+    try:
+        for i in range(3):
+            store.ingest(batch(T0 + seconds(i), cpu=float(i), containers=1), T0)
+            assert stored_latest(store) == {"h1": (ms(i), float(i)), "h1:c0": (ms(i), float(i))}
+    finally:
+        store.close()
+
+
+def test_a_negative_delay_is_refused(db_url: str) -> None:
+    with pytest.raises(StorageError, match="inventory_flush must be >= 0"):
+        Storage.open(db_url, inventory_flush=timedelta(seconds=-1))
