@@ -10,6 +10,7 @@ import os
 import secrets
 import signal
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +84,9 @@ async def serve(
     if not config.external_url:
         config = attrs.evolve(config, external_url=f"http://{host}:{bound}")
     try:
-        storage = Storage.open(db_url)
+        storage = Storage.open(
+            db_url, inventory_flush=timedelta(seconds=config.inventory_flush_seconds)
+        )
     except BaseException:
         for sock in sockets:
             sock.close()
@@ -228,6 +231,15 @@ PORT_OPTION = click.option(
     help="keep alert events, and silences after they end, this long",
 )
 @click.option(
+    "--inventory-flush-seconds",
+    envvar="SRVMON_INVENTORY_FLUSH_SECONDS",
+    type=click.FloatRange(min=0),
+    default=5.0,
+    show_default=True,
+    help="write each machine's latest sample to the database at most this late "
+    "(this server's reads never see the lag; 0: with every ingest)",
+)
+@click.option(
     "--heartbeat-seconds",
     envvar="SRVMON_HEARTBEAT_SECONDS",
     type=click.FloatRange(min=0.1),
@@ -252,6 +264,7 @@ def server(
     rollup_1m_retention_days: float,
     rollup_1h_retention_days: float,
     alert_history_retention_days: float,
+    inventory_flush_seconds: float,
     heartbeat_seconds: float,
 ) -> None:
     """Run the HTTP server: ingest, REST, SSE, alerts and the dashboard."""
@@ -290,6 +303,7 @@ def server(
         rollup_1m_retention_days=rollup_1m_retention_days,
         rollup_1h_retention_days=rollup_1h_retention_days,
         alert_history_retention_days=alert_history_retention_days,
+        inventory_flush_seconds=inventory_flush_seconds,
         heartbeat_seconds=heartbeat_seconds,
     )
     try:

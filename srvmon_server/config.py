@@ -33,6 +33,8 @@ class ServerConfig:
     rollup_1m_retention_days: float = 90.0
     rollup_1h_retention_days: float = 730.0
     alert_history_retention_days: float = 365.0
+    inventory_flush_seconds: float = 5.0
+    """How late a machine's inventory row may be written (see storage/inventory.py)."""
     prune_interval_seconds: float = 3600.0
     heartbeat_seconds: float = 15.0
     ring_buffer_size: int = 10_000

@@ -130,6 +130,10 @@ def test_bad_options_are_clean_errors(tmp_path: Path) -> None:
             ["--alert-history-retention-days", "-1"],
             "'--alert-history-retention-days': -1.0 is not in the range x>0",
         ),
+        (
+            ["--inventory-flush-seconds", "-0.5"],
+            "'--inventory-flush-seconds': -0.5 is not in the range x>=0",
+        ),
     ]
     for args, expected in cases:
         result = subprocess.run(
