@@ -8,7 +8,8 @@ one short delete.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -16,6 +17,41 @@ from srvmon_server.storage import tables as t
 
 OnBatch = Callable[[str, int], None]
 """Called after each committed delete with (table name, rows deleted)."""
+
+
+def _at_or_before(columns: Sequence[sa.ColumnElement[Any]], bound: Sequence[Any]) -> Any:
+    """``columns <= bound`` in lexicographic (row) order."""
+    first, *rest = columns
+    if not rest:
+        return first <= bound[0]
+    return sa.or_(first < bound[0], sa.and_(first == bound[0], _at_or_before(rest, bound[1:])))
+
+
+def _delete_in_batches(
+    engine: sa.Engine,
+    table: sa.Table,
+    *,
+    where: Any,
+    order: Sequence[sa.ColumnElement[Any]],
+    batch_rows: int,
+    on_batch: OnBatch | None,
+) -> int:
+    """Delete the rows matching ``where``, at most ``batch_rows`` per transaction, in
+    ``order`` (unique over those rows; an index should serve it). Return how many went."""
+    deleted = 0
+    while True:
+        with engine.begin() as conn:
+            bound = conn.execute(
+                sa.select(*order).where(where).order_by(*order).offset(batch_rows - 1).limit(1)
+            ).first()
+            limit = where if bound is None else sa.and_(where, _at_or_before(order, bound))
+            count = conn.execute(sa.delete(table).where(limit)).rowcount
+        if count:
+            deleted += count
+            if on_batch is not None:
+                on_batch(table.name, count)
+        if bound is None:
+            return deleted
 
 
 def prune_table(
@@ -27,33 +63,22 @@ def prune_table(
     batch_rows: int,
     on_batch: OnBatch | None,
 ) -> int:
-    """Delete rows with ``ts_column < cutoff_ms``; return how many went."""
+    """Delete rows with ``ts_column < cutoff_ms``, machine by machine (each batch is one
+    machine's oldest rows, through the primary key (machine_id, ts)); return how many went."""
     ts = table.c[ts_column]
     with engine.connect() as conn:
         machine_ids = [int(i) for i in conn.execute(sa.select(t.machines.c.id)).scalars()]
-    deleted = 0
-    for machine_id in machine_ids:
-        while True:
-            with engine.begin() as conn:
-                bound = conn.execute(
-                    sa.select(ts)
-                    .where(table.c.machine_id == machine_id, ts < cutoff_ms)
-                    .order_by(ts)
-                    .offset(batch_rows - 1)
-                    .limit(1)
-                ).scalar()
-                last = bound is None
-                limit = ts < cutoff_ms if last else ts <= bound
-                count = conn.execute(
-                    sa.delete(table).where(table.c.machine_id == machine_id, limit)
-                ).rowcount
-            if count:
-                deleted += count
-                if on_batch is not None:
-                    on_batch(table.name, count)
-            if last:
-                break
-    return deleted
+    return sum(
+        _delete_in_batches(
+            engine,
+            table,
+            where=sa.and_(table.c.machine_id == machine_id, ts < cutoff_ms),
+            order=[ts],
+            batch_rows=batch_rows,
+            on_batch=on_batch,
+        )
+        for machine_id in machine_ids
+    )
 
 
 def prune_oldest(
@@ -73,26 +98,14 @@ def prune_oldest(
     """
     ts = table.c[ts_column]
     (key,) = table.primary_key.columns
-    old = ts < cutoff_ms
-    deleted = 0
-    while True:
-        with engine.begin() as conn:
-            bound = conn.execute(
-                sa.select(ts, key).where(old).order_by(ts, key).offset(batch_rows - 1).limit(1)
-            ).first()
-            last = bound is None
-            limit = old
-            if bound is not None:
-                bound_ts, bound_key = bound
-                up_to_bound = sa.or_(ts < bound_ts, sa.and_(ts == bound_ts, key <= bound_key))
-                limit = sa.and_(old, up_to_bound)
-            count = conn.execute(sa.delete(table).where(limit)).rowcount
-        if count:
-            deleted += count
-            if on_batch is not None:
-                on_batch(table.name, count)
-        if last:
-            return deleted
+    return _delete_in_batches(
+        engine,
+        table,
+        where=ts < cutoff_ms,
+        order=[ts, key],
+        batch_rows=batch_rows,
+        on_batch=on_batch,
+    )
 
 
 def prune_alert_events(

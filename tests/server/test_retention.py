@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import timedelta
 
 import sqlalchemy as sa
 
 from srvmon_server.storage.tables import alert_events, rollup_1h, rollup_1m, samples, silences
 from tests.server.conftest import StartServer
 from tests.server.harness import T0, FakeClock, make_batch
+from tests.storage.factory import alert_event
 
 
 def _count(server: object, table: sa.Table) -> int:
@@ -47,24 +47,6 @@ def test_prune_uses_the_raw_and_rollup_retentions(
     )
 
 
-def _event(at: datetime) -> dict[str, Any]:
-    return {
-        "fingerprint": "fp1",
-        "rule_id": "cpu-high",
-        "machine": "h1",
-        "host_id": "h1",
-        "metric": "cpu_percent",
-        "level": "warning",
-        "from_state": "pending",
-        "to_state": "firing",
-        "value": 90.0,
-        "threshold": 80.0,
-        "started_at": at,
-        "at": at,
-        "silenced": False,
-    }
-
-
 def test_prune_uses_the_alert_history_retention(
     start_server: StartServer, clock: FakeClock
 ) -> None:
@@ -77,7 +59,7 @@ def test_prune_uses_the_alert_history_retention(
 
     def fill() -> None:
         storage.append_alert_events(
-            [_event(T0 - timedelta(days=3)), _event(T0 - timedelta(days=1))]
+            [alert_event(T0 - timedelta(days=3)), alert_event(T0 - timedelta(days=1))]
         )
         for days in (3, 1):
             ends = T0 - timedelta(days=days)

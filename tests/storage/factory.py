@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from srvmon_core.schema import Batch, ContainerSample, HostSample
 
@@ -68,3 +69,22 @@ def batch(
 
 def seconds(n: float) -> timedelta:
     return timedelta(seconds=n)
+
+
+def alert_event(at: datetime, *, value: float = 90.0, **fields: Any) -> dict[str, Any]:
+    """A ``firing`` transition of rule ``cpu-high`` on ``h1`` at ``at``; ``fields`` override."""
+    return {
+        "fingerprint": "fp1",
+        "rule_id": "cpu-high",
+        "machine": "h1",
+        "host_id": "h1",
+        "metric": "cpu_percent",
+        "level": "warning",
+        "from_state": "pending",
+        "to_state": "firing",
+        "value": value,
+        "threshold": 80.0,
+        "started_at": at,
+        "at": at,
+        "silenced": False,
+    } | fields

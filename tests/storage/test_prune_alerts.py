@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from srvmon_server.storage import Storage
 from srvmon_server.storage import tables as t
 from srvmon_server.storage.clock import iso
-from tests.storage.factory import T0
+from tests.storage.factory import T0, alert_event
 
 NOW = T0 + timedelta(days=400)
 RETENTION = timedelta(days=365)
@@ -20,24 +20,6 @@ CUTOFF = NOW - RETENTION  # T0 + 35 days
 def count(storage: Storage, table: sa.Table) -> int:
     with storage.engine.connect() as conn:
         return int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
-
-
-def event(at: datetime, value: float) -> dict[str, Any]:
-    return {
-        "fingerprint": "fp1",
-        "rule_id": "cpu-high",
-        "machine": "h1",
-        "host_id": "h1",
-        "metric": "cpu_percent",
-        "level": "warning",
-        "from_state": "pending",
-        "to_state": "firing",
-        "value": value,
-        "threshold": 80.0,
-        "started_at": at,
-        "at": at,
-        "silenced": False,
-    }
 
 
 def silence(starts: datetime, ends: datetime, comment: str) -> dict[str, Any]:
@@ -55,9 +37,16 @@ def test_prune_deletes_old_alert_events_and_long_ended_silences_in_batches(
     """5 events before the cutoff (3 in one millisecond) go in batches of 2, 2, 1; events at
     and after the cutoff stay; only the silence that ended before the cutoff goes; the live
     alert state is untouched."""
-    old = [event(T0, 1.0), event(T0, 2.0), event(T0, 3.0)]
-    old += [event(T0 + timedelta(days=1), 4.0), event(CUTOFF - timedelta(milliseconds=1), 5.0)]
-    kept = [event(CUTOFF, 6.0), event(NOW - timedelta(days=1), 7.0), event(NOW, 8.0)]
+    old = [alert_event(T0, value=1.0), alert_event(T0, value=2.0), alert_event(T0, value=3.0)]
+    old += [
+        alert_event(T0 + timedelta(days=1), value=4.0),
+        alert_event(CUTOFF - timedelta(milliseconds=1), value=5.0),
+    ]
+    kept = [
+        alert_event(CUTOFF, value=6.0),
+        alert_event(NOW - timedelta(days=1), value=7.0),
+        alert_event(NOW, value=8.0),
+    ]
     storage.append_alert_events(old + kept)
     long_ago = storage.create_silence(silence(T0, T0 + timedelta(days=10), "long ago"))
     recent = storage.create_silence(
@@ -100,7 +89,10 @@ def test_prune_keeps_a_year_of_alert_history_by_default(storage: Storage) -> Non
     """With the default retention (365 days), a 364-day-old event stays, a 366-day-old one
     goes, and a silence that ended 366 days ago goes while one that ended 364 days ago stays."""
     storage.append_alert_events(
-        [event(NOW - timedelta(days=366), 1.0), event(NOW - timedelta(days=364), 2.0)]
+        [
+            alert_event(NOW - timedelta(days=366), value=1.0),
+            alert_event(NOW - timedelta(days=364), value=2.0),
+        ]
     )
     storage.create_silence(
         silence(NOW - timedelta(days=367), NOW - timedelta(days=366), "older than a year")
@@ -118,7 +110,7 @@ def test_prune_keeps_a_year_of_alert_history_by_default(storage: Storage) -> Non
 
 def test_prune_with_nothing_old_reports_no_batch(storage: Storage) -> None:
     """Nothing before the cutoff: no row deleted and on_batch never called."""
-    storage.append_alert_events([event(NOW, 1.0)])
+    storage.append_alert_events([alert_event(NOW, value=1.0)])
     storage.create_silence(silence(NOW, NOW + timedelta(hours=1), "upcoming"))
     batches: list[tuple[str, int]] = []
     assert storage.prune(NOW, on_batch=lambda table, n: batches.append((table, n))) == 0

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from srvmon_server.storage import SCHEMA_VERSION, Storage
 from srvmon_server.storage import tables as t
-from tests.storage.factory import T0, batch, seconds
+from tests.storage.factory import T0, alert_event, batch, seconds
 
 
 def count(storage: Storage, table: sa.Table, where: sa.ColumnElement[bool] | None = None) -> int:
@@ -82,21 +82,7 @@ def test_upgrade_from_v1_keeps_data_and_adds_what_is_missing(db_url: str) -> Non
         assert store.get_rule("r1") == {"id": "r1", "metric": "cpu_percent"}
         series = store.series("h1", "cpu_percent", T0, T0 + seconds(5))
         assert [p[1] for p in series.points] == [12.0, 14.0]
-        ev = {
-            "fingerprint": "f",
-            "rule_id": "r1",
-            "machine": "h1",
-            "host_id": "h1",
-            "metric": "cpu_percent",
-            "level": "warning",
-            "from_state": "pending",
-            "to_state": "firing",
-            "value": 90.0,
-            "threshold": 80.0,
-            "started_at": T0,
-            "at": T0,
-            "silenced": True,
-        }
+        ev = alert_event(T0, fingerprint="f", rule_id="r1", silenced=True)
         store.append_alert_events([ev])
         with store.engine.connect() as conn:
             assert conn.execute(sa.select(t.alert_events.c.silenced)).scalar() is True
