@@ -232,7 +232,7 @@ class Ingester:
         """Drop the id cache and what waits for the inventory (after a reconnect to a
         different database, in tests)."""
         self._ids.clear()
-        self._inventory.adopt(Staged({}, None))
+        self._inventory.drop()
 
     def ingest(self, batch: Batch, received_at: datetime) -> IngestResult:
         """Store one batch in one transaction (``ingest_many`` of one)."""

@@ -13,8 +13,9 @@ inventory, on every roll-up (every few seconds in the server) and at close, so r
 the same process always see the newest sample. A crash loses only the lag (the next
 sample of each machine refreshes its row). ``flush_after_ms = 0`` writes through.
 
-Only committed work is kept: ``stage`` computes the next state, and the caller ``adopt``s
-it once its transaction has committed (a rolled-back batch leaves the buffer as it was).
+Only committed work is kept: ``stage`` returns the transaction's part, and the caller
+``adopt``s it once that transaction has committed (a rolled-back batch leaves the buffer as
+it was). Staging copies nothing that waits, except in the transaction that writes it.
 """
 
 from __future__ import annotations
@@ -35,11 +36,13 @@ Pending = dict[int, tuple["MachineSample", int, int]]
 
 @frozen
 class Staged:
-    """What the buffer holds once the transaction that computed it commits."""
+    """One transaction's part, applied by ``adopt`` once that transaction has committed."""
 
-    pending: Pending
-    since_ms: int | None
-    """Received time of the oldest sample waiting (None: nothing waits)."""
+    rows: Pending
+    """The newest of the transaction's stored samples per machine."""
+    written: bool
+    """The transaction wrote every waiting row and ``rows`` to the table."""
+    received_ms: int
 
 
 def inventory_values(
@@ -70,12 +73,14 @@ class InventoryBuffer:
         self._dialect = dialect
         self._refresh_sql = refresh_sql
         self._flush_after_ms = flush_after_ms
-        self._state = Staged({}, None)
+        self._pending: Pending = {}
+        self._since_ms: int | None = None
+        """Received time of the oldest sample waiting (None: nothing waits)."""
 
     @property
     def waiting(self) -> int:
         """How many machines' inventory rows are behind their newest stored sample."""
-        return len(self._state.pending)
+        return len(self._pending)
 
     def stage(
         self,
@@ -83,28 +88,37 @@ class InventoryBuffer:
         rows: Iterable[tuple[int, MachineSample, int]],
         received_ms: int,
     ) -> Staged:
-        """Merge newly stored ``(machine id, sample, ts_ms)`` rows; when due, write every
-        waiting row in ``conn``. Return the state to ``adopt`` after the commit."""
-        pending = dict(self._state.pending)
-        for machine_id, part, ts_ms in rows:
-            known = pending.get(machine_id)
-            if known is None or ts_ms >= known[1]:
-                pending[machine_id] = (part, ts_ms, received_ms)
-        since = self._state.since_ms if self._state.since_ms is not None else received_ms
+        """Take newly stored ``(machine id, sample, ts_ms)`` rows; when due, write them and
+        every waiting row in ``conn``. ``adopt`` the result after the commit."""
+        fresh: Pending = {}
+        _merge(fresh, ((i, (part, ts_ms, received_ms)) for i, part, ts_ms in rows))
+        since = self._since_ms if self._since_ms is not None else received_ms
         if received_ms - since < self._flush_after_ms:
-            return Staged(pending, since)
-        self._write(conn, pending)
-        return Staged({}, None)
-
-    def adopt(self, staged: Staged) -> None:
-        """The transaction that staged ``staged`` committed: hold what it left waiting."""
-        self._state = staged
+            return Staged(fresh, written=False, received_ms=received_ms)
+        everything = dict(self._pending)
+        _merge(everything, fresh.items())
+        self._write(conn, everything)
+        return Staged(fresh, written=True, received_ms=received_ms)
 
     def flush(self, conn: sa.Connection) -> Staged:
         """Write every waiting row in ``conn``; ``adopt`` the result after the commit."""
-        if self._state.pending:
-            self._write(conn, self._state.pending)
-        return Staged({}, None)
+        self._write(conn, self._pending)
+        return Staged({}, written=True, received_ms=0)
+
+    def adopt(self, staged: Staged) -> None:
+        """The transaction that returned ``staged`` committed."""
+        if staged.written:
+            self._pending = {}
+            self._since_ms = None
+            return
+        _merge(self._pending, staged.rows.items())
+        if self._since_ms is None and self._pending:
+            self._since_ms = staged.received_ms
+
+    def drop(self) -> None:
+        """Forget what waits (the database it belongs to is gone)."""
+        self._pending = {}
+        self._since_ms = None
 
     def _write(self, conn: sa.Connection, pending: Pending) -> None:
         if not pending:
@@ -116,3 +130,11 @@ class InventoryBuffer:
                 for machine_id, (part, ts_ms, received_ms) in sorted(pending.items())
             ],
         )
+
+
+def _merge(into: Pending, rows: Iterable[tuple[int, tuple[MachineSample, int, int]]]) -> None:
+    """Keep, per machine, the sample with the newest timestamp (a tie: the later one)."""
+    for machine_id, entry in rows:
+        known = into.get(machine_id)
+        if known is None or entry[1] >= known[1]:
+            into[machine_id] = entry
