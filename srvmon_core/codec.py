@@ -413,3 +413,24 @@ def decode_message(
         legacy_tz=legacy_tz,
         legacy_interval_seconds=legacy_interval_seconds,
     )
+
+
+def decode_for_forwarding(
+    data: bytes, *, legacy_tz: tzinfo = UTC, legacy_interval_seconds: float = 1.0
+) -> tuple[Batch, bytes]:
+    """Decode a message as :func:`decode_message` does, and return it with the srvmon
+    envelope to send on for it.
+
+    A valid srvmon envelope in UTF-8 is sent on as it came: its own bytes, not re-encoded
+    (the server decodes it the same way). A legacy document, or an envelope in another
+    encoding (UTF-16/32, a byte-order mark), is encoded anew with :func:`encode_batch`.
+    """
+    from srvmon_core.legacy import is_legacy_document
+
+    parsed = parse_json(data)
+    batch = message_from_dict(
+        parsed, legacy_tz=legacy_tz, legacy_interval_seconds=legacy_interval_seconds
+    )
+    if json.detect_encoding(data) == "utf-8" and not is_legacy_document(parsed):
+        return batch, bytes(data)
+    return batch, encode_batch(batch)

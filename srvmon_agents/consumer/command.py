@@ -216,7 +216,7 @@ def consumer(  # noqa: PLR0917 - click passes every option by keyword
     from srvmon_agents.consumer.deadletter import DeadLetterSink
     from srvmon_agents.consumer.delivery import IngestClient
     from srvmon_agents.consumer.relay import Relay, RelaySettings
-    from srvmon_core.codec import decode_message
+    from srvmon_core.codec import decode_for_forwarding
 
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -256,7 +256,9 @@ def consumer(  # noqa: PLR0917 - click passes every option by keyword
         shutdown_grace_seconds=shutdown_timeout,
         stats_interval_seconds=stats_interval,
     )
-    decode = partial(decode_message, legacy_tz=tz, legacy_interval_seconds=legacy_interval_seconds)
+    decode = partial(
+        decode_for_forwarding, legacy_tz=tz, legacy_interval_seconds=legacy_interval_seconds
+    )
     relay = Relay(
         kafka_consumer,
         ingest=ingest,

@@ -32,14 +32,14 @@ from srvmon_agents.consumer.delivery import (
 )
 from srvmon_agents.consumer.ledger import OffsetLedger, PartitionKey
 from srvmon_agents.consumer.stats import RelayStats, StatsSnapshot, rate_per_second
-from srvmon_core.codec import encode_batch
 from srvmon_core.errors import SrvmonError
 from srvmon_core.schema import Batch
 
 LOG = logging.getLogger("srvmon.consumer")
 
-Decoder = Callable[[bytes], Batch]
-Encoder = Callable[[Batch], bytes]
+Decoder = Callable[[bytes], tuple[Batch, bytes]]
+"""A message's bytes → its batch and the srvmon envelope to post for it (e.g.
+``srvmon_core.codec.decode_for_forwarding``); raises ``SrvmonError`` when undecodable."""
 LaneKey = PartitionKey
 
 
@@ -102,13 +102,11 @@ class Relay:
         decode: Decoder,
         settings: RelaySettings,
         clock: Callable[[], float] = time.monotonic,
-        encode: Encoder = encode_batch,
     ) -> None:
         self._consumer = consumer
         self._ingest = ingest
         self._dead_letter = dead_letter
         self._decode = decode
-        self._encode = encode
         self.settings = settings
         self._clock = clock
         self.stats = RelayStats()
@@ -413,8 +411,7 @@ class Relay:
             try:
                 if work.value is None:
                     raise SrvmonError("empty message (no value)")
-                batch = self._decode(work.value)
-                body = self._encode(batch)
+                batch, body = self._decode(work.value)
             except SrvmonError as exc:
                 self._park(lane, work, f"undecodable: {exc}")
                 continue

@@ -15,6 +15,7 @@ from srvmon_core.codec import (
     CONVERTER,
     batch_from_dict,
     decode_batch,
+    decode_for_forwarding,
     decode_message,
     encode_batch,
     make_wire_converter,
@@ -427,3 +428,46 @@ def test_corrupted_valid_messages_decode_or_raise(junk: bytes, at: int) -> None:
         assert exc.path.startswith("$")
     else:
         assert isinstance(result, Batch)
+
+
+def test_forwarding_sends_a_utf8_envelope_on_as_it_came() -> None:
+    """A valid srvmon envelope is posted as its own bytes (not re-encoded), even when it
+    is spaced out and carries fields this version does not know; it decodes the same."""
+    data = _valid()
+    data["from_a_newer_agent"] = {"x": [1, 2]}
+    raw = json.dumps(data, indent=2, ensure_ascii=False).encode()
+    batch, envelope = decode_for_forwarding(raw)
+    assert envelope == raw
+    assert batch == decode_message(raw) == decode_message(envelope)
+    assert len(batch.containers) == 4
+
+
+@pytest.mark.parametrize("codec", ["utf-16", "utf-16-le", "utf-32", "utf-8-sig"])
+def test_forwarding_re_encodes_an_envelope_in_another_encoding(codec: str) -> None:
+    """JSON in UTF-16/32 or with a byte-order mark decodes, but is posted re-encoded as
+    UTF-8 (its bytes could not be spliced into a UTF-8 request body)."""
+    batch = make_batch(containers=(make_container_sample(),))
+    raw = encode_batch(batch).decode().encode(codec)
+    decoded, envelope = decode_for_forwarding(raw)
+    assert decoded == batch
+    assert envelope == encode_batch(batch)
+    assert envelope != raw
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"{not json", "not valid JSON"),
+        (b'{"host_id": 3}', "must be a string"),
+        (b"\xff\xfe\xfd", "not valid"),
+    ],
+)
+def test_forwarding_refuses_what_decode_message_refuses(raw: bytes, message: str) -> None:
+    with pytest.raises(DecodeError, match=message) as forwarded:
+        decode_for_forwarding(raw)
+    with pytest.raises(DecodeError) as decoded:
+        decode_message(raw)
+    assert (forwarded.value.message, forwarded.value.path) == (
+        decoded.value.message,
+        decoded.value.path,
+    )

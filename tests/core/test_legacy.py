@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from srvmon_core import ConfigError, DecodeError, host_metrics
-from srvmon_core.codec import decode_legacy, decode_message, encode_batch
+from srvmon_core.codec import decode_for_forwarding, decode_legacy, decode_message, encode_batch
 from srvmon_core.legacy import (
     LEGACY_CONTAINER_SOURCE,
     LEGACY_NOT_COLLECTED,
@@ -381,3 +381,15 @@ def test_any_value_in_any_legacy_field_decodes_or_raises(slot: tuple[str, ...], 
     else:
         assert batch.host_id
         assert decode_message(encode_batch(batch)) == batch
+
+
+def test_forwarding_re_encodes_a_legacy_document_with_its_zone_and_loop() -> None:
+    """The consumer's decoder turns a legacy document into a srvmon envelope to post,
+    with the zone and loop period it was given (the server could not know them)."""
+    raw = json.dumps(JAVA_DOC).encode()
+    zone = timezone(timedelta(hours=2))
+    batch, envelope = decode_for_forwarding(raw, legacy_tz=zone, legacy_interval_seconds=5.0)
+    assert batch == batch_from_legacy_dict(JAVA_DOC, tz=zone, interval_seconds=5.0)
+    assert envelope == encode_batch(batch)
+    assert decode_message(envelope) == batch
+    assert batch.timestamp == datetime(2024, 3, 1, 10, 0, 5, tzinfo=UTC)

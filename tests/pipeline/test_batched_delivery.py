@@ -19,7 +19,7 @@ from srvmon_agents.consumer.backoff import Backoff
 from srvmon_agents.consumer.deadletter import DeadLetterSink
 from srvmon_agents.consumer.delivery import IngestAnswer, IngestClient
 from srvmon_agents.consumer.relay import Relay, RelaySettings
-from srvmon_core.codec import decode_message, encode_batch
+from srvmon_core.codec import decode_for_forwarding
 from srvmon_core.schema import Batch
 from srvmon_server.config import ServerConfig
 from srvmon_server.storage import Storage
@@ -42,13 +42,15 @@ REFUSED_HOST = "host-0003"
 """Its envelopes claim a schema version the server does not know (a newer consumer)."""
 
 
-def encode_with_skew(batch: Batch) -> bytes:
-    body = encode_batch(batch)
+def decode_with_skew(raw: bytes) -> tuple[Batch, bytes]:
+    """Forward as the consumer does, but REFUSED_HOST's envelopes with a schema version
+    the server does not know."""
+    batch, body = decode_for_forwarding(raw)
     if batch.host_id != REFUSED_HOST:
-        return body
+        return batch, body
     data = json.loads(body)
     data["schema_version"] = 99
-    return json.dumps(data).encode()
+    return batch, json.dumps(data).encode()
 
 
 class CountingClient(IngestClient):
@@ -112,14 +114,13 @@ def test_only_the_refused_envelope_of_a_batched_request_is_dead_lettered(
         consumer,
         ingest=client,
         dead_letter=DeadLetterSink(producer, f"{topic}.dead"),
-        decode=decode_message,
         settings=RelaySettings(
             topic=topic,
             batch_size=500,
             parallelism=4,
             backoff=Backoff(initial_seconds=0.02, max_seconds=0.3),
         ),
-        encode=encode_with_skew,
+        decode=decode_with_skew,
     )
     stop = threading.Event()
     errors: list[BaseException] = []

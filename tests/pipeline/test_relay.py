@@ -13,7 +13,7 @@ from srvmon_agents.consumer.backoff import Backoff
 from srvmon_agents.consumer.deadletter import DeadLetterSink
 from srvmon_agents.consumer.delivery import IngestClient
 from srvmon_agents.consumer.relay import Relay, RelaySettings
-from srvmon_core.codec import decode_message
+from srvmon_core.codec import decode_for_forwarding
 from tests.pipeline.receiver import Receiver
 from tests.pipeline.streams import (
     FAST_GROUP,
@@ -45,7 +45,7 @@ class RunningRelay:
             consumer,
             ingest=IngestClient(receiver.url, receiver.token, timeout_seconds=5),
             dead_letter=DeadLetterSink(self.producer, f"{topic}.dead"),
-            decode=decode_message,
+            decode=decode_for_forwarding,
             settings=RelaySettings(
                 topic=topic,
                 batch_size=200,
