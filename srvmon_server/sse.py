@@ -103,7 +103,9 @@ class Subscription:
         topic = TOPIC_OF_EVENT.get(event.name)
         if topic is not None and topic not in self.topics:
             return False
-        return event.key is None or fnmatch.fnmatchcase(event.key, self.machines)
+        if event.key is None or self.machines == "*":  # "*" (the default) matches any key
+            return True
+        return fnmatch.fnmatchcase(event.key, self.machines)
 
 
 def parse_topics(raw: str | None) -> frozenset[str]:
