@@ -89,3 +89,69 @@ def test_history_filters_by_local_date(browser: Any, stopped_server: ServerProce
         screenshot(page, "dashboard-history")
     finally:
         context.close()
+
+
+def test_history_pages_of_100_with_older_button(
+    browser: Any, stopped_server: ServerProcess
+) -> None:
+    """130 alert events (the engine's own, over three local days): the history shows the
+    newest 100 and "Older →"; one click appends the other 30, hides the button, and the 130
+    rows are exactly the engine's events, newest first, none twice."""
+    today = datetime.now(ZoneInfo(ZONE)).date()
+    first, last = today - timedelta(days=3), today - timedelta(days=1)
+    events = record_history(
+        stopped_server,
+        {
+            first: [97.0, 10.0] * 22,
+            today - timedelta(days=2): [97.0, 10.0] * 22,
+            last: [97.0, 10.0] * 21,
+        },
+    )
+    assert len(events) == 130
+    newest_first = sorted(events, key=lambda e: datetime.fromisoformat(e["at"]), reverse=True)
+    assert len({e["at"] for e in events}) == 130  # one event per sample minute
+    stopped_server.start()
+
+    context = browser.new_context(viewport=DESKTOP, timezone_id=ZONE)
+    page = context.new_page()
+    try:
+        open_page(page, stopped_server, "#/alerts")
+        expected = page.evaluate(
+            """events => events.map((e) => [
+              new Date(e.at).toLocaleString(undefined, {year: "numeric", month: "2-digit",
+                day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit"}),
+              e.machine_key, e.rule_name, e.level, `${e.from_state} → ${e.to_state}`,
+            ].join("|"))""",
+            newest_first,
+        )
+        assert len(set(expected)) == 130
+        rows = page.locator("#history-rows tr")
+        more = page.locator("#history-more")
+        page.fill('#history-form [name="from"]', f"{first.isoformat()}T00:00:00")
+        page.fill('#history-form [name="to"]', f"{last.isoformat()}T23:59:59")
+        page.fill('#history-form [name="rule"]', CPU_RULE["id"])
+        page.click("#history-form button[type=submit]")
+        expect()(page.locator("#history-info")).to_have_text("100 events (more available)")
+        expect()(rows).to_have_count(100)
+        expect()(more).to_be_visible()
+        assert shown(rows) == expected[:100]
+
+        more.click()
+        expect()(page.locator("#history-info")).to_have_text("130 events")
+        expect()(rows).to_have_count(130)
+        expect()(more).to_be_hidden()
+        assert shown(rows) == expected
+        per_day = Counter(local_day(e) for e in events)
+        assert sorted(per_day.values()) == [42, 44, 44]
+        expect()(page.locator("#history-by-date li")).to_have_count(3)
+        days_text = page.locator("#history-by-date li").all_text_contents()
+        assert sorted(int(text.rsplit(": ", 1)[1]) for text in days_text) == [42, 44, 44]
+    finally:
+        context.close()
+
+
+def shown(rows: Any) -> list[str]:
+    """Each history row as "when|machine|rule|severity|transition" (the first 5 cells)."""
+    return rows.evaluate_all(
+        "trs => trs.map((tr) => [...tr.cells].slice(0, 5).map((td) => td.textContent).join('|'))"
+    )
