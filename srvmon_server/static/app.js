@@ -61,7 +61,8 @@ function toast(alert) {
 
 function updateAlertBadge() {
   const badge = document.getElementById("alert-count");
-  const firing = [...alerts.values()].filter((a) => a.state === "firing").length;
+  // Silenced alerts are listed on the alerts screen but need no one's attention: not counted.
+  const firing = [...alerts.values()].filter((a) => a.state === "firing" && !a.silenced).length;
   badge.hidden = firing === 0;
   setText(badge, String(firing));
 }

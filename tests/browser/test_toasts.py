@@ -122,10 +122,12 @@ def test_silenced_alert_is_listed_but_not_toasted(page: Any, srvmon_server: Serv
     toasts = page.locator("#toasts .toast")
     expect()(toasts).to_have_count(0)
     assert page.evaluate("window.__toasted") == []
+    expect()(page.locator("#alert-count")).to_be_hidden()  # the badge counts only unsilenced
 
     ingest(srvmon_server.base_url, srvmon_server.token, batch("beta", cpu=97.0))
     expect()(toasts).to_have_count(1, timeout=WAIT_MS)
     expect()(toasts).to_have_text(toast_text("beta"))
     assert page.evaluate("window.__toasted") == [toast_text("beta")]
     expect()(cpu_rows).to_have_count(2)
+    expect()(page.locator("#alert-count")).to_have_text("1")
     expect()(cpu_rows.filter(has_text="beta").locator("td").nth(1)).to_have_text("firing")
