@@ -182,6 +182,23 @@ def _timezone(name: str) -> tzinfo:
     help="Seconds between log lines with the consumer's own figures.",
 )
 @click.option(
+    "--metrics-port",
+    envvar="SRVMON_CONSUMER_METRICS_PORT",
+    default=None,
+    show_envvar=True,
+    type=click.IntRange(0, 65535),
+    help="Serve the consumer's own figures for Prometheus at GET /metrics on this port "
+    "(off when unset; 0 picks a free port).",
+)
+@click.option(
+    "--metrics-host",
+    envvar="SRVMON_CONSUMER_METRICS_HOST",
+    default="127.0.0.1",
+    show_default=True,
+    show_envvar=True,
+    help="Address for --metrics-port (0.0.0.0 to be scraped from other hosts or containers).",
+)
+@click.option(
     "--log-level",
     envvar="SRVMON_LOG_LEVEL",
     default="INFO",
@@ -207,6 +224,8 @@ def consumer(  # noqa: PLR0917 - click passes every option by keyword
     request_timeout: float,
     shutdown_timeout: float,
     stats_interval: float,
+    metrics_port: int | None,
+    metrics_host: str,
     log_level: str,
 ) -> None:
     """Relay batches from Kafka to the server's ingest, committing only what it stored."""
@@ -273,9 +292,24 @@ def consumer(  # noqa: PLR0917 - click passes every option by keyword
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    endpoint = None
+    if metrics_port is not None:
+        from srvmon_agents.consumer.exposition import MetricsEndpoint
+
+        try:
+            endpoint = MetricsEndpoint(metrics_host, metrics_port, relay.snapshot)
+        except OSError as exc:
+            raise click.ClickException(
+                f"cannot serve metrics on {metrics_host}:{metrics_port}: {exc}"
+            ) from exc
+        logging.getLogger("srvmon.consumer").info(
+            "metrics at http://%s:%d/metrics", metrics_host, endpoint.port
+        )
     try:
         relay.run(stop)
     except (SrvmonError, KafkaException) as exc:
         raise click.ClickException(str(exc)) from exc
     finally:
+        if endpoint is not None:
+            endpoint.close()
         producer.flush(5)
