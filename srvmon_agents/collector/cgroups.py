@@ -15,9 +15,10 @@ counters; turning them into rates is the caller's job (see ``containers.py``).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from attrs import Factory, field, frozen
+from attrs import Factory, define, field, frozen
 
 UNLIMITED_V1_THRESHOLD = 1 << 62
 """cgroup v1 reports "no memory limit" as a page-rounded LONG_MAX; anything above is unlimited."""
@@ -131,28 +132,92 @@ def locate(cgroup_root: Path, container_id: str) -> CgroupLocation | None:
     return None
 
 
-def _text(path: str) -> str | None:
-    """The file's text; None when absent. os-level I/O: this runs ~10x per container per second."""
+READ_BYTES = 1 << 16
+
+Reader = Callable[[str], str | None]
+"""A file's text by path; None when the file is absent. Raises CgroupGone with its directory."""
+
+
+def _open(path: str) -> int | None:
+    """A read-only fd; None when the file is absent. Raises CgroupGone when its dir is."""
     try:
-        fd = os.open(path, os.O_RDONLY)
+        return os.open(path, os.O_RDONLY)
     except FileNotFoundError:
         if not os.path.exists(os.path.dirname(path)):
             raise CgroupGone(os.path.dirname(path)) from None
         return None
     except OSError:
         return None
+
+
+def _text(path: str) -> str | None:
+    """The file's text; None when absent. os-level I/O: this runs ~6x per container per second."""
+    fd = _open(path)
+    if fd is None:
+        return None
     try:
-        return os.read(fd, 1 << 16).decode("ascii", "replace")
+        return os.read(fd, READ_BYTES).decode("ascii", "replace")
     except OSError:
         return None
     finally:
         os.close(fd)
 
 
-def _int(path: str | None) -> int | None:
+@define
+class OpenFiles:
+    """The per-interval cgroup files, kept open and re-read with ``pread`` at offset 0.
+
+    A cgroup file regenerates its content on every read from offset 0, so an open fd reads
+    the current counters without the path lookup, open and close (about 7 µs of a read's
+    8 µs). When the cgroup is removed (the container stopped or restarted) a read of an old
+    fd fails with ENODEV; the fd is then closed and the path opened anew, which raises
+    :class:`CgroupGone` when the directory is gone, exactly as without kept fds. At most
+    ``limit`` fds are kept; beyond that, files are opened for each read as before.
+    """
+
+    limit: int = 512
+    _fds: dict[str, int] = field(factory=dict)
+
+    def __len__(self) -> int:
+        return len(self._fds)
+
+    def text(self, path: str) -> str | None:
+        fd = self._fds.get(path)
+        if fd is not None:
+            try:
+                return os.pread(fd, READ_BYTES, 0).decode("ascii", "replace")
+            except OSError:
+                del self._fds[path]
+                os.close(fd)
+        fd = _open(path)
+        if fd is None:
+            return None
+        try:
+            data = os.pread(fd, READ_BYTES, 0)
+        except OSError:
+            os.close(fd)
+            return None
+        if len(self._fds) < self.limit:
+            self._fds[path] = fd
+        else:
+            os.close(fd)
+        return data.decode("ascii", "replace")
+
+    def forget(self, paths: Iterable[str]) -> None:
+        """Close the fds of these paths (a container that stopped or went away)."""
+        for path in paths:
+            fd = self._fds.pop(path, None)
+            if fd is not None:
+                os.close(fd)
+
+    def close(self) -> None:
+        self.forget(list(self._fds))
+
+
+def _int(path: str | None, read: Reader = _text) -> int | None:
     if path is None:
         return None
-    text = _text(path)
+    text = read(path)
     if text is None:
         return None
     try:
@@ -161,9 +226,9 @@ def _int(path: str | None) -> int | None:
         return None
 
 
-def _keyed(path: str | None) -> dict[str, int]:
+def _keyed(path: str | None, read: Reader = _text) -> dict[str, int]:
     """A flat-keyed file (``key value`` per line), e.g. cpu.stat or memory.stat."""
-    text = None if path is None else _text(path)
+    text = None if path is None else read(path)
     out: dict[str, int] = {}
     if text is None:
         return out
@@ -182,15 +247,19 @@ class CgroupLimits:
     memory_limit_bytes: int | None
 
 
-def read(location: CgroupLocation, limits: CgroupLimits | None = None) -> CgroupReading:
+def read(
+    location: CgroupLocation, limits: CgroupLimits | None = None, files: OpenFiles | None = None
+) -> CgroupReading:
     """Snapshot the counters. Raises CgroupGone when the cgroup disappeared meanwhile.
 
     Limits rarely change (``docker update``); pass the previous reading's ``limits()`` to
-    skip re-reading their files.
+    skip re-reading their files. With ``files``, the per-interval files are read through
+    kept fds (the limit files, read every few seconds, are still opened each time).
     """
+    text = files.text if files is not None else _text
     if location.version == 2:
-        return _read_v2(location.files, limits)
-    return _read_v1(location.files, limits)
+        return _read_v2(location.files, limits, text)
+    return _read_v1(location.files, limits, text)
 
 
 def limits_of(reading: CgroupReading) -> CgroupLimits:
@@ -199,9 +268,9 @@ def limits_of(reading: CgroupReading) -> CgroupLimits:
     )
 
 
-def _stat_value(path: str | None, key: str) -> int | None:
+def _stat_value(path: str | None, key: str, read: Reader = _text) -> int | None:
     """One ``key value`` line of a flat-keyed file (memory.stat), without parsing the rest."""
-    text = None if path is None else _text(path)
+    text = None if path is None else read(path)
     if text is None:
         return None
     prefix = key + " "
@@ -219,25 +288,25 @@ def _stat_value(path: str | None, key: str) -> int | None:
         return None
 
 
-def _read_v2(files: dict[str, str], limits: CgroupLimits | None) -> CgroupReading:
-    cpu = _keyed(files["cpu.stat"])
+def _read_v2(files: dict[str, str], limits: CgroupLimits | None, text: Reader) -> CgroupReading:
+    cpu = _keyed(files["cpu.stat"], text)
     usage_usec = cpu.get("usage_usec")
     throttled_usec = cpu.get("throttled_usec")
-    read_bytes, write_bytes = _v2_io(files["io.stat"])
+    read_bytes, write_bytes = _v2_io(files["io.stat"], text)
     return CgroupReading(
         cpu_usage_ns=None if usage_usec is None else usage_usec * 1000,
         cpu_periods=cpu.get("nr_periods"),
         cpu_throttled_periods=cpu.get("nr_throttled"),
         cpu_throttled_ns=None if throttled_usec is None else throttled_usec * 1000,
         cpu_limit_cores=limits.cpu_limit_cores if limits else _v2_cpu_max(files["cpu.max"]),
-        memory_usage_bytes=_int(files["memory.current"]),
-        memory_inactive_file_bytes=_stat_value(files["memory.stat"], "inactive_file"),
+        memory_usage_bytes=_int(files["memory.current"], text),
+        memory_inactive_file_bytes=_stat_value(files["memory.stat"], "inactive_file", text),
         memory_limit_bytes=(
             limits.memory_limit_bytes if limits else _v2_memory_max(files["memory.max"])
         ),
         io_read_bytes=read_bytes,
         io_write_bytes=write_bytes,
-        pids=_int(files["pids.current"]),
+        pids=_int(files["pids.current"], text),
     )
 
 
@@ -264,9 +333,9 @@ def _v2_memory_max(path: str) -> int | None:
         return None
 
 
-def _v2_io(path: str) -> tuple[int | None, int | None]:
+def _v2_io(path: str, read: Reader) -> tuple[int | None, int | None]:
     """Sum ``rbytes``/``wbytes`` over every device line of io.stat."""
-    text = _text(path)
+    text = read(path)
     if text is None:
         return None, None
     read_total = write_total = 0
@@ -280,23 +349,25 @@ def _v2_io(path: str) -> tuple[int | None, int | None]:
     return read_total, write_total
 
 
-def _read_v1(files: dict[str, str], limits: CgroupLimits | None) -> CgroupReading:
-    cpu_stat = _keyed(files.get("cpu.stat"))
+def _read_v1(files: dict[str, str], limits: CgroupLimits | None, text: Reader) -> CgroupReading:
+    cpu_stat = _keyed(files.get("cpu.stat"), text)
     limit = limits.memory_limit_bytes if limits else _int(files.get("memory.limit_in_bytes"))
     blkio = files.get("blkio.throttle.io_service_bytes")
-    read_bytes, write_bytes = _v1_blkio(blkio) if blkio else (None, None)
+    read_bytes, write_bytes = _v1_blkio(blkio, text) if blkio else (None, None)
     return CgroupReading(
-        cpu_usage_ns=_int(files.get("cpuacct.usage")),
+        cpu_usage_ns=_int(files.get("cpuacct.usage"), text),
         cpu_periods=cpu_stat.get("nr_periods"),
         cpu_throttled_periods=cpu_stat.get("nr_throttled"),
         cpu_throttled_ns=cpu_stat.get("throttled_time"),
         cpu_limit_cores=limits.cpu_limit_cores if limits else _v1_cpu_quota(files),
-        memory_usage_bytes=_int(files.get("memory.usage_in_bytes")),
-        memory_inactive_file_bytes=_stat_value(files.get("memory.stat"), "total_inactive_file"),
+        memory_usage_bytes=_int(files.get("memory.usage_in_bytes"), text),
+        memory_inactive_file_bytes=_stat_value(
+            files.get("memory.stat"), "total_inactive_file", text
+        ),
         memory_limit_bytes=None if limit is None or limit >= UNLIMITED_V1_THRESHOLD else limit,
         io_read_bytes=read_bytes,
         io_write_bytes=write_bytes,
-        pids=_int(files.get("pids.current")),
+        pids=_int(files.get("pids.current"), text),
     )
 
 
@@ -308,9 +379,9 @@ def _v1_cpu_quota(files: dict[str, str]) -> float | None:
     return quota / period
 
 
-def _v1_blkio(path: str) -> tuple[int | None, int | None]:
+def _v1_blkio(path: str, read: Reader) -> tuple[int | None, int | None]:
     """Sum the ``Read``/``Write`` lines of blkio.throttle.io_service_bytes over devices."""
-    text = _text(path)
+    text = read(path)
     if text is None:
         return None, None
     read_total = write_total = 0

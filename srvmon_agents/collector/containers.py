@@ -190,6 +190,8 @@ class ContainerCollector:
     _gone: set[str] = field(factory=set)
     """Running containers whose main process vanished, found once per reading."""
     _limits: dict[str, tuple[float, cgroups.CgroupLimits]] = field(factory=dict)
+    _files: cgroups.OpenFiles = field(factory=cgroups.OpenFiles)
+    """Per-interval cgroup files of running containers, kept open (see ``OpenFiles``)."""
     _rates: CounterTracker = field(factory=CounterTracker)
     last_source: str = "none"
     inspections: int = 0
@@ -302,16 +304,19 @@ class ContainerCollector:
             cached = self._limits.get(container_id)
             fresh = cached is not None and now - cached[0] < self.limits_seconds
             try:
-                reading = cgroups.read(location, cached[1] if fresh and cached else None)
+                limits = cached[1] if fresh and cached else None
+                reading = cgroups.read(location, limits, self._files)
                 if not fresh:
                     self._limits[container_id] = (now, cgroups.limits_of(reading))
             except cgroups.CgroupGone:
                 self._cgroups.pop(container_id, None)
+                self._files.forget(location.files.values())
                 return None, "cgroup"
             if reading.cpu_usage_ns is not None:
                 self._cgroups[container_id] = location
                 rx, tx = self._network(meta)
                 return counters_from_cgroup(reading, rx, tx), "cgroup"
+            self._files.forget(location.files.values())
         return self._counters_from_api(container_id)
 
     def _network(self, meta: _Inspected) -> tuple[int | None, int | None]:
@@ -381,6 +386,6 @@ class ContainerCollector:
         for container_id in [c for c in self._inspected if c not in listed]:
             del self._inspected[container_id]
         for container_id in [c for c in self._cgroups if c not in running]:
-            del self._cgroups[container_id]
+            self._files.forget(self._cgroups.pop(container_id).files.values())
         for container_id in [c for c in self._limits if c not in running]:
             del self._limits[container_id]

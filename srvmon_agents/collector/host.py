@@ -51,7 +51,9 @@ def read_cpu_times(proc_root: Path) -> tuple[CpuTimes, list[CpuTimes]]:
     """The aggregate ``cpu`` line and one entry per ``cpuN`` line."""
     total: CpuTimes | None = None
     cores: list[CpuTimes] = []
-    for line in (proc_root / "stat").read_text().splitlines():
+    with open(f"{proc_root}/stat", encoding="utf-8") as stat:
+        text = stat.read()
+    for line in text.splitlines():
         if not line.startswith("cpu"):
             continue
         parts = line.split()
@@ -223,7 +225,7 @@ class HostCollector:
         return out
 
     def _net(self, now: float) -> list[NetIO]:
-        interfaces = procfs.read_net_dev(self.proc_root / "1" / "net" / "dev") or {}
+        interfaces = procfs.read_net_dev(f"{self.proc_root}/1/net/dev") or {}
         self._net_rates.forget_missing(
             {(name, c) for name in interfaces for c in ("rxb", "txb", "rxe", "txe", "rxd", "txd")}
         )
@@ -248,7 +250,7 @@ class HostCollector:
 
     def _disks(self) -> list[DiskUsage]:
         out = []
-        for mount in procfs.read_real_mounts(self.proc_root / "1" / "mounts"):
+        for mount in procfs.read_real_mounts(f"{self.proc_root}/1/mounts"):
             path = mount.mount
             if self.proc_root != Path("/proc"):
                 path = str(self.proc_root / "1" / "root") + mount.mount

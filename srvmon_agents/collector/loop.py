@@ -23,7 +23,9 @@ from srvmon_core.schema import AgentStats, Batch, ContainerSample
 log = logging.getLogger(__name__)
 
 PUMP_EVERY_SECONDS = 0.25
-"""Between readings the sink gets a chance to deliver (and serve callbacks) this often."""
+"""Between readings, while the sink holds batches (queued or in flight), it gets a chance to
+deliver (and serve delivery reports) this often. A sink that holds nothing is not pumped
+until the next reading: idle wake-ups were a measurable share of the collector's CPU."""
 
 
 def utc_now() -> datetime:
@@ -92,10 +94,17 @@ class Agent:
             if next_due < now:
                 missed = int((now - next_due) / self.interval_seconds) + 1
                 next_due += missed * self.interval_seconds
-            while not stop.is_set():
-                remaining = next_due - self.clock()
-                if remaining <= 0:
-                    break
-                stop.wait(min(remaining, PUMP_EVERY_SECONDS))
-                self.sink.pump()
+            self._wait_pumping(stop, next_due)
         return made
+
+    def _wait_pumping(self, stop: threading.Event, until: float) -> None:
+        """Wait for ``until`` (monotonic), pumping the sink while it holds batches."""
+        while not stop.is_set():
+            remaining = until - self.clock()
+            if remaining <= 0:
+                return
+            if self.sink.stats().queue_depth == 0:
+                stop.wait(remaining)
+                continue
+            stop.wait(min(remaining, PUMP_EVERY_SECONDS))
+            self.sink.pump()

@@ -6,6 +6,7 @@ trees and a containerised collector at the host's ``/host/proc``.
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -35,7 +36,7 @@ class DiskCounters:
     write_ops: int
 
 
-def _read(path: Path) -> str | None:
+def _read(path: str | Path) -> str | None:
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
@@ -51,7 +52,7 @@ def _read(path: Path) -> str | None:
         os.close(fd)
 
 
-def read_net_dev(path: Path) -> dict[str, NetCounters] | None:
+def read_net_dev(path: str | Path) -> dict[str, NetCounters] | None:
     """Counters per interface from a ``net/dev`` file; None when it cannot be read."""
     text = _read(path)
     if text is None:
@@ -80,12 +81,14 @@ def is_physical_block_device(sys_root: Path, name: str) -> bool:
     """A whole, real disk: listed in ``<sys>/block`` (partitions are not) and not virtual."""
     if name.startswith(VIRTUAL_BLOCK_PREFIXES):
         return False
-    return (sys_root / "block" / name.replace("/", "!")).exists()
+    # os.path on a plain string: this runs for every diskstats line every interval, and
+    # building Path objects cost more than the check.
+    return os.path.exists(f"{sys_root}/block/{name.replace('/', '!')}")
 
 
 def read_diskstats(proc_root: Path, sys_root: Path) -> dict[str, DiskCounters]:
     """Counters of physical whole disks from ``<proc>/diskstats``."""
-    text = _read(proc_root / "diskstats")
+    text = _read(f"{proc_root}/diskstats")
     out: dict[str, DiskCounters] = {}
     if text is None:
         return out
@@ -106,19 +109,19 @@ def read_diskstats(proc_root: Path, sys_root: Path) -> dict[str, DiskCounters]:
 
 
 def read_loadavg(proc_root: Path) -> tuple[float, float, float]:
-    text = _read(proc_root / "loadavg") or "0 0 0"
+    text = _read(f"{proc_root}/loadavg") or "0 0 0"
     one, five, fifteen = (float(v) for v in text.split()[:3])
     return one, five, fifteen
 
 
 def read_uptime(proc_root: Path) -> float:
-    text = _read(proc_root / "uptime") or "0"
+    text = _read(f"{proc_root}/uptime") or "0"
     return float(text.split()[0])
 
 
 def count_processes(proc_root: Path) -> int:
     try:
-        return sum(1 for name in os.listdir(proc_root) if name.isdigit())
+        return sum(map(str.isdigit, os.listdir(proc_root)))
     except OSError:
         return 0
 
@@ -163,18 +166,24 @@ class Mount:
 
 def _unescape(path: str) -> str:
     """/proc/*/mounts escapes space, tab, newline and backslash as octal."""
+    if "\\" not in path:
+        return path
     for code, char in (("\\040", " "), ("\\011", "\t"), ("\\012", "\n"), ("\\134", "\\")):
         path = path.replace(code, char)
     return path
 
 
-def read_real_mounts(path: Path) -> list[Mount]:
+def read_real_mounts(path: str | Path) -> list[Mount]:
     """Mounts of real filesystems (pseudo ones skipped), first mount of each device only."""
     text = _read(path)
+    return [] if text is None else list(_parse_real_mounts(text))
+
+
+@functools.lru_cache(maxsize=1)
+def _parse_real_mounts(text: str) -> tuple[Mount, ...]:
+    """Parsed once per distinct mount table: it is read every interval and rarely changes."""
     out: list[Mount] = []
     seen: set[str] = set()
-    if text is None:
-        return out
     for line in text.splitlines():
         fields = line.split()
         if len(fields) < 3:
@@ -184,7 +193,7 @@ def read_real_mounts(path: Path) -> list[Mount]:
             continue
         seen.add(device)
         out.append(Mount(device=device, mount=mount, fstype=fstype))
-    return out
+    return tuple(out)
 
 
 @frozen(kw_only=True)

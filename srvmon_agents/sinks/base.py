@@ -12,6 +12,8 @@ class SinkStats:
     """Counters a sink exposes; they ride in every batch's AgentStats."""
 
     queue_depth: int = 0
+    """Batches queued or in flight. The loop pumps between readings only while this is above
+    0, so a sink whose delivery reports are still outstanding must count those batches."""
     dropped_batches: int = 0
     delivery_errors: int = 0
     delivered_batches: int = 0
@@ -22,7 +24,8 @@ class Sink(Protocol):
         """Queue one encoded batch. Never blocks on the network, never raises for it."""
 
     def pump(self) -> None:
-        """Make delivery progress (called once per interval, and while idle)."""
+        """Make delivery progress (called once per reading, and between readings every
+        ``PUMP_EVERY_SECONDS`` while ``stats().queue_depth`` is above 0)."""
 
     def stats(self) -> SinkStats: ...
 

@@ -147,3 +147,70 @@ def test_cached_limits_skip_the_limit_files(
     assert again.memory_limit_bytes == 256 * MiB
     assert again.cpu_limit_cores == pytest.approx(1.5)
     assert again.cpu_usage_ns == first.cpu_usage_ns
+
+
+def test_kept_files_read_the_current_content(tmp_path: Path) -> None:
+    """Through kept fds a reading equals a plain one, also after the counters changed."""
+    root = tmp_path / "cg"
+    shutil.copytree(TREES / "v1-cgroupfs" / "snap1", root)
+    location = cgroups.locate(root, CID)
+    assert location is not None
+    files = cgroups.OpenFiles()
+    assert cgroups.read(location, files=files) == cgroups.read(location)
+    kept = len(files)
+    assert kept == 6, "cpuacct.usage, cpu.stat, memory.stat, memory usage, blkio, pids"
+    for name in ("cpuacct.usage", "memory.usage_in_bytes", "pids.current"):
+        source = TREES / "v1-cgroupfs" / "snap2" / Path(location.files[name]).relative_to(root)
+        Path(location.files[name]).write_bytes(source.read_bytes())  # in place, same inode
+    changed = cgroups.read(location, files=files)
+    assert changed == cgroups.read(location)
+    assert changed.pids == 7
+    assert len(files) == kept
+    files.close()
+    assert len(files) == 0
+
+
+def test_kept_files_stay_within_their_limit(tmp_path: Path) -> None:
+    """Beyond ``limit`` fds, files are opened per read, with the same result."""
+    location = cgroups.locate(TREES / "v2-systemd" / "snap1", CID)
+    assert location is not None
+    files = cgroups.OpenFiles(limit=2)
+    assert cgroups.read(location, files=files) == cgroups.read(location)
+    assert len(files) == 2
+    files.close()
+
+
+def _scratch_cgroup() -> Path:
+    """A new, empty cgroup in this host's memory hierarchy (v1) or unified one (v2)."""
+    import os
+    import uuid
+
+    if os.geteuid() != 0:
+        pytest.skip("creating a cgroup needs root")
+    for parent in (Path("/sys/fs/cgroup/memory"), Path("/sys/fs/cgroup")):
+        if (parent / "memory.stat").exists() or (parent / "cgroup.controllers").exists():
+            path = parent / f"srvmon-test-{uuid.uuid4().hex[:8]}"
+            try:
+                path.mkdir()
+            except OSError as exc:
+                pytest.skip(f"cannot create a cgroup under {parent}: {exc}")
+            return path
+    pytest.skip("no cgroup hierarchy with memory.stat on this host")
+
+
+def test_a_kept_file_of_a_removed_cgroup_says_cgroup_gone() -> None:
+    """Real cgroupfs: the old fd of a removed cgroup fails (ENODEV); the read then reports the
+    cgroup gone, as an open would, and the fd is closed."""
+    directory = _scratch_cgroup()
+    path = str(directory / "memory.stat")
+    files = cgroups.OpenFiles()
+    try:
+        first = files.text(path)
+        assert first is not None and "inactive_file" in first
+        assert len(files) == 1
+        assert files.text(path) is not None, "a second read goes through the kept fd"
+    finally:
+        directory.rmdir()
+    with pytest.raises(cgroups.CgroupGone):
+        files.text(path)
+    assert len(files) == 0

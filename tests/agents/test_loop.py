@@ -8,7 +8,8 @@ import threading
 import time
 
 from srvmon_agents.collector.host import HostCollector
-from srvmon_agents.collector.loop import Agent
+from srvmon_agents.collector.loop import PUMP_EVERY_SECONDS, Agent
+from srvmon_agents.sinks.base import SinkStats
 from srvmon_agents.sinks.stdout import StdoutSink
 from srvmon_core.codec import decode_batch
 
@@ -80,3 +81,60 @@ def test_build_agent_accepts_a_caller_sink(tmp_path: object) -> None:
     assert agent.sink is sink
     agent.tick()
     assert decode_batch(out.getvalue().splitlines()[0]).hostname == "x"
+
+
+class InFlightSink:
+    """A sink whose batches stay in flight until a pump after ``report_after`` seconds serves
+    their delivery report (as librdkafka's poll does); it records when each pump happened."""
+
+    def __init__(self, report_after: float) -> None:
+        self.report_after = report_after
+        self.sent_at: list[float] = []
+        self.served_at: list[float] = []
+        self.pumps: list[float] = []
+        self._in_flight: list[float] = []
+
+    def send(self, key: str, payload: bytes) -> None:
+        now = time.monotonic()
+        self.sent_at.append(now)
+        self._in_flight.append(now)
+
+    def pump(self) -> None:
+        now = time.monotonic()
+        self.pumps.append(now)
+        due = [t for t in self._in_flight if now - t >= self.report_after]
+        self._in_flight = [t for t in self._in_flight if now - t < self.report_after]
+        self.served_at.extend(now for _ in due)
+
+    def stats(self) -> SinkStats:
+        return SinkStats(queue_depth=len(self._in_flight))
+
+    def close(self, timeout: float) -> None:
+        return None
+
+
+def test_an_idle_sink_is_not_pumped_between_readings() -> None:
+    """Nothing queued or in flight: the only pump is the one of each reading (no wake-ups)."""
+    sink = InFlightSink(report_after=0.0)
+    agent = Agent(
+        host_id="h", hostname="h", host=None, containers=None, sink=sink, interval_seconds=0.6
+    )
+    agent.run(threading.Event(), max_batches=3)
+    assert len(sink.sent_at) == 3
+    assert len(sink.pumps) == 3, "one pump per reading, none while idle"
+    assert len(sink.served_at) == 3
+
+
+def test_a_batch_in_flight_is_pumped_until_its_report_is_served() -> None:
+    """In flight: pumps every PUMP_EVERY_SECONDS serve the delivery report within one pump
+    period of its arrival (not at the next reading), then the pumping stops until it."""
+    sink = InFlightSink(report_after=0.05)
+    agent = Agent(
+        host_id="h", hostname="h", host=None, containers=None, sink=sink, interval_seconds=1.5
+    )
+    agent.run(threading.Event(), max_batches=2)
+    assert len(sink.served_at) == 2, "both reports served before run() returned"
+    for sent, served in zip(sink.sent_at, sink.served_at, strict=True):
+        assert 0.05 <= served - sent <= PUMP_EVERY_SECONDS + 0.15, served - sent
+    # per reading: its own pump (report not yet there) and the one that served it; no more
+    assert len(sink.pumps) == 4, [round(p - sink.sent_at[0], 2) for p in sink.pumps]
