@@ -4,7 +4,9 @@ Starts a private dockerd (vfs, no network) with N idle containers and a tansu br
 
 1. runs ``srvmon collector`` (1 s interval, host metrics, Kafka produce) for the window and
    measures its CPU (utime+stime from /proc/<pid>/stat) plus the extra CPU of dockerd,
-   containerd and the containers' shims in the same window, and its peak RSS (VmHWM);
+   containerd and the containers' shims in the same window, and its peak RSS (VmHWM); the
+   collector's CPU is also split by thread (``/proc/<pid>/task/*``: the main loop,
+   librdkafka's rdk:* threads, Python's other threads);
 2. runs a plain loop of ``container.stats(stream=False)`` over the same containers for the
    same window and measures the same way.
 
@@ -37,6 +39,27 @@ def cpu_seconds(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def thread_cpu(pid: int) -> dict[str, float]:
+    """utime+stime per thread name (threads sharing a name are summed). Python 3.11 does not
+    name its threads, so the main thread is "main" and Python's other threads keep the
+    process's name (the events thread); librdkafka names its own (rdk:main, rdk:broker..)."""
+    out: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            name = "main" if task.name == str(pid) else (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / TICKS
+    return out
+
+
+def thread_split(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    names = sorted(set(before) | set(after))
+    split = {n: round(after.get(n, 0.0) - before.get(n, 0.0), 3) for n in names}
+    return dict(sorted(split.items(), key=lambda kv: -kv[1]))
 
 
 def engine_pids(dockerd_pid: int, engine_root: str) -> list[int]:
@@ -113,7 +136,7 @@ def measure_idle_engine(engine_procs: list[int], seconds: float) -> float:
 
 def measure_collector(
     engine: Any, broker: Any, engine_procs: list[int], seconds: float, tmp: str
-) -> dict[str, float]:
+) -> dict[str, Any]:
     topic = "bench"
     collector = subprocess.Popen(
         [
@@ -131,16 +154,24 @@ def measure_collector(
     try:
         time.sleep(3.0)  # start-up (imports, first inspections) is not the steady state
         start_wall = time.time()
+        threads0 = thread_cpu(collector.pid)
         agent0, engine0 = cpu_seconds(collector.pid), total_cpu(engine_procs)
         time.sleep(seconds)
         agent1, engine1 = cpu_seconds(collector.pid), total_cpu(engine_procs)
+        threads1 = thread_cpu(collector.pid)
         end_wall = time.time()
         rss = vm_hwm_mb(collector.pid)
     finally:
         collector.terminate()
         collector.wait(15)
     samples = count_container_samples(broker.bootstrap, topic, start_wall, end_wall)
-    return {"cpu": agent1 - agent0, "engine": engine1 - engine0, "rss_mb": rss, "samples": samples}
+    return {
+        "cpu": agent1 - agent0,
+        "engine": engine1 - engine0,
+        "rss_mb": rss,
+        "samples": samples,
+        "threads": thread_split(threads0, threads1),
+    }
 
 
 def measure_stats_api(engine: Any, engine_procs: list[int], seconds: float) -> dict[str, float]:
@@ -219,6 +250,7 @@ def main() -> None:
                         "engine_idle_cpu_s_per_s": round(idle_rate, 4),
                         "collector_container_samples": collector_figures["samples"],
                         "collector_cpu_s": round(collector_figures["cpu"], 3),
+                        "collector_cpu_s_by_thread": collector_figures["threads"],
                         "engine_cpu_s_during_collector": round(collector_figures["engine"], 3),
                         "collector_ms_cpu_per_container_sample": round(ours_ms, 4),
                         "collector_peak_rss_mb": round(collector_figures["rss_mb"], 1),
