@@ -30,15 +30,15 @@ def _single_line(text: str, what: str) -> str:
     return text
 
 
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+"""Built once: ``json.dumps`` with non-default options builds an encoder per call."""
+
+
 def format_event(event_id: int | None, event: str, data: object) -> bytes:
     """One SSE frame: ``id:``, ``event:``, one ``data:`` line of compact JSON, blank line."""
-    lines = []
-    if event_id is not None:
-        lines.append(f"id: {event_id}")
-    lines.append(f"event: {_single_line(event, 'event name')}")
-    payload = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-    lines.append(f"data: {payload}")
-    return ("\n".join(lines) + "\n\n").encode()
+    head = "" if event_id is None else f"id: {event_id}\n"
+    payload = _COMPACT_JSON.encode(data)  # compact JSON has no line breaks
+    return f"{head}event: {_single_line(event, 'event name')}\ndata: {payload}\n\n".encode()
 
 
 def format_comment(text: str) -> bytes:
