@@ -150,15 +150,21 @@ def _open(path: str) -> int | None:
         return None
 
 
+def _pread(fd: int) -> str | None:
+    """The text of an open cgroup file from offset 0; None when it cannot be read."""
+    try:
+        return os.pread(fd, READ_BYTES, 0).decode("ascii", "replace")
+    except OSError:
+        return None
+
+
 def _text(path: str) -> str | None:
     """The file's text; None when absent. os-level I/O: this runs ~6x per container per second."""
     fd = _open(path)
     if fd is None:
         return None
     try:
-        return os.read(fd, READ_BYTES).decode("ascii", "replace")
-    except OSError:
-        return None
+        return _pread(fd)
     finally:
         os.close(fd)
 
@@ -184,24 +190,22 @@ class OpenFiles:
     def text(self, path: str) -> str | None:
         fd = self._fds.get(path)
         if fd is not None:
-            try:
-                return os.pread(fd, READ_BYTES, 0).decode("ascii", "replace")
-            except OSError:
-                del self._fds[path]
-                os.close(fd)
+            text = _pread(fd)
+            if text is not None:
+                return text
+            del self._fds[path]  # ENODEV: the cgroup was removed; open the path anew
+            os.close(fd)
+        if len(self._fds) >= self.limit:
+            return _text(path)
         fd = _open(path)
         if fd is None:
             return None
-        try:
-            data = os.pread(fd, READ_BYTES, 0)
-        except OSError:
+        text = _pread(fd)
+        if text is None:
             os.close(fd)
-            return None
-        if len(self._fds) < self.limit:
-            self._fds[path] = fd
         else:
-            os.close(fd)
-        return data.decode("ascii", "replace")
+            self._fds[path] = fd
+        return text
 
     def forget(self, paths: Iterable[str]) -> None:
         """Close the fds of these paths (a container that stopped or went away)."""

@@ -206,8 +206,8 @@ class Storage:
         return None if row is None else _record(row)
 
     def latest_sample(self, key: str) -> dict[str, Any] | None:
-        self.flush_inventory()
         """The newest stored sample (unstructured) with its ``timestamp``, or None."""
+        self.flush_inventory()
         with translated("latest_sample", self._where), self._engine.connect() as conn:
             body = conn.execute(
                 sa.select(t.machines.c.latest_sample).where(t.machines.c.key == key)

@@ -17,7 +17,7 @@ therefore stores 0 rows. The SQL text lives in ``write_sql.py``.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -114,12 +114,12 @@ def raw_row(machine_id: int, ts_ms: int, metrics: dict[str, float]) -> dict[str,
 _KNOWN_METRICS = frozenset(t.METRIC_NAMES)
 
 
-def carried_metrics(rows: list[tuple[int, MachineSample]]) -> tuple[str, ...]:
+def carried_metrics(parts: Iterable[MachineSample]) -> tuple[str, ...]:
     """The sorted union of known metrics the samples carry: the columns of the one insert."""
     names: set[str] = set()
-    for _, part in rows:
-        names.update(m for m in part.metrics if m in _KNOWN_METRICS)
-    return tuple(sorted(names))
+    for part in parts:
+        names.update(part.metrics)
+    return tuple(sorted(names & _KNOWN_METRICS))
 
 
 def raw_values(
@@ -317,7 +317,7 @@ class Ingester:
     def _insert_rows(self, conn: sa.Connection, rows: list[tuple[int, MachineSample, int]]) -> int:
         """Insert-ignore raw rows of any timestamps in one statement; return how many
         were new."""
-        names = carried_metrics([(i, p) for i, p, _ in rows])
+        names = carried_metrics(p for _, p, _ in rows)
         return int(
             conn.exec_driver_sql(
                 insert_samples(self._dialect, names),
