@@ -43,10 +43,11 @@ if str(ROOT) not in sys.path:
 import sqlalchemy as sa  # noqa: E402
 
 from srvmon_core.schema import Batch, ContainerSample, HostSample  # noqa: E402
+from srvmon_core.view import batch_view  # noqa: E402
 from srvmon_server.storage import Storage  # noqa: E402
 from srvmon_server.storage import tables as t  # noqa: E402
 from srvmon_server.storage.gateway import INVENTORY_FLUSH  # noqa: E402
-from srvmon_server.storage.ingest import machine_samples, raw_row  # noqa: E402
+from srvmon_server.storage.ingest import raw_row  # noqa: E402
 from tests.fixtures.mariadb import MariaDB, start_mariadb, stop_mariadb  # noqa: E402
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
@@ -156,7 +157,9 @@ def run_ceiling(url: str, batches: int) -> float:
     for i in range(1, batches + 1):
         b = sample_batch(i)
         ts = round(b.timestamp.timestamp() * 1000)
-        prepared.append([raw_row(n + 1, ts, p.metrics) for n, p in enumerate(machine_samples(b))])
+        prepared.append(
+            [raw_row(n + 1, ts, p.metrics) for n, p in enumerate(batch_view(b).machines)]
+        )
     insert = sa.insert(t.samples)
     began = time.perf_counter()
     for rows in prepared:

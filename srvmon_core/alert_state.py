@@ -157,8 +157,8 @@ class EngineState:
     """Cache of the rules that apply to each machine; rebuilt when rules or machine change."""
     rules_seen: tuple[Rule, ...] = field(default=(), eq=False, repr=False)
     containers_by_host: dict[str, set[str]] = field(factory=dict, eq=False, repr=False)
-    compiled: dict[tuple[int, str], _Check] = field(factory=dict, eq=False, repr=False)
-    """Rules compiled per machine kind, keyed by rule identity; cleared with the plans."""
+    compiled: dict[int, _Check] = field(factory=dict, eq=False, repr=False)
+    """Compiled rules, keyed by rule identity; cleared with the plans."""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data, timers included."""

@@ -1,8 +1,13 @@
 """The alert engine: a pure state machine that eats batches and returns alert events.
 
-``evaluate_batch(rules, state, batch, now)`` and ``check_silence(rules, state, now)`` never
-read a clock and never do I/O. For speed they MUTATE ``state`` in place and return the same
-object; treat the returned state as the current one. State moves only through
+``evaluate_view(rules, state, view, now)`` (or ``evaluate_batch`` for a batch not yet
+viewed) and ``check_silence(rules, state, now)`` never read a clock and never do I/O.
+Threshold rules read the machine view's flat metrics (:mod:`srvmon_core.view`), so a metric
+the sample does not carry (absent, or listed in ``HostSample.not_collected``) is never
+evaluated: the alert keeps its state and timers, as with any missing figure.
+
+For speed both MUTATE ``state`` in place and return the same object; treat the returned
+state as the current one. State moves only through
 :data:`srvmon_core.transitions.TRANSITIONS`; this module computes the signal.
 
 An *alert* is one rule on one machine, identified by ``fingerprint(rule id, machine key)``.
@@ -13,9 +18,8 @@ and are re-exported here.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 from attrs import define
 
@@ -30,10 +34,10 @@ from srvmon_core.alert_state import (
     MachineState,
     fingerprint,
 )
-from srvmon_core.metrics import host_metrics
 from srvmon_core.rules import DEFAULT_HOLD_SECONDS, Rule, effective_rules
-from srvmon_core.schema import Batch, ContainerSample, HostSample, container_key
+from srvmon_core.schema import Batch, ContainerSample
 from srvmon_core.transitions import EventKind, EventState, Signal, State, transition
+from srvmon_core.view import BatchView, MachineView, batch_view
 
 LEVELS = ("none", "warning", "critical")
 """Level names by number: 0 none, 1 warning, 2 critical."""
@@ -54,6 +58,7 @@ __all__ = [
     "active_alerts",
     "check_silence",
     "evaluate_batch",
+    "evaluate_view",
     "fingerprint",
 ]
 
@@ -70,13 +75,6 @@ _KIND_CODES = {
 }
 
 
-def _getter(metric: str, machine_kind: str) -> Callable[[Any], float | None]:
-    owner = HostSample if machine_kind == "host" else ContainerSample
-    if hasattr(owner, metric):
-        return lambda sample: getattr(sample, metric)
-    return lambda sample: host_metrics(sample).get(metric)
-
-
 class _Check:
     """One rule compiled for one machine kind. Thresholds are sign-folded: above-only."""
 
@@ -85,8 +83,8 @@ class _Check:
         "crit",
         "crit_rec",
         "for_seconds",
-        "get",
         "level",
+        "metric",
         "repeat",
         "rule",
         "sign",
@@ -96,7 +94,7 @@ class _Check:
         "window_max",
     )
 
-    def __init__(self, rule: Rule, machine_kind: str) -> None:
+    def __init__(self, rule: Rule) -> None:
         self.rule = rule
         self.code = _KIND_CODES[rule.kind]
         self.sign = 1.0 if rule.direction == "above" else -1.0
@@ -110,7 +108,7 @@ class _Check:
         self.window_max = rule.window_agg == "max"
         self.repeat = rule.repeat_seconds
         self.level = LEVELS.index(rule.level)
-        self.get = _getter(rule.metric, machine_kind) if rule.metric else None
+        self.metric = rule.metric or ""
 
     def target(self, value: float, current: int) -> int:
         """The level a value calls for, with hysteresis around the current level."""
@@ -155,9 +153,9 @@ def _plan_for(rules: Sequence[Rule], state: EngineState, ref: MachineRef) -> _Pl
     compiled = state.compiled
     checks = []
     for rule in effective_rules(rules, ref):
-        check = compiled.get((id(rule), ref.kind))
+        check = compiled.get(id(rule))
         if check is None:
-            check = compiled[(id(rule), ref.kind)] = _Check(rule, ref.kind)
+            check = compiled[id(rule)] = _Check(rule)
         checks.append(check)
     plan = _Plan(ref=ref, checks=checks)
     state.plans[ref.key] = plan
@@ -327,7 +325,7 @@ def _observe(
     *,
     state: EngineState,
     machine: MachineState,
-    sample: HostSample | ContainerSample | None,
+    view: MachineView | None,
     now: datetime,
     now_ts: float,
     events: list[AlertEvent],
@@ -339,13 +337,11 @@ def _observe(
         alert = alerts.get(check.rule.id) if alerts else None
         value: float | None
         if code == _THRESHOLD:
-            if sample is None:
+            if view is None:
                 continue
-            assert check.get is not None
-            value = check.get(sample)
+            value = view.metrics.get(check.metric)
             if value is None:
-                continue  # no data: the alert keeps its state and timers
-            value = float(value)
+                continue  # not carried: the alert keeps its state and timers
             if check.window > 0:
                 if alert is None:
                     if alerts is None:
@@ -360,21 +356,22 @@ def _observe(
             if alert is None or alert.state == "ok":
                 continue
             target, value = 0, 0.0
-        elif not isinstance(sample, ContainerSample):
+        elif view is None or not isinstance(view.sample, ContainerSample):
             continue
         elif code == _STOPPED:
-            stopped = sample.state in STOPPED_STATES
+            stopped = view.state in STOPPED_STATES
             target = check.level if stopped else 0
-            value = None if sample.exit_code is None else float(sample.exit_code)
+            exit_code = view.sample.exit_code
+            value = None if exit_code is None else float(exit_code)
         elif code == _UNHEALTHY:
-            target = check.level if sample.health == "unhealthy" else 0
+            target = check.level if view.health == "unhealthy" else 0
             value = None
         else:
             hold = check.rule.hold_seconds or DEFAULT_HOLD_SECONDS
             last = machine.last_restart_at
             recent = last is not None and (now - last).total_seconds() < hold
             target = check.level if recent else 0
-            value = float(sample.restart_count)
+            value = float(view.restart_count)
         if target == 0 and alert is None:
             continue
         if alerts is None:
@@ -428,27 +425,26 @@ def _host_ref(state: EngineState, batch: Batch) -> MachineRef:
     )
 
 
-def _container_ref(state: EngineState, batch: Batch, sample: ContainerSample) -> MachineRef:
-    key = container_key(batch.host_id, sample.name)
-    known = state.machines.get(key)
+def _container_ref(state: EngineState, view: MachineView) -> MachineRef:
+    known = state.machines.get(view.key)
     if known is not None:
         ref = known.ref
-        if ref.hostname == batch.hostname and ref.labels == sample.labels:
+        if ref.hostname == view.hostname and ref.labels == view.labels:
             return ref
     return MachineRef(
-        key=key,
+        key=view.key,
         kind="container",
-        host_id=batch.host_id,
-        hostname=batch.hostname,
-        name=sample.name,
-        labels=dict(sample.labels),
+        host_id=view.host_id,
+        hostname=view.hostname,
+        name=view.name,
+        labels=dict(view.labels),
     )
 
 
-def evaluate_batch(
-    rules: Sequence[Rule], state: EngineState, batch: Batch, now: datetime
+def evaluate_view(
+    rules: Sequence[Rule], state: EngineState, view: BatchView, now: datetime
 ) -> tuple[EngineState, list[AlertEvent]]:
-    """Run every applicable rule on every sample of one batch.
+    """Run every applicable rule on every machine of one viewed batch.
 
     Containers of this host that are missing from the batch were removed: they are
     forgotten, and their alerts resolve (unless the collector could not list containers,
@@ -456,21 +452,30 @@ def evaluate_batch(
     """
     events = _sync_rules(rules, state, now)
     now_ts = now.timestamp()
+    batch = view.batch
     # any batch proves the host's collector is alive, even one without a host sample
     ref = _host_ref(state, batch)
     machine = _seen(state, ref, now, None)
     plan = _plan_for(rules, state, ref)
     _observe(
-        plan, state=state, machine=machine, sample=batch.host, now=now, now_ts=now_ts, events=events
+        plan, state=state, machine=machine, view=view.host, now=now, now_ts=now_ts, events=events
     )
     present: set[str] = set()
-    for sample in batch.containers:
-        ref = _container_ref(state, batch, sample)
+    for container in view.containers:
+        ref = _container_ref(state, container)
         present.add(ref.key)
+        sample = container.sample
+        assert isinstance(sample, ContainerSample)
         machine = _seen(state, ref, now, sample)
         plan = _plan_for(rules, state, ref)
         _observe(
-            plan, state=state, machine=machine, sample=sample, now=now, now_ts=now_ts, events=events
+            plan,
+            state=state,
+            machine=machine,
+            view=container,
+            now=now,
+            now_ts=now_ts,
+            events=events,
         )
     known = state.containers_by_host.get(batch.host_id)
     if batch.agent.container_source == "none":
@@ -483,6 +488,13 @@ def evaluate_batch(
                 _gone(alert, machine.ref, now, events)
     state.containers_by_host[batch.host_id] = present
     return state, events
+
+
+def evaluate_batch(
+    rules: Sequence[Rule], state: EngineState, batch: Batch, now: datetime
+) -> tuple[EngineState, list[AlertEvent]]:
+    """:func:`evaluate_view` of ``batch_view(batch)``, for a batch not yet viewed."""
+    return evaluate_view(rules, state, batch_view(batch), now)
 
 
 def check_silence(

@@ -18,11 +18,11 @@ from srvmon_core.engine import (
     MachineRef,
     active_alerts,
     check_silence,
-    evaluate_batch,
+    evaluate_view,
 )
 from srvmon_core.errors import ConfigError
 from srvmon_core.rules import Rule, effective_rules, rule_from_dict, rule_to_dict
-from srvmon_core.schema import Batch
+from srvmon_core.view import BatchView
 
 log = logging.getLogger(__name__)
 SEVERITY_ORDER = {"ok": 0, "warning": 1, "critical": 2}
@@ -116,8 +116,8 @@ class Alerting:
 
     # --- evaluation (DB thread) -----------------------------------------------------------
 
-    def on_batch(self, batch: Batch, now: datetime) -> list[dict[str, Any]]:
-        self.state, events = evaluate_batch(self.rules, self.state, batch, now)
+    def on_batch(self, view: BatchView, now: datetime) -> list[dict[str, Any]]:
+        self.state, events = evaluate_view(self.rules, self.state, view, now)
         return self._record([e.to_dict() for e in events], now)
 
     def on_tick(self, now: datetime) -> list[dict[str, Any]]:

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from srvmon_core import codec
 from srvmon_core.errors import DecodeError
-from srvmon_core.metrics import container_metrics, host_metrics
-from srvmon_core.schema import Batch, container_key, host_key
+from srvmon_core.schema import Batch
+from srvmon_core.view import BatchView, MachineView, batch_view
 from srvmon_server.handlers.base import ApiError, iso
 
 if TYPE_CHECKING:
@@ -70,98 +70,74 @@ def decode_request(body: bytes) -> Batch | list[Batch | ApiError]:
     return decoded
 
 
-def sample_events(batch: Batch) -> list[tuple[str, dict[str, Any]]]:
-    """One ``sample`` SSE payload per machine in the batch, with its key."""
-    timestamp = iso(batch.timestamp)
-    events: list[tuple[str, dict[str, Any]]] = []
-    if batch.host is not None:
-        key = host_key(batch.host_id)
-        events.append(
-            (
-                key,
-                {
-                    "key": key,
-                    "kind": "host",
-                    "host_id": batch.host_id,
-                    "hostname": batch.hostname,
-                    "name": batch.hostname,
-                    "timestamp": timestamp,
-                    "metrics": host_metrics(batch.host),
-                    "state": "running",
-                    "health": None,
-                },
-            )
-        )
-    for container in batch.containers:
-        key = container_key(batch.host_id, container.name)
-        events.append(
-            (
-                key,
-                {
-                    "key": key,
-                    "kind": "container",
-                    "host_id": batch.host_id,
-                    "hostname": batch.hostname,
-                    "name": container.name,
-                    "timestamp": timestamp,
-                    "metrics": container_metrics(container),
-                    "state": container.state,
-                    "health": container.health,
-                },
-            )
-        )
-    return events
+def sample_payload(machine: MachineView, timestamp: str) -> dict[str, Any]:
+    """The ``sample`` SSE payload of one machine (``timestamp``: its ISO 8601 form)."""
+    return {
+        "key": machine.key,
+        "kind": machine.kind,
+        "host_id": machine.host_id,
+        "hostname": machine.hostname,
+        "name": machine.name,
+        "timestamp": timestamp,
+        "metrics": machine.metrics,
+        "state": machine.state,
+        "health": machine.health,
+    }
 
 
 def _publish_stored(
-    ctx: ServerContext, batch: Batch, received_at: datetime, levels: dict[str, str]
+    ctx: ServerContext, view: BatchView, received_at: datetime, levels: dict[str, str]
 ) -> None:
     """The ``sample`` events of a stored batch, then ``machine`` events for machines that
     are new or back (``levels``: firing levels before this batch was evaluated)."""
-    samples_by_key = sample_events(batch)
-    for key, data in samples_by_key:
-        ctx.hub.publish("sample", data, key)
-    for key, _ in samples_by_key:
+    timestamp = iso(view.timestamp)
+    machines = view.machines
+    for machine in machines:
+        ctx.hub.publish("sample", sample_payload(machine, timestamp), machine.key)
+    for machine in machines:
+        key = machine.key
         if ctx.presence.seen(key, received_at) is not None:
             status = levels.get(key, "ok")
-            data = {"key": key, "status": status, "last_seen": iso(batch.timestamp)}
+            data = {"key": key, "status": status, "last_seen": timestamp}
             ctx.hub.publish("machine", data, key)
 
 
-def _record(ctx: ServerContext, batch: Batch, result: IngestResult) -> None:
-    samples = (1 if batch.host is not None else 0) + len(batch.containers)
-    ctx.stats.record_ingest(samples, result.duplicates, time.monotonic())
+def _record(ctx: ServerContext, view: BatchView, result: IngestResult) -> None:
+    ctx.stats.record_ingest(view.sample_count, result.duplicates, time.monotonic())
 
 
 async def ingest_batch(ctx: ServerContext, batch: Batch) -> IngestResult:
     """Store ``batch`` (durable when this returns), then publish and evaluate alerts.
 
-    Raises ``ApiError(503)`` when the database is unavailable; nothing is published then.
+    The batch is viewed once (``srvmon_core.view``); storage, the ``sample`` events and
+    the engine all read that one view. Raises ``ApiError(503)`` when the database is
+    unavailable; nothing is published then.
     """
     received_at = ctx.clock()
-    result: IngestResult = await ctx.run_db(ctx.storage.ingest, batch, received_at)
-    _record(ctx, batch, result)
+    view = batch_view(batch)
+    result: IngestResult = await ctx.run_db(ctx.storage.ingest, view, received_at)
+    _record(ctx, view, result)
     if not result.stored:
         return result
     levels = ctx.alerting.firing_levels() if ctx.alerting is not None else {}
-    _publish_stored(ctx, batch, received_at, levels)
+    _publish_stored(ctx, view, received_at, levels)
     if ctx.alerting is not None:
-        events = await ctx.run_db(ctx.alerting.on_batch, batch, received_at)
+        events = await ctx.run_db(ctx.alerting.on_batch, view, received_at)
         ctx.publish_alerts(events)
     return result
 
 
 def _evaluate_in_order(
-    alerting: Alerting | None, batches: list[Batch], received_at: datetime
+    alerting: Alerting | None, views: list[BatchView], received_at: datetime
 ) -> list[tuple[dict[str, str], list[dict[str, Any]]]]:
     """On the DB thread: per batch, the firing levels before it and its alert events."""
     out: list[tuple[dict[str, str], list[dict[str, Any]]]] = []
-    for batch in batches:
+    for view in views:
         if alerting is None:
             out.append(({}, []))
             continue
         levels = alerting.firing_levels()
-        out.append((levels, alerting.on_batch(batch, received_at)))
+        out.append((levels, alerting.on_batch(view, received_at)))
     return out
 
 
@@ -174,18 +150,17 @@ async def ingest_batches(ctx: ServerContext, batches: Sequence[Batch]) -> list[I
     if not batches:
         return []
     received_at = ctx.clock()
-    results: list[IngestResult] = await ctx.run_db(
-        ctx.storage.ingest_many, list(batches), received_at
-    )
-    stored: list[Batch] = []
-    for batch, result in zip(batches, results, strict=True):
-        _record(ctx, batch, result)
+    views = [batch_view(batch) for batch in batches]
+    results: list[IngestResult] = await ctx.run_db(ctx.storage.ingest_many, views, received_at)
+    stored: list[BatchView] = []
+    for view, result in zip(views, results, strict=True):
+        _record(ctx, view, result)
         if result.stored:
-            stored.append(batch)
+            stored.append(view)
     if not stored:
         return results
     evaluated = await ctx.run_db(_evaluate_in_order, ctx.alerting, stored, received_at)
-    for batch, (levels, events) in zip(stored, evaluated, strict=True):
-        _publish_stored(ctx, batch, received_at, levels)
+    for view, (levels, events) in zip(stored, evaluated, strict=True):
+        _publish_stored(ctx, view, received_at, levels)
         ctx.publish_alerts(events)
     return results

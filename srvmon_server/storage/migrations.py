@@ -30,7 +30,14 @@ def _v1_to_v2(conn: sa.Connection) -> None:
     conn.execute(sa.text("ALTER TABLE alert_events ADD COLUMN silenced BOOLEAN NOT NULL DEFAULT 0"))
 
 
-MIGRATIONS: dict[int, Step] = {1: _v1_to_v2}
+def _v2_to_v3(conn: sa.Connection) -> None:
+    """v3 speaks one state vocabulary: a reporting host is ``running`` (was ``up``)."""
+    conn.execute(
+        sa.text("UPDATE machines SET state = 'running' WHERE kind = 'host' AND state = 'up'")
+    )
+
+
+MIGRATIONS: dict[int, Step] = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
 def _now_ms() -> int:

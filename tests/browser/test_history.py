@@ -23,6 +23,7 @@ def record_history(server: ServerProcess, days: dict[date, list[float]]) -> list
     """Run the server's own alerting (real engine, real storage) over samples taken at
     local 10:00, 10:01, ... of each day, before the server starts; return every event."""
     from srvmon_core.rules import rule_from_dict, rule_to_dict
+    from srvmon_core.view import batch_view
     from srvmon_server.alerting import Alerting
     from srvmon_server.storage.gateway import Storage
 
@@ -36,7 +37,7 @@ def record_history(server: ServerProcess, days: dict[date, list[float]]) -> list
         for day, cpus in sorted(days.items()):
             for minute, cpu in enumerate(cpus):
                 at = datetime(day.year, day.month, day.day, 10, minute, tzinfo=zone)
-                events += alerting.on_batch(batch("alpha", at=at, cpu=cpu), at)
+                events += alerting.on_batch(batch_view(batch("alpha", at=at, cpu=cpu)), at)
     finally:
         storage.close()
     return [e for e in events if e["rule_id"] == CPU_RULE["id"]]

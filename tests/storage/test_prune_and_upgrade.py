@@ -92,6 +92,25 @@ def test_upgrade_from_v1_keeps_data_and_adds_what_is_missing(db_url: str) -> Non
         store.close()
 
 
+def test_upgrade_from_v2_renames_the_host_state(db_url: str) -> None:
+    """A v2 database stored a reporting host as ``up``; v3 reads ``running``, containers keep
+    their Docker state."""
+    store = Storage.open(db_url)
+    store.ingest(batch(T0, containers=1, stopped=True), T0)
+    with store.engine.begin() as conn:
+        conn.execute(sa.update(t.machines).where(t.machines.c.kind == "host").values(state="up"))
+        conn.execute(sa.update(t.schema_version).values(version=2))
+    store.close()
+    store = Storage.open(db_url)
+    try:
+        assert store.upgraded_from == 2
+        host, container = store.machine("h1"), store.machine("h1:c0")
+        assert host is not None and container is not None
+        assert (host.state, container.state) == ("running", "exited")
+    finally:
+        store.close()
+
+
 def test_a_newer_schema_is_refused(db_url: str) -> None:
     """A database written by a newer srvmon is not touched: clear StorageError."""
     from srvmon_server.storage import StorageError
