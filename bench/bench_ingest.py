@@ -116,16 +116,16 @@ def run_ingest(
     """(ingest samples/s, one catch-up roll_up over all of it in µs per sample)."""
     store = Storage.open(url, inventory_flush=inventory_flush)
     try:
-        store.ingest(sample_batch(0), T0)  # machines exist; ids are cached
-        store.roll_up()
+        store.samples.ingest(sample_batch(0), T0)  # machines exist; ids are cached
+        store.samples.roll_up()
         began = time.perf_counter()
         for i in range(1, batches + 1):
             batch = sample_batch(i)
-            store.ingest(batch, batch.timestamp)  # received as sent: one batch a second
-        store.flush_inventory()  # what still waits is part of the cost
+            store.samples.ingest(batch, batch.timestamp)  # received as sent: one batch a second
+        store.samples.flush_inventory()  # what still waits is part of the cost
         elapsed = time.perf_counter() - began
         began = time.perf_counter()
-        store.roll_up()
+        store.samples.roll_up()
         rolled = time.perf_counter() - began
     finally:
         store.close()
@@ -136,14 +136,14 @@ def run_periodic(url: str, batches: int, every: int) -> float:
     """Samples/s of ingest with a roll_up after every ``every`` batches (and at the end)."""
     store = Storage.open(url)
     try:
-        store.ingest(sample_batch(0), T0)
-        store.roll_up(T0)
+        store.samples.ingest(sample_batch(0), T0)
+        store.samples.roll_up(T0)
         began = time.perf_counter()
         for i in range(1, batches + 1):
             batch = sample_batch(i)
-            store.ingest(batch, batch.timestamp)
+            store.samples.ingest(batch, batch.timestamp)
             if i % every == 0 or i == batches:  # the clock follows the data, as in service
-                store.roll_up(sample_batch(i).timestamp + timedelta(seconds=1))
+                store.samples.roll_up(sample_batch(i).timestamp + timedelta(seconds=1))
         elapsed = time.perf_counter() - began
     finally:
         store.close()

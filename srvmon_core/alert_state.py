@@ -88,6 +88,9 @@ class AlertEvent:
     threshold: float | None
     started_at: datetime | None
     at: datetime
+    silenced: bool = False
+    """An active silence matched the event when the engine created it: it is recorded and
+    published, but not notified."""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data (timestamps as ISO 8601 with Z)."""
@@ -205,6 +208,11 @@ def _list(data: dict[str, Any], key: str) -> list[Any]:
 
 
 _T = TypeVar("_T")
+
+
+def structure_state(raw: object, cls: type[_T], path: str) -> _T:
+    """Structure saved data with the engine's converter; DecodeError with the field path."""
+    return _structure(raw, cls, path)
 
 
 def _structure(raw: object, cls: type[_T], path: str) -> _T:

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from attrs import define
+from attrs import define, evolve
 
 from srvmon_core.alert_state import (
     CONVERTER,
@@ -36,6 +36,7 @@ from srvmon_core.alert_state import (
 )
 from srvmon_core.rules import DEFAULT_HOLD_SECONDS, Rule, effective_rules
 from srvmon_core.schema import Batch, ContainerSample
+from srvmon_core.silences import Silence
 from srvmon_core.transitions import EventKind, EventState, Signal, State, transition
 from srvmon_core.view import BatchView, MachineView, batch_view
 
@@ -441,10 +442,28 @@ def _container_ref(state: EngineState, view: MachineView) -> MachineRef:
     )
 
 
+def _silenced(
+    events: list[AlertEvent], silences: Sequence[Silence], now: datetime
+) -> list[AlertEvent]:
+    """The events as they leave the engine: ``silenced`` when an active silence matches."""
+    if not events or not silences:
+        return events
+    return [
+        evolve(e, silenced=True) if any(s.matches(e, now) for s in silences) else e for e in events
+    ]
+
+
 def evaluate_view(
-    rules: Sequence[Rule], state: EngineState, view: BatchView, now: datetime
+    rules: Sequence[Rule],
+    state: EngineState,
+    view: BatchView,
+    now: datetime,
+    silences: Sequence[Silence] = (),
 ) -> tuple[EngineState, list[AlertEvent]]:
     """Run every applicable rule on every machine of one viewed batch.
+
+    Each event is created ``silenced`` when one of ``silences`` is active at ``now`` and
+    matches it.
 
     Containers of this host that are missing from the batch were removed: they are
     forgotten, and their alerts resolve (unless the collector could not list containers,
@@ -487,22 +506,27 @@ def evaluate_view(
             for alert in state.alerts.pop(key, {}).values():
                 _gone(alert, machine.ref, now, events)
     state.containers_by_host[batch.host_id] = present
-    return state, events
+    return state, _silenced(events, silences, now)
 
 
 def evaluate_batch(
-    rules: Sequence[Rule], state: EngineState, batch: Batch, now: datetime
+    rules: Sequence[Rule],
+    state: EngineState,
+    batch: Batch,
+    now: datetime,
+    silences: Sequence[Silence] = (),
 ) -> tuple[EngineState, list[AlertEvent]]:
     """:func:`evaluate_view` of ``batch_view(batch)``, for a batch not yet viewed."""
-    return evaluate_view(rules, state, batch_view(batch), now)
+    return evaluate_view(rules, state, batch_view(batch), now, silences)
 
 
 def check_silence(
-    rules: Sequence[Rule], state: EngineState, now: datetime
+    rules: Sequence[Rule], state: EngineState, now: datetime, silences: Sequence[Silence] = ()
 ) -> tuple[EngineState, list[AlertEvent]]:
     """Fire ``silent`` rules for machines not seen for their ``silent_seconds``.
 
     Call it periodically (e.g. every second); a later batch from the machine resolves it.
+    ``silences`` mark events as :func:`evaluate_view` does.
     """
     events = _sync_rules(rules, state, now)
     for key, machine in state.machines.items():
@@ -530,7 +554,7 @@ def check_silence(
             )
         if alerts is not None and not alerts:
             del state.alerts[key]
-    return state, events
+    return state, _silenced(events, silences, now)
 
 
 def active_alerts(state: EngineState) -> list[ActiveAlert]:

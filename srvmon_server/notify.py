@@ -1,8 +1,8 @@
 """Notifications on alert transitions: webhooks (Alertmanager v4 webhook shape) and an
 optional Alertmanager ``/api/v2/alerts`` push, with retries and exponential backoff.
 
-Payload builders are pure functions of alert-event dicts (the JSON form of
-``srvmon_core`` AlertEvent); :class:`Notifier` does the I/O on the IOLoop.
+Payload builders are pure functions of ``srvmon_core`` AlertEvents; :class:`Notifier` does
+the I/O on the IOLoop. Silenced events never reach it (the live publisher leaves them out).
 """
 
 from __future__ import annotations
@@ -10,10 +10,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+
+from srvmon_core.alert_state import AlertEvent
 
 log = logging.getLogger(__name__)
 
@@ -23,53 +26,53 @@ NOTIFIED_STATES = {"firing": "firing", "resolved": "resolved", "ok": "resolved"}
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
 
-def notification_status(event: Mapping[str, Any]) -> str | None:
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def notification_status(event: AlertEvent) -> str | None:
     """``firing``/``resolved`` for a transition that notifies, None otherwise."""
-    if event.get("from_state") == "pending" and event.get("to_state") in ("ok", "resolved"):
+    if event.from_state == "pending" and event.to_state in ("ok", "resolved"):
         return None  # never fired, nothing to resolve
-    return NOTIFIED_STATES.get(str(event.get("to_state")))
+    return NOTIFIED_STATES.get(event.to_state)
 
 
-def _labels(event: Mapping[str, Any]) -> dict[str, str]:
+def _labels(event: AlertEvent) -> dict[str, str]:
     labels = {
-        "alertname": str(event.get("rule_name") or event.get("rule_id") or "srvmon"),
-        "rule_id": str(event.get("rule_id", "")),
-        "machine": str(event.get("machine", "")),
-        "host_id": str(event.get("host_id", "")),
-        "metric": str(event.get("metric", "")),
-        "severity": str(event.get("level", "")),
+        "alertname": event.rule_name or event.rule_id or "srvmon",
+        "rule_id": event.rule_id,
+        "machine": event.machine_key,
+        "host_id": event.host_id,
+        "metric": event.metric or "",
+        "severity": event.level,
     }
     return {k: v for k, v in labels.items() if v}
 
 
-def _annotations(event: Mapping[str, Any]) -> dict[str, str]:
+def _annotations(event: AlertEvent) -> dict[str, str]:
     summary = (
-        f"{event.get('metric')} on {event.get('machine')} is {event.get('value')} "
-        f"(threshold {event.get('threshold')})"
+        f"{event.metric} on {event.machine_key} is {event.value} (threshold {event.threshold})"
     )
     return {
         "summary": summary,
-        "value": str(event.get("value")),
-        "threshold": str(event.get("threshold")),
+        "value": str(event.value),
+        "threshold": str(event.threshold),
     }
 
 
-def _alert(event: Mapping[str, Any], status: str, external_url: str) -> dict[str, Any]:
-    machine = str(event.get("machine", ""))
+def _alert(event: AlertEvent, status: str, external_url: str) -> dict[str, Any]:
     return {
         "status": status,
         "labels": _labels(event),
         "annotations": _annotations(event),
-        "startsAt": str(event.get("started_at") or event.get("at") or ZERO_TIME),
-        "endsAt": str(event.get("at")) if status == "resolved" else ZERO_TIME,
-        "generatorURL": f"{external_url.rstrip('/')}/#/machines/{machine}",
-        "fingerprint": str(event.get("fingerprint", "")),
+        "startsAt": _iso(event.started_at or event.at),
+        "endsAt": _iso(event.at) if status == "resolved" else ZERO_TIME,
+        "generatorURL": f"{external_url.rstrip('/')}/#/machines/{event.machine_key}",
+        "fingerprint": event.fingerprint,
     }
 
 
-def webhook_payloads(
-    events: Sequence[Mapping[str, Any]], external_url: str
-) -> list[dict[str, Any]]:
+def webhook_payloads(events: Sequence[AlertEvent], external_url: str) -> list[dict[str, Any]]:
     """One Alertmanager-v4-shaped webhook body per notifying event."""
     payloads = []
     for event in events:
@@ -97,9 +100,7 @@ def webhook_payloads(
     return payloads
 
 
-def alertmanager_alerts(
-    events: Sequence[Mapping[str, Any]], external_url: str
-) -> list[dict[str, Any]]:
+def alertmanager_alerts(events: Sequence[AlertEvent], external_url: str) -> list[dict[str, Any]]:
     """The body for Alertmanager's ``POST /api/v2/alerts``."""
     out = []
     for event in events:
@@ -171,7 +172,7 @@ class Notifier:
         self.failed += 1
         return False
 
-    async def notify(self, events: Sequence[Mapping[str, Any]]) -> None:
+    async def notify(self, events: Sequence[AlertEvent]) -> None:
         """Send every notifying event to every webhook and to Alertmanager."""
         jobs = [
             self.post(url, payload)

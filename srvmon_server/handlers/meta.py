@@ -12,6 +12,7 @@ import tornado.web
 from srvmon_server.errors import CONTENT_TYPE, default_code, error_body
 from srvmon_server.handlers.base import ApiError, BaseHandler
 from srvmon_server.prometheus import exposition, render_metrics
+from srvmon_server.storage import StorageUnavailable
 
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -25,9 +26,7 @@ class HealthHandler(BaseHandler):
     async def get(self) -> None:
         try:
             await self.db(self.ctx.storage.ping)
-        except ApiError as exc:
-            if exc.status != 503:
-                raise
+        except StorageUnavailable:
             self.set_status(503)
             self.finish(b'{"status":"degraded","db":"unavailable"}')
             return
@@ -42,7 +41,7 @@ class OpenApiHandler(BaseHandler):
 class MetricsHandler(BaseHandler):
     async def get(self) -> None:
         ctx = self.ctx
-        records = await self.db(ctx.storage.machines)
+        records = await self.db(ctx.storage.samples.machines)
         own = {
             "ingest_batches_total": float(ctx.stats.ingest_batches_total),
             "ingest_samples_total": float(ctx.stats.ingest_samples_total),
@@ -50,8 +49,8 @@ class MetricsHandler(BaseHandler):
             "ingest_samples_per_second": ctx.stats.samples_per_second(time.monotonic()),
             "sse_clients": float(ctx.hub.client_count),
             "sse_dropped_clients_total": float(ctx.hub.dropped_clients),
-            "db_latency_seconds": ctx.stats.db_latency_seconds,
-            "db_errors_total": float(ctx.stats.db_errors_total),
+            "db_latency_seconds": ctx.db.latency_seconds,
+            "db_errors_total": float(ctx.db.errors_total),
             "alert_events_total": float(ctx.stats.alert_events_total),
             "notifications_sent_total": float(ctx.notifier.sent),
             "notifications_failed_total": float(ctx.notifier.failed),

@@ -69,9 +69,9 @@ def test_handoff_stores_batches_without_a_json_round_trip(
     wait_for(lambda: handoff.stats().delivered_batches == 2)
     stats = handoff.stats()
     assert (stats.queue_depth, stats.dropped_batches, stats.delivery_errors) == (0, 0, 0)
-    record = server.storage.machine("solo:db")
+    record = server.storage.samples.machine("solo:db")
     assert record is not None and record.metrics["cpu_percent"] == 1.0
-    assert server.storage.machine("solo2") is not None
+    assert server.storage.samples.machine("solo2") is not None
 
 
 def test_handoff_is_bounded(server: RunningServer) -> None:

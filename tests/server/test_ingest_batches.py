@@ -146,7 +146,7 @@ def test_sse_storage_and_metrics_agree_on_each_machine(server: RunningServer) ->
     events = {f["data"]["key"]: f["data"] for f in frames if f.get("event") == "sample"}
     assert set(events) == {"h7", "h7:web"}
     for key, event in events.items():
-        record = server.storage.machine(key)
+        record = server.storage.samples.machine(key)
         assert record is not None
         assert (record.state, record.metrics) == (event["state"], event["metrics"]), key
     assert events["h7"]["state"] == "running"

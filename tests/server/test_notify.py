@@ -3,32 +3,44 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import tornado.httpserver
 import tornado.netutil
 import tornado.web
+from attrs import evolve
 
+from srvmon_core.alert_state import AlertEvent
 from srvmon_server.notify import Notifier, alertmanager_alerts, webhook_payloads
 from tests.helpers import run_async
 
-FIRING = {
-    "fingerprint": "abc123",
-    "rule_id": "cpu-high",
-    "rule_name": "CPU high",
-    "machine": "h1",
-    "host_id": "h1",
-    "metric": "cpu_percent",
-    "level": "critical",
-    "from_state": "pending",
-    "to_state": "firing",
-    "value": 97.0,
-    "threshold": 90.0,
-    "started_at": "2026-11-25T10:00:00Z",
-    "at": "2026-11-25T10:00:30Z",
-}
-RESOLVED = {**FIRING, "from_state": "firing", "to_state": "ok", "at": "2026-11-25T10:05:00Z"}
-PENDING = {**FIRING, "from_state": "ok", "to_state": "pending"}
+FIRING = AlertEvent(
+    fingerprint="abc123",
+    kind="firing",
+    rule_id="cpu-high",
+    rule_name="CPU high",
+    machine_key="h1",
+    machine_kind="host",
+    machine_name="h1.example",
+    host_id="h1",
+    metric="cpu_percent",
+    level="critical",
+    from_state="pending",
+    to_state="firing",
+    value=97.0,
+    threshold=90.0,
+    started_at=datetime(2026, 11, 25, 10, 0, 0, tzinfo=UTC),
+    at=datetime(2026, 11, 25, 10, 0, 30, tzinfo=UTC),
+)
+RESOLVED = evolve(
+    FIRING,
+    kind="resolved",
+    from_state="firing",
+    to_state="resolved",
+    at=datetime(2026, 11, 25, 10, 5, 0, tzinfo=UTC),
+)
+PENDING = evolve(FIRING, kind="pending", from_state="ok", to_state="pending")
 
 
 class Recorder(tornado.web.RequestHandler):

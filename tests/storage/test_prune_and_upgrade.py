@@ -6,9 +6,12 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
+from srvmon_core.rules import Rule
 from srvmon_server.storage import SCHEMA_VERSION, Storage
 from srvmon_server.storage import tables as t
 from tests.storage.factory import T0, alert_event, batch, seconds
+
+RULE = Rule(id="r1", name="r1", metric="cpu_percent", warn=80.0)
 
 
 def count(storage: Storage, table: sa.Table, where: sa.ColumnElement[bool] | None = None) -> int:
@@ -22,14 +25,14 @@ def count(storage: Storage, table: sa.Table, where: sa.ColumnElement[bool] | Non
 def test_prune_deletes_only_rows_older_than_retention_in_batches(storage: Storage) -> None:
     """Raw rows older than the cutoff go, in batches of at most batch_rows; newer rows stay."""
     for i in range(40):  # 40 batches x 3 machines, one per minute
-        storage.ingest(batch(T0 + timedelta(minutes=i)), T0)
-    storage.roll_up()  # the clock is years past T0: every minute is closed
+        storage.samples.ingest(batch(T0 + timedelta(minutes=i)), T0)
+    storage.samples.roll_up()  # the clock is years past T0: every minute is closed
     now = T0 + timedelta(minutes=40)
     cutoff_ms = round((now - timedelta(minutes=15)).timestamp() * 1000)
     old_raw = count(storage, t.samples, t.samples.c.ts_ms < cutoff_ms)
     assert old_raw == 25 * 3
     batches: list[tuple[str, int]] = []
-    deleted = storage.prune(
+    deleted = storage.retention.prune(
         now,
         raw_retention=timedelta(minutes=15),
         rollup_1m_retention=timedelta(days=1),
@@ -44,7 +47,7 @@ def test_prune_deletes_only_rows_older_than_retention_in_batches(storage: Storag
     assert all(table == "samples" and 0 < n <= 10 for table, n in batches)
     assert [n for _, n in batches] == [10, 10, 5] * 3
     # the rollups still answer for the pruned range
-    series = storage.series("h1", "cpu_percent", T0, now, max_points=30)
+    series = storage.samples.series("h1", "cpu_percent", T0, now, max_points=30)
     assert series.resolution == "1m"
     assert series.bucket_seconds == 120
     assert len(series.points) == 20
@@ -53,18 +56,18 @@ def test_prune_deletes_only_rows_older_than_retention_in_batches(storage: Storag
 def test_prune_defaults_keep_a_week_of_raw_data(storage: Storage) -> None:
     """With default retentions, 6-day-old raw rows stay and 8-day-old ones go."""
     now = T0 + timedelta(days=8)
-    storage.ingest(batch(T0), T0)
-    storage.ingest(batch(T0 + timedelta(days=2)), T0)
-    assert storage.prune(now) == 3
+    storage.samples.ingest(batch(T0), T0)
+    storage.samples.ingest(batch(T0 + timedelta(days=2)), T0)
+    assert storage.retention.prune(now) == 3
     assert count(storage, t.samples) == 3
 
 
 def test_upgrade_from_v1_keeps_data_and_adds_what_is_missing(db_url: str) -> None:
     """A v1 database (no alert_events.silenced, a metric column missing) opens as v2, data kept."""
     store = Storage.open(db_url)
-    store.ingest(batch(T0, cpu=12.0), T0)
-    store.ingest(batch(T0 + seconds(1), cpu=14.0), T0)
-    store.put_rule({"id": "r1", "metric": "cpu_percent"})
+    store.samples.ingest(batch(T0, cpu=12.0), T0)
+    store.samples.ingest(batch(T0 + seconds(1), cpu=14.0), T0)
+    store.rules.put(RULE)
     with store.engine.begin() as conn:
         conn.execute(sa.text("ALTER TABLE alert_events DROP COLUMN silenced"))
         conn.execute(sa.text("ALTER TABLE samples DROP COLUMN m_pids"))
@@ -79,14 +82,14 @@ def test_upgrade_from_v1_keeps_data_and_adds_what_is_missing(db_url: str) -> Non
             columns = {c["name"] for c in sa.inspect(conn).get_columns("samples")}
         assert "m_pids" in columns
         assert count(store, t.samples) == 6
-        assert store.get_rule("r1") == {"id": "r1", "metric": "cpu_percent"}
-        series = store.series("h1", "cpu_percent", T0, T0 + seconds(5))
+        assert store.rules.get("r1") == RULE
+        series = store.samples.series("h1", "cpu_percent", T0, T0 + seconds(5))
         assert [p[1] for p in series.points] == [12.0, 14.0]
         ev = alert_event(T0, fingerprint="f", rule_id="r1", silenced=True)
-        store.append_alert_events([ev])
+        store.history.append([ev])
         with store.engine.connect() as conn:
             assert conn.execute(sa.select(t.alert_events.c.silenced)).scalar() is True
-        store.ingest(batch(T0 + seconds(2)), T0)
+        store.samples.ingest(batch(T0 + seconds(2)), T0)
         assert count(store, t.samples) == 9
     finally:
         store.close()
@@ -96,7 +99,7 @@ def test_upgrade_from_v2_renames_the_host_state(db_url: str) -> None:
     """A v2 database stored a reporting host as ``up``; v3 reads ``running``, containers keep
     their Docker state."""
     store = Storage.open(db_url)
-    store.ingest(batch(T0, containers=1, stopped=True), T0)
+    store.samples.ingest(batch(T0, containers=1, stopped=True), T0)
     with store.engine.begin() as conn:
         conn.execute(sa.update(t.machines).where(t.machines.c.kind == "host").values(state="up"))
         conn.execute(sa.update(t.schema_version).values(version=2))
@@ -104,7 +107,7 @@ def test_upgrade_from_v2_renames_the_host_state(db_url: str) -> None:
     store = Storage.open(db_url)
     try:
         assert store.upgraded_from == 2
-        host, container = store.machine("h1"), store.machine("h1:c0")
+        host, container = store.samples.machine("h1"), store.samples.machine("h1:c0")
         assert host is not None and container is not None
         assert (host.state, container.state) == ("running", "exited")
     finally:

@@ -1,0 +1,73 @@
+"""What the server announces: ``sample``, ``machine`` and ``alert`` events on the event bus,
+and notifications for alerts that are not silenced.
+
+Runs on the IOLoop. Values arrive typed (a ``BatchView``, ``AlertEvent``s) and become
+JSON here, at the edge (``payloads.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from srvmon_core.alert_state import AlertEvent
+from srvmon_core.view import BatchView
+from srvmon_server.background import Background
+from srvmon_server.bus import EventBus
+from srvmon_server.notify import Notifier
+from srvmon_server.payloads import alert_event_json, sample_json
+from srvmon_server.presence import Presence
+from srvmon_server.stats import Stats
+
+
+def iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+class Live:
+    def __init__(
+        self,
+        *,
+        bus: EventBus,
+        presence: Presence,
+        notifier: Notifier,
+        stats: Stats,
+        background: Background,
+    ) -> None:
+        self.bus = bus
+        self.presence = presence
+        self.notifier = notifier
+        self.stats = stats
+        self.background = background
+
+    def stored(self, view: BatchView, received_at: datetime, levels: dict[str, str]) -> None:
+        """The ``sample`` events of a stored batch, then ``machine`` events for machines
+        that are new or back (``levels``: firing levels before the batch was evaluated)."""
+        timestamp = iso(view.timestamp)
+        machines = view.machines
+        publish = self.bus.publish
+        for machine in machines:
+            publish("sample", sample_json(machine, timestamp), machine.key)
+        for machine in machines:
+            key = machine.key
+            if self.presence.seen(key, received_at) is not None:
+                status = levels.get(key, "ok")
+                publish("machine", {"key": key, "status": status, "last_seen": timestamp}, key)
+
+    def alerts(self, events: Sequence[AlertEvent]) -> None:
+        """Alert transitions to subscribers; the ones not silenced to notifications."""
+        if not events:
+            return
+        self.stats.alert_events_total += len(events)
+        for event in events:
+            self.bus.publish("alert", alert_event_json(event), event.machine_key)
+        loud = [e for e in events if not e.silenced]
+        if loud and self.notifier.enabled:
+            self.background.spawn(self.notifier.notify(loud))
+
+    def sweep(self, now: datetime) -> None:
+        """A ``machine`` event for each machine that just went silent."""
+        for key, last_seen in self.presence.sweep(now):
+            self.bus.publish(
+                "machine", {"key": key, "status": "silent", "last_seen": iso(last_seen)}, key
+            )
