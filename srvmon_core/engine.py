@@ -401,16 +401,34 @@ def _seen(
     else:
         machine.ref = ref
         machine.last_seen = now
+    state.touched.add(ref.key)
     if sample is not None:
-        if (
-            machine.container_id is not None
-            and machine.restart_count is not None
-            and (sample.id != machine.container_id or sample.restart_count > machine.restart_count)
+        if machine.container_id is not None and (
+            sample.id != machine.container_id or sample.restart_count != machine.restart_count
         ):
-            machine.last_restart_at = now
+            state.changed.add(ref.key)  # new restart memory: save it with the next write
+            if machine.restart_count is not None and (
+                sample.id != machine.container_id or sample.restart_count > machine.restart_count
+            ):
+                machine.last_restart_at = now
         machine.container_id = sample.id
         machine.restart_count = sample.restart_count
     return machine
+
+
+def _forget(state: EngineState, key: str) -> None:
+    """A removed machine: its saved row, if any, goes with the next write."""
+    state.touched.discard(key)
+    if key in state.persisted:
+        state.persisted.discard(key)
+        state.removed.add(key)
+
+
+def _mark_changed(state: EngineState, events: list[AlertEvent]) -> None:
+    """Every transition changes its machine's saved state (removed ones are skipped when
+    the changes are taken)."""
+    for event in events:
+        state.changed.add(event.machine_key)
 
 
 def _host_ref(state: EngineState, batch: Batch) -> MachineRef:
@@ -505,7 +523,9 @@ def evaluate_view(
             state.plans.pop(key, None)
             for alert in state.alerts.pop(key, {}).values():
                 _gone(alert, machine.ref, now, events)
+            _forget(state, key)
     state.containers_by_host[batch.host_id] = present
+    _mark_changed(state, events)
     return state, _silenced(events, silences, now)
 
 
@@ -554,6 +574,7 @@ def check_silence(
             )
         if alerts is not None and not alerts:
             del state.alerts[key]
+    _mark_changed(state, events)
     return state, _silenced(events, silences, now)
 
 

@@ -6,14 +6,20 @@ thread (``DbThread``), so the state is never shared between threads; the IOLoop 
 the snapshots published after each step (``active``, ``firing_levels``). Values stay typed:
 rules are ``Rule``, silences ``Silence``, events ``AlertEvent`` (created ``silenced`` by the
 engine when a silence matches).
+
+The engine state is saved per machine: each step writes its events and the machines it
+changed in one transaction (O(changed), not O(machines)); ``save_periodic`` keeps pending
+timers, windows and new machines recent. ``adopt_hosts`` / ``release_hosts`` load and
+hand over the machines of some hosts, for a process that evaluates only part of the fleet.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
+from srvmon_core.alert_state import MachineSnapshot, StateChanges
 from srvmon_core.defaults import DEFAULT_RULES
 from srvmon_core.engine import (
     ActiveAlert,
@@ -32,6 +38,8 @@ from srvmon_server.storage import MachineRecord, Storage
 
 log = logging.getLogger(__name__)
 SEVERITY_ORDER = {"ok": 0, "warning": 1, "critical": 2}
+PERIODIC_SAVE_CHUNK = 2000
+"""Machines per periodic-save transaction (a cold start saves every machine once)."""
 
 
 class Alerting:
@@ -46,17 +54,54 @@ class Alerting:
     # --- loading (DB thread) --------------------------------------------------------------
 
     def load(self, now: datetime) -> None:
-        """Seed the default rules on first start, then load rules, saved state, silences."""
+        """Seed the default rules on first start, then load rules, every saved machine's
+        state and the silences."""
         self._storage.rules.seed(DEFAULT_RULES)
         self.reload_rules()
-        raw = self._storage.alert_states.load()
-        if raw:
-            try:
-                self.state = EngineState.from_dict(raw)
-            except DecodeError as exc:
-                log.error("saved alert state is unusable, starting fresh: %s", exc)
+        self.state = EngineState()
+        self._restore(self._storage.alert_states.load(), now)
         self.reload_silences(now)
         self._snapshot()
+
+    def adopt_hosts(self, host_ids: Iterable[str], now: datetime) -> int:
+        """Load the saved machines of these hosts (this process now evaluates them, e.g. a
+        Kafka partition was assigned); return how many. Pending timers go on from their
+        saved start."""
+        restored = self._restore(self._storage.alert_states.load(host_ids), now)
+        self._snapshot()
+        return restored
+
+    def release_hosts(self, host_ids: Iterable[str]) -> None:
+        """Save and forget the machines of these hosts (another process takes them over)."""
+        self._save(self.state.release_hosts(host_ids))
+        self._snapshot()
+
+    def _restore(self, snapshots: Iterable[MachineSnapshot], now: datetime) -> int:
+        restored = 0
+        for snapshot in snapshots:
+            try:
+                self.state.restore(snapshot, now)
+            except DecodeError as exc:
+                log.error(
+                    "saved alert state of %s is unusable, starting it fresh: %s", snapshot.key, exc
+                )
+                continue
+            restored += 1
+        return restored
+
+    def save_periodic(self, limit: int | None = PERIODIC_SAVE_CHUNK) -> bool:
+        """Save up to ``limit`` machines with pending timers, windows, or never saved, seen
+        since their last save; True while more wait (call again: other DB work can run in
+        between)."""
+        self._save(self.state.take_periodic(limit))
+        return self.state.periodic_due
+
+    def _save(self, changes: StateChanges, events: list[AlertEvent] | None = None) -> None:
+        try:
+            self._storage.alert_states.save(changes, events or ())
+        except BaseException:
+            self.state.requeue(changes)  # the next write takes them again
+            raise
 
     def reload_rules(self) -> None:
         self.rules = self._storage.rules.all()
@@ -75,11 +120,12 @@ class Alerting:
         return self._record(events)
 
     def _record(self, events: list[AlertEvent]) -> list[AlertEvent]:
-        if not events:
-            return []
-        self._storage.history.append(events)
-        self._storage.alert_states.save(self.state.to_dict())
-        self._snapshot()
+        """Events and the machines they changed, in one transaction."""
+        changes = self.state.take_changes()
+        if events or not changes.empty:
+            self._save(changes, events)
+        if events:
+            self._snapshot()
         return events
 
     def _snapshot(self) -> None:

@@ -40,6 +40,9 @@ class ServerConfig:
     ring_buffer_size: int = 10_000
     client_queue_size: int = 1_000
     silence_check_seconds: float = 1.0
+    alert_state_save_seconds: float = 10.0
+    """How often machines with pending timers, windows or never saved are written (each
+    transition is written at once)."""
     silent_after_seconds: float = 30.0
     """A machine not heard from for this long shows as ``silent`` in /machines."""
     webhook_retries: int = 3

@@ -7,6 +7,7 @@ figures, background tasks, the alerting service, the live publisher and the peri
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import datetime
 
@@ -26,6 +27,7 @@ from srvmon_server.stats import Stats
 from srvmon_server.storage import Storage
 
 Clock = Callable[[], datetime]
+log = logging.getLogger(__name__)
 
 
 @frozen(kw_only=True)
@@ -49,10 +51,15 @@ class ServerContext:
         self.periodic.start()
 
     def close(self) -> None:
-        """Close every stream, stop the jobs and tasks, then the DB thread."""
+        """Close every stream, stop the jobs and tasks, save the alert state that waits for
+        the periodic save (if the database answers), then stop the DB thread."""
         self.hub.close_all()
         self.periodic.stop()
         self.background.cancel_all()
+        try:
+            self.db.call(self.alerting.save_periodic, None)
+        except Exception:  # the database may be down: the saved state is at most that old
+            log.exception("saving the alert state at shutdown failed")
         self.db.shutdown()
 
 

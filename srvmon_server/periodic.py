@@ -1,6 +1,6 @@
-"""The server's periodic jobs on the IOLoop: the silent-machine check, roll-ups and
-retention pruning. Each runs its work on the DB thread; a failure is logged and the next
-run tries again (the database may be down)."""
+"""The server's periodic jobs on the IOLoop: the silent-machine check, the periodic save
+of alert state, roll-ups and retention pruning. Each runs its work on the DB thread; a
+failure is logged and the next run tries again (the database may be down)."""
 
 from __future__ import annotations
 
@@ -59,6 +59,14 @@ class Periodic:
         finally:
             self._ticking = False
 
+    async def save_alert_state(self) -> None:
+        """Write the machines with pending timers, windows or never saved (O(those))."""
+        try:
+            while await self._db.run(self._alerting.save_periodic):
+                pass  # in chunks: ingest and reads queued meanwhile get the DB thread
+        except Exception:  # the DB may be down; the machines stay marked for the next run
+            log.exception("periodic alert state save failed")
+
     async def prune(self) -> None:
         """Drop samples, rollups, alert events and ended silences past their retentions."""
         config = self._config
@@ -90,6 +98,7 @@ class Periodic:
             return
         jobs: list[tuple[Callable[[], Coroutine[Any, Any, None]], float]] = [
             (self.tick, self._config.silence_check_seconds),
+            (self.save_alert_state, self._config.alert_state_save_seconds),
             (self.prune, self._config.prune_interval_seconds),
             (self.roll_up, ROLL_UP_INTERVAL_SECONDS),
         ]

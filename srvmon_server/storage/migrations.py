@@ -37,7 +37,21 @@ def _v2_to_v3(conn: sa.Connection) -> None:
     )
 
 
-MIGRATIONS: dict[int, Step] = {1: _v1_to_v2, 2: _v2_to_v3}
+def _v3_to_v4(conn: sa.Connection) -> None:
+    """v4 keeps the alert state per machine (``alert_machines``), not in one row."""
+    from srvmon_server.storage.alert_states import split_whole_state
+
+    t.alert_machines.create(conn, checkfirst=True)
+    if "alert_state" not in sa.inspect(conn).get_table_names():
+        return
+    body = conn.execute(sa.text("SELECT body FROM alert_state WHERE id = 1")).scalar()
+    rows = split_whole_state(body, _now_ms()) if body is not None else []
+    if rows:
+        conn.execute(sa.insert(t.alert_machines), rows)
+    conn.execute(sa.text("DROP TABLE alert_state"))
+
+
+MIGRATIONS: dict[int, Step] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
 
 
 def _now_ms() -> int:

@@ -60,16 +60,6 @@ def test_a_stored_rule_that_no_longer_parses_is_skipped(storage: Storage) -> Non
     assert storage.rules.get("old") is None
 
 
-def test_alert_state_round_trips(storage: Storage) -> None:
-    """Saved engine state comes back equal; a second save replaces the first."""
-    assert storage.alert_states.load() is None
-    state = {"alerts": {"fp1": {"state": "firing", "since": "2024-05-01T12:00:00Z"}}, "v": 1}
-    storage.alert_states.save(state)
-    assert storage.alert_states.load() == state
-    storage.alert_states.save({"alerts": {}, "v": 2})
-    assert storage.alert_states.load() == {"alerts": {}, "v": 2}
-
-
 def event(i: int, **overrides: Any) -> AlertEvent:
     return alert_event(
         overrides.pop("at", T0 + timedelta(minutes=i)),

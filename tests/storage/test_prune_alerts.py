@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
+from srvmon_core.alert_state import MachineSnapshot, StateChanges
 from srvmon_core.silences import SilenceMatchers, SilenceRequest
 from srvmon_server.storage import Storage
 from srvmon_server.storage import tables as t
@@ -51,7 +52,9 @@ def test_prune_deletes_old_alert_events_and_long_ended_silences_in_batches(
     active = storage.silences.create(
         silence(NOW - timedelta(hours=1), NOW + timedelta(days=1), "on")
     )
-    state = {"alerts": {"fp1": {"state": "firing", "since": "2024-05-01T12:00:00Z"}}, "v": 1}
+    state = StateChanges(
+        saved=(MachineSnapshot(key="h1", host_id="h1", document={"version": 2, "alerts": []}),)
+    )
     storage.alert_states.save(state)
     assert (count(storage, t.alert_events), count(storage, t.silences)) == (8, 3)
 
@@ -78,7 +81,7 @@ def test_prune_deletes_old_alert_events_and_long_ended_silences_in_batches(
     assert [s.id for s in remaining] == [recent.id, active.id]
     assert long_ago.id not in [s.id for s in remaining]
     assert storage.silences.all(now=NOW) == [active]
-    assert storage.alert_states.load() == state
+    assert storage.alert_states.load() == list(state.saved)
 
 
 def test_prune_keeps_a_year_of_alert_history_by_default(storage: Storage) -> None:
