@@ -166,9 +166,14 @@ def _plan_for(rules: Sequence[Rule], state: EngineState, ref: MachineRef) -> _Pl
 def _sync_rules(rules: Sequence[Rule], state: EngineState, now: datetime) -> list[AlertEvent]:
     """Drop cached plans when the rule set changed; resolve alerts of rules that went away."""
     seen = state.rules_seen
-    if len(seen) == len(rules) and all(a is b for a, b in zip(seen, rules, strict=True)):
+    if rules is seen:  # the same tuple again: nothing can have changed
         return []
-    state.rules_seen = tuple(rules)  # strong references: ids in the caches stay unique
+    if len(seen) == len(rules) and all(a is b for a, b in zip(seen, rules, strict=True)):
+        if isinstance(rules, tuple):
+            state.rules_seen = rules
+        return []
+    # strong references: ids in the caches stay unique
+    state.rules_seen = rules if isinstance(rules, tuple) else tuple(rules)
     state.plans.clear()
     state.compiled.clear()
     events: list[AlertEvent] = []

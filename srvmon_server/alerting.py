@@ -45,7 +45,8 @@ PERIODIC_SAVE_CHUNK = 2000
 class Alerting:
     def __init__(self, storage: Storage) -> None:
         self._storage = storage
-        self.rules: list[Rule] = []
+        self.rules: tuple[Rule, ...] = ()
+        """A tuple: the engine recognises an unchanged rule set by its identity."""
         self.silences: list[Silence] = []
         self.state = EngineState()
         self._levels: dict[str, str] = {}
@@ -104,7 +105,7 @@ class Alerting:
             raise
 
     def reload_rules(self) -> None:
-        self.rules = self._storage.rules.all()
+        self.rules = tuple(self._storage.rules.all())
 
     def reload_silences(self, now: datetime | None = None) -> None:
         self.silences = self._storage.silences.all(now=now)
