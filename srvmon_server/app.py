@@ -26,6 +26,7 @@ from srvmon_server.handlers.base import NotFoundHandler
 from srvmon_server.handlers.events import EventsHandler
 from srvmon_server.handlers.ingest import IngestHandler
 from srvmon_server.handlers.machines import (
+    ContainersHandler,
     MachineHandler,
     MachineRulesHandler,
     MachinesHandler,
@@ -49,6 +50,7 @@ ROUTES: list[tuple[str, type[tornado.web.RequestHandler]]] = [
     (r"/api/v1/machines", MachinesHandler),
     (rf"/api/v1/machines/{KEY}/series", SeriesHandler),
     (rf"/api/v1/machines/{KEY}/rules", MachineRulesHandler),
+    (rf"/api/v1/machines/{KEY}/containers", ContainersHandler),
     (rf"/api/v1/machines/{KEY}", MachineHandler),
     (r"/api/v1/rules", RulesHandler),
     (rf"/api/v1/rules/{KEY}", RuleHandler),

@@ -38,7 +38,17 @@ class ServerConfig:
     prune_interval_seconds: float = 3600.0
     heartbeat_seconds: float = 15.0
     ring_buffer_size: int = 10_000
-    client_queue_size: int = 1_000
+    """Events kept per replayed topic (``metrics``, ``alerts``) for ``Last-Event-ID``."""
+    client_queue_size: int = 10_000
+    """Alerts that may wait for one SSE client; past this they become one ``resync``.
+    State events (samples, summaries) never count: a client keeps the newest per machine."""
+    client_stall_seconds: float = 60.0
+    """An SSE client whose socket takes nothing for this long is dropped (the last resort)."""
+    sse_send_buffer_bytes: int = 128 * 1024
+    """The kernel send buffer of each SSE socket (0: the system's autotuning, which grows
+    to megabytes): what a slow reader still has to read before it sees newer values."""
+    summary_interval_seconds: float = 1.0
+    """At most one ``summary`` event per host per this many seconds (the newest wins)."""
     silence_check_seconds: float = 1.0
     alert_state_save_seconds: float = 10.0
     """How often machines with pending timers, windows or never saved are written (each

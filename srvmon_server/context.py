@@ -2,7 +2,8 @@
 
 One value per job: the configuration, the storage gateway, the DB thread, the SSE hub
 and the event bus it is published through, presence, notifications, the server's own
-figures, background tasks, the alerting service, the live publisher and the periodic jobs.
+figures, background tasks, the alerting service, the live publisher (with the fleet's
+host summaries) and the periodic jobs.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from srvmon_server.background import Background
 from srvmon_server.bus import EventBus
 from srvmon_server.config import ServerConfig
 from srvmon_server.dbthread import DbThread
+from srvmon_server.fleet import Fleet
 from srvmon_server.hub import Hub
 from srvmon_server.live import Live
 from srvmon_server.notify import Notifier
@@ -54,6 +56,7 @@ class ServerContext:
         """Close every stream, stop the jobs and tasks, save the alert state that waits for
         the periodic save (if the database answers), then stop the DB thread."""
         self.hub.close_all()
+        self.live.close()
         self.periodic.stop()
         self.background.cancel_all()
         try:
@@ -85,12 +88,16 @@ def build_context(
     presence = Presence(config.silent_after_seconds)
     background = Background()
     alerting = Alerting(storage)
+    fleet = Fleet()
     live = Live(
         bus=hub if bus is None else bus,
         presence=presence,
         notifier=notifier,
         stats=stats,
         background=background,
+        fleet=fleet,
+        active_alerts=alerting.active,
+        summary_interval_seconds=config.summary_interval_seconds,
     )
     try:
         db.call(alerting.load, clock())
@@ -99,6 +106,7 @@ def build_context(
         db.shutdown()
         raise
     presence.load({r.key: r.last_received or r.last_seen for r in records}, clock())
+    fleet.load(records, presence.is_silent, alerting.active())
     periodic = Periodic(
         config=config,
         clock=clock,

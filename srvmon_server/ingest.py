@@ -1,7 +1,8 @@
 """The ingest pipeline shared by POST /api/v1/ingest and standalone mode.
 
-View the batch once (``srvmon_core.view``), store it durably, then publish its ``sample``
-and ``machine`` events, then evaluate the alert rules and publish their transitions. One
+View the batch once (``srvmon_core.view``), store it durably, evaluate the alert rules,
+then publish its ``sample`` and ``machine`` events, the alert transitions and the host's
+``summary``. One
 path, whichever way a batch arrives. Errors are domain errors (``DecodeError`` for a bad
 body, ``StorageUnavailable`` when the database is down); the handler maps them to HTTP.
 """
@@ -62,11 +63,13 @@ def _record(ctx: ServerContext, view: BatchView, result: IngestResult) -> None:
 
 
 async def ingest_batch(ctx: ServerContext, batch: Batch) -> IngestResult:
-    """Store ``batch`` (durable when this returns), then publish and evaluate alerts.
+    """Store ``batch`` (durable when this returns), evaluate the alert rules, then publish
+    its events and alert transitions (in that order, so the host's summary carries the
+    alerts this sample caused).
 
-    The batch is viewed once; storage, the ``sample`` events and the engine all read that
-    one view. Raises ``StorageUnavailable`` when the database is down; nothing is
-    published then.
+    The batch is viewed once; storage, the engine, the ``sample`` events and the host's
+    summary all read that one view. Raises ``StorageUnavailable`` when the database is
+    down; nothing is published then.
     """
     received_at = ctx.clock()
     view = batch_view(batch)
@@ -74,8 +77,10 @@ async def ingest_batch(ctx: ServerContext, batch: Batch) -> IngestResult:
     _record(ctx, view, result)
     if not result.stored:
         return result
-    ctx.live.stored(view, received_at, ctx.alerting.firing_levels())
-    ctx.live.alerts(await ctx.db.run(ctx.alerting.on_batch, view, received_at))
+    levels = ctx.alerting.firing_levels()
+    events = await ctx.db.run(ctx.alerting.on_batch, view, received_at)
+    ctx.live.stored(view, received_at, levels)
+    ctx.live.alerts(events)
     return result
 
 

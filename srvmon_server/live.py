@@ -1,27 +1,65 @@
-"""What the server announces: ``sample``, ``machine`` and ``alert`` events on the event bus,
-and notifications for alerts that are not silenced.
+"""What the server announces: ``sample``, ``machine``, ``summary`` and ``alert`` events on
+the event bus, and notifications for alerts that are not silenced.
 
 Runs on the IOLoop. Values arrive typed (a ``BatchView``, ``AlertEvent``s) and become
-JSON here, at the edge (``payloads.py``).
+JSON here, at the edge (``payloads.py``). Each host's :class:`~srvmon_server.fleet.HostSummary`
+is computed here once per stored sample (and on alert and presence changes) for every
+fleet view, and published at most once per host per ``summary_interval_seconds``: a
+change that comes sooner is held and the newest held one is sent when the interval is up.
+
+In-process subscribers (the legacy SSE and websocket routes, say) that need every
+``sample`` and every ``alert`` subscribe to the hub with ``topics=metrics,alerts``; their
+queues keep every alert and the newest sample per machine.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import time
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
-from srvmon_core.alert_state import AlertEvent
+from srvmon_core.alert_state import ActiveAlert, AlertEvent
+from srvmon_core.schema import host_key
 from srvmon_core.view import BatchView
 from srvmon_server.background import Background
 from srvmon_server.bus import EventBus
+from srvmon_server.fleet import Fleet
 from srvmon_server.notify import Notifier
-from srvmon_server.payloads import alert_event_json, sample_json
+from srvmon_server.payloads import alert_event_json, sample_json, summary_json
 from srvmon_server.presence import Presence
 from srvmon_server.stats import Stats
+
+Monotonic = Callable[[], float]
 
 
 def iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+class SummaryThrottle:
+    """At most one summary per host per ``interval`` seconds. Pure: times are parameters."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._next: dict[str, float] = {}
+        self.held: set[str] = set()
+
+    def offer(self, keys: set[str], now: float) -> list[str]:
+        """Of the hosts that changed, the ones to publish now (the others are held)."""
+        due = []
+        for key in sorted(keys):
+            if now >= self._next.get(key, 0.0):
+                self._next[key] = now + self.interval
+                self.held.discard(key)
+                due.append(key)
+            else:
+                self.held.add(key)
+        return due
+
+    def next_due(self) -> float | None:
+        """When the earliest held host may be published."""
+        return min((self._next[k] for k in self.held), default=None)
 
 
 class Live:
@@ -33,41 +71,126 @@ class Live:
         notifier: Notifier,
         stats: Stats,
         background: Background,
+        fleet: Fleet,
+        active_alerts: Callable[[], list[ActiveAlert]],
+        summary_interval_seconds: float = 1.0,
+        monotonic: Monotonic = time.monotonic,
     ) -> None:
         self.bus = bus
         self.presence = presence
         self.notifier = notifier
         self.stats = stats
         self.background = background
+        self.fleet = fleet
+        self._active_alerts = active_alerts
+        self._monotonic = monotonic
+        self._throttle = SummaryThrottle(summary_interval_seconds)
+        self._dirty: set[str] = set()
+        self._flush_scheduled = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_due = 0.0
 
     def stored(self, view: BatchView, received_at: datetime, levels: dict[str, str]) -> None:
         """The ``sample`` events of a stored batch, then ``machine`` events for machines
-        that are new or back (``levels``: firing levels before the batch was evaluated)."""
+        that are new or back (``levels``: firing levels before the batch was evaluated);
+        the host's summary is updated (published with the next :meth:`summarise`)."""
         timestamp = iso(view.timestamp)
         machines = view.machines
+        host = view.host_id
         publish = self.bus.publish
         for machine in machines:
-            publish("sample", sample_json(machine, timestamp), machine.key)
+            publish("sample", sample_json(machine, timestamp), machine.key, host=host)
         for machine in machines:
             key = machine.key
             if self.presence.seen(key, received_at) is not None:
                 status = levels.get(key, "ok")
-                publish("machine", {"key": key, "status": status, "last_seen": timestamp}, key)
+                data = {"key": key, "status": status, "last_seen": timestamp}
+                publish("machine", data, key, host=host)
+        if self.fleet.observe(view):
+            self._changed({host_key(host)})
 
     def alerts(self, events: Sequence[AlertEvent]) -> None:
-        """Alert transitions to subscribers; the ones not silenced to notifications."""
+        """Alert transitions to subscribers; the ones not silenced to notifications; the
+        hosts whose worst alert changed get a new summary."""
         if not events:
             return
         self.stats.alert_events_total += len(events)
         for event in events:
-            self.bus.publish("alert", alert_event_json(event), event.machine_key)
+            data = alert_event_json(event)
+            self.bus.publish("alert", data, event.machine_key, host=host_key(event.host_id))
         loud = [e for e in events if not e.silenced]
         if loud and self.notifier.enabled:
             self.background.spawn(self.notifier.notify(loud))
+        self._changed(self.fleet.set_alerts(self._active_alerts()))
 
     def sweep(self, now: datetime) -> None:
-        """A ``machine`` event for each machine that just went silent."""
+        """A ``machine`` event for each machine that just went silent; silent hosts get a
+        new summary."""
+        silent: set[str] = set()
         for key, last_seen in self.presence.sweep(now):
-            self.bus.publish(
-                "machine", {"key": key, "status": "silent", "last_seen": iso(last_seen)}, key
-            )
+            data = {"key": key, "status": "silent", "last_seen": iso(last_seen)}
+            self.bus.publish("machine", data, key, host=self._host_of(key))
+            if self.fleet.set_silent(key, True):
+                silent.add(key)
+        self._changed(silent)
+
+    def _host_of(self, key: str) -> str:
+        if self.fleet.get(key) is not None:
+            return key
+        host, sep, _ = key.rpartition(":")
+        return host if sep else key
+
+    # --- summaries ---------------------------------------------------------------------
+
+    def _changed(self, keys: set[str]) -> None:
+        """Hosts whose summary changed: published once the current IOLoop step is done
+        (so one batch's samples and its alerts make one summary)."""
+        if not keys:
+            return
+        self._dirty |= keys
+        if self._flush_scheduled:
+            return
+        self._flush_scheduled = True
+        try:
+            asyncio.get_running_loop().call_soon(self.summarise)
+        except RuntimeError:  # no loop (a script driving Live by hand): publish now
+            self.summarise()
+
+    def summarise(self) -> None:
+        """Publish the summaries that changed and may go now; hold the others until their
+        host's interval is up (the newest then wins)."""
+        self._flush_scheduled = False
+        dirty, self._dirty = self._dirty, set()
+        for key in self._throttle.offer(dirty, self._monotonic()):
+            self._publish_summary(key)
+        self._arm_timer()
+
+    def _release_held(self) -> None:
+        self._timer = None
+        held = set(self._throttle.held)
+        for key in self._throttle.offer(held, self._monotonic()):
+            self._publish_summary(key)
+        self._arm_timer()
+
+    def _arm_timer(self) -> None:
+        due = self._throttle.next_due()
+        if due is None or (self._timer is not None and self._timer_due <= due):
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_due = due
+        self._timer = loop.call_later(max(0.0, due - self._monotonic()), self._release_held)
+
+    def _publish_summary(self, key: str) -> None:
+        summary = self.fleet.get(key)
+        if summary is not None:
+            self.bus.publish("summary", summary_json(summary), key, host=key)
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None

@@ -20,7 +20,12 @@ OWN_HELP = {
     "ingest_duplicates_total": ("counter", "samples ignored as already stored"),
     "ingest_samples_per_second": ("gauge", "samples accepted per second, last 60 s"),
     "sse_clients": ("gauge", "connected Server-Sent Events clients"),
-    "sse_dropped_clients_total": ("counter", "SSE clients dropped for reading too slowly"),
+    "sse_dropped_clients_total": ("counter", "SSE clients dropped: their socket stalled"),
+    "sse_conflated_events_total": (
+        "counter",
+        "SSE state events replaced by a newer one before a slow client got them",
+    ),
+    "sse_resyncs_total": ("counter", "SSE clients sent a resync: too many alerts waited"),
     "db_latency_seconds": ("gauge", "duration of the latest database call"),
     "db_errors_total": ("counter", "database calls that failed as unavailable"),
     "alert_events_total": ("counter", "alert transitions produced by the engine"),

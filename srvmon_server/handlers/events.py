@@ -1,15 +1,33 @@
-"""GET /api/v1/events: the Server-Sent Events stream."""
+"""GET /api/v1/events: the Server-Sent Events stream.
+
+The subscription is a dashboard ``view`` (``fleet``, ``host`` with ``host=``, ``alerts``)
+or, for API users, ``topics`` and a ``machines`` glob. The writer sends what waits in the
+client's queue in chunks of about ``WRITE_CHUNK_BYTES``, so that what the socket has not
+taken yet can still be replaced by newer values (``sse.Client``).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 
 from tornado.iostream import StreamClosedError
 
 from srvmon_server.handlers.base import ApiError, BaseHandler, iso
-from srvmon_server.sse import Subscription, format_comment, format_event, format_retry, parse_topics
+from srvmon_server.sse import (
+    Client,
+    Subscription,
+    format_comment,
+    format_event,
+    format_retry,
+    parse_topics,
+    view_subscription,
+)
 
 MAX_GLOB_LENGTH = 200
+WRITE_CHUNK_BYTES = 64 * 1024
+"""At most this much (plus one frame) is handed to the socket per write."""
 
 
 class EventsHandler(BaseHandler):
@@ -28,21 +46,43 @@ class EventsHandler(BaseHandler):
         self._wake.set()
 
     def _drop(self) -> None:
-        """Too slow: close the connection, which also ends a flush stuck on a full socket."""
+        """The server closes the stream (shutdown, or a stalled socket)."""
         self._closed = True
         self._wake.set()
         self.request.connection.close()  # type: ignore[union-attr]
 
     def subscription(self) -> tuple[Subscription, int | None]:
-        try:
-            topics = parse_topics(self.get_query_argument("topics", None))
-        except ValueError as exc:
-            raise ApiError(400, "invalid_parameter", str(exc), "topics") from None
+        view = self.get_query_argument("view", None)
+        raw_topics = self.get_query_argument("topics", None)
         machines = self.get_query_argument("machines", "*") or "*"
-        if len(machines) > MAX_GLOB_LENGTH:
-            raise ApiError(
-                400, "invalid_parameter", f"machines is longer than {MAX_GLOB_LENGTH}", "machines"
-            )
+        if view is not None:
+            for name, given in (("topics", raw_topics), ("machines", machines != "*")):
+                if given:
+                    message = f"{name} cannot be combined with view (a view sets both)"
+                    raise ApiError(400, "invalid_parameter", message, name)
+            host = self.get_query_argument("host", None)
+            try:
+                subscription = view_subscription(view, host)
+            except ValueError as exc:
+                field = "host" if view == "host" else "view"
+                raise ApiError(400, "invalid_parameter", str(exc), field) from None
+            if host is not None and len(host) > MAX_GLOB_LENGTH:
+                raise ApiError(
+                    400, "invalid_parameter", f"host is longer than {MAX_GLOB_LENGTH}", "host"
+                )
+        else:
+            try:
+                topics = parse_topics(raw_topics)
+            except ValueError as exc:
+                raise ApiError(400, "invalid_parameter", str(exc), "topics") from None
+            if len(machines) > MAX_GLOB_LENGTH:
+                raise ApiError(
+                    400,
+                    "invalid_parameter",
+                    f"machines is longer than {MAX_GLOB_LENGTH}",
+                    "machines",
+                )
+            subscription = Subscription(topics=topics, machines=machines)
         raw_last = self.request.headers.get("Last-Event-ID") or self.get_query_argument(
             "last_event_id", None
         )
@@ -54,7 +94,7 @@ class EventsHandler(BaseHandler):
                 raise ApiError(
                     400, "invalid_parameter", "Last-Event-ID must be an integer", "last_event_id"
                 ) from None
-        return Subscription(topics=topics, machines=machines), last_id
+        return subscription, last_id
 
     async def get(self) -> None:
         subscription, last_id = self.subscription()
@@ -63,47 +103,65 @@ class EventsHandler(BaseHandler):
         self.set_header("Content-Type", "text/event-stream; charset=utf-8")
         self.set_header("Cache-Control", "no-cache")
         self.set_header("X-Accel-Buffering", "no")
-        handle, client = hub.subscribe(subscription, self._wake.set, self._drop)
+        self._bound_send_buffer(ctx.config.sse_send_buffer_bytes)
+        subscribed = hub.subscribe(subscription, self._wake.set, self._drop, resume_after=last_id)
+        handle = subscribed.handle
+        stalled = False
         try:
             self.write(format_retry())
-            self.write(
-                format_event(
-                    None, "hello", {"server_time": iso(ctx.clock()), "last_id": hub.ring.last_id}
-                )
-            )
-            if last_id is not None:
-                missed = hub.ring.since(last_id)
-                if missed is None:
-                    self.write(
-                        format_event(hub.ring.last_id, "resync", {"reason": "too far behind"})
-                    )
-                else:
-                    for event in missed:
-                        if subscription.wants(event):
-                            self.write(event.frame)
+            hello = {"server_time": iso(ctx.clock()), "last_id": hub.ring.last_id}
+            self.write(format_event(None, "hello", hello))
+            if subscribed.resync:
+                self.write(format_event(hub.ring.last_id, "resync", {"reason": "too far behind"}))
             await self.flush()
-            await self._pump(client)
+            stalled = await self._pump(subscribed.client)
         except StreamClosedError:
             self._closed = True
         finally:
-            hub.unsubscribe(handle)
-        if not self._finished and not self._closed:
+            hub.unsubscribe(handle, dropped=stalled)
+        if stalled:
+            self._drop()
+        elif not self._finished and not self._closed:
             self.finish()
 
-    async def _pump(self, client: object) -> None:
-        from srvmon_server.sse import Client
+    def _bound_send_buffer(self, size: int) -> None:
+        """Fix the socket's send buffer (no autotuning up to megabytes): what the kernel
+        holds for a slow reader is sent as it was, so the less of it, the fresher the
+        reader; the rest waits in the conflating queue."""
+        if size <= 0:
+            return
+        stream = getattr(self.request.connection, "stream", None)
+        sock = getattr(stream, "socket", None)
+        if sock is None:
+            return
+        with contextlib.suppress(OSError):  # not a TCP socket: nothing to bound
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
 
-        assert isinstance(client, Client)
-        heartbeat = self.ctx.config.heartbeat_seconds
+    async def _pump(self, client: Client) -> bool:
+        """Write what waits until the stream closes; True when the socket stalled (it took
+        nothing for ``client_stall_seconds``) and the client must be dropped."""
+        config = self.ctx.config
+        heartbeat = config.heartbeat_seconds
+        stall = config.client_stall_seconds
         while not self._closed:
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=heartbeat)
-            except TimeoutError:
-                self.write(format_comment("hb"))
-            self._wake.clear()
-            if self._closed or client.dropped:
-                return
-            frames = client.take_all()
-            if frames:
-                self.write(frames)
-            await self.flush()
+            if not client.has_pending():
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=heartbeat)
+                except TimeoutError:
+                    self.write(format_comment("hb"))
+                    if not await self._flush_within(stall):
+                        return True
+                self._wake.clear()
+                continue
+            self.write(client.take(WRITE_CHUNK_BYTES))
+            if not await self._flush_within(stall):
+                return True
+        return False
+
+    async def _flush_within(self, seconds: float) -> bool:
+        """Flush; False when the socket did not take it within ``seconds``."""
+        try:
+            await asyncio.wait_for(self.flush(), timeout=seconds)
+        except TimeoutError:
+            return False
+        return True

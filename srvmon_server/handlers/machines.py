@@ -1,4 +1,5 @@
-"""Machines: the inventory with status, one machine, its series and its rules."""
+"""Machines: the fleet's hosts (paged summaries), a host's containers, one machine, its
+series and its rules."""
 
 from __future__ import annotations
 
@@ -7,10 +8,14 @@ from typing import Any
 
 from srvmon_core.metrics import CONTAINER_METRIC_NAMES, HOST_METRIC_NAMES
 from srvmon_server.handlers.base import ApiError, BaseHandler, parse_time
-from srvmon_server.payloads import rule_json
+from srvmon_server.payloads import rule_json, summary_json
 from srvmon_server.storage import MachineRecord
 
 MAX_POINTS_LIMIT = 10_000
+DEFAULT_HOSTS_PAGE = 500
+MAX_HOSTS_PAGE = 1000
+"""Hosts per ``GET /api/v1/machines`` page: about 0.5 KB each, so a page stays under 1 MB."""
+MAX_CURSOR_LENGTH = 1000
 DEFAULT_SERIES_SPAN = timedelta(hours=1)
 
 
@@ -65,39 +70,54 @@ class MachineBase(BaseHandler):
 
 
 class MachinesHandler(MachineBase):
-    async def get(self) -> None:
-        records = await self.db(self.ctx.storage.samples.machines)
+    """Hosts only, one summary each, in pages: the fleet at a glance without its
+    containers (``/machines/{key}/containers`` has a host's containers)."""
+
+    def get(self) -> None:
+        limit = self.int_argument("limit", DEFAULT_HOSTS_PAGE, MAX_HOSTS_PAGE)
+        cursor = self.get_query_argument("cursor", None) or None
+        if cursor is not None and len(cursor) > MAX_CURSOR_LENGTH:
+            raise ApiError(400, "invalid_parameter", "cursor is not one this server gave", "cursor")
+        fleet = self.ctx.live.fleet
+        page, next_cursor = fleet.page(cursor, limit)
+        self.write_json(
+            {
+                "hosts": [summary_json(s) for s in page],
+                "next_cursor": next_cursor,
+                "total": len(fleet),
+            }
+        )
+
+    def int_argument(self, name: str, default: int, most: int) -> int:
+        raw = self.get_query_argument(name, None)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            value = 0
+        if not 1 <= value <= most:
+            message = f"{name} must be an integer from 1 to {most}"
+            raise ApiError(400, "invalid_parameter", message, name)
+        return value
+
+
+class ContainersHandler(MachineBase):
+    """One host's containers, each with its status and latest flat metrics."""
+
+    async def get(self, raw_key: str) -> None:
+        records = await self.db(self.ctx.storage.samples.machines, raw_key)
+        if not records:
+            raise ApiError(404, "unknown_machine", f"no host with key {raw_key!r}", "key")
         levels = self.levels()
         now = self.ctx.clock()
         silent = self.ctx.config.silent_after_seconds
-        hosts: dict[str, dict[str, Any]] = {}
-        containers: list[MachineRecord] = []
-        for record in records:
-            if record.kind == "host":
-                entry = machine_json(record, machine_status(record, levels, now, silent))
-                entry["containers"] = []
-                hosts[record.host_id] = entry
-            else:
-                containers.append(record)
-        for record in containers:
-            host = hosts.get(record.host_id)
-            if host is None:  # containers seen before their host's own sample
-                host = {
-                    "key": record.host_id,
-                    "host_id": record.host_id,
-                    "kind": "host",
-                    "hostname": record.hostname,
-                    "name": record.hostname,
-                    "status": "silent",
-                    "last_seen": None,
-                    "metrics": {},
-                    "containers": [],
-                }
-                hosts[record.host_id] = host
-            host["containers"].append(
-                machine_json(record, machine_status(record, levels, now, silent))
-            )
-        self.write_json({"hosts": sorted(hosts.values(), key=lambda h: h["key"])})
+        containers = [
+            machine_json(r, machine_status(r, levels, now, silent))
+            for r in records
+            if r.kind == "container"
+        ]
+        self.write_json({"key": raw_key, "containers": containers})
 
 
 class MachineHandler(MachineBase):

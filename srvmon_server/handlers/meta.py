@@ -49,6 +49,8 @@ class MetricsHandler(BaseHandler):
             "ingest_samples_per_second": ctx.stats.samples_per_second(time.monotonic()),
             "sse_clients": float(ctx.hub.client_count),
             "sse_dropped_clients_total": float(ctx.hub.dropped_clients),
+            "sse_conflated_events_total": float(ctx.hub.conflated),
+            "sse_resyncs_total": float(ctx.hub.resyncs),
             "db_latency_seconds": ctx.db.latency_seconds,
             "db_errors_total": float(ctx.db.errors_total),
             "alert_events_total": float(ctx.stats.alert_events_total),

@@ -1,8 +1,10 @@
-// Entry point: hash router, the live event stream, the connection indicator and toasts.
+// Entry point: hash router, the live event stream (subscribed to the view on screen), the
+// connection indicator with the age of the newest data, and toasts.
 
 import { LiveStream } from "./sse.js";
 import {
-  alerts, applyAlert, applyMachine, applySample, hosts, reloadAll, subscribe,
+  alerts, applyAlert, applyMachine, applySample, applySummary, dataAgeMs, freshness, hosts,
+  keepContainersOf, loadContainers, reloadAll, resetFreshness, setServerTime, subscribe,
 } from "./store.js";
 import { el, fmtByMetric, setText } from "./util.js";
 import { mountAlerts } from "./views/alerts.js";
@@ -15,6 +17,16 @@ const MAX_TOASTS = 5;
 const TOAST_MS = 8000;
 const view = document.getElementById("view");
 let current = null;
+let stream = null;
+let watchedHost = null;
+let liveData = false;
+
+/** What the screen shows decides what the stream carries (docs/api.md, SSE views). */
+function streamUrl(name, hostKey) {
+  if (name === "overview") return "/api/v1/events?view=fleet";
+  if (name === "host") return `/api/v1/events?view=host&host=${encodeURIComponent(hostKey)}`;
+  return "/api/v1/events?view=alerts";
+}
 
 function route() {
   if (current) current.unmount();
@@ -39,6 +51,35 @@ function route() {
   }
   document.body.dataset.view = name;
   for (const link of document.querySelectorAll("nav a")) link.classList.toggle("active", link.dataset.route === name);
+  watchedHost = name === "host" ? parts[1] : null;
+  liveData = name === "overview" || name === "host";
+  keepContainersOf(watchedHost);
+  if (watchedHost) {
+    loadContainers(watchedHost).catch((error) => console.error("containers failed", error));
+  }
+  if (stream) stream.setUrl(streamUrl(name, watchedHost));
+  showAge();
+  return streamUrl(name, watchedHost);
+}
+
+function fmtAge(ms) {
+  if (ms < 1000) return "<1 s";
+  if (ms < 120000) return `${Math.round(ms / 1000)} s`;
+  if (ms < 7200000) return `${Math.round(ms / 60000)} min`;
+  return `${Math.round(ms / 3600000)} h`;
+}
+
+/** Next to the connection state: how old the newest data on screen is (server clock). */
+function showAge() {
+  const node = document.getElementById("data-age");
+  if (!node) return;
+  const age = dataAgeMs();
+  node.hidden = !liveData || age === null;
+  if (node.hidden) return;
+  setText(node, fmtAge(age));
+  node.dataset.ageMs = String(Math.round(age));
+  node.title = `the newest data shown is ${fmtAge(age)} old`;
+  node.classList.toggle("stale", age > 5000);
 }
 
 function setConnection(state) {
@@ -69,7 +110,7 @@ function updateAlertBadge() {
 
 async function reload() {
   try {
-    await reloadAll();
+    await reloadAll(watchedHost);
   } catch (error) {
     setConnection("offline");
     console.error("reload failed", error);
@@ -82,11 +123,12 @@ async function start() {
     if (current) current.update(change);
   });
   window.addEventListener("hashchange", route);
-  route();
-  await reload();
+  const url = route();
+  const loaded = reload(); // the stream opens meanwhile: its snapshot and REST race, newest wins
   let serverLastId = null;
-  const stream = new LiveStream("/api/v1/events?topics=metrics,alerts", {
+  stream = new LiveStream(url, {
     hello(data) {
+      setServerTime(data.server_time);
       const restarted = serverLastId !== null && Number(data.last_id) < Number(serverLastId);
       serverLastId = data.last_id;
       if (restarted) {
@@ -96,6 +138,7 @@ async function start() {
     },
     sample: applySample,
     machine: applyMachine,
+    summary: (data) => applySummary(data),
     alert(data) {
       const fired = applyAlert(data);
       if (fired && !fired.silenced) toast(fired);
@@ -103,9 +146,14 @@ async function start() {
     resync: reload,
   }, setConnection);
   stream.open();
-  // Silence is the absence of events: re-check every host's status once a second.
-  setInterval(() => current && current.update({ hosts: new Set(), alerts: false, all: false, tick: true }), 1000);
-  window.srvmon = { stream, hosts, alerts };
+  await loaded;
+  // "silent" comes from the server (summaries, machine events); once a second only the
+  // data age is refreshed, and views get a tick (e.g. to re-sort by a moving metric).
+  setInterval(() => {
+    showAge();
+    if (current) current.update({ hosts: new Set(), alerts: false, all: false, tick: true });
+  }, 1000);
+  window.srvmon = { stream, hosts, alerts, freshness, resetFreshness, dataAgeMs };
 }
 
 start();

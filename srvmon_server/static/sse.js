@@ -1,4 +1,5 @@
-// One EventSource per tab, with our own reconnect when the browser gives up.
+// One EventSource per tab, subscribed to the view on screen, with our own reconnect when the
+// browser gives up.
 
 import { getToken } from "./api.js";
 
@@ -6,7 +7,7 @@ const MAX_BACKOFF_MS = 15000;
 const OFFLINE_AFTER_FAILURES = 6;
 
 /**
- * `handlers`: {sample, machine, alert, resync, hello} callbacks; `onState(state)` receives
+ * `handlers`: {sample, machine, summary, alert, resync, hello} callbacks; `onState(state)` receives
  * "live" | "reconnecting" | "offline".
  */
 export class LiveStream {
@@ -44,7 +45,7 @@ export class LiveStream {
         this.onState(this.failures >= OFFLINE_AFTER_FAILURES ? "offline" : "reconnecting");
       }
     };
-    for (const name of ["hello", "sample", "machine", "alert", "resync"]) {
+    for (const name of ["hello", "sample", "machine", "summary", "alert", "resync"]) {
       source.addEventListener(name, (event) => this.dispatch(name, event));
     }
   }
@@ -75,6 +76,14 @@ export class LiveStream {
     clearTimeout(this.timer);
     if (this.source) this.source.close();
     this.open();
+  }
+
+  /** Subscribe to another view: reconnect at once, resuming after the last id seen (the
+   *  alerts missed meanwhile are replayed; the new view's state comes as a snapshot). */
+  setUrl(url) {
+    if (url === this.url && this.source) return;
+    this.url = url;
+    if (this.source) this.reopen();
   }
 
   /** The server restarted with a fresh id space: forget the old position. */

@@ -1,20 +1,31 @@
 // In-memory state of the room, fed by REST snapshots and SSE events. Bounded in size:
-// one entry per machine, ring buffers for sparklines, a map of active alerts.
+// one entry per host (its server-computed summary and sparkline rings), the containers of
+// the host being looked at, a map of active alerts and a per-host worst-alert index.
 
-import { api, listOf } from "./api.js";
+import { api, enc, listOf } from "./api.js";
 import { Ring, SEVERITY_RANK } from "./util.js";
 
 export const SPARK_POINTS = 120;
 export const TILE_METRICS = ["cpu_percent", "memory_percent", "disk_used_percent_max", "net_bytes_per_s"];
-const DEFAULT_INTERVAL_MS = 5000;
+const MACHINES_PAGE = 500;
+const LAG_SAMPLES = 4096;
 
 export const hosts = new Map();
 export const alerts = new Map();
+const alertsByHost = new Map(); // host key -> Map(fingerprint -> alert)
+const worstByHost = new Map(); // host key -> the worst firing alert that is not silenced
 
 const dirtyHosts = new Set();
 let alertsDirty = false;
+let everything = false;
 let scheduled = false;
 const subscribers = new Set();
+
+// Freshness: how old the newest data is, and how late each host's newest sample was shown.
+let serverOffsetMs = 0;
+let newestSampleMs = 0;
+const lags = new Float64Array(LAG_SAMPLES);
+let lagCount = 0;
 
 /** `fn({hosts: Set<key>, alerts: bool, all: bool})` is called once per animation frame at most. */
 export function subscribe(fn) {
@@ -28,14 +39,21 @@ function schedule() {
   requestAnimationFrame(flush);
 }
 
-let everything = false;
-
 function flush() {
   scheduled = false;
   const change = { hosts: new Set(dirtyHosts), alerts: alertsDirty, all: everything };
   dirtyHosts.clear();
   alertsDirty = false;
   everything = false;
+  const now = serverNow();
+  for (const key of change.hosts) {
+    const host = hosts.get(key);
+    if (host && host.freshMs) {
+      lags[lagCount % LAG_SAMPLES] = now - host.freshMs;
+      lagCount += 1;
+      host.freshMs = 0;
+    }
+  }
   for (const fn of subscribers) fn(change);
 }
 
@@ -44,15 +62,22 @@ function markHost(key) {
   schedule();
 }
 
-function ensureHost(hostId) {
-  let host = hosts.get(hostId);
+function markAll() {
+  everything = true;
+  alertsDirty = true;
+  schedule();
+}
+
+function ensureHost(key, hostId = key) {
+  let host = hosts.get(key);
   if (!host) {
     host = {
-      key: hostId, hostId, hostname: hostId, serverStatus: "ok", lastSeen: null,
-      metrics: {}, rings: Object.fromEntries(TILE_METRICS.map((m) => [m, new Ring(SPARK_POINTS)])),
-      lastSampleMs: 0, intervalMs: DEFAULT_INTERVAL_MS, containers: new Map(),
+      key, hostId, hostname: hostId, status: "ok", lastSeen: null, lastSeenMs: 0, metrics: {},
+      counts: { total: 0, running: 0, unhealthy: 0, problems: 0, states: {} },
+      serverAlert: null, freshMs: 0, containers: new Map(),
+      rings: Object.fromEntries(TILE_METRICS.map((m) => [m, new Ring(SPARK_POINTS)])),
     };
-    hosts.set(hostId, host);
+    hosts.set(key, host);
   }
   return host;
 }
@@ -63,31 +88,6 @@ function containerFrom(raw) {
     health: raw.health ?? null, restartCount: raw.restart_count ?? 0, labels: raw.labels || {},
     serverStatus: raw.status || "ok", lastSeen: raw.last_seen || null, metrics: raw.metrics || {},
   };
-}
-
-/** Replace everything with a REST snapshot (first load, and on `resync`). */
-export async function reloadAll() {
-  const [machines, active] = await Promise.all([api("/api/v1/machines"), api("/api/v1/alerts")]);
-  hosts.clear();
-  for (const raw of listOf(machines, "hosts")) {
-    const host = ensureHost(raw.host_id || raw.key);
-    host.key = raw.key || host.hostId;
-    host.hostname = raw.hostname || host.hostId;
-    host.serverStatus = raw.status || "ok";
-    host.lastSeen = raw.last_seen || null;
-    host.metrics = raw.metrics || {};
-    host.lastSampleMs = host.lastSeen ? Date.parse(host.lastSeen) : 0;
-    pushRings(host);
-    for (const c of raw.containers || []) host.containers.set(c.key, containerFrom(c));
-  }
-  alerts.clear();
-  for (const raw of listOf(active, "alerts")) {
-    const alert = normalizeAlert(raw);
-    alerts.set(alert.fingerprint, alert);
-  }
-  everything = true;
-  alertsDirty = true;
-  schedule();
 }
 
 function pushRings(host) {
@@ -101,10 +101,79 @@ function pushRings(host) {
   for (const name of TILE_METRICS) if (values[name] !== undefined) host.rings[name].push(values[name]);
 }
 
-/** An SSE `sample` event. */
+/**
+ * A host summary (SSE `summary`, or a `/api/v1/machines` entry). The newest sample wins: a
+ * summary older than the one held is ignored; one of the same sample (a status change such
+ * as `silent`) is taken from the stream, not from a REST answer that may predate it.
+ */
+export function applySummary(ev, fromRest = false) {
+  const host = ensureHost(ev.key, ev.host_id || ev.key);
+  const at = ev.last_seen ? Date.parse(ev.last_seen) : 0;
+  if (at < host.lastSeenMs || (fromRest && at === host.lastSeenMs && host.lastSeenMs)) return;
+  const newer = at > host.lastSeenMs;
+  host.hostname = ev.hostname || host.hostId;
+  host.status = ev.status || "ok";
+  host.lastSeen = ev.last_seen || null;
+  host.lastSeenMs = at;
+  host.metrics = ev.metrics || {};
+  if (ev.container_counts) host.counts = ev.container_counts;
+  host.serverAlert = ev.alert || null;
+  if (newer) {
+    pushRings(host);
+    host.freshMs = at;
+    if (at > newestSampleMs) newestSampleMs = at;
+  }
+  markHost(host.key);
+}
+
+/** Load every host's summary over REST, page by page (first load, and on `resync`). */
+export async function loadFleet() {
+  const seen = new Set();
+  let cursor = null;
+  do {
+    const query = `limit=${MACHINES_PAGE}${cursor ? `&cursor=${enc(cursor)}` : ""}`;
+    const page = await api(`/api/v1/machines?${query}`);
+    for (const raw of listOf(page, "hosts")) {
+      applySummary(raw, true);
+      seen.add(raw.key);
+    }
+    cursor = page.next_cursor || null;
+  } while (cursor);
+  for (const key of [...hosts.keys()]) if (!seen.has(key)) hosts.delete(key);
+  markAll();
+}
+
+/** Load one host's containers over REST (the host page asks for them on demand). */
+export async function loadContainers(hostKey) {
+  const answer = await api(`/api/v1/machines/${enc(hostKey)}/containers`);
+  const host = ensureHost(hostKey);
+  host.containers = new Map(listOf(answer, "containers").map((c) => [c.key, containerFrom(c)]));
+  markHost(hostKey);
+}
+
+/** Forget the containers of hosts that are not looked at (bounded memory at 30,000). */
+export function keepContainersOf(hostKey) {
+  for (const host of hosts.values()) if (host.key !== hostKey && host.containers.size) host.containers = new Map();
+}
+
+export async function loadAlerts() {
+  const active = await api("/api/v1/alerts");
+  alerts.clear();
+  alertsByHost.clear();
+  worstByHost.clear();
+  for (const raw of listOf(active, "alerts")) indexAlert(normalizeAlert(raw));
+  markAll();
+}
+
+/** Replace everything with REST snapshots (first load, and on `resync`). */
+export async function reloadAll(hostKey = null) {
+  await Promise.all([loadFleet(), loadAlerts(), hostKey ? loadContainers(hostKey) : null]);
+}
+
+/** An SSE `sample` event (the host page's view): the host or one of its containers. */
 export function applySample(ev) {
-  const host = ensureHost(ev.host_id || ev.key);
-  const at = Date.parse(ev.timestamp) || Date.now();
+  const hostKey = ev.host_id || hostOf(ev.key);
+  const host = ensureHost(hostKey);
   if (ev.kind === "container") {
     const current = host.containers.get(ev.key) || containerFrom({ key: ev.key, name: ev.name });
     current.metrics = ev.metrics || {};
@@ -114,26 +183,27 @@ export function applySample(ev) {
     if (ev.metrics && ev.metrics.restart_count !== undefined) current.restartCount = ev.metrics.restart_count;
     host.containers.set(ev.key, current);
   } else {
+    const at = Date.parse(ev.timestamp) || 0;
+    if (at < host.lastSeenMs) return;
     if (ev.hostname) host.hostname = ev.hostname;
-    if (host.lastSampleMs && at > host.lastSampleMs) {
-      host.intervalMs = Math.max(1000, Math.min(600000, at - host.lastSampleMs));
+    if (at > host.lastSeenMs) {
+      host.metrics = ev.metrics || {};
+      host.lastSeen = ev.timestamp;
+      host.lastSeenMs = at;
+      host.freshMs = at;
+      if (at > newestSampleMs) newestSampleMs = at;
+      pushRings(host);
     }
-    host.lastSampleMs = Math.max(host.lastSampleMs, at);
-    host.lastSeen = ev.timestamp;
-    host.metrics = ev.metrics || {};
-    if (host.serverStatus === "silent") host.serverStatus = "ok";
-    pushRings(host);
   }
-  markHost(host.hostId);
+  markHost(hostKey);
 }
 
-/** An SSE `machine` event: appeared, went silent or came back. */
+/** An SSE `machine` event: a machine appeared, went silent or came back. */
 export function applyMachine(ev) {
   const hostKey = hostOf(ev.key);
   const host = ensureHost(hostKey);
   if (ev.key === hostKey) {
-    host.serverStatus = ev.status || host.serverStatus;
-    if (ev.last_seen) host.lastSeen = ev.last_seen;
+    host.status = ev.status === "silent" ? "silent" : (host.status === "silent" ? "ok" : host.status);
   } else if (host.containers.has(ev.key)) {
     host.containers.get(ev.key).serverStatus = ev.status;
   }
@@ -162,13 +232,46 @@ export function normalizeAlert(raw) {
   };
 }
 
+const LEVEL_RANK = { warning: 1, critical: 2 };
+
+function isWorse(a, b) {
+  if (!b) return true;
+  const rank = (LEVEL_RANK[a.level] || 0) - (LEVEL_RANK[b.level] || 0);
+  if (rank) return rank > 0;
+  return String(a.since || "") < String(b.since || "");
+}
+
+/** Put an alert into (or take it out of) the map and its host's index; true when the
+ *  host's worst alert changed. */
+function indexAlert(alert) {
+  const hostKey = alert.hostId || hostOf(alert.machine);
+  let own = alertsByHost.get(hostKey);
+  const active = alert.state === "firing" || alert.state === "pending";
+  if (active) {
+    alerts.set(alert.fingerprint, alert);
+    if (!own) alertsByHost.set(hostKey, (own = new Map()));
+    own.set(alert.fingerprint, alert);
+  } else {
+    alerts.delete(alert.fingerprint);
+    if (own) own.delete(alert.fingerprint);
+  }
+  let worst = null;
+  if (own) {
+    for (const a of own.values()) if (a.state === "firing" && !a.silenced && isWorse(a, worst)) worst = a;
+    if (!own.size) alertsByHost.delete(hostKey);
+  }
+  const before = worstByHost.get(hostKey) || null;
+  if (worst) worstByHost.set(hostKey, worst);
+  else worstByHost.delete(hostKey);
+  return { hostKey, changed: before !== worst };
+}
+
 /** An SSE `alert` event (an AlertEvent transition). Returns the alert when it just fired. */
 export function applyAlert(raw) {
   const alert = normalizeAlert(raw);
-  if (alert.state === "firing" || alert.state === "pending") alerts.set(alert.fingerprint, alert);
-  else alerts.delete(alert.fingerprint);
+  const { hostKey } = indexAlert(alert);
   alertsDirty = true;
-  markHost(alert.hostId || hostOf(alert.machine));
+  markHost(hostKey);
   return alert.state === "firing" && alert.fromState !== "firing" ? alert : null;
 }
 
@@ -179,25 +282,57 @@ export function hostOf(machineKey) {
   return cut > 0 ? machineKey.slice(0, cut) : machineKey;
 }
 
-/** ok / warning / critical from firing alerts on the host or its containers; silent wins. */
-export function hostStatus(host, nowMs = Date.now()) {
-  if (isSilent(host, nowMs)) return "silent";
-  let status = "ok";
-  for (const alert of alerts.values()) {
-    if (alert.state !== "firing" || alert.silenced) continue;
-    if ((alert.hostId || hostOf(alert.machine)) !== host.hostId) continue;
-    const level = alert.level === "critical" ? "critical" : "warning";
-    if (SEVERITY_RANK[level] > SEVERITY_RANK[status]) status = level;
-  }
-  return status;
+/** The worst firing, not silenced, alert on the host or its containers (or null). */
+export function worstAlert(hostKey) {
+  return worstByHost.get(hostKey) || null;
 }
 
-export function isSilent(host, nowMs = Date.now()) {
-  if (host.serverStatus === "silent") return true;
-  return host.lastSampleMs > 0 && nowMs - host.lastSampleMs > 3 * host.intervalMs;
+/** silent (the server says so), else the worst firing level on the host or its containers. */
+export function hostStatus(host) {
+  if (host.status === "silent") return "silent";
+  const worst = worstByHost.get(host.key);
+  if (!worst) return "ok";
+  return worst.level === "critical" ? "critical" : "warning";
+}
+
+export function isSilent(host) {
+  return host.status === "silent";
 }
 
 /** When the host last reported, for the "silent since" mark. */
 export function silentSince(host) {
-  return host.lastSeen || (host.lastSampleMs ? new Date(host.lastSampleMs).toISOString() : null);
+  return host.lastSeen;
+}
+
+export function severityOf(host) {
+  return SEVERITY_RANK[hostStatus(host)];
+}
+
+// --- freshness ------------------------------------------------------------------------
+
+/** The server's clock offset from hello's `server_time` (data ages are server-clock ages). */
+export function setServerTime(iso) {
+  const at = Date.parse(iso);
+  if (at) serverOffsetMs = at - Date.now();
+}
+
+export function serverNow() {
+  return Date.now() + serverOffsetMs;
+}
+
+/** How old the newest sample shown is, in ms (null before any). */
+export function dataAgeMs() {
+  return newestSampleMs ? Math.max(0, serverNow() - newestSampleMs) : null;
+}
+
+/** Sample time → drawn, for the last LAG_SAMPLES host updates: {count, p50, p95, max} in ms. */
+export function freshness() {
+  const n = Math.min(lagCount, LAG_SAMPLES);
+  const values = Array.from(lags.subarray(0, n)).sort((a, b) => a - b);
+  const at = (p) => (n ? values[Math.min(n - 1, Math.round((p / 100) * (n - 1)))] : null);
+  return { count: lagCount, p50: at(50), p95: at(95), max: n ? values[n - 1] : null };
+}
+
+export function resetFreshness() {
+  lagCount = 0;
 }

@@ -96,13 +96,15 @@ class SampleStore:
         self._ingester.rolled_up(result.exact_below_ms)
         return result
 
-    def machines(self) -> list[MachineRecord]:
-        """Every host and container ever seen, hosts first, then by key."""
+    def machines(self, host_id: str | None = None) -> list[MachineRecord]:
+        """Every host and container ever seen (or those of one host), hosts first, then
+        by key."""
         self.flush_inventory()
+        query = sa.select(*_MACHINE_COLUMNS).order_by(t.machines.c.kind.desc(), t.machines.c.key)
+        if host_id is not None:
+            query = query.where(t.machines.c.host_id == host_id)
         with self._db.reading("machines") as conn:
-            rows = conn.execute(
-                sa.select(*_MACHINE_COLUMNS).order_by(t.machines.c.kind.desc(), t.machines.c.key)
-            ).all()
+            rows = conn.execute(query).all()
         return [_record(row) for row in rows]
 
     def machine(self, key: str) -> MachineRecord | None:

@@ -55,6 +55,13 @@ def _hosts(base: str) -> list[dict[str, Any]]:
     return hosts
 
 
+def _containers(base: str, host_key: str) -> list[dict[str, Any]]:
+    status, body = _get(f"{base}/api/v1/machines/{host_key}/containers")
+    assert status == 200
+    containers: list[dict[str, Any]] = json.loads(body)["containers"]
+    return containers
+
+
 def _stop(process: subprocess.Popen[bytes], sig: int = signal.SIGINT) -> int:
     os.killpg(process.pid, sig)
     try:
@@ -96,7 +103,7 @@ def test_standalone_shows_this_host_and_its_containers(tmp_path: Path, dockerd: 
 
         def host_with_container() -> dict[str, Any] | None:
             for host in _hosts(base):
-                if any(c["name"] == name for c in host["containers"]):
+                if any(c["name"] == name for c in _containers(base, host["key"])):
                     return host
             return None
 
@@ -105,7 +112,7 @@ def test_standalone_shows_this_host_and_its_containers(tmp_path: Path, dockerd: 
             assert host["host_id"] == _machine_id()
         assert 0 <= host["metrics"]["cpu_percent"] <= 100
         assert host["metrics"]["memory_percent"] > 0
-        container = next(c for c in host["containers"] if c["name"] == name)
+        container = next(c for c in _containers(base, host["key"]) if c["name"] == name)
         assert container["state"] == "running"
         status, page = _get(f"{base}/")
         assert status == 200 and b"<html" in page.lower()
@@ -140,7 +147,8 @@ def test_standalone_without_docker_monitors_the_host_only(tmp_path: Path) -> Non
     )
     try:
         hosts = _wait_for(lambda: _hosts(f"http://127.0.0.1:{port}"), 30, process)
-        assert len(hosts) == 1 and hosts[0]["containers"] == []
+        assert len(hosts) == 1 and hosts[0]["container_counts"]["total"] == 0
+        assert _containers(f"http://127.0.0.1:{port}", hosts[0]["key"]) == []
     finally:
         code = _stop(process, signal.SIGTERM)
     output = process.stdout.read().decode() if process.stdout else ""

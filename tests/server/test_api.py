@@ -19,7 +19,9 @@ def test_ingest_then_read_back(server_any_db: RunningServer) -> None:
     assert [h["key"] for h in hosts] == ["h1"]
     assert hosts[0]["metrics"]["cpu_percent"] == 42.5
     assert hosts[0]["status"] == "ok"
-    containers = {c["key"]: c for c in hosts[0]["containers"]}
+    assert hosts[0]["container_counts"]["total"] == 2
+    listed = server.request("GET", "/api/v1/machines/h1/containers").json()["containers"]
+    containers = {c["key"]: c for c in listed}
     assert set(containers) == {"h1:web", "h1:db"}
     assert containers["h1:web"]["metrics"]["cpu_percent"] == 12.0
 

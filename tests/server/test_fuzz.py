@@ -143,7 +143,8 @@ class Relay:
 
 
 def test_dead_database_gives_503(start_server, mariadb_server) -> None:  # type: ignore[no-untyped-def]
-    """MariaDB unreachable mid-run: ingest, reads and health answer 503 envelopes."""
+    """MariaDB unreachable mid-run: ingest, reads and health answer 503 envelopes; the
+    fleet summary (held in memory) still answers."""
     url = mariadb_server.create_database("srvmon_dead_db")
     try:
         relay = Relay(mariadb_server.port)
@@ -153,7 +154,7 @@ def test_dead_database_gives_503(start_server, mariadb_server) -> None:  # type:
         relay.cut()
         for method, path, body in [
             ("POST", "/api/v1/ingest", make_batch(at=T0 + timedelta(seconds=1))),
-            ("GET", "/api/v1/machines", None),
+            ("GET", "/api/v1/machines/h1/containers", None),
             ("GET", "/api/v1/health", None),
             ("GET", "/api/v1/alerts/history", None),
         ]:
@@ -163,5 +164,9 @@ def test_dead_database_gives_503(start_server, mariadb_server) -> None:  # type:
                 assert resp.json()["error"]["code"] == "db_unavailable"
             else:
                 assert resp.json() == {"status": "degraded", "db": "unavailable"}
+        # the fleet's host summaries are held in memory: the overview keeps answering
+        fleet = server.request("GET", "/api/v1/machines")
+        assert fleet.status == 200, fleet.body
+        assert [h["key"] for h in fleet.json()["hosts"]] == ["h1"]
     finally:
         mariadb_server.drop_database("srvmon_dead_db")

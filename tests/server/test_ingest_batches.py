@@ -19,7 +19,14 @@ def body_of(*items: Any) -> str:
 
 def machine_keys(server: RunningServer) -> list[str]:
     hosts = server.request("GET", "/api/v1/machines").json()["hosts"]
-    return sorted([h["key"] for h in hosts] + [c["key"] for h in hosts for c in h["containers"]])
+    containers = [
+        c["key"]
+        for h in hosts
+        for c in server.request("GET", f"/api/v1/machines/{h['key']}/containers").json()[
+            "containers"
+        ]
+    ]
+    return sorted([h["key"] for h in hosts] + containers)
 
 
 def envelope(host_id: str, seconds: float, cpu: float = 10.0, **kw: Any) -> dict[str, Any]:
@@ -83,9 +90,18 @@ def test_a_malformed_batches_body_is_rejected_as_a_whole(server: RunningServer) 
 
 
 def test_sample_events_follow_envelope_order(server: RunningServer) -> None:
-    """Every stored envelope publishes its sample events, in envelope order; a replayed or
-    bad envelope publishes none."""
+    """Every stored envelope publishes its sample events, in envelope order (an in-process
+    listener sees each one); a replayed or bad envelope publishes none. A stream client
+    gets the newest sample per machine, in that order: h1's first sample of the request
+    was replaced by its second before the stream could send it."""
     server.ingest(make_batch(host_id="h0"))
+    published: list[tuple[str, float]] = []
+
+    def listen(event: Any) -> None:
+        if event.name == "sample":
+            published.append((event.key, event.data["metrics"]["cpu_percent"]))
+
+    stop = server.call(lambda: server.context.hub.listen(listen))
     reader = SseReader(server.port, "/api/v1/events?topics=metrics")
     try:
         reader.until(lambda f: f.get("event") == "hello")
@@ -103,13 +119,14 @@ def test_sample_events_follow_envelope_order(server: RunningServer) -> None:
         frames = reader.until(
             lambda f: f.get("event") == "sample" and f["data"]["metrics"]["cpu_percent"] == 3.0
         )
+        assert published == [("h1", 1.0), ("h2", 2.0), ("h1", 3.0)]
         samples = [f["data"] for f in frames if f.get("event") == "sample"]
         assert [(s["key"], s["metrics"]["cpu_percent"]) for s in samples] == [
-            ("h1", 1.0),
             ("h2", 2.0),
             ("h1", 3.0),
         ]
     finally:
+        server.call(stop)
         reader.close()
 
 

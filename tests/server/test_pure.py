@@ -1,4 +1,5 @@
-"""Pure server pieces: the error envelope, SSE framing and buffers, auth, CORS."""
+"""Pure server pieces: the error envelope, SSE framing, auth, CORS (the SSE queues and
+fan-out: test_fanout.py)."""
 
 from __future__ import annotations
 
@@ -9,14 +10,7 @@ import pytest
 from srvmon_server.auth import Access, TokenPolicy, bearer_token
 from srvmon_server.cors import cors_headers, parse_origins
 from srvmon_server.errors import error_body
-from srvmon_server.sse import (
-    Client,
-    RingBuffer,
-    Subscription,
-    format_comment,
-    format_event,
-    parse_topics,
-)
+from srvmon_server.sse import format_comment, format_event
 
 
 def test_error_body_shape() -> None:
@@ -36,47 +30,6 @@ def test_format_event_and_comment() -> None:
     assert format_comment("hb") == b": hb\n\n"
     with pytest.raises(ValueError):
         format_comment("a\nb")
-
-
-def test_ring_buffer_since() -> None:
-    """since() replays after an id, [] when current, None when evicted or from the future."""
-    ring = RingBuffer(3)
-    assert ring.since(0) == []
-    for n in range(5):
-        ring.append("sample", {"n": n})
-    assert ring.last_id == 5
-    assert [e.id for e in ring.since(2) or []] == [3, 4, 5]
-    assert [e.id for e in ring.since(4) or []] == [5]
-    assert ring.since(5) == []
-    assert ring.since(1) is None
-    assert ring.since(99) is None
-
-
-def test_client_queue_is_bounded_and_drops() -> None:
-    """A full queue drops the client and never grows beyond max_queue."""
-    client = Client(Subscription(), max_queue=2)
-    assert client.offer(b"a") and client.offer(b"b")
-    assert client.take_all() == b"ab"
-    client.offer(b"1")
-    client.offer(b"2")
-    assert client.offer(b"3") is False
-    assert client.dropped and len(client.queue) == 0
-    assert client.offer(b"4") is False
-
-
-def test_subscription_filters_topics_and_machines() -> None:
-    """Topics filter event kinds; the machines glob filters by machine key."""
-    ring = RingBuffer(10)
-    sample = ring.append("sample", {}, key="h1:web")
-    alert = ring.append("alert", {}, key="h2")
-    resync = ring.append("resync", {})
-    only_alerts = Subscription(topics=frozenset({"alerts"}), machines="*")
-    assert [only_alerts.wants(e) for e in (sample, alert, resync)] == [False, True, True]
-    h1 = Subscription(machines="h1*")
-    assert [h1.wants(e) for e in (sample, alert, resync)] == [True, False, True]
-    assert parse_topics("metrics") == frozenset({"metrics"})
-    with pytest.raises(ValueError, match="bogus"):
-        parse_topics("metrics,bogus")
 
 
 @pytest.mark.parametrize(
