@@ -38,19 +38,32 @@ def iso(value: datetime) -> str:
 
 
 class SummaryThrottle:
-    """At most one summary per host per ``interval`` seconds. Pure: times are parameters."""
+    """At most one summary per host per interval (``interval`` seconds, in fixed windows of
+    the monotonic clock). Pure: times are parameters.
+
+    Fixed windows, not "interval since the last one": a host that reports every interval
+    with a little jitter then gets each sample published as it comes. A minimum gap would
+    hold a sample that came a moment early, and every later one by as much, for good.
+    """
 
     def __init__(self, interval: float) -> None:
         self.interval = interval
-        self._next: dict[str, float] = {}
+        self._window: dict[str, int] = {}
         self.held: set[str] = set()
+
+    def _window_of(self, now: float) -> int:
+        return int(now // self.interval) if self.interval > 0 else 0
 
     def offer(self, keys: set[str], now: float) -> list[str]:
         """Of the hosts that changed, the ones to publish now (the others are held)."""
+        if self.interval <= 0:
+            self.held -= keys
+            return sorted(keys)
+        window = self._window_of(now)
         due = []
         for key in sorted(keys):
-            if now >= self._next.get(key, 0.0):
-                self._next[key] = now + self.interval
+            if window > self._window.get(key, -1):
+                self._window[key] = window
                 self.held.discard(key)
                 due.append(key)
             else:
@@ -58,8 +71,10 @@ class SummaryThrottle:
         return due
 
     def next_due(self) -> float | None:
-        """When the earliest held host may be published."""
-        return min((self._next[k] for k in self.held), default=None)
+        """When the earliest held host may be published (the next window)."""
+        if not self.held:
+            return None
+        return (min(self._window[k] for k in self.held) + 1) * self.interval
 
 
 class Live:

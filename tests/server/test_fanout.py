@@ -326,3 +326,27 @@ def test_summary_throttle_at_most_one_per_interval() -> None:
     assert throttle.offer(set(throttle.held), 11.0) == ["h1"]
     assert throttle.next_due() is None
     assert throttle.offer({"h2"}, 11.0) == ["h2"]
+
+
+def test_summary_throttle_never_ratchets_behind_a_steady_host() -> None:
+    """A host reporting every second with jitter gets each summary out at once or held only
+    until the next window starts: the delay never builds up round after round."""
+    throttle = SummaryThrottle(1.0)
+    jitter = [0.03, -0.02, 0.01, -0.03, 0.02, 0.0, -0.01, 0.03, -0.03, 0.02] * 10
+    delays = []
+    published_at: list[float] = []
+    for n, wobble in enumerate(jitter):
+        arrival = 100.99 + n + wobble  # close to the window boundary: the hard case
+        due = throttle.next_due()
+        if due is not None and due <= arrival:  # the timer released the held one
+            published_at += [due] * len(throttle.offer(set(throttle.held), due))
+        if throttle.offer({"h1"}, arrival):
+            published_at.append(arrival)
+            delays.append(0.0)
+        else:
+            release = throttle.next_due()
+            assert release is not None
+            delays.append(release - arrival)
+    assert max(delays) <= 0.05, max(delays)
+    windows = [int(t) for t in published_at]
+    assert len(windows) == len(set(windows))  # at most one per window
