@@ -9,8 +9,11 @@ body, ``StorageUnavailable`` when the database is down); the handler maps them t
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -62,7 +65,38 @@ def _record(ctx: ServerContext, view: BatchView, result: IngestResult) -> None:
     ctx.stats.record_ingest(view.sample_count, result.duplicates, time.monotonic())
 
 
-async def ingest_batch(ctx: ServerContext, batch: Batch) -> IngestResult:
+DECODE_OFF_LOOP_BYTES = 128 * 1024
+"""Bodies larger than this (a consumer's ``{"batches": [...]}``) are decoded and viewed on
+the decode thread: the IOLoop goes on serving streams, pages and REST meanwhile."""
+
+
+@functools.cache
+def _decode_thread() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="srvmon-decode")
+
+
+Decoded = BatchView | list[BatchView | DecodeError]
+
+
+def decode_and_view(body: bytes) -> Decoded:
+    """:func:`decode_request`, then each batch's machine view (``srvmon_core.view``)."""
+    decoded = decode_request(body)
+    if isinstance(decoded, Batch):
+        return batch_view(decoded)
+    return [batch_view(item) if isinstance(item, Batch) else item for item in decoded]
+
+
+async def decode_body(body: bytes) -> Decoded:
+    """Decode and view a request body: on the IOLoop when small, else on the one decode
+    thread (a large body holds the interpreter for tens of milliseconds; off the loop it
+    only takes turns with it). Raises ``DecodeError`` as :func:`decode_request` does."""
+    if len(body) <= DECODE_OFF_LOOP_BYTES:
+        return decode_and_view(body)
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_decode_thread(), decode_and_view, body)
+
+
+async def ingest_batch(ctx: ServerContext, batch: Batch | BatchView) -> IngestResult:
     """Store ``batch`` (durable when this returns), evaluate the alert rules, then publish
     its events and alert transitions (in that order, so the host's summary carries the
     alerts this sample caused).
@@ -72,7 +106,7 @@ async def ingest_batch(ctx: ServerContext, batch: Batch) -> IngestResult:
     down; nothing is published then.
     """
     received_at = ctx.clock()
-    view = batch_view(batch)
+    view = batch if isinstance(batch, BatchView) else batch_view(batch)
     result = await ctx.db.run(ctx.storage.samples.ingest, view, received_at)
     _record(ctx, view, result)
     if not result.stored:
@@ -95,7 +129,9 @@ def _evaluate_in_order(
     return out
 
 
-async def ingest_batches(ctx: ServerContext, batches: Sequence[Batch]) -> list[IngestResult]:
+async def ingest_batches(
+    ctx: ServerContext, batches: Sequence[Batch | BatchView]
+) -> list[IngestResult]:
     """Store many batches in one transaction, then for each stored batch in order publish
     its ``sample``/``machine`` events and its alert transitions, exactly as
     :func:`ingest_batch` would one by one. Raises ``StorageUnavailable`` when the database
@@ -104,7 +140,7 @@ async def ingest_batches(ctx: ServerContext, batches: Sequence[Batch]) -> list[I
     if not batches:
         return []
     received_at = ctx.clock()
-    views = [batch_view(batch) for batch in batches]
+    views = [b if isinstance(b, BatchView) else batch_view(b) for b in batches]
     results = await ctx.db.run(ctx.storage.samples.ingest_many, views, received_at)
     stored: list[BatchView] = []
     for view, result in zip(views, results, strict=True):

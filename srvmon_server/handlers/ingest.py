@@ -10,21 +10,21 @@ from __future__ import annotations
 from typing import Any
 
 from srvmon_core.errors import DecodeError
-from srvmon_core.schema import Batch
+from srvmon_core.view import BatchView
 from srvmon_server.errors import error_dict
 from srvmon_server.handlers.base import BaseHandler
-from srvmon_server.ingest import decode_request, ingest_batch, ingest_batches
+from srvmon_server.ingest import decode_body, ingest_batch, ingest_batches
 
 
 class IngestHandler(BaseHandler):
     async def post(self) -> None:
         self._check_size()
-        decoded = decode_request(self.body)
-        if isinstance(decoded, Batch):
+        decoded = await decode_body(self.body)
+        if isinstance(decoded, BatchView):
             result = await ingest_batch(self.ctx, decoded)
             self.write_json({"stored": result.stored, "duplicates": result.duplicates})
             return
-        good = [item for item in decoded if isinstance(item, Batch)]
+        good = [item for item in decoded if isinstance(item, BatchView)]
         stored = iter(await ingest_batches(self.ctx, good))
         answers: list[dict[str, Any]] = []
         for item in decoded:
