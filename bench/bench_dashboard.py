@@ -58,8 +58,11 @@ REFERENCE_COMMIT = "36e312f"
 GIB = 1024**3
 PLACEHOLDER = "2000-01-01T00:00:00Z"
 VARIANTS = 4
-ENVELOPES_PER_REQUEST = 50
+REQUEST_ENVELOPES = 500
+REQUEST_BYTES = 4 * 1024 * 1024
+"""As the consumer does: at most 500 envelopes and 4 MiB per request."""
 POSTERS = 4
+"""Concurrent requests (the consumer posts one per partition at a time)."""
 
 
 # --- the fleet -------------------------------------------------------------------------------
@@ -141,7 +144,8 @@ def templates(hosts: int, containers: int) -> list[list[bytes]]:
 
 class Feeder(threading.Thread):
     """One round per second: every host's envelope with that second's timestamp, posted as
-    `{"batches": [...]}` of 50 envelopes on 4 keep-alive connections (the consumer's way).
+    `{"batches": [...]}` of at most 500 envelopes and 4 MiB on 4 keep-alive connections
+    (the consumer's way).
     A round not posted within 3 s is dropped (counted): the server could not keep up."""
 
     def __init__(self, url: str, token: str, envelopes: list[list[bytes]], samples: int) -> None:
@@ -170,10 +174,16 @@ class Feeder(threading.Thread):
             variant = tick % VARIANTS
             bodies = [v[variant].replace(PLACEHOLDER.encode(), ts) for v in self.envelopes]
             now = time.monotonic()
-            for start in range(0, len(bodies), ENVELOPES_PER_REQUEST):
-                group = bodies[start : start + ENVELOPES_PER_REQUEST]
-                body = b'{"batches":[' + b",".join(group) + b"]}"
-                self.work.put((now, body, len(group)))
+            group: list[bytes] = []
+            size = 0
+            for one in bodies:
+                if group and (len(group) == REQUEST_ENVELOPES or size + len(one) > REQUEST_BYTES):
+                    self.work.put((now, b'{"batches":[' + b",".join(group) + b"]}", len(group)))
+                    group, size = [], 0
+                group.append(one)
+                size += len(one) + 1
+            if group:
+                self.work.put((now, b'{"batches":[' + b",".join(group) + b"]}", len(group)))
             with self.lock:
                 self.produced += self.samples_per_round
             tick += 1
