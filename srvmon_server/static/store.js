@@ -33,14 +33,25 @@ export function subscribe(fn) {
   return () => subscribers.delete(fn);
 }
 
+/**
+ * Redraws happen at most every FLUSH_GAP_MS (then at the next animation frame): what a
+ * frame costs the browser is mostly fixed (style, paint, commit), so 4 frames a second
+ * that each draw 125 hosts cost far less than 60 that each draw 8.
+ */
+const FLUSH_GAP_MS = 250;
+let lastFlush = 0;
+
 function schedule() {
   if (scheduled) return;
   scheduled = true;
-  requestAnimationFrame(flush);
+  const wait = lastFlush + FLUSH_GAP_MS - performance.now();
+  if (wait > 0) setTimeout(() => requestAnimationFrame(flush), wait);
+  else requestAnimationFrame(flush);
 }
 
 function flush() {
   scheduled = false;
+  lastFlush = performance.now();
   const change = { hosts: new Set(dirtyHosts), alerts: alertsDirty, all: everything };
   dirtyHosts.clear();
   alertsDirty = false;

@@ -4,6 +4,7 @@
 // changed off screen is drawn when it scrolls in, drawing never reads layout, and a
 // host's colour comes from the store's per-host worst-alert index.
 
+import { CELL_GAP, CellPainter } from "../cells.js";
 import { drawSpark, makeSparkCanvas } from "../spark.js";
 import { hostStatus, hosts, silentSince, worstAlert } from "../store.js";
 import {
@@ -84,31 +85,24 @@ function drawTile(host, status, parts) {
 }
 
 // --- dense cells --------------------------------------------------------------------------
+// The pixels are on one canvas (cells.js); each host has a transparent link laid over its
+// cell, for the click, the keyboard, the hover title and its data attributes.
 
-function makeCell(host) {
-  const name = el("span", { class: "cell-name" });
-  const cpu = el("i");
-  const mem = el("i");
+function makeCell(host, painter) {
   const node = el("a", {
     class: "cell", "data-host": host.key, href: `#/host/${encodeURIComponent(host.key)}`,
-  }, name, el("span", { class: "cell-bar cell-cpu" }, cpu), el("span", { class: "cell-bar cell-mem" }, mem));
-  return { node, draw: (h, status) => drawCell(h, status, { node, name, cpu, mem }) };
-}
-
-function barScale(value) {
-  const v = Math.max(0, Math.min(100, value ?? 0)) / 100;
-  return `scaleX(${v.toFixed(3)})`;
-}
-
-function drawCell(host, status, parts) {
-  const m = host.metrics;
-  setText(parts.name, host.hostname.split(".")[0]);
-  setAttr(parts.node, "data-cpu", m.cpu_percent === undefined ? "" : m.cpu_percent.toFixed(1));
-  setAttr(parts.node, "data-mem", m.memory_percent === undefined ? "" : m.memory_percent.toFixed(1));
-  const cpu = barScale(m.cpu_percent);
-  if (parts.cpu.style.transform !== cpu) parts.cpu.style.transform = cpu;
-  const mem = barScale(m.memory_percent);
-  if (parts.mem.style.transform !== mem) parts.mem.style.transform = mem;
+    "aria-label": host.hostname,
+  });
+  const entry = { node, index: -1 };
+  entry.draw = (h, status) => {
+    const m = h.metrics;
+    setAttr(node, "data-cpu", m.cpu_percent === undefined ? "" : m.cpu_percent.toFixed(1));
+    setAttr(node, "data-mem", m.memory_percent === undefined ? "" : m.memory_percent.toFixed(1));
+    if (entry.index >= 0) {
+      painter.paint(entry.index, status, m.cpu_percent, m.memory_percent, h.hostname.split(".")[0]);
+    }
+  };
+  return entry;
 }
 
 function cellTitle(host) {
@@ -123,7 +117,7 @@ function cellTitle(host) {
 }
 
 /** The largest cell (width in px) at which `count` cells fit `width` × `height`. */
-export function fitCell(count, width, height, gap = 3) {
+export function fitCell(count, width, height, gap = CELL_GAP) {
   for (let size = 96; size > 24; size -= 1) {
     const perRow = Math.max(1, Math.floor((width + gap) / (size + gap)));
     const rows = Math.ceil(count / perRow);
@@ -143,6 +137,9 @@ export function mountOverview(root) {
   const summary = el("span", { class: "muted", id: "fleet-summary" });
   const states = el("span", { class: "fleet-states", id: "fleet-states" });
   const grid = el("section", { class: "tiles", id: "tiles" });
+  const canvas = el("canvas", { class: "cells-canvas", "aria-hidden": "true" });
+  const links = el("div", { class: "cells-links" });
+  const painter = new CellPainter(canvas);
   root.append(el("div", { class: "toolbar" }, filter, sort, mode, summary, states), grid);
 
   const params = new URLSearchParams(location.hash.split("?")[1] || "");
@@ -151,7 +148,8 @@ export function mountOverview(root) {
   mode.value = MODES.includes(params.get("mode")) ? params.get("mode") : "auto";
 
   let dense = false;
-  const nodes = new Map(); // host key -> {node, draw, status}
+  let container = grid; // where the tiles, or the cells' links, are
+  const nodes = new Map(); // host key -> {node, draw, laidStatus, index}
   const visible = new Set();
   const stale = new Set();
   let order = [];
@@ -186,7 +184,7 @@ export function mountOverview(root) {
   }
 
   function add(host) {
-    const entry = dense ? makeCell(host) : makeTile(host);
+    const entry = dense ? makeCell(host, painter) : makeTile(host);
     entry.laidStatus = null;
     nodes.set(host.key, entry);
     stale.add(host.key);
@@ -209,6 +207,9 @@ export function mountOverview(root) {
     for (const key of [...nodes.keys()]) remove(key);
     dense = wantsDense();
     grid.className = dense ? "cells" : "tiles";
+    container = dense ? links : grid;
+    links.replaceChildren();
+    grid.replaceChildren(...(dense ? [canvas, links] : []));
     order = [];
     for (const host of hosts.values()) add(host);
   }
@@ -233,20 +234,32 @@ export function mountOverview(root) {
     const keys = sorted.map((h) => h.key);
     if (keys.length !== order.length || keys.some((k, i) => k !== order[i])) {
       order = keys;
-      grid.replaceChildren(...keys.map((k) => nodes.get(k).node));
+      container.replaceChildren(...keys.map((k) => nodes.get(k).node));
     }
     setText(summary, `${shown} of ${hosts.size} hosts`);
     setText(states, ["critical", "warning", "silent"].filter((s) => counts[s]).map((s) => `${counts[s]} ${s}`).join(" · "));
     if (dense) fit(shown);
   }
 
+  /** Size the cells so that `count` fit the window, lay the canvas out to match the
+   *  links' grid, and repaint every shown cell on screen. */
   function fit(count) {
     // one layout read per relayout (not per cell), before this frame's writes
     const top = Math.max(0, grid.getBoundingClientRect().top + window.scrollY);
     const width = document.documentElement.clientWidth - 2 * 16;
     const size = fitCell(count, width, window.innerHeight - top - 8);
+    const cols = Math.max(1, Math.floor((width + CELL_GAP) / (size + CELL_GAP)));
     grid.style.setProperty("--cell", `${size}px`);
-    grid.classList.toggle("cells-named", size >= 56);
+    grid.style.setProperty("--cell-h", `${Math.round(size * 0.7)}px`);
+    grid.style.setProperty("--cols", String(cols));
+    painter.layout(count, cols, size);
+    let index = 0;
+    for (const key of order) {
+      const entry = nodes.get(key);
+      entry.index = entry.node.hidden ? -1 : index++;
+      if (entry.index >= 0) stale.add(key);
+    }
+    for (const key of visible) if (stale.has(key)) draw(key);
   }
 
   function update(change) {
