@@ -5,6 +5,7 @@ ClickException here and nowhere else.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import secrets
@@ -58,6 +59,24 @@ def generated_token(folder: Path) -> tuple[str, bool]:
     return token, True
 
 
+GC_THRESHOLDS = (20_000, 20, 20)
+"""The cyclic garbage collector's generation thresholds in the server process."""
+
+
+def tune_gc() -> None:
+    """Make the cyclic garbage collector cheap for a process that ingests continuously.
+
+    Samples, views and SSE payloads are acyclic and freed by reference counting as soon as
+    they are used, but every 700 allocations the collector walked the young objects and,
+    often enough, the whole heap (the SSE replay buffer, the alert engine's state): a third
+    of the server's CPU per sample at high ingest rates. So everything start-up built is
+    frozen out of the collections (``gc.freeze``) and the youngest generation is collected
+    every 20,000 allocations; cyclic garbage is still collected, just later.
+    """
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 Companion = Callable[[Any, str], Callable[[], None]]
 """Runs beside the server (standalone's collector): gets the ServerContext and the base URL
 once the server listens, returns the function that stops it."""
@@ -94,6 +113,7 @@ async def serve(
     try:
         app = make_app(config, storage)
         context = app.settings["srvmon"]
+        tune_gc()
         server = tornado.httpserver.HTTPServer(app, max_body_size=4 * config.max_body_bytes + 1)
         server.add_sockets(sockets)
         click.echo(f"srvmon server listening on http://{host}:{bound}/", err=True)

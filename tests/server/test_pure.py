@@ -174,3 +174,19 @@ def test_access_log_redacts_query_tokens() -> None:
         "/api/v1/events?topics=alerts&token=<redacted>"
     )
     assert redact("/api/v1/machines?mytoken=x") == "/api/v1/machines?mytoken=x"
+
+
+def test_the_server_process_tunes_the_garbage_collector() -> None:
+    """tune_gc freezes what exists and sets the documented thresholds."""
+    import gc
+
+    from srvmon_server.command import GC_THRESHOLDS, tune_gc
+
+    before = gc.get_threshold()
+    try:
+        tune_gc()
+        assert gc.get_threshold() == GC_THRESHOLDS == (20_000, 20, 20)
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
