@@ -17,9 +17,12 @@ from srvmon_core.engine import (
     AlertEvent,
     EngineState,
     MachineRef,
+    MachineSnapshot,
+    StateChanges,
     active_alerts,
     check_silence,
     evaluate_batch,
+    evaluate_view,
 )
 from srvmon_core.errors import ConfigError, DecodeError, SrvmonError
 from srvmon_core.metrics import METRICS, Metric, container_metrics, host_metrics
@@ -45,6 +48,8 @@ from srvmon_core.schema import (
     host_key,
 )
 from srvmon_core.series import evaluate_series
+from srvmon_core.silences import Silence, SilenceMatchers, SilenceRequest
+from srvmon_core.view import BatchView, MachineView, batch_view
 from srvmon_core.transitions import TRANSITIONS
 
 __all__ = [
@@ -74,6 +79,9 @@ __all__ = [
     "unstructure",
 ]
 
+# the machine view
+__all__ += ["BatchView", "MachineView", "batch_view"]
+
 # the alert engine
 __all__ += [
     "DEFAULT_RULES",
@@ -82,12 +90,18 @@ __all__ += [
     "AlertEvent",
     "EngineState",
     "MachineRef",
+    "MachineSnapshot",
     "Rule",
     "Selector",
+    "Silence",
+    "SilenceMatchers",
+    "SilenceRequest",
+    "StateChanges",
     "active_alerts",
     "check_silence",
     "effective_rules",
     "evaluate_batch",
+    "evaluate_view",
     "evaluate_series",
     "load_rules",
     "rule_from_dict",

@@ -22,7 +22,7 @@ from srvmon_core.errors import DecodeError
 from srvmon_core.transitions import EventKind, EventState, State
 
 if TYPE_CHECKING:
-    from srvmon_core.engine import _Check, _Plan
+    from srvmon_core.checks import Check, Plan
     from srvmon_core.rules import Rule
 
 STATE_VERSION = 1
@@ -190,11 +190,11 @@ class EngineState:
     machines: dict[str, MachineState] = field(factory=dict)
     alerts: dict[str, dict[str, AlertState]] = field(factory=dict)
     """machine key → rule id → alert."""
-    plans: dict[str, _Plan] = field(factory=dict, eq=False, repr=False)
+    plans: dict[str, Plan] = field(factory=dict, eq=False, repr=False)
     """Cache of the rules that apply to each machine; rebuilt when rules or machine change."""
     rules_seen: tuple[Rule, ...] = field(default=(), eq=False, repr=False)
     containers_by_host: dict[str, set[str]] = field(factory=dict, eq=False, repr=False)
-    compiled: dict[int, _Check] = field(factory=dict, eq=False, repr=False)
+    compiled: dict[int, Check] = field(factory=dict, eq=False, repr=False)
     """Compiled rules, keyed by rule identity; cleared with the plans."""
     changed: set[str] = field(factory=set, eq=False, repr=False)
     touched: set[str] = field(factory=set, eq=False, repr=False)
