@@ -49,8 +49,8 @@ from srvmon_core.schema import (
 )
 from srvmon_core.series import evaluate_series
 from srvmon_core.silences import Silence, SilenceMatchers, SilenceRequest
-from srvmon_core.view import BatchView, MachineView, batch_view
 from srvmon_core.transitions import TRANSITIONS
+from srvmon_core.view import BatchView, MachineView, batch_view
 
 __all__ = [
     "METRICS",
@@ -101,8 +101,8 @@ __all__ += [
     "check_silence",
     "effective_rules",
     "evaluate_batch",
-    "evaluate_view",
     "evaluate_series",
+    "evaluate_view",
     "load_rules",
     "rule_from_dict",
     "rule_to_dict",
