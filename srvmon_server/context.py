@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any, TypeVar
 
 from attrs import frozen
 
@@ -27,6 +28,7 @@ from srvmon_server.stats import Stats
 from srvmon_server.storage import Storage
 
 Clock = Callable[[], datetime]
+T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
@@ -49,6 +51,20 @@ class ServerContext:
     def start(self) -> None:
         """Start the periodic jobs on the running IOLoop (idempotent)."""
         self.periodic.start()
+
+    async def run_db(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on the DB thread (``self.db.run``); errors pass through unchanged
+        (the handlers map domain errors to HTTP)."""
+        return await self.db.run(fn, *args)
+
+    async def reload_rules(self) -> None:
+        """The stored rules changed: the engine applies them from the next step on. The one
+        place a rule change takes effect (a shared bus would announce it here)."""
+        await self.db.run(self.alerting.reload_rules)
+
+    async def reload_silences(self) -> None:
+        """The stored silences changed: new events are matched against them."""
+        await self.db.run(self.alerting.reload_silences, self.clock())
 
     def close(self) -> None:
         """Close every stream, stop the jobs and tasks, save the alert state that waits for
