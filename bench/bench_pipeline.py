@@ -12,7 +12,9 @@ mariadbd), and a ``srvmon consumer``, all on 127.0.0.1, and stops them by pid.
    the same with one transaction per batch (what one envelope per POST allows at best).
    The consumer posts up to 500 envelopes per request (``{"batches": [...]}``, one server
    transaction each); the same pipeline with ``--max-request-batches 1`` (one envelope per
-   POST, the former behaviour) is measured too, for a same-run before/after ratio.
+   POST, the former behaviour) is measured too, for a same-run before/after ratio. For the
+   batched pipeline it also prints the CPU each process (server, consumer, broker,
+   mariadbd) used per stored sample in that window, against the wall time per sample.
 2. Alert latency (SQLite): one threshold rule, then one breaching batch at a time for a new
    host. The time runs from ``produce()`` to the ``alert`` event on a GET /api/v1/events
    client. The reference is the time from produce to the ``sample`` event of the same batch,
