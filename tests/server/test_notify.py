@@ -440,3 +440,43 @@ def test_webhook_gives_up_after_retries() -> None:
         assert sender.sent == 0 and sender.failed == 1
 
     run_async(scenario())
+
+
+def test_alertmanager_options_one_url_several_urls_and_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The option keeps its old single-URL form, repeats for an HA pair, and its variable
+    takes several whitespace-separated URLs; the resend interval has a 60 s default."""
+    from srvmon_server.command import server
+
+    def params(*args: str) -> dict[str, Any]:
+        return server.make_context("server", list(args)).params
+
+    monkeypatch.delenv("SRVMON_ALERTMANAGER_URL", raising=False)
+    monkeypatch.delenv("SRVMON_ALERTMANAGER_RESEND_SECONDS", raising=False)
+    one = params("--alertmanager-url", "http://am:9093")
+    assert (one["alertmanager_urls"], one["alertmanager_resend_seconds"]) == (
+        ("http://am:9093",),
+        60.0,
+    )
+    pair = params(
+        "--alertmanager-url", "http://am-a:9093", "--alertmanager-url", "http://am-b:9093"
+    )
+    assert pair["alertmanager_urls"] == ("http://am-a:9093", "http://am-b:9093")
+    monkeypatch.setenv("SRVMON_ALERTMANAGER_URL", "http://am-a:9093 http://am-b:9093")
+    monkeypatch.setenv("SRVMON_ALERTMANAGER_RESEND_SECONDS", "15")
+    env = params()
+    assert (env["alertmanager_urls"], env["alertmanager_resend_seconds"]) == (
+        ("http://am-a:9093", "http://am-b:9093"),
+        15.0,
+    )
+
+
+def test_the_old_single_url_setting_still_reaches_alertmanager() -> None:
+    """Embedders that set ServerConfig.alertmanager_url keep working, merged with the list."""
+    from srvmon_server.config import ServerConfig
+
+    config = ServerConfig(
+        write_tokens={"t"},
+        alertmanager_url="http://old:9093",
+        alertmanager_urls=["http://new:9093", "http://old:9093"],
+    )
+    assert config.alertmanagers == ("http://new:9093", "http://old:9093")
