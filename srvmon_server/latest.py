@@ -79,5 +79,8 @@ class LatestView:
         return None if machine is None else machine.hostname
 
     def machines(self) -> list[LatestMachine]:
-        """Every machine, hosts first, then by key (a stable scrape order)."""
-        return sorted(self._machines.values(), key=lambda m: (m.kind != "host", m.key))
+        """Every machine, hosts first, then by key (a stable scrape order). Safe from
+        another thread (the scrape's): the values are copied in one step, then sorted."""
+        machines = list(self._machines.values())
+        machines.sort(key=lambda m: (m.kind != "host", m.key))
+        return machines
