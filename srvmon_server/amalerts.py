@@ -197,6 +197,9 @@ class Announced:
     def __len__(self) -> int:
         return len(self._firing)
 
+    def __contains__(self, fingerprint: object) -> bool:
+        return fingerprint in self._firing
+
     def firing(self) -> list[Notice]:
         return list(self._firing.values())
 
@@ -226,7 +229,8 @@ class Announced:
         if held is not None and held.labels == fresh.labels:
             updated = evolve(held, annotations=fresh.annotations)
             self._firing[key] = updated
-            return [] if event.silenced else [updated]
+            # a first ``firing`` already held was announced by ``restore``/a reconcile
+            return [] if event.silenced or event.kind == "firing" else [updated]
         out: list[Notice] = []
         if held is not None:
             del self._firing[key]

@@ -15,7 +15,7 @@ from srvmon_core.view import BatchView
 from srvmon_server.background import Background
 from srvmon_server.bus import EventBus
 from srvmon_server.latest import LatestView
-from srvmon_server.notify import Notifier
+from srvmon_server.notify import Notifier, Outbox
 from srvmon_server.payloads import alert_event_json, sample_json
 from srvmon_server.presence import Presence
 from srvmon_server.stats import Stats
@@ -67,7 +67,12 @@ class Live:
         for event in events:
             self.bus.publish("alert", alert_event_json(event), event.machine_key)
         if self.notifier.enabled:
-            self.background.spawn(self.notifier.notify(events))
+            self.send(self.notifier.announce(events))
+
+    def send(self, outbox: Outbox) -> None:
+        """Deliver notifications in the background (ingest never waits for them)."""
+        if outbox:
+            self.background.spawn(self.notifier.deliver(outbox))
 
     def sweep(self, now: datetime) -> None:
         """A ``machine`` event for each machine that just went silent."""

@@ -10,7 +10,8 @@ I/O on the IOLoop. It behaves towards Alertmanager as Prometheus does:
   valid for ``RESEND_VALIDITY`` intervals, so Alertmanager never resolves an alert srvmon
   still fires, and resolves it by itself if srvmon goes away;
 - at start the firing set is rebuilt from the engine's active alerts
-  (:meth:`Notifier.restore`) and sent at once;
+  (:meth:`Notifier.restore`) and sent at once; an alert that fired under a srvmon silence
+  is announced once the silence ends and it still fires (:meth:`Notifier.reconcile`);
 - every Alertmanager listed (an HA pair) gets every alert.
 
 Posts to one URL go out in order (one at a time), so a resolve never overtakes the firing
@@ -37,6 +38,8 @@ RESEND_VALIDITY = 4
 
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], datetime]
+Outbox = list[tuple[str, object]]
+"""Posts to make: (URL, JSON body)."""
 
 
 class Notifier:
@@ -115,20 +118,21 @@ class Notifier:
         self.failed += 1
         return False
 
-    def _push(self, notices: Sequence[Notice]) -> list[Awaitable[bool]]:
+    def _push(self, notices: Sequence[Notice]) -> Outbox:
         """One post of ``notices`` to every Alertmanager."""
         if not notices or not self.alertmanager_urls:
             return []
         valid_until = self._clock() + timedelta(seconds=RESEND_VALIDITY * self.resend_seconds)
         body = [n.api_json(valid_until) for n in notices]
-        return [self.post(f"{url}/api/v2/alerts", body) for url in self.alertmanager_urls]
+        return [(f"{url}/api/v2/alerts", body) for url in self.alertmanager_urls]
 
-    async def notify(self, events: Sequence[AlertEvent]) -> None:
-        """Announce what ``events`` change: a webhook body per event that changed the
-        announced set, and one push of all the changed alerts to every Alertmanager.
+    def announce(self, events: Sequence[AlertEvent]) -> Outbox:
+        """What ``events`` change in the announced set, as the posts to make: a webhook body
+        per event that changed it, and one push of all the changed alerts to every
+        Alertmanager. Synchronous, so announcements happen in the order of the events.
         Silenced events announce nothing new (see ``Announced.apply``)."""
         pushed: dict[str, Notice] = {}
-        jobs: list[Awaitable[bool]] = []
+        outbox: Outbox = []
         for event in events:
             notices = self.announced.apply(event)
             if not notices:
@@ -138,13 +142,25 @@ class Notifier:
                 pushed.pop(key, None)
                 pushed[key] = notice
             body = webhook_body(notices, self.external_url)
-            jobs.extend(self.post(url, body) for url in self.webhook_urls)
-        jobs.extend(self._push(list(pushed.values())))
-        if jobs:
-            await asyncio.gather(*jobs)
+            outbox.extend((url, body) for url in self.webhook_urls)
+        outbox.extend(self._push(list(pushed.values())))
+        return outbox
+
+    def reconcile(self, firing: Sequence[AlertEvent]) -> Outbox:
+        """Announce the alerts that fire, are not silenced and are not announced: those that
+        fired under a silence that has ended since."""
+        return self.announce(
+            [e for e in firing if not e.silenced and e.fingerprint not in self.announced]
+        )
+
+    async def deliver(self, outbox: Outbox) -> None:
+        if outbox:
+            await asyncio.gather(*(self.post(url, body) for url, body in outbox))
+
+    async def notify(self, events: Sequence[AlertEvent]) -> None:
+        """``announce`` then ``deliver``."""
+        await self.deliver(self.announce(events))
 
     async def resend(self) -> None:
         """Send every firing alert again to every Alertmanager, valid a few intervals on."""
-        jobs = self._push(self.announced.firing())
-        if jobs:
-            await asyncio.gather(*jobs)
+        await self.deliver(self._push(self.announced.firing()))

@@ -59,6 +59,9 @@ class Periodic:
             log.exception("periodic alert check failed")
         finally:
             self._ticking = False
+        notifier = self._live.notifier
+        if notifier.enabled:  # alerts that fired under a silence which has ended
+            self._live.send(notifier.reconcile(self._alerting.firing_events(self._clock())))
 
     async def resend_alerts(self) -> None:
         """Send the firing alerts to the Alertmanagers again (they expire otherwise)."""

@@ -480,3 +480,19 @@ def test_the_old_single_url_setting_still_reaches_alertmanager() -> None:
         alertmanager_urls=["http://new:9093", "http://old:9093"],
     )
     assert config.alertmanagers == ("http://new:9093", "http://old:9093")
+
+
+def test_an_alert_fired_under_a_silence_is_announced_when_the_silence_ends() -> None:
+    """Fired while silenced: nothing. While the silence lasts the reconcile (every tick)
+    announces nothing; once it has ended, the still-firing alert is announced once, with
+    its original start, and a late ``firing`` event for it adds no second post."""
+    sender = notifier(webhook_urls=["http://hooks/a"], alertmanager_urls=["http://am"])
+    assert sender.announce([evolve(WARNING, silenced=True)]) == []
+    assert sender.reconcile([evolve(WARNING, silenced=True)]) == []
+    outbox = sender.reconcile([WARNING])
+    assert [url for url, _ in outbox] == ["http://hooks/a", "http://am/api/v2/alerts"]
+    webhook = outbox[0][1]
+    assert isinstance(webhook, dict)
+    assert webhook["alerts"][0]["startsAt"] == "2026-11-25T10:00:00Z"
+    assert sender.reconcile([WARNING]) == []
+    assert sender.announce([WARNING]) == []
