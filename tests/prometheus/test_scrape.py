@@ -8,7 +8,7 @@ import json
 import subprocess
 import urllib.request
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from srvmon_core.schema import Batch, ContainerSample, HostSample
 from tests.fixtures.prometheus import Prometheus
 from tests.helpers import free_port
 from tests.pipeline.processes import TOKEN, ConsumerProcess, ServerProcess
-from tests.pipeline.streams import batches, create_topic, produce, unique_name, wait_until
+from tests.pipeline.streams import EPOCH, batches, create_topic, produce, unique_name, wait_until
 from tests.prometheus.blocks import doc_blocks
 
 pytestmark = [pytest.mark.prometheus, pytest.mark.kafka]
@@ -45,7 +45,7 @@ def busy_host() -> Batch:
     return Batch(
         host_id="db-1",
         hostname="db-1.example",
-        timestamp=datetime.now(UTC),
+        timestamp=EPOCH + timedelta(seconds=10),  # beside the streamed batches' times
         host=HostSample(
             cpu_percent=37.5,
             load_1=0.5,
@@ -111,8 +111,15 @@ def test_prometheus_scrapes_server_and_consumer(
             return [value for _, value in got] == [18.0]
 
         wait_until(delivered, 60, "Prometheus to scrape the consumer's 18 delivered samples")
-        health = {t["labels"]["job"]: t["health"] for t in prometheus.targets()}
-        assert health == {"srvmon-server": "up", "srvmon-consumer": "up"}
+
+        def health() -> dict[str, str]:
+            return {t["labels"]["job"]: t["health"] for t in prometheus.targets()}
+
+        wait_until(
+            lambda: health() == {"srvmon-server": "up", "srvmon-consumer": "up"},
+            10,
+            f"both targets up (now {health()})",
+        )
         assert sorted(v for _, v in prometheus.query("up")) == [1.0, 1.0]
 
         def machines() -> list[tuple[str, str, str, float]]:
