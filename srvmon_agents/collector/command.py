@@ -9,11 +9,14 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
 from srvmon_core.errors import SrvmonError
+
+if TYPE_CHECKING:
+    from docker import APIClient
 
 DEFAULT_DOCKER_URL = "unix:///var/run/docker.sock"
 
@@ -32,14 +35,30 @@ def parse_kafka_options(pairs: tuple[str, ...], env_value: str | None) -> dict[s
     return options
 
 
-def _docker_api(url: str) -> Any | None:
-    from srvmon_agents.collector.engine import EngineClient, EngineError
+def skip_charset_detection() -> None:
+    """Keep ``charset_normalizer`` out of the collector process (2.7 MB resident).
 
+    requests imports it only to guess the encoding of a text answer that declares none
+    (``Response.apparent_encoding``) and falls back to UTF-8 when it is absent. The Engine
+    API declares every answer (JSON, or text with a charset), so the collector never needs
+    the guess. Called before the docker SDK is first imported; no other module of the
+    collector imports requests.
+    """
+    import warnings
+
+    if "charset_normalizer" in sys.modules or "requests" in sys.modules:
+        return
+    sys.modules["charset_normalizer"] = None  # type: ignore[assignment]
+    warnings.filterwarnings("ignore", message="Unable to find acceptable character detection")
+
+
+def _docker_api(url: str) -> APIClient | None:
+    from srvmon_agents.collector.engine import EngineError, connect
+
+    skip_charset_detection()
     try:
-        client = EngineClient(url)
-        client.ping()
-        return client
-    except (EngineError, SrvmonError) as exc:
+        return connect(url)
+    except EngineError as exc:
         click.echo(
             f"srvmon collector: containers skipped, Docker at {url} unreachable: {exc}", err=True
         )

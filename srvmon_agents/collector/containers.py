@@ -21,7 +21,7 @@ import os
 from collections.abc import Callable, Hashable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from attrs import define, evolve, field, frozen
 
@@ -30,6 +30,9 @@ from srvmon_agents.collector.events import ContainerEvents
 from srvmon_agents.collector.procfs import read_net_dev
 from srvmon_core.rates import CounterTracker
 from srvmon_core.schema import ContainerSample
+
+if TYPE_CHECKING:
+    from docker import APIClient
 
 log = logging.getLogger(__name__)
 
@@ -165,11 +168,11 @@ def counters_from_stats_api(stats: dict[str, Any]) -> Counters:
 class ContainerCollector:
     """Turns the Docker API's container list plus cgroup counters into ContainerSamples.
 
-    ``api`` is a ``docker.APIClient`` (``DockerClient.api``). ``clock`` is a monotonic clock in
-    seconds, used only for rates.
+    ``api`` is a ``docker.APIClient`` (see ``engine.connect``). ``clock`` is a monotonic clock
+    in seconds, used only for rates.
     """
 
-    api: Any
+    api: APIClient
     cgroup_root: Path
     proc_root: Path
     host_memory_total_bytes: int
