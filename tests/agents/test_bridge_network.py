@@ -1,7 +1,7 @@
 """Network figures of bridged containers, against the kernel's own counters.
 
 A bridge-mode dockerd (its default bridge, iptables, overlay2) runs two busybox containers on
-``docker0``; one sends a known number of bytes to the other with ``nc``. The collector's
+its bridge; one sends a known number of bytes to the other with ``nc``. The collector's
 rx/tx rates of both containers must match, within 5 %, the kernel's counters of the host-side
 veth of each container (a different interface from the one the collector reads: the host
 end of the pair receives what the container sends), and cover the payload.
