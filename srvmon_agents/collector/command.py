@@ -148,6 +148,15 @@ def _docker_api(url: str) -> APIClient | None:
     help="The host's cgroup hierarchy.",
 )
 @click.option(
+    "--host-root",
+    envvar="SRVMON_HOST_ROOT",
+    show_envvar=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="The host's / mounted read-only (e.g. /host/root in a container); filesystem usage "
+    "is read below it. Default: / on the host, <proc-root>/1/root with another --proc-root.",
+)
+@click.option(
     "--docker-url",
     envvar="DOCKER_HOST",
     show_envvar=True,
@@ -192,6 +201,7 @@ def collector(  # noqa: PLR0917 - click passes every option by keyword
     proc_root: Path,
     sys_root: Path,
     cgroup_root: Path,
+    host_root: Path | None,
     docker_url: str,
     host_id_file: Path | None,
     machine_id_file: Path | None,
@@ -226,6 +236,7 @@ def collector(  # noqa: PLR0917 - click passes every option by keyword
         proc_root=proc_root,
         sys_root=sys_root,
         cgroup_root=cgroup_root,
+        host_root=host_root,
         host_id_file=host_id_file,
         machine_id_file=machine_id_file,
         buffer_size=buffer_size,

@@ -10,7 +10,9 @@ the host's /proc mounted at /host/proc reports the host:
 - disk IO from ``<proc>/diskstats``, whole physical disks only (see ``procfs``);
 - filesystem usage of the real mounts of ``<proc>/1/mounts`` (see ``mounts``: the table is
   read again only when it changed; ``statvfs`` runs on this thread for local filesystems and
-  in a worker with a timeout for network ones);
+  in a worker with a timeout for network ones), each mount reached below ``host_root`` (the
+  host's / bind-mounted read-only into a container), else through ``<proc>/1/root`` when
+  ``proc_root`` is not ``/proc``;
 - temperatures from ``<sys>/class/hwmon`` (sensors found at start and every minute).
 
 Files read every interval stay open (:class:`~srvmon_agents.collector.procfs.KeptFile`).
@@ -19,13 +21,14 @@ Rates use ``CounterTracker`` with the injected monotonic ``clock``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
 from attrs import define, field, frozen
 
 from srvmon_agents.collector import procfs
-from srvmon_agents.collector.mounts import MountProbe, MountTable
+from srvmon_agents.collector.mounts import Mount, MountProbe, MountTable
 from srvmon_core.rates import CounterTracker
 from srvmon_core.schema import DiskIO, DiskUsage, HostSample, NetIO, Temperature
 
@@ -116,6 +119,7 @@ class HostCollector:
     clock: Callable[[], float]
     proc_root: Path = Path("/proc")
     sys_root: Path = Path("/sys")
+    host_root: Path | None = None
     mounts: MountProbe = field(factory=MountProbe)
     _disk_rates: CounterTracker = field(factory=CounterTracker)
     _net_rates: CounterTracker = field(factory=CounterTracker)
@@ -128,6 +132,8 @@ class HostCollector:
     _net_dev: procfs.KeptFile = field(init=False)
     _mount_table: MountTable = field(init=False)
     _disks_of: PhysicalDisks = field(init=False)
+    _visible: tuple[int, tuple[Mount, ...]] = (-1, ())
+    """Below ``host_root``: the mounts that are mount points there too, for one table read."""
     _sensors: list[tuple[procfs.HwmonSensor, procfs.KeptFile]] = field(factory=list)
     _sensors_found_at: float | None = None
 
@@ -311,11 +317,15 @@ class HostCollector:
 
     def _disks(self) -> list[DiskUsage]:
         out = []
-        in_container = self.proc_root != Path("/proc")
-        for mount in self._mount_table.mounts():
-            path = mount.mount
-            if in_container:
-                path = f"{self.proc_root}/1/root{mount.mount}"
+        prefix = ""
+        mounts = self._mount_table.mounts()
+        if self.host_root is not None:
+            prefix = str(self.host_root).rstrip("/")
+            mounts = self._visible_below_host_root(prefix, mounts)
+        elif self.proc_root != Path("/proc"):
+            prefix = f"{self.proc_root}/1/root"
+        for mount in mounts:
+            path = f"{prefix}{mount.mount}"
             st = self.mounts.usage(path, mount.fstype)
             if st is None or st.f_blocks == 0:
                 continue
@@ -334,3 +344,17 @@ class HostCollector:
                 )
             )
         return out
+
+    def _visible_below_host_root(self, prefix: str, mounts: tuple[Mount, ...]) -> tuple[Mount, ...]:
+        """The mounts that are mount points below the host root too, decided once per read
+        of the mount table. A mount made on the host after the host's / was bind-mounted
+        privately into this container is not there: its directory would report the parent
+        filesystem under the new mount's name, so it is left out until the collector restarts
+        (with ``rslave`` propagation it is there at once)."""
+        reads, visible = self._visible
+        if reads != self._mount_table.reads:
+            visible = tuple(
+                m for m in mounts if m.mount == "/" or os.path.ismount(f"{prefix}{m.mount}")
+            )
+            self._visible = (self._mount_table.reads, visible)
+        return visible

@@ -36,6 +36,7 @@ class AgentConfig:
     proc_root: Path = Path("/proc")
     sys_root: Path = Path("/sys")
     cgroup_root: Path = Path("/sys/fs/cgroup")
+    host_root: Path | None = None
     host_id_file: Path | None = None
     machine_id_file: Path | None = None
     buffer_size: int = 3600
@@ -83,7 +84,12 @@ def build_agent(
     host_id = resolve_host_id(
         machine_id_candidates(config), config.host_id_file or default_id_file()
     )
-    host = HostCollector(proc_root=config.proc_root, sys_root=config.sys_root, clock=time.monotonic)
+    host = HostCollector(
+        proc_root=config.proc_root,
+        sys_root=config.sys_root,
+        host_root=config.host_root,
+        clock=time.monotonic,
+    )
     containers = None
     if docker_api is not None:
         containers = ContainerCollector(

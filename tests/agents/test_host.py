@@ -326,3 +326,48 @@ def test_memory_figures_agree_with_psutil_on_this_host() -> None:
     assert abs(sample.memory_available_bytes - memory.available) <= 64 * MiB
     assert abs(sample.memory_percent - memory.percent) <= 1.0
     assert abs(sample.swap_used_bytes - swap.used) <= 64 * MiB
+
+
+def test_filesystem_usage_is_read_below_the_host_root(fake_root: Path) -> None:
+    """A containerised collector reads each host mount below the host's / bind-mounted at
+    ``host_root``; without one, through ``<proc>/1/root`` (another proc root) or directly."""
+    proc, sys = fake_root / "proc", fake_root / "sys"
+    seen: list[str] = []
+
+    def recording_statvfs(path: str) -> os.statvfs_result:
+        seen.append(path)
+        return os.statvfs("/")
+
+    for host_root, expected in (
+        (fake_root / "hostroot", f"{fake_root}/hostroot/"),
+        (None, f"{proc}/1/root/"),
+    ):
+        seen.clear()
+        collector = HostCollector(
+            proc_root=proc,
+            sys_root=sys,
+            host_root=host_root,
+            clock=StepClock(),
+            mounts=MountProbe(statvfs=recording_statvfs),
+        )
+        [disk] = collector.collect().disks
+        assert seen == [expected]
+        assert (disk.mount, disk.total_bytes) == (
+            "/",
+            os.statvfs("/").f_blocks * os.statvfs("/").f_frsize,
+        )
+
+
+def test_a_mount_missing_below_the_host_root_is_left_out(fake_root: Path) -> None:
+    """A host mount that is not a mount point below the host root (made after a private bind
+    of the host's /) is left out, not reported with its parent filesystem's figures."""
+    proc, sys = fake_root / "proc", fake_root / "sys"
+    (proc / "1" / "mounts").write_text("/dev/sda1 / ext4 rw 0 0\n/dev/sdb1 /data xfs rw 0 0\n")
+    (fake_root / "hostroot" / "data").mkdir(parents=True)  # a plain directory, not a mount
+    (proc / "1" / "root" / "data").mkdir()
+    collector = HostCollector(
+        proc_root=proc, sys_root=sys, host_root=fake_root / "hostroot", clock=StepClock()
+    )
+    assert [d.mount for d in collector.collect().disks] == ["/"]
+    through_pid_1 = HostCollector(proc_root=proc, sys_root=sys, clock=StepClock())
+    assert [d.mount for d in through_pid_1.collect().disks] == ["/", "/data"], "pid 1's view"
