@@ -1,4 +1,5 @@
-"""SSE fan-out on the IOLoop: one ring buffer, routes to clients, conflating queues.
+"""SSE fan-out on the IOLoop: one ring buffer, routes to clients, conflating queues. The
+hub is the in-process ``EventBus``.
 
 ``publish`` numbers an event (``sample``, ``machine``, ``alert``; a ``summary`` is state
 and carries no id), keeps it for replay and offers it to the clients that want it. Clients
@@ -107,12 +108,14 @@ class Hub:
     @property
     def conflated(self) -> int:
         """State events replaced by a newer one before a client sent them (all clients)."""
-        return self._gone_conflated + sum(e.client.conflated for e in self._entries.values())
+        entries = tuple(self._entries.values())  # /metrics reads this from a worker thread
+        return self._gone_conflated + sum(e.client.conflated for e in entries)
 
     @property
     def resyncs(self) -> int:
         """Times a client's queue of alerts overflowed and became one ``resync``."""
-        return self._gone_resyncs + sum(e.client.resyncs for e in self._entries.values())
+        entries = tuple(self._entries.values())
+        return self._gone_resyncs + sum(e.client.resyncs for e in entries)
 
     def subscribe(
         self,

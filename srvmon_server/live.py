@@ -25,7 +25,8 @@ from srvmon_core.view import BatchView
 from srvmon_server.background import Background
 from srvmon_server.bus import EventBus
 from srvmon_server.fleet import Fleet
-from srvmon_server.notify import Notifier
+from srvmon_server.latest import LatestView
+from srvmon_server.notify import Notifier, Outbox
 from srvmon_server.payloads import alert_event_json, sample_json, summary_json
 from srvmon_server.presence import Presence
 from srvmon_server.stats import Stats
@@ -86,6 +87,7 @@ class Live:
         notifier: Notifier,
         stats: Stats,
         background: Background,
+        latest: LatestView,
         fleet: Fleet,
         active_alerts: Callable[[], list[ActiveAlert]],
         summary_interval_seconds: float = 1.0,
@@ -96,6 +98,7 @@ class Live:
         self.notifier = notifier
         self.stats = stats
         self.background = background
+        self.latest = latest
         self.fleet = fleet
         self._active_alerts = active_alerts
         self._monotonic = monotonic
@@ -108,7 +111,8 @@ class Live:
     def stored(self, view: BatchView, received_at: datetime, levels: dict[str, str]) -> None:
         """The ``sample`` events of a stored batch, then ``machine`` events for machines
         that are new or back (``levels``: firing levels before the batch was evaluated);
-        the host's summary is updated (published with the next :meth:`summarise`)."""
+        the host's summary is updated (published once this IOLoop step is done)."""
+        self.latest.update(view, received_at)
         timestamp = iso(view.timestamp)
         machines = view.machines
         host = view.host_id
@@ -125,18 +129,23 @@ class Live:
             self._changed({host_key(host)})
 
     def alerts(self, events: Sequence[AlertEvent]) -> None:
-        """Alert transitions to subscribers; the ones not silenced to notifications; the
-        hosts whose worst alert changed get a new summary."""
+        """Alert transitions to subscribers and to notifications (which leave out what a
+        silence covers, see ``notify.py``); the hosts whose worst alert changed get a new
+        summary."""
         if not events:
             return
         self.stats.alert_events_total += len(events)
         for event in events:
             data = alert_event_json(event)
             self.bus.publish("alert", data, event.machine_key, host=host_key(event.host_id))
-        loud = [e for e in events if not e.silenced]
-        if loud and self.notifier.enabled:
-            self.background.spawn(self.notifier.notify(loud))
+        if self.notifier.enabled:
+            self.send(self.notifier.announce(events))
         self._changed(self.fleet.set_alerts(self._active_alerts()))
+
+    def send(self, outbox: Outbox) -> None:
+        """Deliver notifications in the background (ingest never waits for them)."""
+        if outbox:
+            self.background.spawn(self.notifier.deliver(outbox))
 
     def sweep(self, now: datetime) -> None:
         """A ``machine`` event for each machine that just went silent; silent hosts get a

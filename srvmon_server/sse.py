@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import logging
 from collections import OrderedDict, deque
 from collections.abc import Iterable
 
 from attrs import frozen
 
+log = logging.getLogger(__name__)
 RETRY_MS = 2000
 TOPIC_OF_EVENT: dict[str, str | None] = {
     "hello": None,
@@ -72,7 +74,8 @@ def format_retry(milliseconds: int = RETRY_MS) -> bytes:
 class Event:
     """A published event. Its frame is encoded once, the first time any client (or a
     replay) needs it, and shared by every client; an event that nobody takes before a
-    newer one replaces it is never encoded at all."""
+    newer one replaces it is never encoded at all. ``data`` must not change after it is
+    published (it is let go once framed)."""
 
     __slots__ = ("_frame", "conflation_key", "data", "host", "id", "key", "name", "topic")
 
@@ -85,7 +88,7 @@ class Event:
         host: str | None = None,
     ) -> None:
         self.id = event_id
-        self.name = name
+        self.name = _single_line(name, "event name")
         self.data = data
         self.key = key
         """The machine key the event is about, for the ``machines`` glob filter."""
@@ -99,9 +102,11 @@ class Event:
 
     @property
     def frame(self) -> bytes:
-        if self._frame is None:
-            self._frame = format_event(self.id, self.name, self.data)
-        return self._frame
+        frame = self._frame
+        if frame is None:
+            frame = self._frame = format_event(self.id, self.name, self.data)
+            self.data = None
+        return frame
 
     def __repr__(self) -> str:
         return f"Event(id={self.id!r}, name={self.name!r}, key={self.key!r})"
@@ -308,7 +313,11 @@ class Client:
             slot, event = pending.popitem(last=False)
             if slot[0] == "":
                 self.ordered -= 1
-            frame = event.frame
+            try:
+                frame = event.frame
+            except (TypeError, ValueError):  # data JSON cannot encode: a bug, not the client's
+                log.exception("SSE event %r cannot be encoded; skipped", event)
+                continue
             frames.append(frame)
             size += len(frame)
         return b"".join(frames)

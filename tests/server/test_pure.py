@@ -32,6 +32,24 @@ def test_format_event_and_comment() -> None:
         format_comment("a\nb")
 
 
+def test_events_are_framed_once_when_first_needed() -> None:
+    """Without subscribers nothing is encoded (not even data JSON cannot encode fails); a
+    replay frames the event exactly as format_event does, and every later reader gets the
+    very same bytes."""
+    from srvmon_server.hub import Hub
+
+    hub = Hub(ring_size=10, client_queue_size=10)
+    unencodable = hub.publish("sample", {"n": object()}, "h0")
+    event = hub.publish("sample", {"n": 1}, "h1")
+    replayed = hub.ring.since(1)
+    assert replayed is not None and replayed[0].frame == format_event(2, "sample", {"n": 1})
+    assert replayed[0].frame is event.frame
+    with pytest.raises(TypeError):
+        unencodable.frame  # noqa: B018 - encoding happens on first use
+    with pytest.raises(ValueError, match="single line"):
+        hub.publish("bad\nname", {})
+
+
 @pytest.mark.parametrize(
     ("needed", "token", "read_auth", "expected"),
     [
