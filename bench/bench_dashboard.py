@@ -279,6 +279,18 @@ def samples_stored(url: str) -> float:
     return 0.0
 
 
+def active_alerts(url: str) -> str:
+    """Active alerts by rule and state: a steady server has the disk alerts the fleet was
+    built with and no flood of `silent` ones."""
+    with urllib.request.urlopen(f"{url}/api/v1/alerts", timeout=60) as answer:
+        alerts = json.loads(answer.read())["alerts"]
+    counts: dict[str, int] = {}
+    for alert in alerts:
+        name = f"{alert['rule_id']} {alert['state']}"
+        counts[name] = counts.get(name, 0) + 1
+    return ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "none"
+
+
 def known_hosts(url: str) -> int:
     with urllib.request.urlopen(f"{url}/api/v1/machines?limit=1", timeout=60) as answer:
         return int(json.loads(answer.read())["total"])
@@ -554,6 +566,7 @@ def run_fleet(
                 f"{ours['server_cpu_pct'] / max(0.1, theirs['server_cpu_pct']):.2f}",
                 flush=True,
             )
+        print(f"{hosts:>5} active alerts: {active_alerts(url)}", flush=True)
         if args.heap_minutes and hosts == args.hosts[0]:
             heap_run(browser, url, hosts, args.heap_minutes)
     finally:
