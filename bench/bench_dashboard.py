@@ -172,7 +172,11 @@ class Feeder(threading.Thread):
             stamp = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
             ts = stamp.encode()
             variant = tick % VARIANTS
-            bodies = [v[variant].replace(PLACEHOLDER.encode(), ts) for v in self.envelopes]
+            # start each round elsewhere in the fleet: when the server cannot keep up and
+            # late requests are dropped, every host loses some rounds, not always the last
+            start = (tick * 97) % len(self.envelopes)
+            order = self.envelopes[start:] + self.envelopes[:start]
+            bodies = [v[variant].replace(PLACEHOLDER.encode(), ts) for v in order]
             now = time.monotonic()
             group: list[bytes] = []
             size = 0

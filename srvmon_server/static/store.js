@@ -40,13 +40,23 @@ export function subscribe(fn) {
  */
 const FLUSH_GAP_MS = 250;
 let lastFlush = 0;
+let gapTimer = null;
 
 function schedule() {
+  if (everything && gapTimer !== null) { // a full (re)load is drawn at once
+    clearTimeout(gapTimer);
+    gapTimer = null;
+    requestAnimationFrame(flush);
+    return;
+  }
   if (scheduled) return;
   scheduled = true;
-  const wait = lastFlush + FLUSH_GAP_MS - performance.now();
-  if (wait > 0) setTimeout(() => requestAnimationFrame(flush), wait);
-  else requestAnimationFrame(flush);
+  const wait = everything ? 0 : lastFlush + FLUSH_GAP_MS - performance.now();
+  if (wait > 0) {
+    gapTimer = setTimeout(() => { gapTimer = null; requestAnimationFrame(flush); }, wait);
+  } else {
+    requestAnimationFrame(flush);
+  }
 }
 
 function flush() {

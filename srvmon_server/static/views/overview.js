@@ -157,6 +157,9 @@ export function mountOverview(root) {
   let metricsMoved = false;
   let lastResort = 0;
 
+  // Tiles: the browser says which are on screen. Dense cells: their place on the canvas
+  // says it (no observer, no wait for one: a fitted grid is drawn in the frame it is laid).
+  let geometry = null; // dense: {top, cols, rowHeight}
   const observer = new IntersectionObserver((entries) => {
     for (const entry of entries) {
       const key = entry.target.dataset.host;
@@ -168,6 +171,18 @@ export function mountOverview(root) {
       }
     }
   }, { rootMargin: "200px 0px" });
+
+  function onScreen(key) {
+    if (!dense) return visible.has(key);
+    const entry = nodes.get(key);
+    if (!geometry || !entry || entry.index < 0) return false;
+    const y = geometry.top + Math.floor(entry.index / geometry.cols) * geometry.rowHeight;
+    return y + geometry.rowHeight > window.scrollY - 200 && y < window.scrollY + window.innerHeight + 200;
+  }
+
+  function drawStaleOnScreen() {
+    for (const key of stale) if (onScreen(key)) draw(key);
+  }
 
   function draw(key) {
     const host = hosts.get(key);
@@ -188,7 +203,7 @@ export function mountOverview(root) {
     entry.laidStatus = null;
     nodes.set(host.key, entry);
     stale.add(host.key);
-    observer.observe(entry.node);
+    if (!dense) observer.observe(entry.node);
     layoutWanted = true;
   }
 
@@ -249,6 +264,7 @@ export function mountOverview(root) {
     const width = document.documentElement.clientWidth - 2 * 16;
     const size = fitCell(count, width, window.innerHeight - top - 8);
     const cols = Math.max(1, Math.floor((width + CELL_GAP) / (size + CELL_GAP)));
+    geometry = { top, cols, rowHeight: Math.round(size * 0.7) + CELL_GAP };
     grid.style.setProperty("--cell", `${size}px`);
     grid.style.setProperty("--cell-h", `${Math.round(size * 0.7)}px`);
     grid.style.setProperty("--cols", String(cols));
@@ -259,7 +275,7 @@ export function mountOverview(root) {
       entry.index = entry.node.hidden ? -1 : index++;
       if (entry.index >= 0) stale.add(key);
     }
-    for (const key of visible) if (stale.has(key)) draw(key);
+    drawStaleOnScreen();
   }
 
   function update(change) {
@@ -289,7 +305,7 @@ export function mountOverview(root) {
       stale.add(key);
       if (entry.laidStatus !== hostStatus(host)) layoutWanted = true; // re-sort, recount
       metricsMoved = true;
-      if (visible.has(key)) draw(key);
+      if (onScreen(key)) draw(key);
     }
     if (layoutWanted) relayout();
   }
@@ -310,6 +326,13 @@ export function mountOverview(root) {
   mode.addEventListener("change", remember);
   const onResize = () => { if (dense) relayout(); };
   window.addEventListener("resize", onResize);
+  let scrolled = false;
+  const onScroll = () => {
+    if (!dense || scrolled) return;
+    scrolled = true;
+    requestAnimationFrame(() => { scrolled = false; drawStaleOnScreen(); });
+  };
+  window.addEventListener("scroll", onScroll, { passive: true });
 
   rebuild();
   relayout();
@@ -318,6 +341,7 @@ export function mountOverview(root) {
     unmount() {
       observer.disconnect();
       window.removeEventListener("resize", onResize);
+      window.removeEventListener("scroll", onScroll);
     },
   };
 }
