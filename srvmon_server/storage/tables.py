@@ -18,7 +18,7 @@ from sqlalchemy.dialects import mysql
 
 from srvmon_core.metrics import CONTAINER_METRIC_NAMES, HOST_METRIC_NAMES
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """Version of the table layout. ``migrations.py`` upgrades older databases step by step."""
 
 METRIC_NAMES: tuple[str, ...] = tuple(sorted(HOST_METRIC_NAMES | CONTAINER_METRIC_NAMES))
