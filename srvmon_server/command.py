@@ -17,7 +17,12 @@ from typing import Any
 import attrs
 import click
 
-from srvmon_server.config import DEFAULT_MAX_BODY_BYTES, ServerConfig
+from srvmon_server.config import (
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_SAMPLE_AGE_SECONDS,
+    DEFAULT_MAX_SAMPLE_AHEAD_SECONDS,
+    ServerConfig,
+)
 from srvmon_server.cors import parse_origins
 
 log = logging.getLogger(__name__)
@@ -199,6 +204,22 @@ PORT_OPTION = click.option(
     help="request body limit (413)",
 )
 @click.option(
+    "--max-sample-age-seconds",
+    envvar="SRVMON_MAX_SAMPLE_AGE_SECONDS",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_MAX_SAMPLE_AGE_SECONDS,
+    show_default=True,
+    help="refuse (422) a batch whose timestamp is older than this by the server's clock",
+)
+@click.option(
+    "--max-sample-ahead-seconds",
+    envvar="SRVMON_MAX_SAMPLE_AHEAD_SECONDS",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_MAX_SAMPLE_AHEAD_SECONDS,
+    show_default=True,
+    help="refuse (422) a batch whose timestamp is further ahead of the server's clock",
+)
+@click.option(
     "--raw-retention-days",
     envvar="SRVMON_RAW_RETENTION_DAYS",
     type=click.FloatRange(min=0, min_open=True),
@@ -260,6 +281,8 @@ def server(
     alertmanager_url: str | None,
     external_url: str | None,
     max_body_bytes: int,
+    max_sample_age_seconds: float,
+    max_sample_ahead_seconds: float,
     raw_retention_days: float,
     rollup_1m_retention_days: float,
     rollup_1h_retention_days: float,
@@ -299,6 +322,8 @@ def server(
         alertmanager_url=alertmanager_url,
         external_url=external_url or "",
         max_body_bytes=max_body_bytes,
+        max_sample_age_seconds=max_sample_age_seconds,
+        max_sample_ahead_seconds=max_sample_ahead_seconds,
         raw_retention_days=raw_retention_days,
         rollup_1m_retention_days=rollup_1m_retention_days,
         rollup_1h_retention_days=rollup_1h_retention_days,

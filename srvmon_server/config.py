@@ -9,6 +9,8 @@ from attrs import field, frozen
 from srvmon_server.auth import TokenPolicy
 
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
+DEFAULT_MAX_SAMPLE_AGE_SECONDS = 7 * 86400.0
+DEFAULT_MAX_SAMPLE_AHEAD_SECONDS = 300.0
 
 
 def _strings(values: Iterable[str]) -> frozenset[str]:
@@ -29,6 +31,10 @@ class ServerConfig:
     alertmanager_url: str | None = None
     external_url: str = "http://127.0.0.1:8004"
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_sample_age_seconds: float = DEFAULT_MAX_SAMPLE_AGE_SECONDS
+    """Ingest refuses a batch whose timestamp is older than this, by the server's clock."""
+    max_sample_ahead_seconds: float = DEFAULT_MAX_SAMPLE_AHEAD_SECONDS
+    """Ingest refuses a batch whose timestamp is further ahead of the server's clock."""
     raw_retention_days: float = 7.0
     rollup_1m_retention_days: float = 90.0
     rollup_1h_retention_days: float = 730.0

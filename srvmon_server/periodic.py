@@ -86,9 +86,11 @@ class Periodic:
         log.info("retention pruning deleted %d rows", deleted)
 
     async def roll_up(self) -> None:
-        """Bring the 1 m / 1 h rollups up to date (ingest leaves them to this call)."""
+        """Bring the 1 m / 1 h rollups up to date (ingest leaves them to this call), one
+        bounded pass at a time: ingest, reads and saves queued meanwhile run in between."""
         try:
-            await self._db.run(self._storage.samples.roll_up)
+            while (await self._db.run(self._storage.samples.roll_up)).more:
+                pass
         except Exception:  # the DB may be down; the next run tries again
             log.exception("rollup maintenance failed")
 

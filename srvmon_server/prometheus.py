@@ -29,6 +29,16 @@ OWN_HELP = {
 }
 
 
+REJECTED_SAMPLES = "srvmon_ingest_rejected_samples_total"
+REJECTED_SAMPLES_HELP = "machine samples refused at ingest, by reason (timestamp: out of window)"
+
+
+def rejected_family(by_reason: Mapping[str, int]) -> tuple[str, str, list[Any]]:
+    """The ``srvmon_ingest_rejected_samples_total{reason}`` counter family."""
+    samples = [({"reason": reason}, float(n)) for reason, n in sorted(by_reason.items())]
+    return ("counter", REJECTED_SAMPLES_HELP, samples)
+
+
 def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 

@@ -11,10 +11,17 @@ import tornado.web
 
 from srvmon_server.errors import CONTENT_TYPE, default_code, error_body
 from srvmon_server.handlers.base import ApiError, BaseHandler
-from srvmon_server.prometheus import exposition, render_metrics
+from srvmon_server.prometheus import (
+    REJECTED_SAMPLES,
+    exposition,
+    rejected_family,
+    render_metrics,
+)
 from srvmon_server.storage import StorageUnavailable
 
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+HEALTH_PING_TIMEOUT_SECONDS = 2.0
+"""A database that does not answer ``SELECT 1`` within this is reported unavailable."""
 
 
 class HealthHandler(BaseHandler):
@@ -24,8 +31,8 @@ class HealthHandler(BaseHandler):
         self._body_parts = []
 
     async def get(self) -> None:
-        try:
-            await self.db(self.ctx.storage.ping)
+        try:  # not on the DB thread: a long roll-up or prune pass does not stall health
+            await self.ctx.db.probe(self.ctx.storage.ping, HEALTH_PING_TIMEOUT_SECONDS)
         except StorageUnavailable:
             self.set_status(503)
             self.finish(b'{"status":"degraded","db":"unavailable"}')
@@ -55,8 +62,10 @@ class MetricsHandler(BaseHandler):
             "notifications_sent_total": float(ctx.notifier.sent),
             "notifications_failed_total": float(ctx.notifier.failed),
         }
+        families = render_metrics(records, own)
+        families[REJECTED_SAMPLES] = rejected_family(ctx.stats.rejected_samples_total)
         self.set_header("Content-Type", PROMETHEUS_CONTENT_TYPE)
-        self.finish(exposition(render_metrics(records, own)))
+        self.finish(exposition(families))
 
 
 class IndexHandler(BaseHandler):

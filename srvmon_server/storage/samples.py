@@ -82,8 +82,10 @@ class SampleStore:
         self._ingester.forget()
 
     def roll_up(self, now: datetime | None = None) -> RollupResult:
-        """Fold every closed minute (ended 10 s before ``now``, default: the clock) into the
-        1 m and 1 h rollups, recomputing them from raw rows; idempotent.
+        """Fold closed minutes (ended 10 s before ``now``, default: the clock) into the
+        1 m and 1 h rollups, recomputing them from raw rows; idempotent. One call does at
+        most 24 hours of data (``rollup.MAX_CHUNKS_PER_CALL``); call again while the
+        result's ``more`` is true.
 
         Ingest does not maintain rollups; the server calls this every few seconds on its DB
         thread and retention calls it before deleting raw rows. ``series`` is exact without
