@@ -20,6 +20,7 @@ from attrs import field, fields, frozen
 
 from srvmon_core.errors import ConfigError
 from srvmon_core.metrics import CONTAINER_METRIC_NAMES, HOST_METRIC_NAMES
+from srvmon_core.schema import text_problem
 from srvmon_core.structure import structure
 
 if TYPE_CHECKING:
@@ -119,9 +120,14 @@ def _fail(field_name: str, message: str) -> ConfigError:
     return ConfigError(message, f"$.{field_name}")
 
 
+RULE_ID_MAX = 128
+"""Longest rule id (characters): ids are stored in 255-wide key columns and used in URLs."""
+
+
 def _check_rule(rule: Rule) -> None:
-    if not rule.id:
-        raise _fail("id", "must not be empty")
+    problem = text_problem(rule.id, RULE_ID_MAX, empty=False)
+    if problem is not None:
+        raise _fail("id", problem)
     for name in ("for_seconds", "window_seconds"):
         value = getattr(rule, name)
         if not math.isfinite(value) or value < 0:

@@ -36,31 +36,54 @@ def data_dir(environ: dict[str, str] | os._Environ[str]) -> Path:
 
 
 def default_db_url(environ: dict[str, str] | os._Environ[str]) -> str:
-    """``DATABASE_*`` variables when set, else SQLite in the data dir."""
+    """``DATABASE_*`` variables when set, else SQLite in the data dir (created 0700)."""
     from srvmon_server.storage import url_from_env
 
     url = url_from_env(environ)
     if url:
         return url
     folder = data_dir(environ)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     return f"sqlite:///{folder / 'srvmon.db'}"
 
 
 def generated_token(folder: Path) -> tuple[str, bool]:
-    """The token kept in ``folder/server-token`` (mode 0600); True when just created."""
+    """The token kept in ``folder/server-token`` (mode 0600); True when just created.
+
+    An existing file others can read is made 0600 again, with a warning to rotate it; one
+    this user cannot change is refused (``click.ClickException``)."""
     path = folder / TOKEN_FILE
     if path.exists():
+        _private(path)
         token = path.read_text().strip()
         if token:
             return token, False
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     token = secrets.token_urlsafe(32)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(token + "\n")
     os.chmod(path, 0o600)
     return token, True
+
+
+def _private(path: Path) -> None:
+    """Make a secret file readable by its owner only, or refuse it."""
+    mode = path.stat().st_mode & 0o777
+    if not mode & 0o077:
+        return
+    try:
+        os.chmod(path, 0o600)
+    except OSError as exc:
+        raise click.ClickException(
+            f"{path} is readable by other users (mode {mode:o}) and cannot be made private "
+            f"({exc.strerror}); chmod 600 it or delete it to generate a new token"
+        ) from None
+    click.echo(
+        f"warning: {path} was readable by other users (mode {mode:o}); it is 0600 now. "
+        "Delete it and restart to rotate the token if others may have read it.",
+        err=True,
+    )
 
 
 Companion = Callable[[Any, str], Callable[[], None]]

@@ -35,8 +35,8 @@ def http_error(exc: BaseException) -> ApiError | None:
     """The HTTP answer for a domain error; None for anything else (a bug: 500)."""
     if isinstance(exc, ApiError):
         return exc
-    if isinstance(exc, StorageUnavailable):
-        return ApiError(503, "db_unavailable", f"the database is unavailable: {exc}")
+    if isinstance(exc, StorageUnavailable):  # the detail names the database: log it only
+        return ApiError(503, "db_unavailable", "the database is unavailable; see the server log")
     if isinstance(exc, InvalidQuery):
         return ApiError(400, "invalid_parameter", str(exc))
     if isinstance(exc, TimestampRejected):

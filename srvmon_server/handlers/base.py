@@ -7,6 +7,7 @@ as ``srvmon_server.errors.http_error`` maps it, and anything else as a 500 envel
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Callable
@@ -19,27 +20,47 @@ from srvmon_server.auth import Access, bearer_token
 from srvmon_server.context import ServerContext
 from srvmon_server.cors import cors_headers
 from srvmon_server.errors import CONTENT_TYPE, ApiError, default_code, error_body, http_error
+from srvmon_server.ratelog import RateLimitedLog
+from srvmon_server.storage.errors import StorageUnavailable
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+DB_DOWN_LOG = RateLimitedLog(log)
+"""Why the database is unavailable (answers say only that it is), once per 10 s."""
 
 
 __all__ = ["ApiError", "BaseHandler", "NotFoundHandler", "iso", "parse_time", "to_json"]
 
 
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 1, 1, tzinfo=UTC)
+"""Query times outside [EARLIEST, LATEST] are refused: nothing is stored there, and
+arithmetic on them (``to`` minus a default span) would overflow."""
+
+
 def parse_time(raw: str, name: str) -> datetime:
-    """ISO 8601 (with zone; naive means UTC) or epoch seconds."""
+    """ISO 8601 (with zone; naive means UTC) or epoch seconds, from 1970 to 9999."""
+    parsed: datetime | None = None
+    with contextlib.suppress(ValueError, OverflowError, OSError):
+        parsed = datetime.fromtimestamp(float(raw), UTC)
+    if parsed is None:
+        try:
+            parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        except ValueError:
+            raise ApiError(
+                400, "invalid_parameter", f"{name} must be ISO 8601 or epoch seconds", name
+            ) from None
+        if parsed.utcoffset() is None:
+            parsed = parsed.replace(tzinfo=UTC)
     try:
-        return datetime.fromtimestamp(float(raw), UTC)
-    except (ValueError, OverflowError, OSError):
-        pass
-    try:
-        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
+        inside = EARLIEST <= parsed <= LATEST
+    except OverflowError:  # an offset pushing year 1 or 9999 past datetime's range
+        inside = False
+    if not inside:
         raise ApiError(
-            400, "invalid_parameter", f"{name} must be ISO 8601 or epoch seconds", name
-        ) from None
-    return parsed if parsed.utcoffset() is not None else parsed.replace(tzinfo=UTC)
+            400, "invalid_parameter", f"{name} must lie between 1970-01-01 and 9999-01-01", name
+        )
+    return parsed
 
 
 def iso(value: Any) -> Any:
@@ -141,6 +162,8 @@ class BaseHandler(tornado.web.RequestHandler):
         self.clear_header("Content-Encoding")
         self.set_header("Content-Type", CONTENT_TYPE)
         mapped = None if exc is None else http_error(exc)
+        if isinstance(exc, StorageUnavailable):
+            DB_DOWN_LOG.warning("%s %s: %s", self.request.method, self.request.path, exc)
         if mapped is not None:
             self.set_status(mapped.status)
             self.finish(error_body(mapped.status, mapped.code, mapped.message, mapped.field))
@@ -171,6 +194,8 @@ class BaseHandler(tornado.web.RequestHandler):
         self._check_size()
         try:
             return json.loads(self.body or b"null")
+        except RecursionError:
+            raise ApiError(400, "invalid_body", "body is nested too deeply") from None
         except (ValueError, UnicodeDecodeError) as exc:
             raise ApiError(400, "invalid_body", f"body is not valid JSON: {exc}") from None
 

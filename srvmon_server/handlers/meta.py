@@ -86,6 +86,12 @@ class IndexHandler(BaseHandler):
 class StaticHandler(tornado.web.StaticFileHandler):
     """The dashboard's files; errors (404) use the JSON envelope too."""
 
+    @classmethod
+    def get_absolute_path(cls, root: str, path: str) -> str:
+        if not path.isprintable():  # NUL (os.stat raises ValueError) or control characters
+            raise tornado.web.HTTPError(404)
+        return super().get_absolute_path(root, path)
+
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         self.set_header("Content-Type", CONTENT_TYPE)
         message = "no such file" if status_code == 404 else default_code(status_code)
