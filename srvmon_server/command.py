@@ -98,14 +98,14 @@ async def serve(
     port: int,
     companion: Companion | None = None,
 ) -> None:
-    import tornado.httpserver
     import tornado.netutil
 
     from srvmon_server.app import make_app
+    from srvmon_server.httpserver import BACKLOG, connection_limit, make_http_server
     from srvmon_server.storage import Storage
 
     try:
-        sockets = tornado.netutil.bind_sockets(port, host)
+        sockets = tornado.netutil.bind_sockets(port, host, backlog=BACKLOG)
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from None
     bound = sockets[0].getsockname()[1]
@@ -122,7 +122,8 @@ async def serve(
     try:
         app = make_app(config, storage)
         context = app.settings["srvmon"]
-        server = tornado.httpserver.HTTPServer(app, max_body_size=4 * config.max_body_bytes + 1)
+        limit = connection_limit(config.max_connections)
+        server = make_http_server(app, config, max_connections=limit)
         server.add_sockets(sockets)
         click.echo(f"srvmon server listening on http://{host}:{bound}/", err=True)
         stop_companion = companion(context, f"http://{host}:{bound}/") if companion else None
@@ -227,6 +228,32 @@ PORT_OPTION = click.option(
     help="request body limit (413)",
 )
 @click.option(
+    "--max-connections",
+    envvar="SRVMON_MAX_CONNECTIONS",
+    type=click.IntRange(1),
+    default=4096,
+    show_default=True,
+    help="open connections at most (clamped to the file-descriptor limit); at the limit "
+    "a new one replaces the connection idle longest, or gets 503 when none is idle",
+)
+@click.option(
+    "--idle-timeout-seconds",
+    envvar="SRVMON_IDLE_TIMEOUT_SECONDS",
+    type=click.FloatRange(min=0, min_open=True),
+    default=60.0,
+    show_default=True,
+    help="close a connection that sends no complete request head for this long "
+    "(idle keep-alive connections and slow headers alike)",
+)
+@click.option(
+    "--body-timeout-seconds",
+    envvar="SRVMON_BODY_TIMEOUT_SECONDS",
+    type=click.FloatRange(min=0, min_open=True),
+    default=120.0,
+    show_default=True,
+    help="cut a request whose body takes longer than this to arrive",
+)
+@click.option(
     "--max-sample-age-seconds",
     envvar="SRVMON_MAX_SAMPLE_AGE_SECONDS",
     type=click.FloatRange(min=0),
@@ -304,6 +331,9 @@ def server(
     alertmanager_url: str | None,
     external_url: str | None,
     max_body_bytes: int,
+    max_connections: int,
+    idle_timeout_seconds: float,
+    body_timeout_seconds: float,
     max_sample_age_seconds: float,
     max_sample_ahead_seconds: float,
     raw_retention_days: float,
@@ -345,6 +375,9 @@ def server(
         alertmanager_url=alertmanager_url,
         external_url=external_url or "",
         max_body_bytes=max_body_bytes,
+        max_connections=max_connections,
+        idle_timeout_seconds=idle_timeout_seconds,
+        body_timeout_seconds=body_timeout_seconds,
         max_sample_age_seconds=max_sample_age_seconds,
         max_sample_ahead_seconds=max_sample_ahead_seconds,
         raw_retention_days=raw_retention_days,

@@ -31,6 +31,13 @@ class ServerConfig:
     alertmanager_url: str | None = None
     external_url: str = "http://127.0.0.1:8004"
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_connections: int = 4096
+    """Open connections at most; at the limit a new connection replaces the one waiting
+    longest for a request head (``httpserver.py``)."""
+    idle_timeout_seconds: float = 60.0
+    """A connection waiting this long for a complete request head is closed."""
+    body_timeout_seconds: float = 120.0
+    """A request body still arriving after this long is cut."""
     max_sample_age_seconds: float = DEFAULT_MAX_SAMPLE_AGE_SECONDS
     """Ingest refuses a batch whose timestamp is older than this, by the server's clock."""
     max_sample_ahead_seconds: float = DEFAULT_MAX_SAMPLE_AHEAD_SECONDS

@@ -8,6 +8,7 @@ as ``srvmon_server.errors.http_error`` maps it, and anything else as a 500 envel
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import logging
 from collections.abc import Callable
@@ -94,6 +95,9 @@ class BaseHandler(tornado.web.RequestHandler):
     _body_parts: list[bytes]
     _body_size = 0
     _too_large = False
+    _early = True
+    """True until ``prepare`` returns: an answer now comes before the request was read, and
+    Tornado closes the connection after it, so the answer says ``Connection: close``."""
 
     def data_received(self, chunk: bytes) -> None:
         self._body_size += len(chunk)
@@ -127,6 +131,7 @@ class BaseHandler(tornado.web.RequestHandler):
     def prepare(self) -> None:
         self._body_parts = []
         if self.request.method == "OPTIONS":
+            self._early = False
             return
         limit = self.ctx.config.max_body_bytes
         self.request.connection.set_max_body_size(4 * limit + 1)  # type: ignore[union-attr]
@@ -139,6 +144,28 @@ class BaseHandler(tornado.web.RequestHandler):
             if denied.status == 401:
                 self.set_header("WWW-Authenticate", 'Bearer realm="srvmon"')
             raise ApiError(denied.status, denied.code, denied.message)
+        self._early = False
+
+    def allowed_methods(self) -> list[str]:
+        """The methods this route serves (for ``Allow``): those the handler defines, HEAD
+        with GET, and OPTIONS (CORS preflight)."""
+        base = tornado.web.RequestHandler
+        served = [
+            m
+            for m in ("GET", "POST", "PUT", "DELETE", "PATCH")
+            if getattr(type(self), m.lower()) is not getattr(base, m.lower())
+        ]
+        if "GET" in served:
+            served.insert(1, "HEAD")
+        return [*served, "OPTIONS"]
+
+    async def head(self, *args: str) -> None:
+        """HEAD on every GET route: the GET answer's status and headers, no body."""
+        if type(self).get is tornado.web.RequestHandler.get:
+            raise tornado.web.HTTPError(405)
+        result = self.get(*args)
+        if inspect.isawaitable(result):
+            await result
 
     def options(self, *_args: str) -> None:
         """CORS preflight: headers only for allowed origins."""
@@ -161,6 +188,10 @@ class BaseHandler(tornado.web.RequestHandler):
         exc = kwargs.get("exc_info", (None, None, None))[1]
         self.clear_header("Content-Encoding")
         self.set_header("Content-Type", CONTENT_TYPE)
+        if self._early:
+            self.set_header("Connection", "close")
+        if status_code == 405:
+            self.set_header("Allow", ", ".join(self.allowed_methods()))
         mapped = None if exc is None else http_error(exc)
         if isinstance(exc, StorageUnavailable):
             DB_DOWN_LOG.warning("%s %s: %s", self.request.method, self.request.path, exc)

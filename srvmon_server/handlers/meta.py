@@ -29,6 +29,7 @@ class HealthHandler(BaseHandler):
 
     def prepare(self) -> None:
         self._body_parts = []
+        self._early = False
 
     async def get(self) -> None:
         try:  # not on the DB thread: a long roll-up or prune pass does not stall health
@@ -74,6 +75,7 @@ class IndexHandler(BaseHandler):
 
     def prepare(self) -> None:
         self._body_parts = []
+        self._early = False
 
     def get(self) -> None:
         index = Path(self.settings["static_path"]) / "index.html"
@@ -94,5 +96,7 @@ class StaticHandler(tornado.web.StaticFileHandler):
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         self.set_header("Content-Type", CONTENT_TYPE)
+        if status_code == 405:
+            self.set_header("Allow", "GET, HEAD")
         message = "no such file" if status_code == 404 else default_code(status_code)
         self.finish(error_body(status_code, default_code(status_code), message))
