@@ -14,6 +14,7 @@ import hashlib
 import json
 import math
 import re
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -194,24 +195,45 @@ def _shown(value: str) -> str:
     return text if len(text) <= 40 else text[:36] + '..."'
 
 
-def _check(problem: Any) -> Any:
-    def validate(_inst: object, attribute: Any, value: Any) -> None:
+@frozen
+class IdRule:
+    """A validator: the value must match ``pattern`` (host ids, container names)."""
+
+    pattern: re.Pattern[str]
+    problem: Callable[[str], str | None]
+
+    def __call__(self, _inst: object, attribute: Any, value: Any) -> None:
+        if self.pattern.fullmatch(value) is None:
+            raise FieldValueError(attribute.name, self.problem(value) or "is not valid")
+
+
+@frozen
+class TextRule:
+    """A validator: printable text of at most ``limit`` characters (None passes)."""
+
+    limit: int
+    empty: bool = True
+
+    def __call__(self, _inst: object, attribute: Any, value: Any) -> None:
         if value is None:
             return
-        reason = problem(value)
+        reason = text_problem(value, self.limit, empty=self.empty)
         if reason is not None:
             raise FieldValueError(attribute.name, reason)
 
-    return validate
+
+def _labels(_inst: object, attribute: Any, value: Any) -> None:
+    reason = labels_problem(value)
+    if reason is not None:
+        raise FieldValueError(attribute.name, reason)
 
 
-_host_id = _check(host_id_problem)
-_container_name = _check(container_name_problem)
-_hostname = _check(lambda v: text_problem(v, HOSTNAME_MAX))
-_image = _check(lambda v: text_problem(v, IMAGE_MAX))
-_state = _check(lambda v: text_problem(v, STATE_MAX))
-_container_id = _check(lambda v: text_problem(v, CONTAINER_ID_MAX, empty=False))
-_labels = _check(labels_problem)
+_host_id = IdRule(HOST_ID_PATTERN, host_id_problem)
+_container_name = IdRule(CONTAINER_NAME_PATTERN, container_name_problem)
+_hostname = TextRule(HOSTNAME_MAX)
+_image = TextRule(IMAGE_MAX)
+_state = TextRule(STATE_MAX)
+_container_id = TextRule(CONTAINER_ID_MAX, empty=False)
 
 
 def _host_field_names(_inst: object, attribute: Any, value: Any) -> None:

@@ -19,6 +19,8 @@ import logging
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
+from attrs import evolve
+
 from srvmon_core.alert_state import MachineSnapshot, StateChanges
 from srvmon_core.defaults import DEFAULT_RULES
 from srvmon_core.engine import (
@@ -32,7 +34,7 @@ from srvmon_core.engine import (
 )
 from srvmon_core.errors import DecodeError
 from srvmon_core.rules import Rule, effective_rules
-from srvmon_core.silences import Silence
+from srvmon_core.silences import Silence, is_silenced
 from srvmon_core.view import BatchView
 from srvmon_server.storage import MachineRecord, Storage
 
@@ -146,6 +148,34 @@ class Alerting:
     def active(self) -> list[ActiveAlert]:
         """Pending and firing alerts, most severe first."""
         return list(self._active)
+
+    def firing_events(self, now: datetime) -> list[AlertEvent]:
+        """The firing alerts as ``firing`` events at ``now`` (``silenced`` when an active
+        silence matches), for announcing the active set again after a start."""
+        events = []
+        for alert in self._active:
+            if alert.state != "firing":
+                continue
+            event = AlertEvent(
+                fingerprint=alert.fingerprint,
+                kind="firing",
+                rule_id=alert.rule_id,
+                rule_name=alert.rule_name,
+                machine_key=alert.machine_key,
+                machine_kind=alert.machine_kind,
+                machine_name=alert.machine_name,
+                host_id=alert.host_id,
+                metric=alert.metric,
+                level=alert.level,
+                from_state="pending",
+                to_state="firing",
+                value=alert.value,
+                threshold=alert.threshold,
+                started_at=alert.since,
+                at=now,
+            )
+            events.append(evolve(event, silenced=is_silenced(self.silences, event, now)))
+        return events
 
     def firing_levels(self) -> dict[str, str]:
         """Worst firing level (``warning``/``critical``) per machine key."""

@@ -71,7 +71,7 @@ class SilencesHandler(BaseHandler):
     async def post(self) -> None:
         request = requested_silence(self.json_body(), self.ctx.clock())
         created = await self.db(self.ctx.storage.silences.create, request)
-        await self.db(self.ctx.alerting.reload_silences, self.ctx.clock())
+        await self.ctx.reload_silences()
         self.write_json(silence_json(created), status=201)
 
 
@@ -80,6 +80,6 @@ class SilenceHandler(BaseHandler):
         found = await self.db(self.ctx.storage.silences.expire, silence_id, self.ctx.clock())
         if not found:
             raise ApiError(404, "unknown_silence", f"no silence with id {silence_id!r}", "id")
-        await self.db(self.ctx.alerting.reload_silences, self.ctx.clock())
+        await self.ctx.reload_silences()
         self.set_status(204)
         self.finish()
