@@ -18,6 +18,7 @@ from typing import Any
 import attrs
 import click
 
+from srvmon_server.auth import is_loopback, placeholder_problem
 from srvmon_server.config import (
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_SAMPLE_AGE_SECONDS,
@@ -103,6 +104,26 @@ def tune_gc() -> None:
     """
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
+
+
+def check_tokens(given: dict[str, set[str]]) -> None:
+    """Refuse placeholder tokens and one token given for two scopes (``ClickException``:
+    one line naming the option)."""
+    seen: dict[str, str] = {}
+    for option, values in given.items():
+        for token in values:
+            problem = placeholder_problem(token)
+            if problem is not None:
+                raise click.ClickException(
+                    f"{option}: {problem}; generate one with: "
+                    "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+                )
+            if token in seen and seen[token] != option:
+                raise click.ClickException(
+                    f"the same token is given as {seen[token]} and {option}; "
+                    "give each role its own token"
+                )
+            seen[token] = option
 
 
 Companion = Callable[[Any, str], Callable[[], None]]
@@ -198,7 +219,15 @@ PORT_OPTION = click.option(
     "tokens",
     envvar="SRVMON_TOKEN",
     multiple=True,
-    help="write/admin bearer token (repeatable); generated when none is given",
+    help="admin bearer token: everything, ingest and reads included (repeatable); "
+    "generated when no token of any scope is given",
+)
+@click.option(
+    "--ingest-token",
+    "ingest_tokens",
+    envvar="SRVMON_INGEST_TOKEN",
+    multiple=True,
+    help="bearer token that may ingest and nothing else: collectors, consumers (repeatable)",
 )
 @click.option(
     "--read-token",
@@ -210,9 +239,8 @@ PORT_OPTION = click.option(
 @click.option(
     "--read-auth/--no-read-auth",
     envvar="SRVMON_READ_AUTH",
-    default=False,
-    show_default=True,
-    help="require a token for reads too",
+    default=None,
+    help="require a token for reads too [default: on when --host is not a loopback address]",
 )
 @click.option(
     "--cors-allowed-origins",
@@ -363,8 +391,9 @@ def server(
     port: int,
     db_url: str | None,
     tokens: tuple[str, ...],
+    ingest_tokens: tuple[str, ...],
     read_tokens: tuple[str, ...],
-    read_auth: bool,
+    read_auth: bool | None,
     cors_allowed_origins: str,
     webhook_urls: tuple[str, ...],
     alertmanager_urls: tuple[str, ...],
@@ -399,18 +428,25 @@ def server(
         url = db_url or default_db_url(os.environ)
     except StorageError as exc:
         raise click.ClickException(str(exc)) from None
-    write_tokens = {t for t in tokens if t}
-    if not write_tokens:
+    given = {
+        "--token/SRVMON_TOKEN": {t for t in tokens if t},
+        "--ingest-token/SRVMON_INGEST_TOKEN": {t for t in ingest_tokens if t},
+        "--read-token/SRVMON_READ_TOKEN": {t for t in read_tokens if t},
+    }
+    check_tokens(given)
+    write_tokens = given["--token/SRVMON_TOKEN"]
+    if not write_tokens and not any(given.values()):
         token, created = generated_token(data_dir(os.environ))
         write_tokens = {token}
         if created:
             click.echo(
-                f"generated a write token (kept in {data_dir(os.environ) / TOKEN_FILE}):\n{token}"
+                f"generated an admin token (kept in {data_dir(os.environ) / TOKEN_FILE}):\n{token}"
             )
     config = ServerConfig(
         write_tokens=frozenset(write_tokens),
-        read_tokens=frozenset(t for t in read_tokens if t),
-        read_auth=read_auth,
+        ingest_tokens=frozenset(given["--ingest-token/SRVMON_INGEST_TOKEN"]),
+        read_tokens=frozenset(given["--read-token/SRVMON_READ_TOKEN"]),
+        read_auth=not is_loopback(host) if read_auth is None else read_auth,
         cors_allowed_origins=origins,
         webhook_urls=webhook_urls,
         alertmanager_urls=alertmanager_urls,

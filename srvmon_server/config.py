@@ -24,7 +24,10 @@ def _string_tuple(values: Iterable[str]) -> tuple[str, ...]:
 @frozen(kw_only=True)
 class ServerConfig:
     write_tokens: frozenset[str] = field(converter=_strings)
+    """Admin tokens (``--token``): everything, ingest and reads included."""
     read_tokens: frozenset[str] = field(default=frozenset(), converter=_strings)
+    ingest_tokens: frozenset[str] = field(default=frozenset(), converter=_strings)
+    """Tokens that may ingest and nothing else (collectors, consumers)."""
     read_auth: bool = False
     cors_allowed_origins: frozenset[str] = field(default=frozenset(), converter=_strings)
     webhook_urls: tuple[str, ...] = field(default=(), converter=_string_tuple)
@@ -60,6 +63,8 @@ class ServerConfig:
     ring_buffer_size: int = 10_000
     client_queue_size: int = 1_000
     silence_check_seconds: float = 1.0
+    tokens_reload_seconds: float = 5.0
+    """How often API tokens are read again from the database (``srvmon token`` changes)."""
     alert_state_save_seconds: float = 10.0
     """How often machines with pending timers, windows or never saved are written (each
     transition is written at once)."""
@@ -79,6 +84,10 @@ class ServerConfig:
 
     @property
     def token_policy(self) -> TokenPolicy:
-        return TokenPolicy(
-            write_tokens=self.write_tokens, read_tokens=self.read_tokens, read_auth=self.read_auth
+        """The tokens given as options (the server adds the stored ones: ``tokens.py``)."""
+        return TokenPolicy.of_options(
+            write_tokens=self.write_tokens,
+            ingest_tokens=self.ingest_tokens,
+            read_tokens=self.read_tokens,
+            read_auth=self.read_auth,
         )

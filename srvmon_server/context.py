@@ -36,6 +36,7 @@ from srvmon_server.prometheus import (
 )
 from srvmon_server.stats import Stats, server_figures
 from srvmon_server.storage import Storage
+from srvmon_server.tokens import Tokens
 
 Clock = Callable[[], datetime]
 T = TypeVar("T")
@@ -60,6 +61,8 @@ class ServerContext:
     latest: LatestView
     metrics: CollectorRegistry
     """What /metrics exposes (docs/server.md, "Prometheus /metrics")."""
+    tokens: Tokens
+    """The live token policy (options + API tokens); ``tokens.policy`` is what auth reads."""
 
     def start(self) -> None:
         """Start the periodic jobs on the running IOLoop (idempotent)."""
@@ -126,9 +129,11 @@ def build_context(
         background=background,
         latest=latest,
     )
+    tokens = Tokens(storage, config.token_policy)
     try:
         db.call(alerting.load, clock())
         records = db.call(storage.samples.machines)
+        db.call(tokens.reload)
     except BaseException:
         db.shutdown()
         raise
@@ -154,6 +159,7 @@ def build_context(
         alerting=alerting,
         live=live,
         background=background,
+        tokens=tokens,
     )
     return ServerContext(
         config=config,
@@ -171,6 +177,7 @@ def build_context(
         periodic=periodic,
         latest=latest,
         metrics=metrics,
+        tokens=tokens,
     )
 
 

@@ -90,7 +90,8 @@ class BaseHandler(tornado.web.RequestHandler):
     passes the limit. Auth is checked before any body byte is read.
     """
 
-    write_methods = frozenset({"POST", "PUT", "DELETE", "PATCH"})
+    needs: dict[str, Access] = {"GET": Access.READ, "HEAD": Access.READ}
+    """The scope each method needs; any other method needs ``admin``."""
     body = b""
     _body_parts: list[bytes]
     _body_size = 0
@@ -138,8 +139,8 @@ class BaseHandler(tornado.web.RequestHandler):
         length = self.request.headers.get("Content-Length")
         if length is not None and length.isdigit() and int(length) > limit:
             raise ApiError(413, "body_too_large", f"the body exceeds {limit} bytes")
-        needed = Access.WRITE if self.request.method in self.write_methods else Access.READ
-        denied = self.ctx.config.token_policy.check(needed, self.token())
+        needed = self.needs.get(self.request.method or "", Access.ADMIN)
+        denied = self.ctx.tokens.policy.check(needed, self.token())
         if denied is not None:
             if denied.status == 401:
                 self.set_header("WWW-Authenticate", 'Bearer realm="srvmon"')

@@ -12,12 +12,15 @@ from typing import Any
 
 from srvmon_core.errors import DecodeError
 from srvmon_core.schema import Batch
+from srvmon_server.auth import Access
 from srvmon_server.errors import error_dict, http_error
 from srvmon_server.handlers.base import BaseHandler
 from srvmon_server.ingest import TimestampRejected, decode_request, ingest_batch, ingest_batches
 
 
 class IngestHandler(BaseHandler):
+    needs = {"POST": Access.INGEST}  # collectors' and consumers' tokens: this and nothing else
+
     async def post(self) -> None:
         self._check_size()
         decoded = decode_request(self.body)
