@@ -78,6 +78,24 @@ class ServerContext:
         place a rule change takes effect (a shared bus would announce it here)."""
         await self.db.run(self.alerting.reload_rules)
 
+    async def delete_machine(self, key: str) -> list[str] | None:
+        """Delete a machine (a host: with its containers) and everything stored of it but
+        its alert history: the inventory rows, samples and rollups (in short batches, so
+        ingest goes on meanwhile), its alert state. Returns the keys deleted, None for an
+        unknown key. A machine that reports again afterwards appears again, afresh."""
+        samples = self.storage.samples
+        doomed = await self.db.run(samples.doomed, key)
+        if doomed is None:
+            return None
+        keys = set(doomed.values())
+        await self.db.run(self.alerting.forget_machines, keys)
+        self.presence.forget(keys)
+        self.latest.forget(keys)
+        while await self.db.run(samples.delete_rows, list(doomed)):
+            pass
+        await self.db.run(samples.drop_machines, doomed)
+        return sorted(keys)
+
     async def reload_silences(self) -> None:
         """The stored silences changed: new events are matched against them."""
         await self.db.run(self.alerting.reload_silences, self.clock())

@@ -48,8 +48,11 @@ class HistoryHandler(BaseHandler):
         page = await self.db(
             lambda: history.page(start=start, end=end, limit=limit, cursor=cursor, **filters)
         )
-        self.write_json(
-            {"events": [history_json(e) for e in page.entries], "next_cursor": page.next_cursor}
+        await self.write_large_json(
+            lambda: {
+                "events": [history_json(e) for e in page.entries],
+                "next_cursor": page.next_cursor,
+            }
         )
 
 

@@ -7,6 +7,7 @@ as ``srvmon_server.errors.http_error`` maps it, and anything else as a 500 envel
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import inspect
 import json
@@ -70,6 +71,11 @@ def iso(value: Any) -> Any:
             value = value.replace(tzinfo=UTC)
         return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
     return value
+
+
+def encode_json(data: Any) -> bytes:
+    """``data`` as compact UTF-8 JSON, datetimes as ISO strings."""
+    return json.dumps(to_json(data), separators=(",", ":")).encode()
 
 
 def to_json(value: Any) -> Any:
@@ -220,7 +226,16 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def write_json(self, data: Any, status: int = 200) -> None:
         self.set_status(status)
-        self.finish(json.dumps(to_json(data), separators=(",", ":")).encode())
+        self.finish(encode_json(data))
+
+    async def write_large_json(self, build: Callable[[], Any]) -> None:
+        """Like ``write_json`` for answers that may be large (series, history pages):
+        ``build()`` makes the data and it is encoded on a worker thread, so the IOLoop (SSE,
+        health) goes on meanwhile. ``build`` must only read values nothing else changes."""
+        body = await asyncio.get_running_loop().run_in_executor(
+            None, lambda: encode_json(build())
+        )
+        self.finish(body)
 
     def json_body(self) -> Any:
         self._check_size()

@@ -101,6 +101,13 @@ class MachinesHandler(MachineBase):
 
 
 class MachineHandler(MachineBase):
+    async def delete(self, raw_key: str) -> None:
+        """Delete a machine (a host with its containers); admin scope. 204, or 404."""
+        if await self.ctx.delete_machine(raw_key) is None:
+            raise ApiError(404, "unknown_machine", f"no machine with key {raw_key!r}", "key")
+        self.set_status(204)
+        self.finish()
+
     async def get(self, raw_key: str) -> None:
         record = await self.record(raw_key)
         data = machine_json(record, self.status_of(record))
@@ -141,8 +148,8 @@ class SeriesHandler(MachineBase):
             )
         samples = self.ctx.storage.samples
         series = await self.db(samples.series, record.key, metric, start, end, max_points)
-        self.write_json(
-            {
+        await self.write_large_json(
+            lambda: {
                 "key": record.key,
                 "metric": metric,
                 "resolution": series.resolution,
