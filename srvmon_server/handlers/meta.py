@@ -37,6 +37,12 @@ class HealthHandler(BaseHandler):
 
 
 class OpenApiHandler(BaseHandler):
+    """Always public, like health: the API's description holds no data."""
+
+    def prepare(self) -> None:
+        self._body_parts = []
+        self._early = False
+
     def get(self) -> None:
         self.finish(resources.files("srvmon_server").joinpath("openapi.json").read_bytes())
 
