@@ -156,3 +156,39 @@ def test_a_readable_token_file_that_cannot_be_fixed_is_refused(
         generated_token(tmp_path)
     assert "readable by other users (mode 640)" in caught.value.message
     assert "Operation not permitted" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        ("POST", "/api/v1/rules", {**RULE, "id": "r" * 300}, "$.id"),
+        ("POST", "/api/v1/rules", {**RULE, "id": "big", "name": "n" * 100_000}, "$.name"),
+        (
+            "POST",
+            "/api/v1/rules",
+            {**RULE, "id": "sel", "selector": {"labels": {f"k{i}": "v" for i in range(40)}}},
+            "$.selector.labels",
+        ),
+        (
+            "POST",
+            "/api/v1/silences",
+            {"matchers": {"host": "h"}, "ends_at": "2099-01-01", "comment": "c" * 100_000},
+            "$.comment",
+        ),
+        (
+            "POST",
+            "/api/v1/silences",
+            {"matchers": {"host": "h" * 300}, "ends_at": "2099-01-01"},
+            None,
+        ),
+        ("POST", "/api/v1/tokens", {"name": "t" * 300, "scopes": ["read"]}, "$.name"),
+    ],
+)
+def test_bodies_past_column_widths_are_400_on_both_backends(
+    server_any_db: RunningServer, method: str, path: str, body: dict, field: str | None
+) -> None:
+    """Values that would overflow a MariaDB column (VARCHAR(255) ids, TEXT bodies of
+    64 KiB) are refused with a 400 envelope first, never a DataError answered 500."""
+    error = assert_envelope(server_any_db.request(method, path, json.dumps(body)), 400)
+    if field is not None:
+        assert error["field"] == field
