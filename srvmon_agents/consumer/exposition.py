@@ -22,6 +22,14 @@ _COUNTERS = (
     ("duplicate_samples", "Samples the server already had (replays)."),
     ("retries", "Ingest requests repeated after a 5xx answer, a timeout or a network error."),
     ("dead_lettered", "Messages parked in the dead-letter topic."),
+    (
+        "dead_letter_truncated",
+        "Of the dead-lettered messages, those parked as a truncated copy (full copy failed).",
+    ),
+    (
+        "dead_letter_failures",
+        "Poison messages moved past without any dead-letter copy (dead-letter produce failed).",
+    ),
 )
 
 
@@ -37,7 +45,8 @@ def _partition_labels(key: str) -> str:
 
 def render(snapshot: StatsSnapshot) -> str:
     """The snapshot as Prometheus text: counters ``srvmon_consumer_*_total``, gauges for
-    what is in flight, whether consumption is paused, and lag per partition."""
+    what is in flight or uncommitted, whether consumption is paused, whether a broker is
+    reachable, and lag per partition."""
     lines: list[str] = []
 
     def family(name: str, kind: str, help_text: str) -> None:
@@ -50,8 +59,21 @@ def render(snapshot: StatsSnapshot) -> str:
         lines.append(f"{name} {getattr(snapshot, field)}")
     family("srvmon_consumer_in_flight", "gauge", "Messages taken from Kafka, not yet finished.")
     lines.append(f"srvmon_consumer_in_flight {snapshot.in_flight}")
+    family(
+        "srvmon_consumer_uncommitted_messages",
+        "gauge",
+        "Messages acknowledged or parked whose offsets are not committed yet.",
+    )
+    lines.append(f"srvmon_consumer_uncommitted_messages {snapshot.uncommitted}")
     family("srvmon_consumer_paused", "gauge", "1 while consumption is paused (server slow/down).")
     lines.append(f"srvmon_consumer_paused {int(snapshot.paused)}")
+    family(
+        "srvmon_consumer_broker_reachable",
+        "gauge",
+        "1 while a Kafka broker is reachable, 0 while none is (absent before the first verdict).",
+    )
+    if snapshot.broker_reachable is not None:
+        lines.append(f"srvmon_consumer_broker_reachable {int(snapshot.broker_reachable)}")
     family(
         "srvmon_consumer_lag_messages",
         "gauge",
