@@ -14,6 +14,7 @@ import psutil
 import pytest
 
 from srvmon_agents.collector.host import HostCollector, MountProbe
+from tests.helpers import missing
 
 MiB = 1024 * 1024
 
@@ -241,11 +242,13 @@ def test_real_disk_read_moves_disk_read_bytes(tmp_path: Path) -> None:
         os.fsync(f.fileno())
     collector = HostCollector(clock=StepClock())
     if not collector.collect().disk_io:
-        pytest.skip("this machine has no physical block device in /sys/block")
+        missing("physical block device", "this machine has none in /sys/block")
+        return
     try:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
     except OSError as exc:
-        pytest.skip(f"O_DIRECT unsupported here: {exc}")
+        missing("O_DIRECT", f"unsupported on the file system of {tmp_path}: {exc}")
+        return
     buffer = mmap.mmap(-1, MiB)
     read = 0
     try:
