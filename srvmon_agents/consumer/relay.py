@@ -220,8 +220,9 @@ class Relay:
 
     def _on_revoke(self, _consumer: Any, partitions: list[Any]) -> None:
         keys = _keys(partitions)
-        until = self._clock() + self.settings.revoke_grace_seconds
-        self._lanes.wait_finished(keys, until, self._clock)
+        if not self._lanes.hard_stop.is_set():  # after a shutdown timeout nothing finishes
+            until = self._clock() + self.settings.revoke_grace_seconds
+            self._lanes.wait_finished(keys, until, self._clock)
         self._offsets.maybe_commit(force=True, keys=keys)
         self._lanes.abandon(keys)
         LOG.info("revoked %s", sorted(keys))
