@@ -71,7 +71,7 @@ def log_kafka_error(error: Any) -> None:
     """An ``error_cb`` that logs through the rate-limited logger."""
     name = error.name() if callable(getattr(error, "name", None)) else type(error).__name__
     text = error.str() if callable(getattr(error, "str", None)) else str(error)
-    KAFKA_LOG.warning("%s [%s] %s", "ERROR", name, text)
+    KAFKA_LOG.warning("%s [%s] %s", name, "error_cb", text)  # rate-limited per error name
 
 
 class BrokerWatch:

@@ -179,7 +179,7 @@ class Relay:
         if error is not None:
             if error.fatal():
                 raise RelayError(f"fatal Kafka error: {error}")
-            KAFKA_LOG.warning("%s [%s] %s", "CONSUME", error.name(), error.str())
+            KAFKA_LOG.warning("%s [%s] %s", error.name(), "consume", error.str())
             return
         _kind, timestamp = message.timestamp()
         self._lanes.accept(

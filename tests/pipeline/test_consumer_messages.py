@@ -49,6 +49,9 @@ def test_librdkafka_lines_are_rate_limited_per_kind() -> None:
     assert len(passed) == 1
     assert limiter.filter(librdkafka_record("REQTMOUT", "timed out"))
     assert limiter.filter(librdkafka_record("FAIL", "x", level=logging.INFO))
+    assert limiter.filter(librdkafka_record("_ALL_BROKERS_DOWN", "1/1 brokers are down"))
+    assert limiter.filter(librdkafka_record("_TRANSPORT", "Connect failed"))
+    assert not limiter.filter(librdkafka_record("_TRANSPORT", "Connect failed again"))
     clock.now += 10.0
     later = librdkafka_record("FAIL", "Connect failed again")
     assert limiter.filter(later)
