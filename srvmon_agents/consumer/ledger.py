@@ -98,7 +98,10 @@ class OffsetLedger:
         return result
 
     def mark_committed(self, offsets: dict[PartitionKey, int]) -> None:
-        self._committed.update(offsets)
+        """The broker has ``offsets``; a late answer for older ones changes nothing."""
+        for key, offset in offsets.items():
+            if key in self._partitions and offset > self._committed.get(key, -1):
+                self._committed[key] = offset
 
     def forget(self, keys: set[PartitionKey]) -> None:
         """Drop all knowledge of ``keys``: revoked partitions, the new owner re-delivers."""

@@ -138,6 +138,8 @@ class ConsumerProcess:
             "SRVMON_CONSUMER_RETRY_MAX": "0.5",
             "SRVMON_CONSUMER_STATS_INTERVAL": "1",
             "SRVMON_CONSUMER_REQUEST_TIMEOUT": "8",
+            # SIGABRT (see dump_threads) then writes every thread's stack to the log.
+            "PYTHONFAULTHANDLER": "1",
         }
         if self.metrics_port is not None:
             self.env["SRVMON_CONSUMER_METRICS_PORT"] = str(self.metrics_port)
@@ -169,6 +171,13 @@ class ConsumerProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def dump_threads(self) -> None:
+        """SIGABRT: Python's fault handler writes every thread's stack to the log (for a
+        test that found the consumer stuck), and the process ends."""
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGABRT)
+            self.process.wait(10)
 
     def figures(self) -> dict[str, float] | None:
         """The consumer's /metrics now, or None while it does not answer."""

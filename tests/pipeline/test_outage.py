@@ -83,11 +83,15 @@ def test_collectors_ride_out_a_60_s_broker_outage(
         wait_until(lambda: count() >= 4, 60, "both collectors' first rows")
         broker.kill()
         down_at = time.monotonic()
-        wait_until(
-            lambda: consumer.figure("srvmon_consumer_broker_reachable") == 0.0,
-            20,
-            "the consumer to report the broker unreachable",
-        )
+        try:
+            wait_until(
+                lambda: consumer.figure("srvmon_consumer_broker_reachable") == 0.0,
+                20,
+                "the consumer to report the broker unreachable",
+            )
+        except AssertionError:
+            consumer.dump_threads()
+            raise AssertionError(f"consumer stuck? its log:\n{consumer.log()[-6000:]}") from None
         time.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - down_at)))
         broker.start()
         wait_until(
