@@ -13,10 +13,11 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import urllib.request
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -380,3 +381,16 @@ class AlertStream:
 
     def close(self) -> None:
         self._stop.set()
+
+
+def kill_when_in_flight(figure: Callable[[], float], kill: Callable[[], None], what: str) -> float:
+    """Read ``figure`` until it is above zero, then kill at once; return the value read
+    just before the kill (what was in flight when it landed)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        value = figure()
+        if value > 0:
+            kill()
+            return value
+        time.sleep(0.005)
+    raise AssertionError(f"{what} never went above zero: the fault would hit nothing")

@@ -36,6 +36,7 @@ from tests.pipeline.processes import (
     SampleCounter,
     ServerProcess,
     expected_rows,
+    kill_when_in_flight,
 )
 from tests.pipeline.streams import (
     batches,
@@ -128,19 +129,6 @@ def pipeline_factory(kafka_broker: Any, tmp_path: Path) -> Iterator[Callable[...
     yield make
     for pipeline in made:
         pipeline.close()
-
-
-def kill_when_in_flight(figure: Callable[[], float], kill: Callable[[], None], what: str) -> float:
-    """Read ``figure`` until it is above zero, then kill at once; return the value read
-    just before the kill (what was in flight when it landed)."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        value = figure()
-        if value > 0:
-            kill()
-            return value
-        time.sleep(0.005)
-    raise AssertionError(f"{what} never went above zero: the fault would hit nothing")
 
 
 def committed(bootstrap: str, topic: str, group: str) -> list[int]:

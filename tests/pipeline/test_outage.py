@@ -13,12 +13,14 @@ from typing import Any
 
 import pytest
 
+from srvmon_core.schema import Batch
 from tests.pipeline.processes import (
     CollectorProcess,
     ConsumerProcess,
     SampleCounter,
     ServerProcess,
     expected_rows,
+    kill_when_in_flight,
 )
 from tests.pipeline.streams import create_topic, read_batches, unique_name, wait_until
 
@@ -37,6 +39,25 @@ def missing_batches(timestamps: list[datetime]) -> int:
         round((later - earlier).total_seconds() / INTERVAL) - 1
         for earlier, later in itertools.pairwise(ordered)
     )
+
+
+def check_buffers(produced: list[Batch], roomy_id: str, small_id: str) -> tuple[int, int, int]:
+    """The roomy collector lost nothing and buffered the outage; the small one's drop
+    counter equals the batches missing. Returns (roomy peak queue, small dropped, missing)."""
+    roomy_batches = [b for b in produced if b.host_id == roomy_id]
+    small_batches = [b for b in produced if b.host_id == small_id]
+    assert len(roomy_batches) + len(small_batches) == len(produced)
+
+    assert missing_batches([b.timestamp for b in roomy_batches]) == 0
+    assert max(b.agent.dropped_batches for b in roomy_batches) == 0
+    peak = max(b.agent.queue_depth for b in roomy_batches)
+    assert peak >= OUTAGE_SECONDS / INTERVAL - 5, f"buffered during the outage: {peak}"
+
+    missing = missing_batches([b.timestamp for b in small_batches])
+    dropped = max(b.agent.dropped_batches for b in small_batches)
+    assert missing >= OUTAGE_SECONDS / INTERVAL - SMALL_BUFFER - 5
+    assert dropped == missing
+    return peak, dropped, missing
 
 
 @pytest.fixture
@@ -77,11 +98,17 @@ def test_collectors_ride_out_a_60_s_broker_outage(
         kafka_options=options,
     ).start()
     consumer = ConsumerProcess(broker.bootstrap, topic, unique_name("g"), server.url, tmp_path)
+    consumer.env["SRVMON_CONSUMER_COMMIT_INTERVAL"] = "2"
     consumer.start()
     count = SampleCounter(server.db_url)
     try:
         wait_until(lambda: count() >= 4, 60, "both collectors' first rows")
-        broker.kill()
+        uncommitted = kill_when_in_flight(
+            lambda: consumer.figure("srvmon_consumer_uncommitted_messages"),
+            broker.kill,
+            "acknowledged, uncommitted messages",
+        )
+        assert uncommitted > 0
         down_at = time.monotonic()
         try:
             wait_until(
@@ -103,19 +130,7 @@ def test_collectors_ride_out_a_60_s_broker_outage(
         assert roomy.terminate() == 0
         assert small.terminate() == 0
         produced = read_batches(broker.bootstrap, topic)
-        roomy_batches = [b for b in produced if b.host_id == roomy.host_id]
-        small_batches = [b for b in produced if b.host_id == small.host_id]
-        assert len(roomy_batches) + len(small_batches) == len(produced)
-
-        assert missing_batches([b.timestamp for b in roomy_batches]) == 0
-        assert max(b.agent.dropped_batches for b in roomy_batches) == 0
-        peak = max(b.agent.queue_depth for b in roomy_batches)
-        assert peak >= OUTAGE_SECONDS / INTERVAL - 5, f"buffered during the outage: {peak}"
-
-        missing = missing_batches([b.timestamp for b in small_batches])
-        dropped = max(b.agent.dropped_batches for b in small_batches)
-        assert missing >= OUTAGE_SECONDS / INTERVAL - SMALL_BUFFER - 5
-        assert dropped == missing
+        peak, dropped, missing = check_buffers(produced, roomy.host_id, small.host_id)
 
         expected = expected_rows({(b.host_id, b.timestamp): b for b in produced}.values())
         wait_until(lambda: count() >= sum(expected.values()), 60, "every row")
@@ -124,7 +139,8 @@ def test_collectors_ride_out_a_60_s_broker_outage(
         assert log.count("Kafka unreachable at") == 1
         assert log.count("Kafka reachable again at") == 1
         print(
-            f"figures: roomy_peak_queue={peak} small_dropped={dropped} small_missing={missing} "
+            f"figures: uncommitted_at_kill={uncommitted:.0f} roomy_peak_queue={peak} "
+            f"small_dropped={dropped} small_missing={missing} "
             f"rows={sum(expected.values())}"
         )
     finally:
