@@ -88,7 +88,9 @@ FIGURES: tuple[tuple[str, str, Literal["counter", "gauge"], str], ...] = (
 )
 """(snapshot field, metric name, type, help) of every plain figure; booleans become 0/1."""
 REACHABLE = "srvmon_consumer_broker_reachable"
-REACHABLE_HELP = "1 while a Kafka broker is reachable, 0 while none is (absent before the first verdict)."
+REACHABLE_HELP = (
+    "1 while a Kafka broker is reachable, 0 while none is (absent before the first verdict)."
+)
 LAG = "srvmon_consumer_lag_messages"
 LAG_HELP = "Messages behind the partition's high watermark, as of the last stats interval."
 
