@@ -187,7 +187,13 @@ class GuardedHTTPServer(tornado.httpserver.HTTPServer):
             written = stream.write(answer)
         except StreamClosedError:
             return
-        written.add_done_callback(lambda _: stream.close())
+
+        def close(done: Any) -> None:
+            if not done.cancelled():
+                done.exception()  # a client already gone: nothing to report
+            stream.close()
+
+        written.add_done_callback(close)
 
     # --- per request -----------------------------------------------------------------------
 

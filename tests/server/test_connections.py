@@ -279,8 +279,13 @@ def test_out_of_descriptors_pauses_accepting_and_logs_once(
             client.close()
         return http
 
+    servers: list[GuardedHTTPServer] = []
     with caplog.at_level(logging.WARNING, logger="srvmon_server.httpserver"):
-        http = asyncio.run(main())
+        # a loop of its own on its own thread (another test's loop may run on this one)
+        runner = threading.Thread(target=lambda: servers.append(asyncio.run(main())))
+        runner.start()
+        runner.join(10)
+    (http,) = servers
     assert 2 <= len(attempts) <= 6, len(attempts)  # one per pause, not a spin
     assert http.accept_errors == len(attempts)
     lines = [r for r in caplog.records if "cannot accept connections" in r.getMessage()]
