@@ -21,10 +21,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from attrs import define, evolve
+from attrs import define
 
 from srvmon_core.alert_state import (
     CONVERTER,
+    LEVELS,
     STATE_VERSION,
     ActiveAlert,
     AlertEvent,
@@ -37,11 +38,10 @@ from srvmon_core.alert_state import (
 from srvmon_core.rules import DEFAULT_HOLD_SECONDS, Rule, effective_rules
 from srvmon_core.schema import Batch, ContainerSample
 from srvmon_core.silences import Silence
+from srvmon_core.silencing import mark_silenced
 from srvmon_core.transitions import EventKind, EventState, Signal, State, transition
 from srvmon_core.view import BatchView, MachineView, batch_view
 
-LEVELS = ("none", "warning", "critical")
-"""Level names by number: 0 none, 1 warning, 2 critical."""
 STOPPED_STATES = frozenset({"exited", "dead"})
 _INF = float("inf")
 
@@ -228,6 +228,7 @@ def _event(
         machine_kind=ref.kind,
         machine_name=ref.name,
         host_id=ref.host_id,
+        hostname=ref.hostname,
         metric=alert.metric,
         level=LEVELS[level],
         from_state=from_state,
@@ -465,17 +466,6 @@ def _container_ref(state: EngineState, view: MachineView) -> MachineRef:
     )
 
 
-def _silenced(
-    events: list[AlertEvent], silences: Sequence[Silence], now: datetime
-) -> list[AlertEvent]:
-    """The events as they leave the engine: ``silenced`` when an active silence matches."""
-    if not events or not silences:
-        return events
-    return [
-        evolve(e, silenced=True) if any(s.matches(e, now) for s in silences) else e for e in events
-    ]
-
-
 def evaluate_view(
     rules: Sequence[Rule],
     state: EngineState,
@@ -531,7 +521,7 @@ def evaluate_view(
             _forget(state, key)
     state.containers_by_host[batch.host_id] = present
     _mark_changed(state, events)
-    return state, _silenced(events, silences, now)
+    return state, mark_silenced(state, events, silences, now)
 
 
 def evaluate_batch(
@@ -580,7 +570,7 @@ def check_silence(
         if alerts is not None and not alerts:
             del state.alerts[key]
     _mark_changed(state, events)
-    return state, _silenced(events, silences, now)
+    return state, mark_silenced(state, events, silences, now)
 
 
 def active_alerts(state: EngineState) -> list[ActiveAlert]:
@@ -603,12 +593,14 @@ def active_alerts(state: EngineState) -> list[ActiveAlert]:
                     machine_kind=ref.kind,
                     machine_name=ref.name,
                     host_id=ref.host_id,
+                    hostname=ref.hostname,
                     metric=alert.metric,
                     state=alert.state,
                     level=LEVELS[alert.level],
                     since=alert.started_at,
                     value=alert.value,
                     threshold=alert.threshold,
+                    silenced=alert.silenced,
                 )
             )
     out.sort(
