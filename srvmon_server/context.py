@@ -20,6 +20,7 @@ from srvmon_server.config import ServerConfig
 from srvmon_server.dbthread import DbThread
 from srvmon_server.hub import Hub
 from srvmon_server.live import Live
+from srvmon_server.names import MachineDirectory
 from srvmon_server.notify import Notifier
 from srvmon_server.periodic import Periodic
 from srvmon_server.presence import Presence
@@ -45,6 +46,8 @@ class ServerContext:
     alerting: Alerting
     live: Live
     periodic: Periodic
+    names: MachineDirectory
+    """Machine names → keys (the one resolver of names, keys and globs)."""
 
     def start(self) -> None:
         """Start the periodic jobs on the running IOLoop (idempotent)."""
@@ -99,6 +102,8 @@ def build_context(
         db.shutdown()
         raise
     presence.load({r.key: r.last_received or r.last_seen for r in records}, clock())
+    names = MachineDirectory()
+    names.load(records)
     periodic = Periodic(
         config=config,
         clock=clock,
@@ -122,4 +127,5 @@ def build_context(
         alerting=alerting,
         live=live,
         periodic=periodic,
+        names=names,
     )

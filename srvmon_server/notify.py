@@ -17,6 +17,7 @@ from typing import Any
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
 from srvmon_core.alert_state import AlertEvent
+from srvmon_core.names import display_name
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ def _labels(event: AlertEvent) -> dict[str, str]:
         "alertname": event.rule_name or event.rule_id or "srvmon",
         "rule_id": event.rule_id,
         "machine": event.machine_key,
+        "machine_name": _shown_name(event),
         "host_id": event.host_id,
         "metric": event.metric or "",
         "severity": event.level,
@@ -49,9 +51,17 @@ def _labels(event: AlertEvent) -> dict[str, str]:
     return {k: v for k, v in labels.items() if v}
 
 
+def _shown_name(event: AlertEvent) -> str:
+    """``vm`` or ``vm/db`` (the key when the event has no hostname)."""
+    if event.machine_kind == "container" and not event.hostname:
+        return event.machine_key
+    return display_name(event.machine_kind, event.hostname, event.machine_name)
+
+
 def _annotations(event: AlertEvent) -> dict[str, str]:
     summary = (
-        f"{event.metric} on {event.machine_key} is {event.value} (threshold {event.threshold})"
+        f"{event.metric} on {_shown_name(event)} ({event.machine_key}) is {event.value} "
+        f"(threshold {event.threshold})"
     )
     return {
         "summary": summary,

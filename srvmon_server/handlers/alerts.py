@@ -9,10 +9,17 @@ from attrs import evolve
 from srvmon_core.errors import ConfigError
 from srvmon_core.silences import SilenceRequest, silence_request
 from srvmon_server.handlers.base import ApiError, BaseHandler, parse_time
-from srvmon_server.payloads import active_alert_json, history_json, silence_json
+from srvmon_server.payloads import (
+    active_alert_json,
+    history_json,
+    resolution_json,
+    silence_json,
+)
 
 HISTORY_LIMIT_MAX = 1000
 HISTORY_FILTERS = ("machine", "host", "rule", "severity", "state")
+MACHINES_LISTED = 50
+"""Machines a history answer lists of what its ``machine`` filter picked."""
 
 
 class ActiveAlertsHandler(BaseHandler):
@@ -43,14 +50,25 @@ class HistoryHandler(BaseHandler):
                 "limit",
             )
         filters = {name: self.get_query_argument(name, None) or None for name in HISTORY_FILTERS}
+        pattern = filters.pop("machine")
+        machines, resolution = (
+            self.ctx.names.filter_keys(pattern) if pattern is not None else (None, None)
+        )
         cursor = self.get_query_argument("cursor", None) or None
         history = self.ctx.storage.history
         page = await self.db(
-            lambda: history.page(start=start, end=end, limit=limit, cursor=cursor, **filters)
+            lambda: history.page(
+                start=start, end=end, limit=limit, cursor=cursor, machine=machines, **filters
+            )
         )
-        self.write_json(
-            {"events": [history_json(e) for e in page.entries], "next_cursor": page.next_cursor}
-        )
+        names = self.ctx.names
+        answer: dict[str, object] = {
+            "events": [history_json(e, names.hostname) for e in page.entries],
+            "next_cursor": page.next_cursor,
+        }
+        if resolution is not None:
+            answer["machines"] = resolution_json(resolution, MACHINES_LISTED)
+        self.write_json(answer)
 
 
 def requested_silence(data: object, now: datetime) -> SilenceRequest:
@@ -63,6 +81,13 @@ def requested_silence(data: object, now: datetime) -> SilenceRequest:
         raise ApiError(400, "invalid_silence", exc.message, exc.path) from None
 
 
+async def silences_changed(handler: BaseHandler) -> None:
+    """Apply the silences to the live alerts before answering: their flags flip and the
+    ``silenced`` / ``unsilenced`` events are recorded and published at once."""
+    ctx = handler.ctx
+    ctx.live.alerts(await handler.db(ctx.alerting.reload_silences, ctx.clock()))
+
+
 class SilencesHandler(BaseHandler):
     async def get(self) -> None:
         silences = await self.db(self.ctx.storage.silences.all)
@@ -71,7 +96,7 @@ class SilencesHandler(BaseHandler):
     async def post(self) -> None:
         request = requested_silence(self.json_body(), self.ctx.clock())
         created = await self.db(self.ctx.storage.silences.create, request)
-        await self.db(self.ctx.alerting.reload_silences, self.ctx.clock())
+        await silences_changed(self)
         self.write_json(silence_json(created), status=201)
 
 
@@ -80,6 +105,6 @@ class SilenceHandler(BaseHandler):
         found = await self.db(self.ctx.storage.silences.expire, silence_id, self.ctx.clock())
         if not found:
             raise ApiError(404, "unknown_silence", f"no silence with id {silence_id!r}", "id")
-        await self.db(self.ctx.alerting.reload_silences, self.ctx.clock())
+        await silences_changed(self)
         self.set_status(204)
         self.finish()
