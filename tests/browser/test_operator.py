@@ -201,3 +201,15 @@ def test_history_filtered_by_name_and_glob(page: Any, srvmon_server: ServerProce
         expect()(machines).to_have_count(len(shown))
         assert sorted(machines.all_inner_texts()) == shown, pattern
     expect()(machines.first).to_have_attribute("title", A)
+
+
+def test_an_active_alert_value_keeps_up(page: Any, srvmon_server: ServerProcess) -> None:
+    """An alert that keeps firing at the same level (no transition, no event) shows its
+    current value within a few seconds, not the one it fired with."""
+    put_rule(srvmon_server, CPU_RULE)
+    named(srvmon_server, A, "vm", 97.0)
+    open_page(page, srvmon_server, "#/alerts")
+    row = page.locator("#active-alerts tr[data-fingerprint]", has_text="cpu hot")
+    expect()(row).to_contain_text("97.0 % vs 95.0 %")
+    named(srvmon_server, A, "vm", 98.5)
+    expect()(row).to_contain_text("98.5 % vs 95.0 %", timeout=8000)

@@ -93,14 +93,16 @@ export function mountAlerts(root) {
       let row = rows.get(a.fingerprint);
       if (!row) {
         const cells = alertCells(a).map(() => el("td"));
-        const actions = el("td", {}, silenceControls(a, activeMessage));
-        row = { tr: el("tr", { "data-fingerprint": a.fingerprint }, ...cells, actions), cells };
+        const controls = silenceControls(a, activeMessage);
+        const actions = el("td", {}, controls);
+        row = { tr: el("tr", { "data-fingerprint": a.fingerprint }, ...cells, actions), cells, controls };
         rows.set(a.fingerprint, row);
       }
       alertCells(a).forEach((text, i) => setText(row.cells[i], text));
       row.cells[2].title = a.machine;
       row.tr.dataset.level = a.level || "";
       row.tr.dataset.silenced = String(a.silenced);
+      row.controls.hidden = a.silenced; // already silenced: the Silences screen expires it
       if (active.body.children[index] !== row.tr) active.body.insertBefore(row.tr, active.body.children[index] || null);
     });
     if (!list.length && !active.body.querySelector(".empty")) {
