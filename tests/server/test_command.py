@@ -137,7 +137,7 @@ def test_bad_options_are_clean_errors(tmp_path: Path) -> None:
     ]
     for args, expected in cases:
         result = subprocess.run(
-            [*SRVMON, "server", "--token", "t", *args],
+            [*SRVMON, "server", "--token", "t", "--port", "0", *args],
             check=False,
             env=env,
             text=True,
