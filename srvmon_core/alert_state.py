@@ -22,7 +22,7 @@ from srvmon_core.errors import DecodeError
 from srvmon_core.transitions import EventKind, EventState, State
 
 if TYPE_CHECKING:
-    from srvmon_core.engine import _Check, _Plan
+    from srvmon_core.checks import Check, Plan
     from srvmon_core.rules import Rule
 
 LEVELS = ("none", "warning", "critical")
@@ -201,11 +201,11 @@ class EngineState:
     machines: dict[str, MachineState] = field(factory=dict)
     alerts: dict[str, dict[str, AlertState]] = field(factory=dict)
     """machine key → rule id → alert."""
-    plans: dict[str, _Plan] = field(factory=dict, eq=False, repr=False)
+    plans: dict[str, Plan] = field(factory=dict, eq=False, repr=False)
     """Cache of the rules that apply to each machine; rebuilt when rules or machine change."""
     rules_seen: tuple[Rule, ...] = field(default=(), eq=False, repr=False)
     containers_by_host: dict[str, set[str]] = field(factory=dict, eq=False, repr=False)
-    compiled: dict[int, _Check] = field(factory=dict, eq=False, repr=False)
+    compiled: dict[int, Check] = field(factory=dict, eq=False, repr=False)
     """Compiled rules, keyed by rule identity; cleared with the plans."""
     changed: set[str] = field(factory=set, eq=False, repr=False)
     touched: set[str] = field(factory=set, eq=False, repr=False)
@@ -223,8 +223,8 @@ class EngineState:
             host_id=machine.ref.host_id,
             document={
                 "version": MACHINE_STATE_VERSION,
-                "machine": CONVERTER.unstructure(machine),
-                "alerts": [CONVERTER.unstructure(a) for a in self.alerts.get(key, {}).values()],
+                "machine": _machine_document(machine),
+                "alerts": [_alert_document(a) for a in self.alerts.get(key, {}).values()],
             },
         )
 
@@ -351,6 +351,47 @@ class EngineState:
                 raise DecodeError("must be 0, 1 or 2", f"{path}.level")
             state.alerts.setdefault(raw["machine_key"], {})[alert.rule_id] = alert
         return state
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _machine_document(machine: MachineState) -> dict[str, Any]:
+    """What ``CONVERTER.unstructure(machine)`` gives, written out (the periodic save makes
+    one per live machine every few seconds)."""
+    ref = machine.ref
+    return {
+        "ref": {
+            "key": ref.key,
+            "kind": ref.kind,
+            "host_id": ref.host_id,
+            "hostname": ref.hostname,
+            "name": ref.name,
+            "labels": dict(ref.labels),
+        },
+        "last_seen": _iso(machine.last_seen),
+        "container_id": machine.container_id,
+        "restart_count": machine.restart_count,
+        "last_restart_at": _iso(machine.last_restart_at),
+    }
+
+
+def _alert_document(alert: AlertState) -> dict[str, Any]:
+    """What ``CONVERTER.unstructure(alert)`` gives, written out (the window as lists)."""
+    return {
+        "rule_id": alert.rule_id,
+        "rule_name": alert.rule_name,
+        "metric": alert.metric,
+        "state": alert.state,
+        "level": alert.level,
+        "started_at": _iso(alert.started_at),
+        "last_event_at": _iso(alert.last_event_at),
+        "value": alert.value,
+        "threshold": alert.threshold,
+        "window": [[ts, value] for ts, value in alert.window],
+        "silenced": alert.silenced,
+    }
 
 
 def snapshots_of(state: EngineState) -> list[MachineSnapshot]:

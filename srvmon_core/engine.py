@@ -21,8 +21,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from attrs import define
-
 from srvmon_core.alert_state import (
     CONVERTER,
     LEVELS,
@@ -32,10 +30,21 @@ from srvmon_core.alert_state import (
     AlertState,
     EngineState,
     MachineRef,
+    MachineSnapshot,
     MachineState,
+    StateChanges,
     fingerprint,
 )
-from srvmon_core.rules import DEFAULT_HOLD_SECONDS, Rule, effective_rules
+from srvmon_core.checks import (
+    SILENT,
+    STOPPED,
+    THRESHOLD,
+    UNHEALTHY,
+    Check,
+    Plan,
+    plan_for,
+)
+from srvmon_core.rules import DEFAULT_HOLD_SECONDS, Rule
 from srvmon_core.schema import Batch, ContainerSample
 from srvmon_core.silences import Silence
 from srvmon_core.silencing import mark_silenced
@@ -43,7 +52,6 @@ from srvmon_core.transitions import EventKind, EventState, Signal, State, transi
 from srvmon_core.view import BatchView, MachineView, batch_view
 
 STOPPED_STATES = frozenset({"exited", "dead"})
-_INF = float("inf")
 
 __all__ = [
     "CONVERTER",
@@ -55,7 +63,9 @@ __all__ = [
     "AlertState",
     "EngineState",
     "MachineRef",
+    "MachineSnapshot",
     "MachineState",
+    "StateChanges",
     "active_alerts",
     "check_silence",
     "evaluate_batch",
@@ -64,103 +74,7 @@ __all__ = [
 ]
 
 
-# --- compiled rules: precomputed per machine -----------------------------------------------
-
-_THRESHOLD, _SILENT, _STOPPED, _RESTARTED, _UNHEALTHY = range(5)
-_KIND_CODES = {
-    "threshold": _THRESHOLD,
-    "silent": _SILENT,
-    "container_stopped": _STOPPED,
-    "container_restarted": _RESTARTED,
-    "container_unhealthy": _UNHEALTHY,
-}
-
-
-class _Check:
-    """One rule compiled for one machine kind. Thresholds are sign-folded: above-only."""
-
-    __slots__ = (
-        "code",
-        "crit",
-        "crit_rec",
-        "for_seconds",
-        "level",
-        "metric",
-        "repeat",
-        "rule",
-        "sign",
-        "warn",
-        "warn_rec",
-        "window",
-        "window_max",
-    )
-
-    def __init__(self, rule: Rule) -> None:
-        self.rule = rule
-        self.code = _KIND_CODES[rule.kind]
-        self.sign = 1.0 if rule.direction == "above" else -1.0
-        s = self.sign
-        self.warn = _INF if rule.warn is None else s * rule.warn
-        self.crit = _INF if rule.crit is None else s * rule.crit
-        self.warn_rec = self.warn if rule.warn_recovery is None else s * rule.warn_recovery
-        self.crit_rec = self.crit if rule.crit_recovery is None else s * rule.crit_recovery
-        self.for_seconds = 0.0 if self.code == _RESTARTED else rule.for_seconds
-        self.window = rule.window_seconds
-        self.window_max = rule.window_agg == "max"
-        self.repeat = rule.repeat_seconds
-        self.level = LEVELS.index(rule.level)
-        self.metric = rule.metric or ""
-
-    def target(self, value: float, current: int) -> int:
-        """The level a value calls for, with hysteresis around the current level."""
-        sv = self.sign * value
-        if current == 2:
-            if sv >= self.crit_rec:
-                return 2
-            return 1 if sv >= self.warn_rec else 0
-        if sv >= self.crit:
-            return 2
-        if current == 1:
-            return 1 if sv >= self.warn_rec else 0
-        return 1 if sv >= self.warn else 0
-
-    def threshold(self, level: int, recovering: bool) -> float | None:
-        """The configured threshold behind a level, in the rule's own sign."""
-        if self.code == _SILENT:
-            return self.rule.silent_seconds
-        if self.code != _THRESHOLD or level == 0:
-            return None
-        rule = self.rule
-        if level == 2:
-            recovery = rule.crit if rule.crit_recovery is None else rule.crit_recovery
-            return recovery if recovering else rule.crit
-        recovery = rule.warn if rule.warn_recovery is None else rule.warn_recovery
-        return recovery if recovering else rule.warn
-
-
-@define
-class _Plan:
-    ref: MachineRef
-    checks: list[_Check]
-
-
 # --- the engine ----------------------------------------------------------------------------
-
-
-def _plan_for(rules: Sequence[Rule], state: EngineState, ref: MachineRef) -> _Plan:
-    plan = state.plans.get(ref.key)
-    if plan is not None and (plan.ref is ref or plan.ref == ref):
-        return plan
-    compiled = state.compiled
-    checks = []
-    for rule in effective_rules(rules, ref):
-        check = compiled.get(id(rule))
-        if check is None:
-            check = compiled[id(rule)] = _Check(rule)
-        checks.append(check)
-    plan = _Plan(ref=ref, checks=checks)
-    state.plans[ref.key] = plan
-    return plan
 
 
 def _sync_rules(rules: Sequence[Rule], state: EngineState, now: datetime) -> list[AlertEvent]:
@@ -182,7 +96,7 @@ def _sync_rules(rules: Sequence[Rule], state: EngineState, now: datetime) -> lis
         if machine is None:
             del state.alerts[key]
             continue
-        plan = _plan_for(rules, state, machine.ref)
+        plan = plan_for(rules, state, machine.ref)
         live = {c.rule.id for c in plan.checks}
         for rule_id in [r for r in by_rule if r not in live]:
             _gone(by_rule.pop(rule_id), machine.ref, now, events)
@@ -241,7 +155,7 @@ def _event(
 
 
 def _step(
-    check: _Check,
+    check: Check,
     *,
     alerts: dict[str, AlertState],
     alert: AlertState | None,
@@ -316,7 +230,7 @@ def _new_alert(rule: Rule) -> AlertState:
     return AlertState(rule_id=rule.id, rule_name=rule.name, metric=rule.metric)
 
 
-def _windowed(check: _Check, alert: AlertState, value: float, now_ts: float) -> float:
+def _windowed(check: Check, alert: AlertState, value: float, now_ts: float) -> float:
     window = alert.window
     window.append((now_ts, value))
     horizon = now_ts - check.window
@@ -328,7 +242,7 @@ def _windowed(check: _Check, alert: AlertState, value: float, now_ts: float) -> 
 
 
 def _observe(
-    plan: _Plan,
+    plan: Plan,
     *,
     state: EngineState,
     machine: MachineState,
@@ -343,7 +257,7 @@ def _observe(
         code = check.code
         alert = alerts.get(check.rule.id) if alerts else None
         value: float | None
-        if code == _THRESHOLD:
+        if code == THRESHOLD:
             if view is None:
                 continue
             value = view.metrics.get(check.metric)
@@ -359,18 +273,18 @@ def _observe(
             target = check.target(value, alert.level if alert is not None else 0)
             if target == 0 and (alert is None or alert.state == "ok"):
                 continue
-        elif code == _SILENT:
+        elif code == SILENT:
             if alert is None or alert.state == "ok":
                 continue
             target, value = 0, 0.0
         elif view is None or not isinstance(view.sample, ContainerSample):
             continue
-        elif code == _STOPPED:
+        elif code == STOPPED:
             stopped = view.state in STOPPED_STATES
             target = check.level if stopped else 0
             exit_code = view.sample.exit_code
             value = None if exit_code is None else float(exit_code)
-        elif code == _UNHEALTHY:
+        elif code == UNHEALTHY:
             target = check.level if view.health == "unhealthy" else 0
             value = None
         else:
@@ -488,7 +402,7 @@ def evaluate_view(
     # any batch proves the host's collector is alive, even one without a host sample
     ref = _host_ref(state, batch)
     machine = _seen(state, ref, now, None)
-    plan = _plan_for(rules, state, ref)
+    plan = plan_for(rules, state, ref)
     _observe(
         plan, state=state, machine=machine, view=view.host, now=now, now_ts=now_ts, events=events
     )
@@ -499,7 +413,7 @@ def evaluate_view(
         sample = container.sample
         assert isinstance(sample, ContainerSample)
         machine = _seen(state, ref, now, sample)
-        plan = _plan_for(rules, state, ref)
+        plan = plan_for(rules, state, ref)
         _observe(
             plan,
             state=state,
@@ -545,10 +459,10 @@ def check_silence(
     """
     events = _sync_rules(rules, state, now)
     for key, machine in state.machines.items():
-        plan = _plan_for(rules, state, machine.ref)
+        plan = plan_for(rules, state, machine.ref)
         alerts: dict[str, AlertState] | None = None
         for check in plan.checks:
-            if check.code != _SILENT:
+            if check.code != SILENT:
                 continue
             quiet = (now - machine.last_seen).total_seconds()
             limit = check.rule.silent_seconds or 0.0

@@ -172,6 +172,37 @@ class Alerting:
         """Pending and firing alerts, most severe first."""
         return list(self._active)
 
+    def firing_events(self, now: datetime) -> list[AlertEvent]:
+        """The firing alerts as ``firing`` events at ``now``, ``silenced`` as the alert is
+        (its flag follows the silences at once), for announcing the active set again."""
+        events = []
+        for alert in self._active:
+            if alert.state != "firing":
+                continue
+            events.append(
+                AlertEvent(
+                    fingerprint=alert.fingerprint,
+                    kind="firing",
+                    rule_id=alert.rule_id,
+                    rule_name=alert.rule_name,
+                    machine_key=alert.machine_key,
+                    machine_kind=alert.machine_kind,
+                    machine_name=alert.machine_name,
+                    host_id=alert.host_id,
+                    hostname=alert.hostname,
+                    metric=alert.metric,
+                    level=alert.level,
+                    from_state="pending",
+                    to_state="firing",
+                    value=alert.value,
+                    threshold=alert.threshold,
+                    started_at=alert.since,
+                    at=now,
+                    silenced=alert.silenced,
+                )
+            )
+        return events
+
     def firing_levels(self) -> dict[str, str]:
         """Worst level (``warning``/``critical``) of the firing alerts that are not silenced,
         per machine key: a silenced alert colours nothing."""

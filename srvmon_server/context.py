@@ -10,24 +10,31 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any, TypeVar
 
 from attrs import frozen
+from prometheus_client.registry import CollectorRegistry
 
+from srvmon_core.rules import Rule
 from srvmon_server.alerting import Alerting
+from srvmon_server.amalerts import Lookups
 from srvmon_server.background import Background
 from srvmon_server.bus import EventBus
 from srvmon_server.config import ServerConfig
 from srvmon_server.dbthread import DbThread
 from srvmon_server.hub import Hub
+from srvmon_server.latest import LatestView
 from srvmon_server.live import Live
 from srvmon_server.names import MachineDirectory
 from srvmon_server.notify import Notifier
 from srvmon_server.periodic import Periodic
 from srvmon_server.presence import Presence
-from srvmon_server.stats import Stats
+from srvmon_server.prometheus import MachineCollector, ServerCollector, registry
+from srvmon_server.stats import Stats, server_figures
 from srvmon_server.storage import Storage
 
 Clock = Callable[[], datetime]
+T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
@@ -46,12 +53,32 @@ class ServerContext:
     alerting: Alerting
     live: Live
     periodic: Periodic
+    latest: LatestView
+    metrics: CollectorRegistry
+    """What /metrics exposes (docs/server.md, "Prometheus /metrics")."""
     names: MachineDirectory
     """Machine names → keys (the one resolver of names, keys and globs)."""
 
     def start(self) -> None:
         """Start the periodic jobs on the running IOLoop (idempotent)."""
         self.periodic.start()
+
+    async def run_db(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on the DB thread (``self.db.run``); errors pass through unchanged
+        (the handlers map domain errors to HTTP)."""
+        return await self.db.run(fn, *args)
+
+    async def reload_rules(self) -> None:
+        """The stored rules changed: the engine applies them from the next step on. The one
+        place a rule change takes effect (a shared bus would announce it here)."""
+        await self.db.run(self.alerting.reload_rules)
+
+    async def reload_silences(self) -> None:
+        """The stored silences changed: they act at once on the live alerts (each alert
+        whose flag flips gets a ``silenced`` / ``unsilenced`` event, recorded, published
+        and announced: an alert that still fires is notified again when its silence ends),
+        and new events are matched against them."""
+        self.live.alerts(await self.db.run(self.alerting.reload_silences, self.clock()))
 
     def close(self) -> None:
         """Close every stream, stop the jobs and tasks, save the alert state that waits for
@@ -76,10 +103,15 @@ def build_context(
     """
     db = DbThread()
     hub = Hub(ring_size=config.ring_buffer_size, client_queue_size=config.client_queue_size)
+    alerting = Alerting(storage)
+    latest = LatestView()
     notifier = Notifier(
         webhook_urls=config.webhook_urls,
-        alertmanager_url=config.alertmanager_url,
+        alertmanager_urls=config.alertmanagers,
         external_url=config.external_url,
+        clock=clock,
+        lookups=Lookups(rule=_rule_finder(alerting), hostname=latest.hostname),
+        resend_seconds=config.alertmanager_resend_seconds,
         retries=config.webhook_retries,
         backoff_seconds=config.webhook_backoff_seconds,
         timeout_seconds=config.webhook_timeout_seconds,
@@ -87,13 +119,13 @@ def build_context(
     stats = Stats()
     presence = Presence(config.silent_after_seconds)
     background = Background()
-    alerting = Alerting(storage)
     live = Live(
         bus=hub if bus is None else bus,
         presence=presence,
         notifier=notifier,
         stats=stats,
         background=background,
+        latest=latest,
     )
     try:
         db.call(alerting.load, clock())
@@ -101,7 +133,19 @@ def build_context(
     except BaseException:
         db.shutdown()
         raise
-    presence.load({r.key: r.last_received or r.last_seen for r in records}, clock())
+    now = clock()
+    presence.load({r.key: r.last_received or r.last_seen for r in records}, now)
+    latest.load(records)
+    notifier.restore(alerting.firing_events(now))
+    metrics = registry(
+        MachineCollector(
+            latest,
+            clock,
+            silent_after_seconds=config.silent_after_seconds,
+            stale_after_seconds=config.metrics_stale_seconds,
+        ),
+        ServerCollector(server_figures(stats, hub, db, notifier)),
+    )
     names = MachineDirectory()
     names.load(records)
     periodic = Periodic(
@@ -127,5 +171,16 @@ def build_context(
         alerting=alerting,
         live=live,
         periodic=periodic,
+        latest=latest,
+        metrics=metrics,
         names=names,
     )
+
+
+def _rule_finder(alerting: Alerting) -> Callable[[str], Rule | None]:
+    """The live rule with this id (rules are few; a deleted rule answers None)."""
+
+    def find(rule_id: str) -> Rule | None:
+        return next((r for r in alerting.rules if r.id == rule_id), None)
+
+    return find

@@ -1,7 +1,8 @@
 """SSE fan-out on the IOLoop: one ring buffer, many bounded clients.
 
-``publish`` frames an event once, keeps it for replay and offers it to each interested
-client; a client whose queue is full is dropped (its handler closes the stream).
+``publish`` keeps an event for replay and offers its frame (encoded once, when the first
+interested client needs it) to each interested client; a client whose queue is full is
+dropped (its handler closes the stream). The hub is the in-process ``EventBus``.
 """
 
 from __future__ import annotations

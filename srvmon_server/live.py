@@ -14,7 +14,8 @@ from srvmon_core.alert_state import AlertEvent
 from srvmon_core.view import BatchView
 from srvmon_server.background import Background
 from srvmon_server.bus import EventBus
-from srvmon_server.notify import Notifier
+from srvmon_server.latest import LatestView
+from srvmon_server.notify import Notifier, Outbox
 from srvmon_server.payloads import alert_event_json, sample_json
 from srvmon_server.presence import Presence
 from srvmon_server.stats import Stats
@@ -33,16 +34,19 @@ class Live:
         notifier: Notifier,
         stats: Stats,
         background: Background,
+        latest: LatestView,
     ) -> None:
         self.bus = bus
         self.presence = presence
         self.notifier = notifier
         self.stats = stats
         self.background = background
+        self.latest = latest
 
     def stored(self, view: BatchView, received_at: datetime, levels: dict[str, str]) -> None:
         """The ``sample`` events of a stored batch, then ``machine`` events for machines
         that are new or back (``levels``: firing levels before the batch was evaluated)."""
+        self.latest.update(view, received_at)
         timestamp = iso(view.timestamp)
         machines = view.machines
         publish = self.bus.publish
@@ -55,15 +59,20 @@ class Live:
                 publish("machine", {"key": key, "status": status, "last_seen": timestamp}, key)
 
     def alerts(self, events: Sequence[AlertEvent]) -> None:
-        """Alert transitions to subscribers; the ones not silenced to notifications."""
+        """Alert transitions to subscribers and to notifications (which leave out what a
+        silence covers, see ``notify.py``)."""
         if not events:
             return
         self.stats.alert_events_total += len(events)
         for event in events:
             self.bus.publish("alert", alert_event_json(event), event.machine_key)
-        loud = [e for e in events if not e.silenced]
-        if loud and self.notifier.enabled:
-            self.background.spawn(self.notifier.notify(loud))
+        if self.notifier.enabled:
+            self.send(self.notifier.announce(events))
+
+    def send(self, outbox: Outbox) -> None:
+        """Deliver notifications in the background (ingest never waits for them)."""
+        if outbox:
+            self.background.spawn(self.notifier.deliver(outbox))
 
     def sweep(self, now: datetime) -> None:
         """A ``machine`` event for each machine that just went silent."""

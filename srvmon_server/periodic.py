@@ -1,6 +1,7 @@
 """The server's periodic jobs on the IOLoop: the silent-machine check, the periodic save
-of alert state, roll-ups and retention pruning. Each runs its work on the DB thread; a
-failure is logged and the next run tries again (the database may be down)."""
+of alert state, roll-ups, retention pruning, and re-sending firing alerts to Alertmanager.
+Each runs its work on the DB thread (the resend only posts); a failure is logged and the
+next run tries again (the database may be down)."""
 
 from __future__ import annotations
 
@@ -58,6 +59,16 @@ class Periodic:
             log.exception("periodic alert check failed")
         finally:
             self._ticking = False
+        notifier = self._live.notifier
+        if notifier.enabled:  # alerts that fired under a silence which has ended
+            self._live.send(notifier.reconcile(self._alerting.firing_events(self._clock())))
+
+    async def resend_alerts(self) -> None:
+        """Send the firing alerts to the Alertmanagers again (they expire otherwise)."""
+        try:
+            await self._live.notifier.resend()
+        except Exception:  # a post failed past its retries; the next run tries again
+            log.exception("re-sending alerts to Alertmanager failed")
 
     async def save_alert_state(self) -> None:
         """Write the machines with pending timers, windows or never saved (O(those))."""
@@ -102,6 +113,9 @@ class Periodic:
             (self.prune, self._config.prune_interval_seconds),
             (self.roll_up, ROLL_UP_INTERVAL_SECONDS),
         ]
+        if self._live.notifier.alertmanager_urls:
+            jobs.append((self.resend_alerts, self._config.alertmanager_resend_seconds))
+            self._background.spawn(self.resend_alerts())  # the active set, at once after a start
         for job, seconds in jobs:
             callback = PeriodicCallback(self._spawner(job), seconds * 1000)
             callback.start()

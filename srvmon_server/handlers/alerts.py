@@ -81,13 +81,6 @@ def requested_silence(data: object, now: datetime) -> SilenceRequest:
         raise ApiError(400, "invalid_silence", exc.message, exc.path) from None
 
 
-async def silences_changed(handler: BaseHandler) -> None:
-    """Apply the silences to the live alerts before answering: their flags flip and the
-    ``silenced`` / ``unsilenced`` events are recorded and published at once."""
-    ctx = handler.ctx
-    ctx.live.alerts(await handler.db(ctx.alerting.reload_silences, ctx.clock()))
-
-
 class SilencesHandler(BaseHandler):
     async def get(self) -> None:
         silences = await self.db(self.ctx.storage.silences.all)
@@ -96,7 +89,7 @@ class SilencesHandler(BaseHandler):
     async def post(self) -> None:
         request = requested_silence(self.json_body(), self.ctx.clock())
         created = await self.db(self.ctx.storage.silences.create, request)
-        await silences_changed(self)
+        await self.ctx.reload_silences()
         self.write_json(silence_json(created), status=201)
 
 
@@ -105,6 +98,6 @@ class SilenceHandler(BaseHandler):
         found = await self.db(self.ctx.storage.silences.expire, silence_id, self.ctx.clock())
         if not found:
             raise ApiError(404, "unknown_silence", f"no silence with id {silence_id!r}", "id")
-        await silences_changed(self)
+        await self.ctx.reload_silences()
         self.set_status(204)
         self.finish()

@@ -36,7 +36,7 @@ class RulesHandler(BaseHandler):
         if await self.db(self.ctx.storage.rules.get, rule.id) is not None:
             raise ApiError(409, "conflict", f"rule {rule.id!r} exists; PUT to replace it", "$.id")
         await self.db(self.ctx.storage.rules.put, rule)
-        await self.db(self.ctx.alerting.reload_rules)
+        await self.ctx.reload_rules()
         self.set_header("Location", f"/api/v1/rules/{rule.id}")
         self.write_json(rule_json(rule), status=201)
 
@@ -54,12 +54,12 @@ class RuleHandler(BaseHandler):
     async def put(self, rule_id: str) -> None:
         rule = requested_rule(self.json_body(), rule_id)
         await self.db(self.ctx.storage.rules.put, rule)
-        await self.db(self.ctx.alerting.reload_rules)
+        await self.ctx.reload_rules()
         self.write_json(rule_json(rule))
 
     async def delete(self, rule_id: str) -> None:
         await self.existing(rule_id)
         await self.db(self.ctx.storage.rules.delete, rule_id)
-        await self.db(self.ctx.alerting.reload_rules)
+        await self.ctx.reload_rules()
         self.set_status(204)
         self.finish()

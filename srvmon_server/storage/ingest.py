@@ -30,7 +30,15 @@ from srvmon_server.storage.clock import to_ms
 from srvmon_server.storage.inventory import InventoryBuffer, Staged, latest_sample_document
 from srvmon_server.storage.records import IngestResult
 from srvmon_server.storage.rollup import mark_dirty, read_watermark
-from srvmon_server.storage.write_sql import insert_samples, write_sql
+from srvmon_server.storage.write_sql import (
+    insert_samples,
+    insert_samples_head,
+    numeric_rows,
+    write_sql,
+)
+
+MYSQL_ROWS_PER_STATEMENT = 2000
+"""Raw rows per MySQL insert statement (about 200 KB: far below any max_allowed_packet)."""
 
 
 def viewed(batch: Batch | BatchView) -> BatchView:
@@ -253,15 +261,22 @@ class Ingester:
         return result, fresh
 
     def _insert_rows(self, conn: sa.Connection, rows: list[tuple[int, MachineView, int]]) -> int:
-        """Insert-ignore raw rows of any timestamps in one statement; return how many
-        were new."""
+        """Insert-ignore raw rows of any timestamps; return how many were new.
+
+        SQLite: one executemany (sqlite3 binds the parameters in C). MySQL: multi-row
+        INSERT IGNORE statements with the numbers rendered as literals
+        (``write_sql.numeric_rows``), ``MYSQL_ROWS_PER_STATEMENT`` rows each.
+        """
         names = carried_metrics(p for _, p, _ in rows)
-        return int(
-            conn.exec_driver_sql(
-                insert_samples(self._dialect, names),
-                [raw_values(i, ts_ms, p.metrics, names) for i, p, ts_ms in rows],
-            ).rowcount
-        )
+        values = [raw_values(i, ts_ms, p.metrics, names) for i, p, ts_ms in rows]
+        if self._dialect != "mysql":
+            return int(conn.exec_driver_sql(insert_samples(self._dialect, names), values).rowcount)
+        head = insert_samples_head(names)
+        inserted = 0
+        for start in range(0, len(values), MYSQL_ROWS_PER_STATEMENT):
+            chunk = values[start : start + MYSQL_ROWS_PER_STATEMENT]
+            inserted += int(conn.exec_driver_sql(head + numeric_rows(chunk)).rowcount)
+        return inserted
 
     def _fold(
         self, conn: sa.Connection, rows: list[tuple[int, MachineView, int]], received_ms: int

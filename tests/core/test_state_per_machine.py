@@ -237,3 +237,27 @@ def test_restore_rejects_junk_with_a_path(document: dict[str, object], path: str
     with pytest.raises(DecodeError) as info:
         EngineState().restore(MachineSnapshot(key="h", host_id="h", document=document), T0)
     assert info.value.path == path
+
+
+def test_a_snapshot_is_what_the_converter_gives_and_survives_json() -> None:
+    """The written-out documents equal the converter's output (windows as lists), and a
+    restored machine's state equals the original, window and timers included."""
+    from srvmon_core.alert_state import CONVERTER
+
+    rules = [evolve(PENDING_CPU, window_seconds=30)]
+    state = EngineState()
+    for second, cpu in enumerate((50.0, 95.0, 97.0)):
+        evaluate_batch(rules, state, batch("h1", second, cpu=cpu, containers=1), at(second))
+    snapshot = state.snapshot("h1")
+    expected_alerts = [
+        {**CONVERTER.unstructure(a), "window": [list(p) for p in a.window]}
+        for a in state.alerts["h1"].values()
+    ]
+    assert snapshot.document["machine"] == CONVERTER.unstructure(state.machines["h1"])
+    assert snapshot.document["alerts"] == expected_alerts
+    assert len(snapshot.document["alerts"][0]["window"]) == 3
+    other = EngineState()
+    for saved in through_json(StateChanges(saved=(snapshot, state.snapshot("h1:c0")))):
+        other.restore(saved, at(2))
+    assert other.machines["h1"] == state.machines["h1"]
+    assert other.alerts["h1"] == state.alerts["h1"]

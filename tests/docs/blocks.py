@@ -8,7 +8,8 @@ Every fenced block in ``docs/*.md``, ``README.md`` and ``*/README.md`` is one of
 - **run by another test**: a shell or Python block preceded by
   ``<!-- doc-test: run by tests/path.py::test_name -->`` (the test must exist);
 - **not runnable**: a shell or Python block preceded by
-  ``<!-- doc-test: not runnable: <why> -->`` (the reason is required);
+  ``<!-- doc-test: not runnable: <why> -->`` (the reason is required; the short form
+  ``<!-- not runnable: <why> -->`` is accepted too);
 - **data**: any other language (``json``, ``toml``, ``text``, ``mermaid``, ``ini``, …): shown,
   never run.
 
@@ -25,7 +26,9 @@ from attrs import frozen
 ROOT = Path(__file__).resolve().parents[2]
 SHELL = frozenset({"sh", "bash", "shell"})
 PYTHON = frozenset({"python", "py"})
-MARKER = re.compile(r"<!--\s*doc-test:\s*(?P<verb>not runnable|run by)\s*:?\s*(?P<arg>.*?)\s*-->")
+MARKER = re.compile(
+    r"<!--\s*(?:doc-test:\s*)?(?P<verb>not runnable|run by)\s*:?\s*(?P<arg>.*?)\s*-->"
+)
 FENCE = re.compile(r"^(?P<indent>\s*)(?P<fence>```+|~~~+)(?P<lang>[^\s`]*)\s*$")
 
 

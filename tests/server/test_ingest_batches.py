@@ -153,5 +153,8 @@ def test_sse_storage_and_metrics_agree_on_each_machine(server: RunningServer) ->
     assert events["h7"]["metrics"]["cpu_percent"] == 42.0
     assert events["h7:web"]["metrics"] == {"cpu_percent": 3.5, "restart_count": 0.0}
     text = server.request("GET", "/metrics").body.decode()
-    assert 'srvmon_host_cpu_percent{host_id="h7",hostname="h7.example"} 42.0' in text
-    assert 'srvmon_container_cpu_percent{host_id="h7",container="web"} 3.5' in text
+    assert 'srvmon_host_cpu_ratio{host_id="h7",hostname="h7.example"} 0.42' in text
+    assert (
+        'srvmon_container_cpu_ratio{container="web",host_id="h7",hostname="h7.example"} 0.035'
+        in text
+    )
