@@ -25,6 +25,7 @@ from srvmon_server.dbthread import DbThread
 from srvmon_server.hub import Hub
 from srvmon_server.latest import LatestView
 from srvmon_server.live import Live
+from srvmon_server.names import MachineDirectory
 from srvmon_server.notify import Notifier
 from srvmon_server.periodic import Periodic
 from srvmon_server.presence import Presence
@@ -63,6 +64,8 @@ class ServerContext:
     """What /metrics exposes (docs/server.md, "Prometheus /metrics")."""
     tokens: Tokens
     """The live token policy (options + API tokens); ``tokens.policy`` is what auth reads."""
+    names: MachineDirectory
+    """Machine names → keys (the one resolver of names, keys and globs)."""
 
     def start(self) -> None:
         """Start the periodic jobs on the running IOLoop (idempotent)."""
@@ -91,14 +94,18 @@ class ServerContext:
         await self.db.run(self.alerting.forget_machines, keys)
         self.presence.forget(keys)
         self.latest.forget(keys)
+        self.names.forget(keys)
         while await self.db.run(samples.delete_rows, list(doomed)):
             pass
         await self.db.run(samples.drop_machines, doomed)
         return sorted(keys)
 
     async def reload_silences(self) -> None:
-        """The stored silences changed: new events are matched against them."""
-        await self.db.run(self.alerting.reload_silences, self.clock())
+        """The stored silences changed: they act at once on the live alerts (each alert
+        whose flag flips gets a ``silenced`` / ``unsilenced`` event, recorded, published
+        and announced: an alert that still fires is notified again when its silence ends),
+        and new events are matched against them."""
+        self.live.alerts(await self.db.run(self.alerting.reload_silences, self.clock()))
 
     def close(self) -> None:
         """Close every stream, stop the jobs and tasks, save the alert state that waits for
@@ -169,6 +176,8 @@ def build_context(
         ServerCollector(server_figures(stats, hub, db, notifier)),
         RejectedCollector(lambda: stats.rejected_samples_total),
     )
+    names = MachineDirectory()
+    names.load(records)
     periodic = Periodic(
         config=config,
         clock=clock,
@@ -196,6 +205,7 @@ def build_context(
         latest=latest,
         metrics=metrics,
         tokens=tokens,
+        names=names,
     )
 
 

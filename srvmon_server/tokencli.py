@@ -11,12 +11,13 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 from srvmon_server.auth import Scope, new_token, token_digest
-from srvmon_server.command import default_db_url
+from srvmon_server.command import DATA_DIR_OPTION, default_data_dir, default_db_url
 from srvmon_server.tokens import NAME_MAX
 
 if TYPE_CHECKING:
@@ -31,11 +32,12 @@ DB_URL = click.option(
 
 
 @contextmanager
-def _storage(db_url: str | None) -> Iterator[Storage]:
+def _storage(db_url: str | None, data_dir: Path | None) -> Iterator[Storage]:
     from srvmon_server.storage import Storage, StorageError
 
+    folder = data_dir or default_data_dir(os.environ)
     try:
-        storage = Storage.open(db_url or default_db_url(os.environ))
+        storage = Storage.open(db_url or default_db_url(os.environ, folder))
     except StorageError as exc:
         raise click.ClickException(f"database: {exc}") from None
     try:
@@ -66,12 +68,13 @@ def token() -> None:
     help="ingest, read or admin (repeatable)",
 )
 @DB_URL
-def create(name: str, scopes: tuple[str, ...], db_url: str | None) -> None:
+@DATA_DIR_OPTION
+def create(name: str, scopes: tuple[str, ...], db_url: str | None, data_dir: Path | None) -> None:
     """Create a token; it is printed once (only its digest is kept)."""
     if not name.isprintable() or len(name) > NAME_MAX:
         raise click.ClickException(f"--name must be 1 to {NAME_MAX} printable characters")
     secret = new_token()
-    with _storage(db_url) as storage:
+    with _storage(db_url, data_dir) as storage:
         record = storage.tokens.create(name, scopes, token_digest(secret), _now())
     click.echo(f"created token {record.id} ({name}: {', '.join(record.scopes)}):")
     click.echo(secret)
@@ -79,9 +82,10 @@ def create(name: str, scopes: tuple[str, ...], db_url: str | None) -> None:
 
 @token.command(name="list")
 @DB_URL
-def list_tokens(db_url: str | None) -> None:
+@DATA_DIR_OPTION
+def list_tokens(db_url: str | None, data_dir: Path | None) -> None:
     """The active API tokens (tokens given as server options are not stored)."""
-    with _storage(db_url) as storage:
+    with _storage(db_url, data_dir) as storage:
         records = storage.tokens.active()
     for record in records:
         rotated = f", rotated {record.rotated_at:%Y-%m-%d %H:%M}" if record.rotated_at else ""
@@ -94,10 +98,11 @@ def list_tokens(db_url: str | None) -> None:
 @token.command(name="rotate")
 @click.argument("token_id")
 @DB_URL
-def rotate(token_id: str, db_url: str | None) -> None:
+@DATA_DIR_OPTION
+def rotate(token_id: str, db_url: str | None, data_dir: Path | None) -> None:
     """Give a token a new secret (printed once); the old one stops working."""
     secret = new_token()
-    with _storage(db_url) as storage:
+    with _storage(db_url, data_dir) as storage:
         record = storage.tokens.rotate(token_id, token_digest(secret), _now())
     if record is None:
         raise click.ClickException(f"no active token with id {token_id!r}")
@@ -108,9 +113,10 @@ def rotate(token_id: str, db_url: str | None) -> None:
 @token.command(name="revoke")
 @click.argument("token_id")
 @DB_URL
-def revoke(token_id: str, db_url: str | None) -> None:
+@DATA_DIR_OPTION
+def revoke(token_id: str, db_url: str | None, data_dir: Path | None) -> None:
     """Revoke a token: it stops working within seconds on every server."""
-    with _storage(db_url) as storage:
+    with _storage(db_url, data_dir) as storage:
         if not storage.tokens.revoke(token_id, _now()):
             raise click.ClickException(f"no active token with id {token_id!r}")
     click.echo(f"revoked token {token_id}")
