@@ -27,12 +27,19 @@ from srvmon_server.fleet import Fleet
 from srvmon_server.hub import Hub
 from srvmon_server.latest import LatestView
 from srvmon_server.live import Live
+from srvmon_server.names import MachineDirectory
 from srvmon_server.notify import Notifier
 from srvmon_server.periodic import Periodic
 from srvmon_server.presence import Presence
-from srvmon_server.prometheus import MachineCollector, ServerCollector, registry
+from srvmon_server.prometheus import (
+    MachineCollector,
+    RejectedCollector,
+    ServerCollector,
+    registry,
+)
 from srvmon_server.stats import Stats, server_figures
 from srvmon_server.storage import Storage
+from srvmon_server.tokens import Tokens
 
 Clock = Callable[[], datetime]
 T = TypeVar("T")
@@ -57,6 +64,10 @@ class ServerContext:
     latest: LatestView
     metrics: CollectorRegistry
     """What /metrics exposes (docs/server.md, "Prometheus /metrics")."""
+    tokens: Tokens
+    """The live token policy (options + API tokens); ``tokens.policy`` is what auth reads."""
+    names: MachineDirectory
+    """Machine names → keys (the one resolver of names, keys and globs)."""
 
     def start(self) -> None:
         """Start the periodic jobs on the running IOLoop (idempotent)."""
@@ -72,9 +83,32 @@ class ServerContext:
         place a rule change takes effect (a shared bus would announce it here)."""
         await self.db.run(self.alerting.reload_rules)
 
+    async def delete_machine(self, key: str) -> list[str] | None:
+        """Delete a machine (a host: with its containers) and everything stored of it but
+        its alert history: the inventory rows, samples and rollups (in short batches, so
+        ingest goes on meanwhile), its alert state. Returns the keys deleted, None for an
+        unknown key. A machine that reports again afterwards appears again, afresh."""
+        samples = self.storage.samples
+        doomed = await self.db.run(samples.doomed, key)
+        if doomed is None:
+            return None
+        keys = set(doomed.values())
+        await self.db.run(self.alerting.forget_machines, keys)
+        self.presence.forget(keys)
+        self.latest.forget(keys)
+        self.names.forget(keys)
+        self.hub.forget_summaries(self.live.forget(keys))
+        while await self.db.run(samples.delete_rows, list(doomed)):
+            pass
+        await self.db.run(samples.drop_machines, doomed)
+        return sorted(keys)
+
     async def reload_silences(self) -> None:
-        """The stored silences changed: new events are matched against them."""
-        await self.db.run(self.alerting.reload_silences, self.clock())
+        """The stored silences changed: they act at once on the live alerts (each alert
+        whose flag flips gets a ``silenced`` / ``unsilenced`` event, recorded, published
+        and announced: an alert that still fires is notified again when its silence ends),
+        and new events are matched against them."""
+        self.live.alerts(await self.db.run(self.alerting.reload_silences, self.clock()))
 
     def close(self) -> None:
         """Close every stream, stop the jobs and tasks, save the alert state that waits for
@@ -128,9 +162,11 @@ def build_context(
         active_alerts=alerting.active,
         summary_interval_seconds=config.summary_interval_seconds,
     )
+    tokens = Tokens(storage, config.token_policy)
     try:
         db.call(alerting.load, clock())
         records = db.call(storage.samples.machines)
+        db.call(tokens.reload)
     except BaseException:
         db.shutdown()
         raise
@@ -147,7 +183,10 @@ def build_context(
             stale_after_seconds=config.metrics_stale_seconds,
         ),
         ServerCollector(server_figures(stats, hub, db, notifier)),
+        RejectedCollector(lambda: stats.rejected_samples_total),
     )
+    names = MachineDirectory()
+    names.load(records)
     periodic = Periodic(
         config=config,
         clock=clock,
@@ -156,6 +195,7 @@ def build_context(
         alerting=alerting,
         live=live,
         background=background,
+        tokens=tokens,
     )
     return ServerContext(
         config=config,
@@ -173,6 +213,8 @@ def build_context(
         periodic=periodic,
         latest=latest,
         metrics=metrics,
+        tokens=tokens,
+        names=names,
     )
 
 

@@ -97,18 +97,12 @@ class HostSummary:
         return self.alert.level if self.alert is not None else "ok"
 
 
-def _silenced(alert: ActiveAlert) -> bool:
-    # An ActiveAlert gains a ``silenced`` flag when silences act on firing alerts; until
-    # then every active alert counts.
-    return bool(getattr(alert, "silenced", False))
-
-
 def worst_alerts(active: Iterable[ActiveAlert]) -> dict[str, ActiveAlert]:
     """Host key → its worst firing alert that is not silenced: highest level, then the
     oldest, then by machine key (so the choice is stable)."""
     worst: dict[str, ActiveAlert] = {}
     for alert in active:
-        if alert.state != "firing" or _silenced(alert):
+        if alert.state != "firing" or alert.silenced:
             continue
         key = host_key(alert.host_id)
         held = worst.get(key)
@@ -228,6 +222,17 @@ class Fleet:
             return False
         self._hosts[key] = evolve(held, silent=silent)
         return True
+
+    def forget(self, keys: Iterable[str]) -> list[str]:
+        """Drop deleted hosts (a container key changes nothing); the host keys dropped."""
+        gone = sorted(k for k in set(keys) if k in self._hosts)
+        for key in gone:
+            del self._hosts[key]
+            self._worst.pop(key, None)
+        if gone:
+            dropped = set(gone)
+            self._order = [k for k in self._order if k not in dropped]
+        return gone
 
     def page(self, after: str | None, limit: int) -> tuple[list[HostSummary], str | None]:
         """Up to ``limit`` summaries in key order after the key ``after``, and the cursor

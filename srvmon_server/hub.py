@@ -20,7 +20,7 @@ routes, say) either ``listen`` (a callback per published event) or ``subscribe``
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from attrs import frozen
 
@@ -225,6 +225,11 @@ class Hub:
     def summaries(self) -> list[Event]:
         """The newest ``summary`` event of every host."""
         return list(self._summaries.values())
+
+    def forget_summaries(self, keys: Iterable[str]) -> None:
+        """Deleted hosts: new clients no longer start from their summaries."""
+        for key in keys:
+            self._summaries.pop(key, None)
 
     def close_all(self) -> None:
         """Close every stream (graceful shutdown): each client's drop callback runs once."""

@@ -214,6 +214,14 @@ class Live:
         if summary is not None:
             self.bus.publish("summary", summary_json(summary), key, host=key)
 
+    def forget(self, keys: set[str]) -> list[str]:
+        """Deleted machines: their hosts leave the fleet and the held summaries; the host
+        keys that left."""
+        gone = self.fleet.forget(keys)
+        self._dirty.difference_update(gone)
+        self._throttle.held.difference_update(gone)
+        return gone
+
     def close(self) -> None:
         if self._timer is not None:
             self._timer.cancel()

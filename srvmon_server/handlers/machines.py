@@ -7,7 +7,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from srvmon_core.metrics import CONTAINER_METRIC_NAMES, HOST_METRIC_NAMES
+from srvmon_server.errors import http_error
 from srvmon_server.handlers.base import ApiError, BaseHandler, parse_time
+from srvmon_server.names import AmbiguousMachine, UnknownMachine
 from srvmon_server.payloads import rule_json, summary_json
 from srvmon_server.storage import MachineRecord
 
@@ -62,8 +64,18 @@ class MachineBase(BaseHandler):
         )
 
     async def record(self, key: str) -> MachineRecord:
-        """``key`` arrives percent-decoded already (Tornado decodes path arguments)."""
+        """A machine by key, or by name through the resolver (``vm``, ``vm/db``): 404 when
+        none, 409 when several share the name. ``key`` arrives percent-decoded already
+        (Tornado decodes path arguments)."""
         record = await self.db(self.ctx.storage.samples.machine, key)
+        if record is None:
+            try:
+                named = self.ctx.names.one(key)
+            except (UnknownMachine, AmbiguousMachine) as exc:
+                mapped = http_error(exc)
+                assert mapped is not None
+                raise ApiError(mapped.status, mapped.code, mapped.message, "key") from None
+            record = await self.db(self.ctx.storage.samples.machine, named.key)
         if record is None:
             raise ApiError(404, "unknown_machine", f"no machine with key {key!r}", "key")
         return record
@@ -106,9 +118,15 @@ class ContainersHandler(MachineBase):
     """One host's containers, each with its status and latest flat metrics."""
 
     async def get(self, raw_key: str) -> None:
-        records = await self.db(self.ctx.storage.samples.machines, raw_key)
+        """``{key}`` is a host key or a host's name (``vm``)."""
+        samples = self.ctx.storage.samples
+        records = await self.db(samples.machines, raw_key)
         if not records:
-            raise ApiError(404, "unknown_machine", f"no host with key {raw_key!r}", "key")
+            named = await self.record(raw_key)  # 404 / 409 as on every machine path
+            if named.kind != "host":
+                raise ApiError(404, "unknown_machine", f"no host with key {raw_key!r}", "key")
+            raw_key = named.key
+            records = await self.db(samples.machines, named.host_id)
         levels = self.levels()
         now = self.ctx.clock()
         silent = self.ctx.config.silent_after_seconds
@@ -121,6 +139,15 @@ class ContainersHandler(MachineBase):
 
 
 class MachineHandler(MachineBase):
+    async def delete(self, raw_key: str) -> None:
+        """Delete a machine (a host with its containers), by key or name; admin scope.
+        204, 404 unknown, 409 when a name is ambiguous."""
+        record = await self.record(raw_key)
+        if await self.ctx.delete_machine(record.key) is None:  # deleted meanwhile
+            raise ApiError(404, "unknown_machine", f"no machine with key {raw_key!r}", "key")
+        self.set_status(204)
+        self.finish()
+
     async def get(self, raw_key: str) -> None:
         record = await self.record(raw_key)
         data = machine_json(record, self.status_of(record))
@@ -161,8 +188,8 @@ class SeriesHandler(MachineBase):
             )
         samples = self.ctx.storage.samples
         series = await self.db(samples.series, record.key, metric, start, end, max_points)
-        self.write_json(
-            {
+        await self.write_large_json(
+            lambda: {
                 "key": record.key,
                 "metric": metric,
                 "resolution": series.resolution,

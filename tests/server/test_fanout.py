@@ -257,12 +257,14 @@ def firing(host_id: str, machine: str, level: str, since: datetime, **kw: Any) -
         "machine_kind": "container" if ":" in machine else "host",
         "machine_name": machine,
         "host_id": host_id,
+        "hostname": f"{host_id}.rack",
         "metric": "cpu_percent",
         "state": "firing",
         "level": level,
         "since": since,
         "value": 97.0,
         "threshold": 95.0,
+        "silenced": False,
     }
     values.update(kw)
     return ActiveAlert(**values)
@@ -291,7 +293,8 @@ def test_fleet_summary_newest_wins_counts_and_worst_alert() -> None:
     warn = firing("h1", "h1", "warning", T0)
     crit = firing("h1", "h1:c1", "critical", T0 + timedelta(seconds=5))
     pending = firing("h1", "h1:c2", "critical", T0, state="pending")
-    assert fleet.set_alerts([warn, crit, pending]) == {"h1"}
+    hushed = firing("h1", "h1:c3", "critical", T0 - timedelta(seconds=9), silenced=True)
+    assert fleet.set_alerts([warn, crit, pending, hushed]) == {"h1"}
     assert fleet.set_alerts([crit, warn]) == set()
     held = fleet.get("h1")
     assert held is not None and held.status == "critical" and held.alert == crit
@@ -301,6 +304,21 @@ def test_fleet_summary_newest_wins_counts_and_worst_alert() -> None:
     back = fleet.get("h1")
     assert back is not None and back.status == "critical" and not back.silent
     assert back.containers == count_containers([])
+
+
+def test_a_deleted_host_leaves_the_fleet() -> None:
+    """forget() drops deleted hosts from the summaries and the pages; a container key
+    drops nothing; the host reporting again comes back."""
+    fleet = Fleet()
+    for n in range(3):
+        fleet.observe(batch_view(host_batch(f"h{n}", T0, 1.0, [])))
+    assert fleet.forget({"h1", "h1:c0", "h1:c1"}) == ["h1"]
+    assert fleet.forget({"h2:c0"}) == []
+    page, cursor = fleet.page(None, 10)
+    assert [s.key for s in page] == ["h0", "h2"] and cursor is None and len(fleet) == 2
+    assert fleet.get("h1") is None
+    fleet.observe(batch_view(host_batch("h1", T0 + timedelta(seconds=1), 2.0, [])))
+    assert [s.key for s in fleet.page(None, 10)[0]] == ["h0", "h1", "h2"]
 
 
 def test_fleet_pages_in_key_order() -> None:
