@@ -426,7 +426,11 @@ def measure_page(
     cdp = context.new_cdp_session(page)
     cdp.send("Performance.enable")
     page.goto(f"{url}/#/")
-    first = page.wait_for_function(FIRST_RENDER_JS, arg=hosts, polling="raf", timeout=120_000)
+    try:
+        first = page.wait_for_function(FIRST_RENDER_JS, arg=hosts, polling="raf", timeout=120_000)
+    except Exception:
+        context.close()
+        raise
     first_render = float(first.json_value()) / 1000
     page.wait_for_timeout(5000)
     before = metrics(cdp, gc=True)
@@ -551,16 +555,21 @@ def run_fleet(
             feeder=feeder,
         )
         report("views", hosts, ours)
+        theirs = None
         if reference is not None:
-            theirs = measure_page(
-                browser,
-                url,
-                hosts=hosts,
-                seconds=args.seconds,
-                reference=reference,
-                server_pid=process.pid,
-                feeder=feeder,
-            )
+            try:
+                theirs = measure_page(
+                    browser,
+                    url,
+                    hosts=hosts,
+                    seconds=args.seconds,
+                    reference=reference,
+                    server_pid=process.pid,
+                    feeder=feeder,
+                )
+            except Exception as exc:  # the old page may never finish its first render
+                print(f"{hosts:>5} full-stream: no figures ({str(exc).splitlines()[0]})")
+        if theirs is not None:
             report("full-stream", hosts, theirs)
             print(
                 f"{hosts:>5} ratio views / full-stream: first render "
