@@ -4,7 +4,8 @@ A realistic room: 50 hosts (web, api, db, cache, worker, edge) with their contai
 minutes of history at 30 s, fed to a real ``srvmon server`` through its batched ingest API;
 the hosts then keep reporting every 5 s while the pictures are taken. One alert fires
 (db-03's disk, critical) and one is silenced (the queue container on worker-07, its memory),
-so the screens show both. Debian's chromium is driven by playwright.
+so the screens show both. The fleet is shot twice: as it opens (50 hosts: the dense cells)
+and as tiles. Debian's chromium is driven by playwright.
 
     .venv/bin/python docs/screenshots/regenerate.py            # writes docs/screenshots/*.png
     .venv/bin/python docs/screenshots/regenerate.py --out /tmp/shots --hosts 20
@@ -292,7 +293,8 @@ def take(base: str, room: Room, out: Path) -> list[Path]:
             page.fill('#history-form [name="machine"]', "db-*")
             page.click("#history-form button[type=submit]")
 
-        shot("overview", "#/", ".tile")
+        shot("overview", "#/", ".cell")  # 50 hosts: the dense fleet (auto mode)
+        shot("overview-tiles", "#/?mode=tiles", ".tile")
         shot("host", f"#/host/{web}", "#container-rows tr", charts_drawn)
         shot("container", f"#/host/{web}/container/app", "canvas.chart", charts_drawn)
         shot("alerts", "#/alerts", "#active-alerts tr[data-fingerprint]")
@@ -300,7 +302,7 @@ def take(base: str, room: Room, out: Path) -> list[Path]:
         shot("rules", "#/rules", "tr[data-rule-id]", edit_rule)
         shot("silences", "#/silences", "#silence-rows tr")
         page.set_viewport_size({"width": 390, "height": 844})
-        shot("phone", "#/", ".tile")
+        shot("phone", "#/?mode=tiles", ".tile")
         browser.close()
     return made
 
