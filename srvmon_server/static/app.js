@@ -148,6 +148,7 @@ async function start() {
   }, setConnection);
   stream.open();
   await loaded;
+  showAge();
   // "silent" comes from the server (summaries, machine events); once a second only the
   // data age is refreshed, and views get a tick (e.g. to re-sort by a moving metric).
   setInterval(() => {

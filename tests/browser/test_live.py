@@ -5,6 +5,7 @@ nobody, and the dense fleet shows 500 hosts at once."""
 from __future__ import annotations
 
 import json
+import re
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -156,6 +157,26 @@ def test_silent_comes_from_the_server_and_ends_with_the_next_sample(
     ingest(server.base_url, server.token, batch("alpha", at=clock.now))
     expect()(tile).not_to_have_attribute("data-status", "silent", timeout=3000)
     expect()(tile.locator(".silent-mark")).to_be_hidden()
+
+
+def test_the_badge_shows_the_age_of_the_newest_data(page: Any, start_inprocess: Any) -> None:
+    """Next to the connection state, the age of the newest sample shown, by the server's
+    clock (hello's server_time), not the tab's: samples 20 s old read about 20 s and are
+    marked stale; a sample of the server's present brings it under 5 s, not stale."""
+    clock = fake_clock_now()
+    server = start_inprocess(clock)
+    ingest(server.base_url, server.token, batch("alpha", at=clock.now - timedelta(seconds=20)))
+    open_page(page, server.base_url)
+    age = page.locator("#data-age")
+    expect()(age).to_be_visible()
+    expect()(age).to_have_class(re.compile(r"\bstale\b"))
+    old_ms = int(age.get_attribute("data-age-ms") or "-1")
+    assert 20_000 <= old_ms < 26_000, old_ms
+    assert age.inner_text() in {f"{s} s" for s in range(20, 27)}
+    ingest(server.base_url, server.token, batch("alpha", at=clock.now))
+    expect()(age).not_to_have_class(re.compile(r"\bstale\b"), timeout=3000)
+    fresh_ms = int(age.get_attribute("data-age-ms") or "-1")
+    assert 0 <= fresh_ms < 5_000, fresh_ms
 
 
 def test_a_slow_tab_sees_the_newest_values_not_stale_ones(page: Any, start_inprocess: Any) -> None:

@@ -68,7 +68,8 @@ function makeTile(host) {
 }
 
 function drawTile(host, status, parts) {
-  setText(parts.link, hostLabel(host));
+  setText(parts.link, host.hostname); // the name people use; the key on hover
+  setAttr(parts.link, "title", host.key);
   const silent = status === "silent";
   parts.silent.hidden = !silent;
   if (silent) setText(parts.silent, `silent since ${fmtLocal(silentSince(host))}`);
