@@ -71,9 +71,17 @@ _KIND_CODES = {
 
 
 def _getter(metric: str, machine_kind: str) -> Callable[[Any], float | None]:
-    owner = HostSample if machine_kind == "host" else ContainerSample
-    if hasattr(owner, metric):
-        return lambda sample: getattr(sample, metric)
+    """How a threshold check reads its metric: ``None`` when the sample does not carry it.
+
+    A host field listed in ``not_collected`` holds a placeholder, never a reading: it reads
+    as absent, exactly as the flat metrics (``host_metrics``) leave it out.
+    """
+    if machine_kind != "host":
+        if hasattr(ContainerSample, metric):
+            return lambda sample: getattr(sample, metric)
+        return lambda sample: None
+    if hasattr(HostSample, metric):
+        return lambda sample: None if metric in sample.not_collected else getattr(sample, metric)
     return lambda sample: host_metrics(sample).get(metric)
 
 
@@ -374,7 +382,8 @@ def _observe(
             last = machine.last_restart_at
             recent = last is not None and (now - last).total_seconds() < hold
             target = check.level if recent else 0
-            value = float(sample.restart_count)
+            count = sample.restart_count
+            value = None if count is None else float(count)
         if target == 0 and alert is None:
             continue
         if alerts is None:
@@ -404,14 +413,15 @@ def _seen(
         machine.ref = ref
         machine.last_seen = now
     if sample is not None:
-        if (
-            machine.container_id is not None
-            and machine.restart_count is not None
-            and (sample.id != machine.container_id or sample.restart_count > machine.restart_count)
+        count, known = sample.restart_count, machine.restart_count
+        if machine.container_id is not None and (
+            sample.id != machine.container_id
+            or (count is not None and known is not None and count > known)
         ):
             machine.last_restart_at = now
         machine.container_id = sample.id
-        machine.restart_count = sample.restart_count
+        if count is not None:  # an absent count is no news: the last known one stays
+            machine.restart_count = count
     return machine
 
 
