@@ -48,7 +48,7 @@ class MachineSample:
     labels: dict[str, str]
     state: str | None
     health: str | None
-    restart_count: int
+    restart_count: int | None
     metrics: dict[str, float]
     source: HostSample | ContainerSample
     """The sample itself; ``sample`` unstructures it only when the inventory needs it."""
@@ -76,7 +76,7 @@ def machine_samples(batch: Batch) -> list[MachineSample]:
                 labels={},
                 state="up",
                 health=None,
-                restart_count=0,
+                restart_count=None,
                 metrics=host_metrics(batch.host),
                 source=batch.host,
                 stamp=stamp,

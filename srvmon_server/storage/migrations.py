@@ -30,7 +30,26 @@ def _v1_to_v2(conn: sa.Connection) -> None:
     conn.execute(sa.text("ALTER TABLE alert_events ADD COLUMN silenced BOOLEAN NOT NULL DEFAULT 0"))
 
 
-MIGRATIONS: dict[int, Step] = {1: _v1_to_v2}
+def _v2_to_v3(conn: sa.Connection) -> None:
+    """v3 stores an unreported restart count as NULL, not 0 (hosts have none; the legacy
+    Java collector does not send one). SQLite cannot drop NOT NULL in place: the table is
+    rebuilt with its rows."""
+    quote = conn.dialect.identifier_preparer.quote
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("ALTER TABLE machines RENAME TO machines_v2")
+        for index in sa.inspect(conn).get_indexes("machines_v2"):
+            conn.exec_driver_sql(f"DROP INDEX {quote(str(index['name']))}")
+        t.machines.create(conn)
+        columns = ", ".join(quote(c.name) for c in t.machines.c)
+        conn.exec_driver_sql(f"INSERT INTO machines ({columns}) SELECT {columns} FROM machines_v2")
+        conn.exec_driver_sql("DROP TABLE machines_v2")
+    else:
+        conn.exec_driver_sql("ALTER TABLE machines MODIFY restart_count INTEGER NULL")
+    hosts = sa.update(t.machines).where(t.machines.c.kind == "host")
+    conn.execute(hosts.values(restart_count=None))
+
+
+MIGRATIONS: dict[int, Step] = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
 def _now_ms() -> int:

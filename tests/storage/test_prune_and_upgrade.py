@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 import sqlalchemy as sa
 
 from srvmon_server.storage import SCHEMA_VERSION, Storage
@@ -106,3 +107,61 @@ def test_a_newer_schema_is_refused(db_url: str) -> None:
         assert "newer than this srvmon" in str(error)
     else:
         raise AssertionError("opening a newer schema must fail")
+
+
+def test_upgrade_from_v2_lets_restart_counts_be_absent(db_url: str) -> None:
+    """A v2 database (restart_count NOT NULL, 0 for hosts) opens as v3: rows, ids and the
+    unique key kept, hosts' placeholder 0 cleared, a container without a count storable."""
+    from srvmon_core.schema import Batch, ContainerSample
+
+    store = Storage.open(db_url)
+    store.ingest(batch(T0, containers=1), T0)
+    with store.engine.connect() as conn:
+        before = conn.execute(sa.select(t.machines.c.key, t.machines.c.id)).all()
+    with store.engine.begin() as conn:
+        conn.execute(sa.update(t.machines).values(restart_count=0))
+        if store.dialect == "sqlite":  # rebuild the v2 table: NOT NULL DEFAULT 0
+            conn.exec_driver_sql("ALTER TABLE machines RENAME TO machines_new")
+            conn.exec_driver_sql("DROP INDEX ix_machines_host_id")
+            ddl = str(sa.schema.CreateTable(t.machines).compile(conn)).replace(
+                "restart_count INTEGER,", "restart_count INTEGER DEFAULT '0' NOT NULL,"
+            )
+            assert "NOT NULL," in ddl
+            conn.exec_driver_sql(ddl)
+            conn.exec_driver_sql("CREATE INDEX ix_machines_host_id ON machines (host_id)")
+            conn.exec_driver_sql("INSERT INTO machines SELECT * FROM machines_new")
+            conn.exec_driver_sql("DROP TABLE machines_new")
+        else:
+            conn.exec_driver_sql(
+                "ALTER TABLE machines MODIFY restart_count INTEGER NOT NULL DEFAULT 0"
+            )
+        conn.execute(sa.update(t.schema_version).values(version=2))
+    store.close()
+
+    store = Storage.open(db_url)
+    try:
+        assert store.upgraded_from == 2
+        with store.engine.connect() as conn:
+            assert conn.execute(sa.select(t.machines.c.key, t.machines.c.id)).all() == before
+            nullable = {c["name"]: c["nullable"] for c in sa.inspect(conn).get_columns("machines")}
+        assert nullable["restart_count"] is True
+        host, c0 = store.machines()
+        assert (host.key, host.restart_count) == ("h1", None)
+        assert (c0.key, c0.restart_count) == ("h1:c0", 0)
+        legacy = ContainerSample(id="j1", name="c0", restart_count=None, cpu_percent=1.0)
+        store.ingest(Batch(host_id="h1", hostname="h1.room", timestamp=T0 + seconds(1),
+                           containers=(legacy,)), T0)  # fmt: skip
+        record = store.machine("h1:c0")
+        assert record is not None
+        assert record.restart_count is None
+        assert "restart_count" not in record.metrics
+        # the unique key survived the rebuild
+        with pytest.raises(sa.exc.IntegrityError), store.engine.begin() as conn:
+            conn.execute(sa.insert(t.machines).values(**_copy_of(conn, "h1")))
+    finally:
+        store.close()
+
+
+def _copy_of(conn: sa.Connection, key: str) -> dict[str, object]:
+    row = conn.execute(sa.select(t.machines).where(t.machines.c.key == key)).mappings().one()
+    return {k: v for k, v in row.items() if k != "id"}
