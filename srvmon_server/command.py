@@ -19,6 +19,8 @@ import click
 
 from srvmon_server.config import DEFAULT_MAX_BODY_BYTES, ServerConfig
 from srvmon_server.cors import parse_origins
+from srvmon_server.legacy.config import LegacyConfig
+from srvmon_server.legacy.options import legacy_options
 
 log = logging.getLogger(__name__)
 TOKEN_FILE = "server-token"
@@ -247,6 +249,7 @@ PORT_OPTION = click.option(
     show_default=True,
     help="SSE heartbeat comment interval",
 )
+@legacy_options
 def server(
     *,
     host: str,
@@ -266,6 +269,7 @@ def server(
     alert_history_retention_days: float,
     inventory_flush_seconds: float,
     heartbeat_seconds: float,
+    legacy: LegacyConfig,
 ) -> None:
     """Run the HTTP server: ingest, REST, SSE, alerts and the dashboard."""
     from srvmon_server.storage import StorageError
@@ -305,6 +309,7 @@ def server(
         alert_history_retention_days=alert_history_retention_days,
         inventory_flush_seconds=inventory_flush_seconds,
         heartbeat_seconds=heartbeat_seconds,
+        legacy=legacy,
     )
     try:
         asyncio.run(serve(config, url, host, port))

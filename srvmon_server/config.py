@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from attrs import field, frozen
 
 from srvmon_server.auth import TokenPolicy
+from srvmon_server.legacy.config import LegacyConfig
 
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 
@@ -47,6 +48,8 @@ class ServerConfig:
     webhook_timeout_seconds: float = 5.0
     static_path: str | None = None
     """Directory of the dashboard; defaults to the package's ``static`` folder."""
+    legacy: LegacyConfig = field(factory=LegacyConfig)
+    """The original Java back end's routes (off by default; srvmon_server/legacy)."""
 
     @property
     def token_policy(self) -> TokenPolicy:

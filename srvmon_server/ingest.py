@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 
 from srvmon_core import codec
@@ -35,20 +35,27 @@ def decode_body(body: bytes) -> Batch:
         raise ApiError(400, "invalid_body", exc.message, exc.path) from None
 
 
-def decode_request(body: bytes) -> Batch | list[Batch | ApiError]:
+def decode_request(
+    body: bytes, *, legacy_tz: tzinfo = UTC, legacy_interval_seconds: float = 1.0
+) -> Batch | list[Batch | ApiError]:
     """One envelope (or legacy document) → a Batch; ``{"batches": [...]}`` → one Batch or
     one ``ApiError(400)`` per envelope, in order (its field path under ``$.batches[i]``).
+    Legacy documents are read in ``legacy_tz`` with ``legacy_interval_seconds`` loops.
 
     Raises ``ApiError(400)`` when the body as a whole is not JSON, or ``batches`` is not a
     list of 1 to ``MAX_BATCHES_PER_REQUEST`` items.
     """
+    legacy: dict[str, Any] = {
+        "legacy_tz": legacy_tz,
+        "legacy_interval_seconds": legacy_interval_seconds,
+    }
     try:
         data = codec.parse_json(body)
     except DecodeError as exc:
         raise ApiError(400, "invalid_body", exc.message, exc.path) from None
     if type(data) is not dict or "batches" not in data:
         try:
-            return codec.message_from_dict(data)
+            return codec.message_from_dict(data, **legacy)
         except DecodeError as exc:
             raise ApiError(400, "invalid_body", exc.message, exc.path) from None
     items = data["batches"]
@@ -63,7 +70,7 @@ def decode_request(body: bytes) -> Batch | list[Batch | ApiError]:
     decoded: list[Batch | ApiError] = []
     for index, item in enumerate(items):
         try:
-            decoded.append(codec.message_from_dict(item))
+            decoded.append(codec.message_from_dict(item, **legacy))
         except DecodeError as exc:
             path = f"$.batches[{index}]{exc.path[1:]}"
             decoded.append(ApiError(400, "invalid_body", exc.message, path))
@@ -121,6 +128,7 @@ def _publish_stored(
     samples_by_key = sample_events(batch)
     for key, data in samples_by_key:
         ctx.hub.publish("sample", data, key)
+    ctx.hub.batch_stored(batch)
     for key, _ in samples_by_key:
         if ctx.presence.seen(key, received_at) is not None:
             status = levels.get(key, "ok")

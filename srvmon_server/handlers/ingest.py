@@ -18,7 +18,10 @@ from srvmon_server.ingest import decode_request, ingest_batch, ingest_batches
 class IngestHandler(BaseHandler):
     async def post(self) -> None:
         self._check_size()
-        decoded = decode_request(self.body)
+        legacy = self.ctx.config.legacy  # the zone and loop of legacy Java documents
+        decoded = decode_request(
+            self.body, legacy_tz=legacy.tz, legacy_interval_seconds=legacy.interval_seconds
+        )
         if isinstance(decoded, Batch):
             result = await ingest_batch(self.ctx, decoded)
             self.write_json({"stored": result.stored, "duplicates": result.duplicates})
