@@ -37,6 +37,12 @@ def java_double(value: float) -> str:
     return f"{sign}{digits[0]}.{fraction}E{exponent}"
 
 
+def per_loop(rate: float, interval_seconds: float) -> float:
+    """A per-second figure as the original's per-loop delta, rounded to 15 significant
+    digits so that a limit posted as ``2048.0`` reads back as ``2048.0`` whatever the loop."""
+    return float(f"{rate * interval_seconds:.15g}")
+
+
 def local_time(instant: datetime, tz: tzinfo) -> str:
     """The instant as a zone-less local time in ``tz``: ``2024-03-01T12:00:05``."""
     return instant.astimezone(tz).strftime("%Y-%m-%dT%H:%M:%S")

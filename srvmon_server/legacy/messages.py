@@ -28,7 +28,7 @@ from typing import Any, Literal
 from attrs import frozen
 
 from srvmon_core.rules import Rule
-from srvmon_server.legacy.java import java_double, local_time
+from srvmon_server.legacy.java import java_double, local_time, per_loop
 
 MessageType = Literal[
     "thresholdExceeded", "thresholdDeceeded", "timeout", "containerIdChanged", "zerovalue"
@@ -89,10 +89,10 @@ def message_type(event: Mapping[str, Any], rule: Rule | None) -> MessageType | N
     return None
 
 
-def _figure(value: Any, per_loop: bool, interval_seconds: float) -> str | None:
+def _figure(value: Any, loop: bool, interval_seconds: float) -> str | None:
     if not isinstance(value, int | float) or isinstance(value, bool):
         return None
-    return java_double(float(value) * interval_seconds if per_loop else float(value))
+    return java_double(per_loop(value, interval_seconds) if loop else float(value))
 
 
 def _instant(event: Mapping[str, Any]) -> datetime:

@@ -23,7 +23,7 @@ from attrs import frozen
 
 from srvmon_core.errors import ConfigError
 from srvmon_core.rules import Rule, Selector
-from srvmon_server.legacy.java import java_double
+from srvmon_server.legacy.java import java_double, per_loop
 
 Side = Literal["over", "under"]
 FIELDS = (
@@ -115,7 +115,7 @@ def limits(rules: Sequence[Rule], side: Side, interval_seconds: float) -> dict[s
             value = _limit(rule)
             if value is None:
                 continue
-            out[name] = java_double(value * interval_seconds if target.per_loop else value)
+            out[name] = java_double(per_loop(value, interval_seconds) if target.per_loop else value)
             break
     return out
 

@@ -260,3 +260,12 @@ def test_bad_options_are_click_errors_naming_the_option() -> None:
                       legacy_timezone="Mars/Olympus", legacy_interval_seconds=1.0)  # fmt: skip
     assert parse_zone("utc") is UTC
     assert parse_networks("10.0.0.1, ::1") == parse_networks(["10.0.0.1/32", "::1/128"])
+
+
+def test_a_posted_delta_reads_back_unchanged_for_any_loop() -> None:
+    """limit / interval, then * interval: 15 significant digits hide the float round trip."""
+    for value, interval, text in [(2048.0, 9.1, "2048.0"), (99.9, 1.3, "99.9"), (0.7, 0.3, "0.7")]:
+        assert value / interval * interval != value  # the float round trip is not exact
+        posted = dict.fromkeys(FIELDS, value)
+        rules = apply_limits([], "over", posted, interval_seconds=interval)
+        assert set(limits(rules, "over", interval_seconds=interval).values()) == {text}
