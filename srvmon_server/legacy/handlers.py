@@ -278,24 +278,29 @@ class DayHistoryHandler(LegacyHandler):
         chosen = self.filters()
         rules = self.live.rules()
         by_id = {rule.id: rule for rule in rules}
+        hostnames = dict(self.live.hostnames)
+        if "hostName" in chosen:  # every host's name, also of hosts not heard from lately
+            records = await self.db(self.ctx.storage.machines)
+            hostnames.update({r.host_id: r.hostname for r in records if r.kind == "host"})
 
         def keep(event: dict[str, Any]) -> bool:
+            host_id = str(event.get("host_id"))
             wanted = {
                 "machineType": event.get("machine_kind"),
                 "machineName": event.get("machine_name"),
                 "metricName": metric_name(event.get("metric")),
                 "messageType": message_type(event, by_id.get(event.get("rule_id", ""))),
+                "hostName": hostnames.get(host_id, host_id),
             }
             return all(chosen[n] == v for n, v in wanted.items() if n in chosen)
 
         storage = self.ctx.storage
         events = await self.db(
-            lambda: breach_events(storage, rules, want=SCAN_MAX, start=start, end=end, keep=keep)
+            lambda: breach_events(
+                storage, rules, want=DAY_HISTORY_MAX, start=start, end=end, keep=keep
+            )
         )
-        items = await self.items(events)
-        if "hostName" in chosen:
-            items = [i for i in items if i["hostName"] == chosen["hostName"]]
-        self.write_json(items[:DAY_HISTORY_MAX])
+        self.write_json(await self.items(events))
 
 
 class InventoryHandler(LegacyHandler):
