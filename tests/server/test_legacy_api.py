@@ -18,15 +18,19 @@ import struct
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import pytest
 import tornado.httpclient
 import tornado.websocket
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from srvmon_core.codec import encode_batch
 from srvmon_core.schema import Batch, ContainerSample, HostSample
 from srvmon_server.legacy.config import LegacyConfig
+from srvmon_server.legacy.handlers import DAY_FILTERS as DAY_QUERY
 from tests.server.conftest import StartServer
 from tests.server.harness import READ, WRITE, FakeClock, RunningServer
 from tests.server.legacy_client import (
@@ -585,3 +589,53 @@ def test_a_client_that_does_not_read_the_websocket_is_dropped(start_server: Star
     # reading what the kernel still holds takes long through a 4 KiB window: reset instead
     stalled.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     stalled.close()
+
+
+LEGACY_ENDPOINTS = [
+    ("POST", "/api/metrics"),
+    ("POST", "/api/metrics/threshold-setting"),
+    ("POST", "/api/metrics/under-threshold-setting"),
+    ("POST", "/api/metrics/threshold-history"),
+    ("GET", "/api/metrics/history"),
+    ("GET", "/api/metrics/threshold-setting"),
+    ("GET", "/api/inventory/list"),
+]
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=12), children, max_size=4)
+    ),
+    max_leaves=10,
+)
+_limit_like = st.dictionaries(
+    st.sampled_from([*OVER, "targetId", "hostId", "type", "name", "timeStamp"]),
+    _json_values,
+    max_size=8,
+)
+
+
+def test_random_input_never_gets_a_5xx(start_server: StartServer) -> None:
+    """Random JSON (NaN included), random query values: 200, or a 4xx with the envelope,
+    or the limits' own 400 shape; never a 5xx."""
+    server = legacy_server(start_server)
+    client = OldClient(server.port, token=WRITE)
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(
+        st.sampled_from(LEGACY_ENDPOINTS),
+        _json_values | _limit_like,
+        st.dictionaries(st.sampled_from(["date", *DAY_QUERY]), st.text(max_size=12), max_size=3),
+    )
+    def probe(endpoint: tuple[str, str], body: Any, query: dict[str, str]) -> None:
+        method, path = endpoint
+        payload = json.dumps(body, allow_nan=True) if method == "POST" else None
+        answer = client.call(method, f"{path}?{urlencode(query)}", payload)
+        assert answer.status < 500, (method, path, answer.status, answer.body[:200])
+        if answer.status >= 400:
+            error = answer.json()["error"]
+            if isinstance(error, dict):
+                assert error["status"] == answer.status
+            else:  # over < under: the original's {error, thresholdValues}
+                assert set(answer.json()) == {"error", "thresholdValues"}
+
+    probe()
