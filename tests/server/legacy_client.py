@@ -13,7 +13,11 @@ import http.client
 import json
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
+from zoneinfo import ZoneInfo
+
+from srvmon_server.legacy.config import LegacyConfig
 
 HOST_ID = "6f1c2e0a-rack3-u12"
 MYSQL_ID = "4f7c2d0e9a1b3c5d7e9f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d"
@@ -177,3 +181,42 @@ class SseLines:
 
     def close(self) -> None:
         self.sock.close()
+
+
+# --- a server as the migration tests run it -----------------------------------------
+
+BERLIN = ZoneInfo("Europe/Berlin")
+FRONTEND = "http://old-frontend.example"
+OVER = {
+    "cpuPercent": "90.0",
+    "memoryUsage": "1.0E9",
+    "diskReadDelta": "2048.0",
+    "diskWriteDelta": "1.0E12",
+    "networkRx": "1.0E12",
+    "networkTx": "1.0E12",
+    "temperature": "85.0",
+}
+UNDER = {
+    "cpuPercent": "1.0",
+    "memoryUsage": "0.0",
+    "diskReadDelta": "-1.0",
+    "diskWriteDelta": "-1.0",
+    "networkRx": "-1.0",
+    "networkTx": "-1.0",
+    "temperature": "-50.0",
+}
+
+
+def legacy_server(start: Callable[..., Any], **legacy: Any) -> Any:
+    """A RunningServer (tests/server/harness.py) with the legacy routes on: Berlin time, a
+    5 s Java loop, tokenless ingest from 127.0.0.1, the old front end's origin allowed."""
+    options: dict[str, Any] = dict(
+        enabled=True, tz=BERLIN, interval_seconds=5.0, tokenless_networks="127.0.0.1/32"
+    )
+    options.update(legacy)
+    return start(
+        legacy=LegacyConfig(**options),
+        cors_allowed_origins={FRONTEND},
+        heartbeat_seconds=0.3,
+        silence_check_seconds=0.1,
+    )
