@@ -9,15 +9,19 @@ zone-less local timestamps), never produced by srvmon's encoder.
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 import socket
+import threading
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from srvmon_server.legacy.config import LegacyConfig
+
+T = TypeVar("T")
 
 HOST_ID = "6f1c2e0a-rack3-u12"
 MYSQL_ID = "4f7c2d0e9a1b3c5d7e9f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d"
@@ -220,3 +224,23 @@ def legacy_server(start: Callable[..., Any], **legacy: Any) -> Any:
         heartbeat_seconds=0.3,
         silence_check_seconds=0.1,
     )
+
+
+def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run`` on a thread of its own: the test thread may already run a loop (the
+    session's playwright browser does), and tornado's WebSocket client needs one."""
+    box: list[T] = []
+    failure: list[BaseException] = []
+
+    def main() -> None:
+        try:
+            box.append(asyncio.run(coroutine))
+        except BaseException as exc:  # re-raised on the test thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=main, name="legacy-test-client")
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
+    return box[0]

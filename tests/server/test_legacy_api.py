@@ -33,6 +33,7 @@ from tests.server.legacy_client import (
     SseLines,
     java_document,
     legacy_server,
+    run_async,
 )
 
 pytestmark = pytest.mark.timeout(120)
@@ -300,4 +301,4 @@ def test_an_old_client_uses_every_legacy_route(
     """Limits, POST /api/metrics, the alert stream (all five message types), the WebSocket,
     the three history routes and the inventory, as the original's clients used them."""
     server = legacy_server(start_server_any_db)
-    asyncio.run(scenario(server, clock))
+    run_async(scenario(server, clock))

@@ -35,6 +35,7 @@ from tests.server.legacy_client import (
     SseLines,
     java_document,
     legacy_server,
+    run_async,
 )
 
 pytestmark = pytest.mark.timeout(120)
@@ -119,7 +120,7 @@ def test_reads_follow_the_read_token_setting(start_server: StartServer) -> None:
         connection = await tornado.websocket.websocket_connect(f"{url}?token={READ}")
         connection.close()
 
-    asyncio.run(sockets())
+    run_async(sockets())
 
 
 def test_websocket_origins_follow_cors_allowed_origins(start_server: StartServer) -> None:
@@ -145,7 +146,7 @@ def test_websocket_origins_follow_cors_allowed_origins(start_server: StartServer
         origins = [FRONTEND, f"http://127.0.0.1:{server.port}", None, "http://evil.example"]
         return [await attempt(origin) for origin in origins]
 
-    assert asyncio.run(run()) == [101, 101, 101, 403]
+    assert run_async(run()) == [101, 101, 101, 403]
 
 
 DOC = java_document("2026-11-25T11:00:00")
@@ -272,7 +273,7 @@ def test_a_client_that_does_not_read_the_websocket_is_dropped(start_server: Star
         reader.close()
         return sent, received
 
-    sent, received = asyncio.run(reader_and_flood())
+    sent, received = run_async(reader_and_flood())
     assert fanout.dropped == 1, f"not dropped after {sent} documents"
     assert received == sent  # the reading client missed nothing
     assert 8 < sent < 3000
