@@ -6,8 +6,8 @@
 
 PYTHON ?= python3
 VENV ?= .venv
-SYSTEM_PACKAGES := docker.io busybox-static mariadb-server chromium
-SYSTEM_COMMANDS := dockerd busybox mariadbd chromium
+SYSTEM_PACKAGES := docker.io busybox-static mariadb-server chromium prometheus prometheus-alertmanager
+SYSTEM_COMMANDS := dockerd busybox mariadbd chromium prometheus promtool prometheus-alertmanager amtool
 
 .PHONY: run test system-deps venv
 

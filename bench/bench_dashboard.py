@@ -140,7 +140,7 @@ def start_server(workdir: Path, token: str) -> tuple[subprocess.Popen[bytes], st
     command = (
         [str(script)]
         if script.exists()
-        else [sys.executable, "-c", "from srvmon_server.cli import main; main()"]
+        else [sys.executable, "-c", "from srvmon_cli.main import main; main()"]
     )
     log = (workdir / "server.log").open("ab")
     process = subprocess.Popen(

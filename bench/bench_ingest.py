@@ -43,10 +43,11 @@ if str(ROOT) not in sys.path:
 import sqlalchemy as sa  # noqa: E402
 
 from srvmon_core.schema import Batch, ContainerSample, HostSample  # noqa: E402
+from srvmon_core.view import batch_view  # noqa: E402
 from srvmon_server.storage import Storage  # noqa: E402
 from srvmon_server.storage import tables as t  # noqa: E402
 from srvmon_server.storage.gateway import INVENTORY_FLUSH  # noqa: E402
-from srvmon_server.storage.ingest import machine_samples, raw_row  # noqa: E402
+from srvmon_server.storage.ingest import raw_row  # noqa: E402
 from tests.fixtures.mariadb import MariaDB, start_mariadb, stop_mariadb  # noqa: E402
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
@@ -115,16 +116,16 @@ def run_ingest(
     """(ingest samples/s, one catch-up roll_up over all of it in µs per sample)."""
     store = Storage.open(url, inventory_flush=inventory_flush)
     try:
-        store.ingest(sample_batch(0), T0)  # machines exist; ids are cached
-        store.roll_up()
+        store.samples.ingest(sample_batch(0), T0)  # machines exist; ids are cached
+        store.samples.roll_up()
         began = time.perf_counter()
         for i in range(1, batches + 1):
             batch = sample_batch(i)
-            store.ingest(batch, batch.timestamp)  # received as sent: one batch a second
-        store.flush_inventory()  # what still waits is part of the cost
+            store.samples.ingest(batch, batch.timestamp)  # received as sent: one batch a second
+        store.samples.flush_inventory()  # what still waits is part of the cost
         elapsed = time.perf_counter() - began
         began = time.perf_counter()
-        store.roll_up()
+        store.samples.roll_up()
         rolled = time.perf_counter() - began
     finally:
         store.close()
@@ -135,14 +136,14 @@ def run_periodic(url: str, batches: int, every: int) -> float:
     """Samples/s of ingest with a roll_up after every ``every`` batches (and at the end)."""
     store = Storage.open(url)
     try:
-        store.ingest(sample_batch(0), T0)
-        store.roll_up(T0)
+        store.samples.ingest(sample_batch(0), T0)
+        store.samples.roll_up(T0)
         began = time.perf_counter()
         for i in range(1, batches + 1):
             batch = sample_batch(i)
-            store.ingest(batch, batch.timestamp)
+            store.samples.ingest(batch, batch.timestamp)
             if i % every == 0 or i == batches:  # the clock follows the data, as in service
-                store.roll_up(sample_batch(i).timestamp + timedelta(seconds=1))
+                store.samples.roll_up(sample_batch(i).timestamp + timedelta(seconds=1))
         elapsed = time.perf_counter() - began
     finally:
         store.close()
@@ -156,7 +157,9 @@ def run_ceiling(url: str, batches: int) -> float:
     for i in range(1, batches + 1):
         b = sample_batch(i)
         ts = round(b.timestamp.timestamp() * 1000)
-        prepared.append([raw_row(n + 1, ts, p.metrics) for n, p in enumerate(machine_samples(b))])
+        prepared.append(
+            [raw_row(n + 1, ts, p.metrics) for n, p in enumerate(batch_view(b).machines)]
+        )
     insert = sa.insert(t.samples)
     began = time.perf_counter()
     for rows in prepared:

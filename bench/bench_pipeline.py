@@ -12,7 +12,9 @@ mariadbd), and a ``srvmon consumer``, all on 127.0.0.1, and stops them by pid.
    the same with one transaction per batch (what one envelope per POST allows at best).
    The consumer posts up to 500 envelopes per request (``{"batches": [...]}``, one server
    transaction each); the same pipeline with ``--max-request-batches 1`` (one envelope per
-   POST, the former behaviour) is measured too, for a same-run before/after ratio.
+   POST, the former behaviour) is measured too, for a same-run before/after ratio. For the
+   batched pipeline it also prints the CPU each process (server, consumer, broker,
+   mariadbd) used per stored sample in that window, against the wall time per sample.
 2. Alert latency (SQLite): one threshold rule, then one breaching batch at a time for a new
    host. The time runs from ``produce()`` to the ``alert`` event on a GET /api/v1/events
    client. The reference is the time from produce to the ``sample`` event of the same batch,
@@ -288,6 +290,12 @@ def raw_insert_ceiling(db_url: str, items: list[Batch], rows_per_commit: int = 1
     return len(rows) / elapsed
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used (``/proc/PID/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def pipeline_throughput(
     procs: Procs,
     bootstrap: str,
@@ -296,25 +304,34 @@ def pipeline_throughput(
     samples: int,
     *,
     request_batches: int = 500,
-) -> float:
+    others: dict[str, int] | None = None,
+) -> tuple[float, dict[str, float]]:
+    """Samples/s from the first stored row to the last, and the CPU each process used in
+    that window, in µs per stored sample (``others``: more processes to watch by pid)."""
     topic = f"bench-{free_port()}"
     create_topic(bootstrap, topic)
     produce(bootstrap, topic, items)
     server, server_url = start_server(procs, db_url)
     engine = sa.create_engine(db_url, poolclass=sa.pool.NullPool)
     consumer = start_consumer(procs, bootstrap, topic, server_url, request_batches)
+    watched = {"server": server.pid, "consumer": consumer.pid, **(others or {})}
     wait(lambda: count_rows(engine) > 0, 60, "first row")
     began = time.perf_counter()
+    cpu_before = {name: cpu_seconds(pid) for name, pid in watched.items()}
     first = count_rows(engine)
     wait(lambda: count_rows(engine) >= samples, 300, f"{samples} rows")
     elapsed = time.perf_counter() - began
+    cpu_used = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in watched.items()}
     final = count_rows(engine)
     if final != samples:
         raise SystemExit(f"expected exactly {samples} rows, found {final}")
     procs.stop(consumer)
     procs.stop(server)
     engine.dispose()
-    return (samples - first) / elapsed
+    stored = samples - first
+    cpu_us = {name: seconds / stored * 1e6 for name, seconds in cpu_used.items()}
+    cpu_us["wall"] = elapsed / stored * 1e6
+    return stored / elapsed, cpu_us
 
 
 class EventReader(threading.Thread):
@@ -439,8 +456,13 @@ def main() -> None:
                 per_batch = raw_insert_ceiling(
                     make_url("raw-per-batch"), items, rows_per_commit=1 + args.containers
                 )
-                rate = pipeline_throughput(procs, bootstrap, make_url("pipeline"), items, samples)
-                single = pipeline_throughput(
+                others = {"broker": procs.running[0].pid}
+                if backend == "mariadb" and mariadb is not None and mariadb.process is not None:
+                    others["mariadbd"] = mariadb.process.pid
+                rate, cpu = pipeline_throughput(
+                    procs, bootstrap, make_url("pipeline"), items, samples, others=others
+                )
+                single, _ = pipeline_throughput(
                     procs, bootstrap, make_url("pipeline-single"), items, samples, request_batches=1
                 )
                 print(
@@ -451,6 +473,13 @@ def main() -> None:
                 print(
                     f"{backend:8s} raw executemany, one commit per batch {per_batch:9.0f} rows/s"
                     f" | pipeline ratio {rate / per_batch:6.1%}"
+                )
+                wall = cpu.pop("wall")
+                shares = ", ".join(f"{name} {us:.1f}" for name, us in cpu.items())
+                print(
+                    f"{backend:8s} CPU per stored sample (µs): {shares}; all "
+                    f"{sum(cpu.values()):.1f} | wall {wall:.1f} µs per sample (2 cores: "
+                    f"{2 * wall:.1f} µs of CPU time available)"
                 )
                 print(
                     f"{backend:8s} pipeline, one envelope per POST {single:9.0f} samples/s"

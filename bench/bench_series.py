@@ -42,7 +42,7 @@ def value(i: int) -> float:
 
 def fill(store: Storage, seconds: int) -> int:
     """Write ``seconds`` rows of host data (cpu_percent, memory_percent); roll them up."""
-    store.ingest(sample_batch(0, containers=0), T0)  # creates the machine (id) and row 0
+    store.samples.ingest(sample_batch(0, containers=0), T0)  # creates the machine (id) and row 0
     with store.engine.connect() as conn:
         machine_id = conn.execute(sa.select(t.machines.c.id)).scalar_one()
     base = round(T0.timestamp() * 1000)
@@ -60,7 +60,7 @@ def fill(store: Storage, seconds: int) -> int:
     with store.engine.begin() as conn:  # the inventory says how far the data goes
         conn.execute(sa.update(t.machines).values(latest_ts_ms=base + (seconds - 1) * 1000))
     began = time.perf_counter()
-    result = store.roll_up()
+    result = store.samples.roll_up()
     elapsed = time.perf_counter() - began
     print(
         f"  roll_up catch-up over {seconds} raw rows: {elapsed:.2f} s"
@@ -101,7 +101,7 @@ def bench(name: str, url: str, days: float, queries: int) -> None:
             offset = rng.uniform(0, (total - span).total_seconds())
             start = T0 + timedelta(seconds=offset)
             q0 = time.perf_counter()
-            series = store.series("bench-host", "cpu_percent", start, start + span, 1000)
+            series = store.samples.series("bench-host", "cpu_percent", start, start + span, 1000)
             times.append(time.perf_counter() - q0)
             sizes.append(len(series.points))
             tiers.add(series.resolution)

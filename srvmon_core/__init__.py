@@ -17,9 +17,12 @@ from srvmon_core.engine import (
     AlertEvent,
     EngineState,
     MachineRef,
+    MachineSnapshot,
+    StateChanges,
     active_alerts,
     check_silence,
     evaluate_batch,
+    evaluate_view,
 )
 from srvmon_core.errors import ConfigError, DecodeError, SrvmonError
 from srvmon_core.metrics import METRICS, Metric, container_metrics, host_metrics
@@ -45,7 +48,9 @@ from srvmon_core.schema import (
     host_key,
 )
 from srvmon_core.series import evaluate_series
+from srvmon_core.silences import Silence, SilenceMatchers, SilenceRequest
 from srvmon_core.transitions import TRANSITIONS
+from srvmon_core.view import BatchView, MachineView, batch_view
 
 __all__ = [
     "METRICS",
@@ -74,6 +79,9 @@ __all__ = [
     "unstructure",
 ]
 
+# the machine view
+__all__ += ["BatchView", "MachineView", "batch_view"]
+
 # the alert engine
 __all__ += [
     "DEFAULT_RULES",
@@ -82,13 +90,19 @@ __all__ += [
     "AlertEvent",
     "EngineState",
     "MachineRef",
+    "MachineSnapshot",
     "Rule",
     "Selector",
+    "Silence",
+    "SilenceMatchers",
+    "SilenceRequest",
+    "StateChanges",
     "active_alerts",
     "check_silence",
     "effective_rules",
     "evaluate_batch",
     "evaluate_series",
+    "evaluate_view",
     "load_rules",
     "rule_from_dict",
     "rule_to_dict",

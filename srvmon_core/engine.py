@@ -1,8 +1,13 @@
 """The alert engine: a pure state machine that eats batches and returns alert events.
 
-``evaluate_batch(rules, state, batch, now)`` and ``check_silence(rules, state, now)`` never
-read a clock and never do I/O. For speed they MUTATE ``state`` in place and return the same
-object; treat the returned state as the current one. State moves only through
+``evaluate_view(rules, state, view, now)`` (or ``evaluate_batch`` for a batch not yet
+viewed) and ``check_silence(rules, state, now)`` never read a clock and never do I/O.
+Threshold rules read the machine view's flat metrics (:mod:`srvmon_core.view`), so a metric
+the sample does not carry (absent, or listed in ``HostSample.not_collected``) is never
+evaluated: the alert keeps its state and timers, as with any missing figure.
+
+For speed both MUTATE ``state`` in place and return the same object; treat the returned
+state as the current one. State moves only through
 :data:`srvmon_core.transitions.TRANSITIONS`; this module computes the signal.
 
 An *alert* is one rule on one machine, identified by ``fingerprint(rule id, machine key)``.
@@ -13,11 +18,10 @@ and are re-exported here.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
-from attrs import define
+from attrs import evolve
 
 from srvmon_core.alert_state import (
     CONVERTER,
@@ -27,18 +31,28 @@ from srvmon_core.alert_state import (
     AlertState,
     EngineState,
     MachineRef,
+    MachineSnapshot,
     MachineState,
+    StateChanges,
     fingerprint,
 )
-from srvmon_core.metrics import host_metrics
-from srvmon_core.rules import DEFAULT_HOLD_SECONDS, Rule, effective_rules
-from srvmon_core.schema import Batch, ContainerSample, HostSample, container_key
+from srvmon_core.checks import (
+    LEVELS,
+    SILENT,
+    STOPPED,
+    THRESHOLD,
+    UNHEALTHY,
+    Check,
+    Plan,
+    plan_for,
+)
+from srvmon_core.rules import DEFAULT_HOLD_SECONDS, Rule
+from srvmon_core.schema import Batch, ContainerSample
+from srvmon_core.silences import Silence
 from srvmon_core.transitions import EventKind, EventState, Signal, State, transition
+from srvmon_core.view import BatchView, MachineView, batch_view
 
-LEVELS = ("none", "warning", "critical")
-"""Level names by number: 0 none, 1 warning, 2 critical."""
 STOPPED_STATES = frozenset({"exited", "dead"})
-_INF = float("inf")
 
 __all__ = [
     "CONVERTER",
@@ -50,134 +64,31 @@ __all__ = [
     "AlertState",
     "EngineState",
     "MachineRef",
+    "MachineSnapshot",
     "MachineState",
+    "StateChanges",
     "active_alerts",
     "check_silence",
     "evaluate_batch",
+    "evaluate_view",
     "fingerprint",
 ]
-
-
-# --- compiled rules: precomputed per machine -----------------------------------------------
-
-_THRESHOLD, _SILENT, _STOPPED, _RESTARTED, _UNHEALTHY = range(5)
-_KIND_CODES = {
-    "threshold": _THRESHOLD,
-    "silent": _SILENT,
-    "container_stopped": _STOPPED,
-    "container_restarted": _RESTARTED,
-    "container_unhealthy": _UNHEALTHY,
-}
-
-
-def _getter(metric: str, machine_kind: str) -> Callable[[Any], float | None]:
-    """How a threshold check reads its metric: ``None`` when the sample does not carry it.
-
-    A host field listed in ``not_collected`` holds a placeholder, never a reading: it reads
-    as absent, exactly as the flat metrics (``host_metrics``) leave it out.
-    """
-    if machine_kind != "host":
-        if hasattr(ContainerSample, metric):
-            return lambda sample: getattr(sample, metric)
-        return lambda sample: None
-    if hasattr(HostSample, metric):
-        return lambda sample: None if metric in sample.not_collected else getattr(sample, metric)
-    return lambda sample: host_metrics(sample).get(metric)
-
-
-class _Check:
-    """One rule compiled for one machine kind. Thresholds are sign-folded: above-only."""
-
-    __slots__ = (
-        "code",
-        "crit",
-        "crit_rec",
-        "for_seconds",
-        "get",
-        "level",
-        "repeat",
-        "rule",
-        "sign",
-        "warn",
-        "warn_rec",
-        "window",
-        "window_max",
-    )
-
-    def __init__(self, rule: Rule, machine_kind: str) -> None:
-        self.rule = rule
-        self.code = _KIND_CODES[rule.kind]
-        self.sign = 1.0 if rule.direction == "above" else -1.0
-        s = self.sign
-        self.warn = _INF if rule.warn is None else s * rule.warn
-        self.crit = _INF if rule.crit is None else s * rule.crit
-        self.warn_rec = self.warn if rule.warn_recovery is None else s * rule.warn_recovery
-        self.crit_rec = self.crit if rule.crit_recovery is None else s * rule.crit_recovery
-        self.for_seconds = 0.0 if self.code == _RESTARTED else rule.for_seconds
-        self.window = rule.window_seconds
-        self.window_max = rule.window_agg == "max"
-        self.repeat = rule.repeat_seconds
-        self.level = LEVELS.index(rule.level)
-        self.get = _getter(rule.metric, machine_kind) if rule.metric else None
-
-    def target(self, value: float, current: int) -> int:
-        """The level a value calls for, with hysteresis around the current level."""
-        sv = self.sign * value
-        if current == 2:
-            if sv >= self.crit_rec:
-                return 2
-            return 1 if sv >= self.warn_rec else 0
-        if sv >= self.crit:
-            return 2
-        if current == 1:
-            return 1 if sv >= self.warn_rec else 0
-        return 1 if sv >= self.warn else 0
-
-    def threshold(self, level: int, recovering: bool) -> float | None:
-        """The configured threshold behind a level, in the rule's own sign."""
-        if self.code == _SILENT:
-            return self.rule.silent_seconds
-        if self.code != _THRESHOLD or level == 0:
-            return None
-        rule = self.rule
-        if level == 2:
-            recovery = rule.crit if rule.crit_recovery is None else rule.crit_recovery
-            return recovery if recovering else rule.crit
-        recovery = rule.warn if rule.warn_recovery is None else rule.warn_recovery
-        return recovery if recovering else rule.warn
-
-
-@define
-class _Plan:
-    ref: MachineRef
-    checks: list[_Check]
 
 
 # --- the engine ----------------------------------------------------------------------------
 
 
-def _plan_for(rules: Sequence[Rule], state: EngineState, ref: MachineRef) -> _Plan:
-    plan = state.plans.get(ref.key)
-    if plan is not None and (plan.ref is ref or plan.ref == ref):
-        return plan
-    compiled = state.compiled
-    checks = []
-    for rule in effective_rules(rules, ref):
-        check = compiled.get((id(rule), ref.kind))
-        if check is None:
-            check = compiled[(id(rule), ref.kind)] = _Check(rule, ref.kind)
-        checks.append(check)
-    plan = _Plan(ref=ref, checks=checks)
-    state.plans[ref.key] = plan
-    return plan
-
-
 def _sync_rules(rules: Sequence[Rule], state: EngineState, now: datetime) -> list[AlertEvent]:
     """Drop cached plans when the rule set changed; resolve alerts of rules that went away."""
     seen = state.rules_seen
-    if len(seen) == len(rules) and all(a is b for a, b in zip(seen, rules, strict=True)):
+    if rules is seen:  # the same tuple again: nothing can have changed
         return []
-    state.rules_seen = tuple(rules)  # strong references: ids in the caches stay unique
+    if len(seen) == len(rules) and all(a is b for a, b in zip(seen, rules, strict=True)):
+        if isinstance(rules, tuple):
+            state.rules_seen = rules
+        return []
+    # strong references: ids in the caches stay unique
+    state.rules_seen = rules if isinstance(rules, tuple) else tuple(rules)
     state.plans.clear()
     state.compiled.clear()
     events: list[AlertEvent] = []
@@ -186,7 +97,7 @@ def _sync_rules(rules: Sequence[Rule], state: EngineState, now: datetime) -> lis
         if machine is None:
             del state.alerts[key]
             continue
-        plan = _plan_for(rules, state, machine.ref)
+        plan = plan_for(rules, state, machine.ref)
         live = {c.rule.id for c in plan.checks}
         for rule_id in [r for r in by_rule if r not in live]:
             _gone(by_rule.pop(rule_id), machine.ref, now, events)
@@ -244,7 +155,7 @@ def _event(
 
 
 def _step(
-    check: _Check,
+    check: Check,
     *,
     alerts: dict[str, AlertState],
     alert: AlertState | None,
@@ -319,7 +230,7 @@ def _new_alert(rule: Rule) -> AlertState:
     return AlertState(rule_id=rule.id, rule_name=rule.name, metric=rule.metric)
 
 
-def _windowed(check: _Check, alert: AlertState, value: float, now_ts: float) -> float:
+def _windowed(check: Check, alert: AlertState, value: float, now_ts: float) -> float:
     window = alert.window
     window.append((now_ts, value))
     horizon = now_ts - check.window
@@ -331,11 +242,11 @@ def _windowed(check: _Check, alert: AlertState, value: float, now_ts: float) -> 
 
 
 def _observe(
-    plan: _Plan,
+    plan: Plan,
     *,
     state: EngineState,
     machine: MachineState,
-    sample: HostSample | ContainerSample | None,
+    view: MachineView | None,
     now: datetime,
     now_ts: float,
     events: list[AlertEvent],
@@ -346,14 +257,12 @@ def _observe(
         code = check.code
         alert = alerts.get(check.rule.id) if alerts else None
         value: float | None
-        if code == _THRESHOLD:
-            if sample is None:
+        if code == THRESHOLD:
+            if view is None:
                 continue
-            assert check.get is not None
-            value = check.get(sample)
+            value = view.metrics.get(check.metric)
             if value is None:
-                continue  # no data: the alert keeps its state and timers
-            value = float(value)
+                continue  # not carried: the alert keeps its state and timers
             if check.window > 0:
                 if alert is None:
                     if alerts is None:
@@ -364,25 +273,26 @@ def _observe(
             target = check.target(value, alert.level if alert is not None else 0)
             if target == 0 and (alert is None or alert.state == "ok"):
                 continue
-        elif code == _SILENT:
+        elif code == SILENT:
             if alert is None or alert.state == "ok":
                 continue
             target, value = 0, 0.0
-        elif not isinstance(sample, ContainerSample):
+        elif view is None or not isinstance(view.sample, ContainerSample):
             continue
-        elif code == _STOPPED:
-            stopped = sample.state in STOPPED_STATES
+        elif code == STOPPED:
+            stopped = view.state in STOPPED_STATES
             target = check.level if stopped else 0
-            value = None if sample.exit_code is None else float(sample.exit_code)
-        elif code == _UNHEALTHY:
-            target = check.level if sample.health == "unhealthy" else 0
+            exit_code = view.sample.exit_code
+            value = None if exit_code is None else float(exit_code)
+        elif code == UNHEALTHY:
+            target = check.level if view.health == "unhealthy" else 0
             value = None
         else:
             hold = check.rule.hold_seconds or DEFAULT_HOLD_SECONDS
             last = machine.last_restart_at
             recent = last is not None and (now - last).total_seconds() < hold
             target = check.level if recent else 0
-            count = sample.restart_count
+            count = view.restart_count
             value = None if count is None else float(count)
         if target == 0 and alert is None:
             continue
@@ -403,8 +313,14 @@ def _observe(
 
 
 def _seen(
-    state: EngineState, ref: MachineRef, now: datetime, sample: ContainerSample | None
+    state: EngineState, ref: MachineRef, now: datetime, container: MachineView | None
 ) -> MachineState:
+    """Mark a machine seen at ``now``; for a container, note a restart.
+
+    A restart is a new Docker id for the same container key (even when the source reports
+    no restart counts), or a restart count higher than the last known one (both known). An
+    absent count (``None``: the legacy Java collector) is no news: the last known one stays.
+    """
     machine = state.machines.get(ref.key)
     if machine is None:
         machine = MachineState(ref=ref, last_seen=now)
@@ -412,17 +328,37 @@ def _seen(
     else:
         machine.ref = ref
         machine.last_seen = now
-    if sample is not None:
-        count, known = sample.restart_count, machine.restart_count
-        if machine.container_id is not None and (
-            sample.id != machine.container_id
-            or (count is not None and known is not None and count > known)
-        ):
-            machine.last_restart_at = now
-        machine.container_id = sample.id
-        if count is not None:  # an absent count is no news: the last known one stays
+    state.touched.add(ref.key)
+    if container is not None:
+        sample = container.sample
+        assert isinstance(sample, ContainerSample)
+        docker_id = sample.id
+        count, known = container.restart_count, machine.restart_count
+        if machine.container_id is not None:
+            new_id = docker_id != machine.container_id
+            if new_id or (count is not None and count != known):
+                state.changed.add(ref.key)  # new restart memory: save it with the next write
+            if new_id or (count is not None and known is not None and count > known):
+                machine.last_restart_at = now
+        machine.container_id = docker_id
+        if count is not None:
             machine.restart_count = count
     return machine
+
+
+def _forget(state: EngineState, key: str) -> None:
+    """A removed machine: its saved row, if any, goes with the next write."""
+    state.touched.discard(key)
+    if key in state.persisted:
+        state.persisted.discard(key)
+        state.removed.add(key)
+
+
+def _mark_changed(state: EngineState, events: list[AlertEvent]) -> None:
+    """Every transition changes its machine's saved state (removed ones are skipped when
+    the changes are taken)."""
+    for event in events:
+        state.changed.add(event.machine_key)
 
 
 def _host_ref(state: EngineState, batch: Batch) -> MachineRef:
@@ -438,27 +374,44 @@ def _host_ref(state: EngineState, batch: Batch) -> MachineRef:
     )
 
 
-def _container_ref(state: EngineState, batch: Batch, sample: ContainerSample) -> MachineRef:
-    key = container_key(batch.host_id, sample.name)
-    known = state.machines.get(key)
+def _container_ref(state: EngineState, view: MachineView) -> MachineRef:
+    known = state.machines.get(view.key)
     if known is not None:
         ref = known.ref
-        if ref.hostname == batch.hostname and ref.labels == sample.labels:
+        if ref.hostname == view.hostname and ref.labels == view.labels:
             return ref
     return MachineRef(
-        key=key,
+        key=view.key,
         kind="container",
-        host_id=batch.host_id,
-        hostname=batch.hostname,
-        name=sample.name,
-        labels=dict(sample.labels),
+        host_id=view.host_id,
+        hostname=view.hostname,
+        name=view.name,
+        labels=dict(view.labels),
     )
 
 
-def evaluate_batch(
-    rules: Sequence[Rule], state: EngineState, batch: Batch, now: datetime
+def _silenced(
+    events: list[AlertEvent], silences: Sequence[Silence], now: datetime
+) -> list[AlertEvent]:
+    """The events as they leave the engine: ``silenced`` when an active silence matches."""
+    if not events or not silences:
+        return events
+    return [
+        evolve(e, silenced=True) if any(s.matches(e, now) for s in silences) else e for e in events
+    ]
+
+
+def evaluate_view(
+    rules: Sequence[Rule],
+    state: EngineState,
+    view: BatchView,
+    now: datetime,
+    silences: Sequence[Silence] = (),
 ) -> tuple[EngineState, list[AlertEvent]]:
-    """Run every applicable rule on every sample of one batch.
+    """Run every applicable rule on every machine of one viewed batch.
+
+    Each event is created ``silenced`` when one of ``silences`` is active at ``now`` and
+    matches it.
 
     Containers of this host that are missing from the batch were removed: they are
     forgotten, and their alerts resolve (unless the collector could not list containers,
@@ -466,21 +419,28 @@ def evaluate_batch(
     """
     events = _sync_rules(rules, state, now)
     now_ts = now.timestamp()
+    batch = view.batch
     # any batch proves the host's collector is alive, even one without a host sample
     ref = _host_ref(state, batch)
     machine = _seen(state, ref, now, None)
-    plan = _plan_for(rules, state, ref)
+    plan = plan_for(rules, state, ref)
     _observe(
-        plan, state=state, machine=machine, sample=batch.host, now=now, now_ts=now_ts, events=events
+        plan, state=state, machine=machine, view=view.host, now=now, now_ts=now_ts, events=events
     )
     present: set[str] = set()
-    for sample in batch.containers:
-        ref = _container_ref(state, batch, sample)
+    for container in view.containers:
+        ref = _container_ref(state, container)
         present.add(ref.key)
-        machine = _seen(state, ref, now, sample)
-        plan = _plan_for(rules, state, ref)
+        machine = _seen(state, ref, now, container)
+        plan = plan_for(rules, state, ref)
         _observe(
-            plan, state=state, machine=machine, sample=sample, now=now, now_ts=now_ts, events=events
+            plan,
+            state=state,
+            machine=machine,
+            view=container,
+            now=now,
+            now_ts=now_ts,
+            events=events,
         )
     known = state.containers_by_host.get(batch.host_id)
     if batch.agent.container_source == "none":
@@ -491,23 +451,37 @@ def evaluate_batch(
             state.plans.pop(key, None)
             for alert in state.alerts.pop(key, {}).values():
                 _gone(alert, machine.ref, now, events)
+            _forget(state, key)
     state.containers_by_host[batch.host_id] = present
-    return state, events
+    _mark_changed(state, events)
+    return state, _silenced(events, silences, now)
+
+
+def evaluate_batch(
+    rules: Sequence[Rule],
+    state: EngineState,
+    batch: Batch,
+    now: datetime,
+    silences: Sequence[Silence] = (),
+) -> tuple[EngineState, list[AlertEvent]]:
+    """:func:`evaluate_view` of ``batch_view(batch)``, for a batch not yet viewed."""
+    return evaluate_view(rules, state, batch_view(batch), now, silences)
 
 
 def check_silence(
-    rules: Sequence[Rule], state: EngineState, now: datetime
+    rules: Sequence[Rule], state: EngineState, now: datetime, silences: Sequence[Silence] = ()
 ) -> tuple[EngineState, list[AlertEvent]]:
     """Fire ``silent`` rules for machines not seen for their ``silent_seconds``.
 
     Call it periodically (e.g. every second); a later batch from the machine resolves it.
+    ``silences`` mark events as :func:`evaluate_view` does.
     """
     events = _sync_rules(rules, state, now)
     for key, machine in state.machines.items():
-        plan = _plan_for(rules, state, machine.ref)
+        plan = plan_for(rules, state, machine.ref)
         alerts: dict[str, AlertState] | None = None
         for check in plan.checks:
-            if check.code != _SILENT:
+            if check.code != SILENT:
                 continue
             quiet = (now - machine.last_seen).total_seconds()
             limit = check.rule.silent_seconds or 0.0
@@ -528,7 +502,8 @@ def check_silence(
             )
         if alerts is not None and not alerts:
             del state.alerts[key]
-    return state, events
+    _mark_changed(state, events)
+    return state, _silenced(events, silences, now)
 
 
 def active_alerts(state: EngineState) -> list[ActiveAlert]:

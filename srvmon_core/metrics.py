@@ -8,8 +8,10 @@ names; docs/metrics.md documents each one and a test keeps the two in step.
 from __future__ import annotations
 
 from collections.abc import Callable
+from operator import attrgetter
 from typing import Literal
 
+import attrs
 from attrs import frozen
 
 from srvmon_core.schema import ContainerSample, HostSample
@@ -150,24 +152,35 @@ HOST_METRIC_NAMES = frozenset(_HOST)
 CONTAINER_METRIC_NAMES = frozenset(_CONTAINER)
 
 
+_HOST_FIELDS: tuple[str, ...] = tuple(n for n in _HOST if n in attrs.fields_dict(HostSample))
+"""Host metrics that are plain fields of HostSample (read with one attrgetter)."""
+_HOST_DERIVED = tuple((n, get) for n, (_, _, get) in _HOST.items() if n not in _HOST_FIELDS)
+_read_host_fields = attrgetter(*_HOST_FIELDS)
+_CONTAINER_FIELDS: tuple[str, ...] = tuple(_CONTAINER)
+_read_container_fields = attrgetter(*_CONTAINER_FIELDS)
+assert set(_CONTAINER_FIELDS) <= set(attrs.fields_dict(ContainerSample))
+
+
 def host_metrics(sample: HostSample) -> dict[str, float]:
     """Flatten a host sample; figures that are absent or not collected are left out."""
-    out: dict[str, float] = {}
-    skipped = frozenset(sample.not_collected)
-    for name, (_, _, get) in _HOST.items():
-        if name in skipped:
-            continue
+    out = {
+        name: float(value)
+        for name, value in zip(_HOST_FIELDS, _read_host_fields(sample), strict=True)
+        if value is not None
+    }
+    for name, get in _HOST_DERIVED:
         value = get(sample)
         if value is not None:
             out[name] = float(value)
+    for name in sample.not_collected:
+        out.pop(name, None)
     return out
 
 
 def container_metrics(sample: ContainerSample) -> dict[str, float]:
     """Flatten a container sample; figures that are absent are left out."""
-    out: dict[str, float] = {}
-    for name, (_, _, get) in _CONTAINER.items():
-        value = get(sample)
-        if value is not None:
-            out[name] = float(value)
-    return out
+    return {
+        name: float(value)
+        for name, value in zip(_CONTAINER_FIELDS, _read_container_fields(sample), strict=True)
+        if value is not None
+    }

@@ -14,12 +14,13 @@ import math
 import tomllib
 from collections.abc import Mapping, Sequence
 from fnmatch import fnmatchcase
-from typing import TYPE_CHECKING, Literal, get_args
+from typing import TYPE_CHECKING, Literal
 
 from attrs import field, fields, frozen
 
 from srvmon_core.errors import ConfigError
 from srvmon_core.metrics import CONTAINER_METRIC_NAMES, HOST_METRIC_NAMES
+from srvmon_core.structure import structure
 
 if TYPE_CHECKING:
     from srvmon_core.engine import MachineRef
@@ -175,100 +176,16 @@ def _check_threshold(rule: Rule) -> None:
 
 # --- from and to plain data -------------------------------------------------------------
 
-_NUMBER_FIELDS = frozenset(
-    {"warn", "crit", "warn_recovery", "crit_recovery", "for_seconds", "window_seconds"}
-    | {"repeat_seconds", "silent_seconds", "hold_seconds"}
-)
-_CHOICES: dict[str, tuple[str, ...]] = {
-    "kind": get_args(RuleKind),
-    "direction": get_args(Direction),
-    "window_agg": get_args(WindowAgg),
-    "level": get_args(Level),
-}
-_RULE_FIELDS = frozenset(a.name for a in fields(Rule))
-_SELECTOR_FIELDS = frozenset(a.name for a in fields(Selector))
-
-
-def _string(value: object, path: str) -> str:
-    if not isinstance(value, str):
-        raise ConfigError(f"must be a string, got {type(value).__name__}", path)
-    return value
-
-
-def _number(value: object, path: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(f"must be a number, got {type(value).__name__}", path)
-    if not math.isfinite(value):
-        raise ConfigError("must be a finite number", path)
-    return float(value)
-
-
-def _choice(value: object, choices: tuple[str, ...], path: str) -> str:
-    if value not in choices:
-        raise ConfigError(f"must be one of {', '.join(choices)}; got {value!r}", path)
-    return str(value)
-
-
-def _object(data: object, path: str) -> Mapping[str, object]:
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"must be an object, got {type(data).__name__}", path)
-    return data
-
-
-def _selector_from_dict(data: object, path: str) -> Selector:
-    obj = _object(data, path)
-    unknown = sorted(set(obj) - _SELECTOR_FIELDS)
-    if unknown:
-        raise ConfigError("unknown field", f"{path}.{unknown[0]}")
-    labels_raw = _object(obj.get("labels", {}), f"{path}.labels")
-    labels = {
-        _string(k, f"{path}.labels"): _string(v, f"{path}.labels.{k}")
-        for k, v in labels_raw.items()
-    }
-    kind = _choice(obj.get("kind", "any"), get_args(SelectorKind), f"{path}.kind")
-    machine = obj.get("machine")
-    host = obj.get("host")
-    return Selector(
-        kind=kind,  # type: ignore[arg-type]
-        machine=None if machine is None else _string(machine, f"{path}.machine"),
-        host=None if host is None else _string(host, f"{path}.host"),
-        labels=labels,
-    )
-
 
 def rule_from_dict(data: object, path: str = "$") -> Rule:
-    """Build a rule from plain data (parsed JSON or TOML), raising ConfigError with a path."""
-    obj = _object(data, path)
-    unknown = sorted(set(obj) - _RULE_FIELDS)
-    if unknown:
-        raise ConfigError("unknown field", f"{path}.{unknown[0]}")
-    if "id" not in obj:
-        raise ConfigError("is required", f"{path}.id")
-    kwargs: dict[str, object] = {}
-    for key, value in obj.items():
-        where = f"{path}.{key}"
-        if key == "selector":
-            kwargs[key] = _selector_from_dict(value, where)
-        elif key in _NUMBER_FIELDS:
-            kwargs[key] = None if value is None else _number(value, where)
-        elif key in _CHOICES:
-            kwargs[key] = _choice(value, _CHOICES[key], where)
-        elif key == "enabled":
-            if not isinstance(value, bool):
-                raise ConfigError("must be true or false", where)
-            kwargs[key] = value
-        elif key == "metric":
-            kwargs[key] = None if value is None else _string(value, where)
-        else:
-            kwargs[key] = _string(value, where)
-    kwargs.setdefault("name", kwargs["id"])
-    for key in ("for_seconds", "window_seconds"):
-        if kwargs.get(key, 0.0) is None:
-            raise ConfigError("must be a number, got NoneType", f"{path}.{key}")
-    try:
-        return Rule(**kwargs)  # type: ignore[arg-type]
-    except ConfigError as exc:
-        raise ConfigError(exc.message, path + exc.path[1:]) from None
+    """Build a rule from plain data (parsed JSON or TOML), raising ConfigError with a path.
+
+    Structured by the config converter (:mod:`srvmon_core.structure`): strict JSON types,
+    no unknown keys; ``name`` defaults to the ``id``.
+    """
+    if isinstance(data, Mapping) and "name" not in data and isinstance(data.get("id"), str):
+        data = {**data, "name": data["id"]}
+    return structure(data, Rule, path)
 
 
 def rule_to_dict(rule: Rule) -> dict[str, object]:
@@ -304,7 +221,9 @@ def load_rules(text: str, format: Literal["toml", "json"]) -> list[Rule]:
         items: object = doc
         base = "$"
     else:
-        top = _object(doc, "$")
+        if not isinstance(doc, Mapping):
+            raise ConfigError(f"must be an object, got {type(doc).__name__}", "$")
+        top = doc
         unknown = sorted(set(top) - {key})
         if unknown:
             raise ConfigError(f"unknown top-level key; rules go in {key!r}", f"$.{unknown[0]}")

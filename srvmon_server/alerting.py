@@ -1,164 +1,188 @@
-"""The alerting service: the srvmon_core engine run per batch and per tick, with state,
-history and silences kept in the storage gateway.
+"""The alerting service: the srvmon_core engine run per batch and per tick, with rules,
+silences, history and saved state kept in storage.
 
-Every method that touches storage runs on the server's single DB thread (the handlers call
-them through ``ServerContext.run_db``), so the engine state is never shared between threads;
-the IOLoop reads only the snapshots published after each step (``firing_levels``).
+Every method that touches storage or the engine state runs on the server's single DB
+thread (``DbThread``), so the state is never shared between threads; the IOLoop reads only
+the snapshots published after each step (``active``, ``firing_levels``). Values stay typed:
+rules are ``Rule``, silences ``Silence``, events ``AlertEvent`` (created ``silenced`` by the
+engine when a silence matches).
+
+The engine state is saved per machine: each step writes its events and the machines it
+changed in one transaction (O(changed), not O(machines)); ``save_periodic`` keeps pending
+timers, windows and new machines recent. ``adopt_hosts`` / ``release_hosts`` load and
+hand over the machines of some hosts, for a process that evaluates only part of the fleet.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from datetime import UTC, datetime
-from typing import Any
+from collections.abc import Iterable, Sequence
+from datetime import datetime
 
+from attrs import evolve
+
+from srvmon_core.alert_state import MachineSnapshot, StateChanges
+from srvmon_core.defaults import DEFAULT_RULES
 from srvmon_core.engine import (
+    ActiveAlert,
+    AlertEvent,
     EngineState,
     MachineRef,
     active_alerts,
     check_silence,
-    evaluate_batch,
+    evaluate_view,
 )
-from srvmon_core.errors import ConfigError
-from srvmon_core.rules import Rule, effective_rules, rule_from_dict, rule_to_dict
-from srvmon_core.schema import Batch
+from srvmon_core.errors import DecodeError
+from srvmon_core.rules import Rule, effective_rules
+from srvmon_core.silences import Silence, is_silenced
+from srvmon_core.view import BatchView
+from srvmon_server.storage import MachineRecord, Storage
 
 log = logging.getLogger(__name__)
 SEVERITY_ORDER = {"ok": 0, "warning": 1, "critical": 2}
-
-
-def default_rules() -> list[Rule]:
-    """The rules seeded into an empty database (srvmon_core.defaults when present)."""
-    try:
-        from srvmon_core import defaults
-    except ImportError:
-        return []
-    return list(getattr(defaults, "DEFAULT_RULES", ()))
-
-
-def _instant(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value if value.utcoffset() is not None else value.replace(tzinfo=UTC)
-    if isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        return parsed if parsed.utcoffset() is not None else parsed.replace(tzinfo=UTC)
-    return None
-
-
-def silence_matches(silence: dict[str, Any], event: dict[str, Any], now: datetime) -> bool:
-    """True when the silence is active at ``now`` and every matcher globs the event.
-
-    Matchers: ``machine`` (machine key or name), ``rule`` (rule id or name), ``host`` (host id).
-    """
-    from fnmatch import fnmatchcase
-
-    starts, ends = _instant(silence.get("starts_at")), _instant(silence.get("ends_at"))
-    if starts is not None and now < starts:
-        return False
-    if ends is None or now >= ends:
-        return False
-    candidates = {
-        "machine": (event.get("machine_key"), event.get("machine_name")),
-        "rule": (event.get("rule_id"), event.get("rule_name")),
-        "host": (event.get("host_id"),),
-    }
-    matchers = silence.get("matchers") or {}
-    if not isinstance(matchers, dict) or not matchers:
-        return False
-    for name, pattern in matchers.items():
-        values = [str(v) for v in candidates.get(name, ()) if v is not None]
-        if not any(fnmatchcase(v, str(pattern)) for v in values):
-            return False
-    return True
+PERIODIC_SAVE_CHUNK = 2000
+"""Machines per periodic-save transaction (a cold start saves every machine once)."""
 
 
 class Alerting:
-    def __init__(self, storage: Any) -> None:
-        self.storage = storage
-        self.rules: list[Rule] = []
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+        self.rules: tuple[Rule, ...] = ()
+        """A tuple: the engine recognises an unchanged rule set by its identity."""
+        self.silences: list[Silence] = []
         self.state = EngineState()
-        self.silences: list[dict[str, Any]] = []
         self._levels: dict[str, str] = {}
-        self._active: list[dict[str, Any]] = []
+        self._active: list[ActiveAlert] = []
 
     # --- loading (DB thread) --------------------------------------------------------------
 
     def load(self, now: datetime) -> None:
-        """Seed default rules on first start, then load rules, saved state and silences."""
-        defaults = [rule_to_dict(rule) for rule in default_rules()]
-        if defaults:
-            self.storage.seed_rules(defaults)
+        """Seed the default rules on first start, then load rules, every saved machine's
+        state and the silences."""
+        self._storage.rules.seed(DEFAULT_RULES)
         self.reload_rules()
-        raw = self.storage.load_alert_state()
-        if raw:
-            try:
-                self.state = EngineState.from_dict(raw)
-            except ConfigError as exc:
-                log.error("saved alert state is unusable, starting fresh: %s", exc)
-        self.reload_silences()
+        self.state = EngineState()
+        self._restore(self._storage.alert_states.load(), now)
+        self.reload_silences(now)
         self._snapshot()
 
-    def reload_rules(self) -> None:
-        rules = []
-        for data in self.storage.list_rules():
-            try:
-                rules.append(rule_from_dict(data))
-            except ConfigError as exc:
-                log.error("stored rule %r skipped: %s", data.get("id"), exc)
-        self.rules = rules
+    def adopt_hosts(self, host_ids: Iterable[str], now: datetime) -> int:
+        """Load the saved machines of these hosts (this process now evaluates them, e.g. a
+        Kafka partition was assigned); return how many. Pending timers go on from their
+        saved start."""
+        restored = self._restore(self._storage.alert_states.load(host_ids), now)
+        self._snapshot()
+        return restored
 
-    def reload_silences(self) -> None:
-        self.silences = list(self.storage.list_silences())
+    def release_hosts(self, host_ids: Iterable[str]) -> None:
+        """Save and forget the machines of these hosts (another process takes them over)."""
+        self._save(self.state.release_hosts(host_ids))
+        self._snapshot()
+
+    def _restore(self, snapshots: Iterable[MachineSnapshot], now: datetime) -> int:
+        restored = 0
+        for snapshot in snapshots:
+            try:
+                self.state.restore(snapshot, now)
+            except DecodeError as exc:
+                log.error(
+                    "saved alert state of %s is unusable, starting it fresh: %s", snapshot.key, exc
+                )
+                continue
+            restored += 1
+        return restored
+
+    def save_periodic(self, limit: int | None = PERIODIC_SAVE_CHUNK) -> bool:
+        """Save up to ``limit`` machines with pending timers, windows, or never saved, seen
+        since their last save; True while more wait (call again: other DB work can run in
+        between)."""
+        self._save(self.state.take_periodic(limit))
+        return self.state.periodic_due
+
+    def _save(self, changes: StateChanges, events: list[AlertEvent] | None = None) -> None:
+        try:
+            self._storage.alert_states.save(changes, events or ())
+        except BaseException:
+            self.state.requeue(changes)  # the next write takes them again
+            raise
+
+    def reload_rules(self) -> None:
+        self.rules = tuple(self._storage.rules.all())
+
+    def reload_silences(self, now: datetime | None = None) -> None:
+        self.silences = self._storage.silences.all(now=now)
 
     # --- evaluation (DB thread) -----------------------------------------------------------
 
-    def on_batch(self, batch: Batch, now: datetime) -> list[dict[str, Any]]:
-        self.state, events = evaluate_batch(self.rules, self.state, batch, now)
-        return self._record([e.to_dict() for e in events], now)
+    def on_batch(self, view: BatchView, now: datetime) -> list[AlertEvent]:
+        self.state, events = evaluate_view(self.rules, self.state, view, now, self.silences)
+        return self._record(events)
 
-    def on_tick(self, now: datetime) -> list[dict[str, Any]]:
-        self.state, events = check_silence(self.rules, self.state, now)
-        return self._record([e.to_dict() for e in events], now)
+    def on_tick(self, now: datetime) -> list[AlertEvent]:
+        self.state, events = check_silence(self.rules, self.state, now, self.silences)
+        return self._record(events)
 
-    def _record(self, events: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
-        if not events:
-            return []
-        for event in events:
-            event["machine"] = event["machine_key"]
-            event["silenced"] = any(silence_matches(s, event, now) for s in self.silences)
-        self.storage.append_alert_events(events)
-        self.storage.save_alert_state(self.state.to_dict())
-        self._snapshot()
+    def _record(self, events: list[AlertEvent]) -> list[AlertEvent]:
+        """Events and the machines they changed, in one transaction."""
+        changes = self.state.take_changes()
+        if events or not changes.empty:
+            self._save(changes, events)
+        if events:
+            self._snapshot()
         return events
 
     def _snapshot(self) -> None:
-        from srvmon_core.codec import unstructure
-
-        active = [unstructure(a) for a in active_alerts(self.state)]
+        active = active_alerts(self.state)
         levels: dict[str, str] = {}
         for alert in active:
-            if alert["state"] != "firing":
+            if alert.state != "firing":
                 continue
-            key = alert["machine_key"]
-            if SEVERITY_ORDER.get(alert["level"], 0) > SEVERITY_ORDER.get(levels.get(key, "ok"), 0):
-                levels[key] = alert["level"]
+            key = alert.machine_key
+            if SEVERITY_ORDER.get(alert.level, 0) > SEVERITY_ORDER.get(levels.get(key, "ok"), 0):
+                levels[key] = alert.level
         self._active = active
         self._levels = levels
 
     # --- reads (any thread: immutable snapshots) -------------------------------------------
 
-    def active(self) -> list[dict[str, Any]]:
+    def active(self) -> list[ActiveAlert]:
+        """Pending and firing alerts, most severe first."""
         return list(self._active)
+
+    def firing_events(self, now: datetime) -> list[AlertEvent]:
+        """The firing alerts as ``firing`` events at ``now`` (``silenced`` when an active
+        silence matches), for announcing the active set again after a start."""
+        events = []
+        for alert in self._active:
+            if alert.state != "firing":
+                continue
+            event = AlertEvent(
+                fingerprint=alert.fingerprint,
+                kind="firing",
+                rule_id=alert.rule_id,
+                rule_name=alert.rule_name,
+                machine_key=alert.machine_key,
+                machine_kind=alert.machine_kind,
+                machine_name=alert.machine_name,
+                host_id=alert.host_id,
+                metric=alert.metric,
+                level=alert.level,
+                from_state="pending",
+                to_state="firing",
+                value=alert.value,
+                threshold=alert.threshold,
+                started_at=alert.since,
+                at=now,
+            )
+            events.append(evolve(event, silenced=is_silenced(self.silences, event, now)))
+        return events
 
     def firing_levels(self) -> dict[str, str]:
         """Worst firing level (``warning``/``critical``) per machine key."""
-        return dict(self._levels)
+        return self._levels
 
-    def rules_for(self, record: Any) -> list[dict[str, Any]]:
+    def rules_for(self, record: MachineRecord) -> list[Rule]:
+        """The rules that apply to one machine, after precedence."""
         ref = MachineRef(
             key=record.key,
             kind=record.kind,
@@ -168,4 +192,4 @@ class Alerting:
             labels=dict(record.labels or {}),
         )
         rules: Sequence[Rule] = self.rules
-        return [rule_to_dict(rule) for rule in effective_rules(rules, ref)]
+        return effective_rules(rules, ref)

@@ -13,8 +13,9 @@ from typing import Any
 import tornado.web
 from tornado.log import access_log
 
+from srvmon_server.bus import EventBus
 from srvmon_server.config import ServerConfig
-from srvmon_server.context import ServerContext
+from srvmon_server.context import build_context
 from srvmon_server.handlers.alerts import (
     ActiveAlertsHandler,
     HistoryHandler,
@@ -38,6 +39,7 @@ from srvmon_server.handlers.meta import (
     StaticHandler,
 )
 from srvmon_server.handlers.rules import RuleHandler, RulesHandler
+from srvmon_server.storage import Storage
 
 PACKAGE_STATIC = Path(__file__).parent / "static"
 KEY = r"([^/]+)"
@@ -93,24 +95,19 @@ def utc_now() -> datetime:
 
 def make_app(
     config: ServerConfig,
-    storage: Any,
+    storage: Storage,
     *,
     clock: Callable[[], datetime] = utc_now,
+    bus: EventBus | None = None,
     **settings: Any,
 ) -> tornado.web.Application:
     """Build the application. Loads rules and alert state from ``storage`` (seeding the
     default rules on first start) and, when an event loop is running, starts the periodic
-    silent-machine check; otherwise call ``app.settings["srvmon"].start()`` from the loop.
-    Call ``app.settings["srvmon"].close()`` to stop.
+    jobs; otherwise call ``app.settings["srvmon"].start()`` from the loop. Call
+    ``app.settings["srvmon"].close()`` to stop. ``bus``: where live events go (default:
+    this process's SSE hub).
     """
-    from srvmon_server.alerting import Alerting
-
-    context = ServerContext(config, storage, clock)
-    alerting = Alerting(storage)
-    context.executor.submit(alerting.load, clock()).result()
-    context.alerting = alerting
-    records = context.executor.submit(storage.machines).result()
-    context.presence.load({r.key: r.last_received or r.last_seen for r in records}, clock())
+    context = build_context(config, storage, clock, bus=bus)
     static_path = config.static_path or os.fspath(PACKAGE_STATIC)
     handlers: list[Any] = [*ROUTES]
     handlers.append((r"/", IndexHandler))

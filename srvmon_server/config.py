@@ -28,6 +28,13 @@ class ServerConfig:
     cors_allowed_origins: frozenset[str] = field(default=frozenset(), converter=_strings)
     webhook_urls: tuple[str, ...] = field(default=(), converter=_string_tuple)
     alertmanager_url: str | None = None
+    """One Alertmanager (kept for embedders of earlier versions); see ``alertmanager_urls``."""
+    alertmanager_urls: tuple[str, ...] = field(default=(), converter=_string_tuple)
+    """Alertmanagers to push alerts to; each (e.g. both of an HA pair) gets every alert."""
+    alertmanager_resend_seconds: float = 60.0
+    """How often firing alerts are sent again to the Alertmanagers."""
+    metrics_stale_seconds: float = 300.0
+    """A machine not heard from for longer drops its value series from /metrics."""
     external_url: str = "http://127.0.0.1:8004"
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     raw_retention_days: float = 7.0
@@ -41,6 +48,9 @@ class ServerConfig:
     ring_buffer_size: int = 10_000
     client_queue_size: int = 1_000
     silence_check_seconds: float = 1.0
+    alert_state_save_seconds: float = 10.0
+    """How often machines with pending timers, windows or never saved are written (each
+    transition is written at once)."""
     silent_after_seconds: float = 30.0
     """A machine not heard from for this long shows as ``silent`` in /machines."""
     webhook_retries: int = 3
@@ -50,6 +60,12 @@ class ServerConfig:
     """Directory of the dashboard; defaults to the package's ``static`` folder."""
     legacy: LegacyConfig = field(factory=LegacyConfig)
     """The original Java back end's routes (off by default; srvmon_server/legacy)."""
+
+    @property
+    def alertmanagers(self) -> tuple[str, ...]:
+        """Every Alertmanager URL given, each once."""
+        given = (*self.alertmanager_urls, *filter(None, [self.alertmanager_url]))
+        return tuple(dict.fromkeys(given))
 
     @property
     def token_policy(self) -> TokenPolicy:

@@ -1,202 +1,178 @@
-"""ServerContext: what every handler shares (config, storage, DB thread, hub, alerting)."""
+"""ServerContext: everything the handlers share, built complete by :func:`build_context`.
+
+One value per job: the configuration, the storage gateway, the DB thread, the SSE hub
+and the event bus it is published through, presence, notifications, the server's own
+figures, background tasks, the alerting service, the live publisher and the periodic jobs.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
-from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, TypeVar
 
-from attrs import define, field
-from tornado.ioloop import PeriodicCallback
+from attrs import frozen
+from prometheus_client.registry import CollectorRegistry
 
+from srvmon_core.rules import Rule
+from srvmon_server.alerting import Alerting
+from srvmon_server.amalerts import Lookups
+from srvmon_server.background import Background
+from srvmon_server.bus import EventBus
 from srvmon_server.config import ServerConfig
+from srvmon_server.dbthread import DbThread
 from srvmon_server.hub import Hub
+from srvmon_server.latest import LatestView
+from srvmon_server.live import Live
 from srvmon_server.notify import Notifier
+from srvmon_server.periodic import Periodic
 from srvmon_server.presence import Presence
+from srvmon_server.prometheus import MachineCollector, ServerCollector, registry
+from srvmon_server.stats import Stats, server_figures
+from srvmon_server.storage import Storage
 
-T = TypeVar("T")
-
-
-ROLL_UP_INTERVAL_SECONDS = 5.0
-"""How often the DB thread folds newly ingested raw rows into the rollups."""
-
-
-def iso(value: datetime) -> str:
-    return value.isoformat().replace("+00:00", "Z")
-
-
-log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
+T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
-@define
-class Stats:
-    """The server's own figures, for /metrics."""
-
-    ingest_batches_total: int = 0
-    ingest_samples_total: int = 0
-    ingest_duplicates_total: int = 0
-    alert_events_total: int = 0
-    db_latency_seconds: float = 0.0
-    db_errors_total: int = 0
-    recent: deque[tuple[float, int]] = field(factory=lambda: deque(maxlen=4096))
-
-    def record_ingest(self, samples: int, duplicates: int, now: float) -> None:
-        self.ingest_batches_total += 1
-        self.ingest_samples_total += samples
-        self.ingest_duplicates_total += duplicates
-        self.recent.append((now, samples))
-
-    def samples_per_second(self, now: float, window: float = 60.0) -> float:
-        total = sum(n for t, n in self.recent if now - t <= window)
-        return total / window
-
-
+@frozen(kw_only=True)
 class ServerContext:
-    def __init__(self, config: ServerConfig, storage: Any, clock: Clock) -> None:
-        self.config = config
-        self.storage = storage
-        self.clock = clock
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="srvmon-db")
-        self.hub = Hub(
-            ring_size=config.ring_buffer_size, client_queue_size=config.client_queue_size
-        )
-        self.notifier = Notifier(
-            webhook_urls=config.webhook_urls,
-            alertmanager_url=config.alertmanager_url,
-            external_url=config.external_url,
-            retries=config.webhook_retries,
-            backoff_seconds=config.webhook_backoff_seconds,
-            timeout_seconds=config.webhook_timeout_seconds,
-        )
-        self.stats = Stats()
-        self.presence = Presence(config.silent_after_seconds)
-        self.alerting: Any = None
-        self.background: set[asyncio.Task[Any]] = set()
-        self._periodic: PeriodicCallback | None = None
-        self._pruning: PeriodicCallback | None = None
-        self._rolling: PeriodicCallback | None = None
-        self._ticking = False
-
-    async def run_db(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run ``fn(*args)`` on the one DB thread; storage unavailability becomes a 503."""
-        from srvmon_server.handlers.base import ApiError
-        from srvmon_server.storage.errors import InvalidQuery, StorageUnavailable
-
-        loop = asyncio.get_running_loop()
-        started = time.perf_counter()
-        try:
-            result = await loop.run_in_executor(self.executor, lambda: fn(*args))
-        except StorageUnavailable as exc:
-            self.stats.db_errors_total += 1
-            raise ApiError(503, "db_unavailable", f"the database is unavailable: {exc}") from None
-        except InvalidQuery as exc:
-            raise ApiError(400, "invalid_parameter", str(exc)) from None
-        self.stats.db_latency_seconds = time.perf_counter() - started
-        return result
-
-    def spawn(self, coro: Any) -> None:
-        """Run a coroutine in the background, keeping a reference until it ends."""
-        task = asyncio.ensure_future(coro)
-        self.background.add(task)
-        task.add_done_callback(self.background.discard)
-
-    def close(self) -> None:
-        self.hub.close_all()
-        for callback in (self._periodic, self._pruning, self._rolling):
-            if callback is not None:
-                callback.stop()
-        self._periodic = self._pruning = self._rolling = None
-        for task in list(self.background):
-            task.cancel()
-        self.executor.shutdown(wait=True)
-
-    # --- alerting glue (IOLoop side) ---------------------------------------------------------
-
-    async def reload_rules(self) -> None:
-        if self.alerting is not None:
-            await self.run_db(self.alerting.reload_rules)
-
-    async def reload_silences(self) -> None:
-        if self.alerting is not None:
-            await self.run_db(self.alerting.reload_silences)
-
-    def publish_alerts(self, events: list[dict[str, Any]]) -> None:
-        """Send alert transitions to SSE subscribers, and unsilenced ones to notifications."""
-        if not events:
-            return
-        self.stats.alert_events_total += len(events)
-        for event in events:
-            self.hub.publish("alert", event, event.get("machine_key"))
-        loud = [e for e in events if not e.get("silenced")]
-        if loud and self.notifier.enabled:
-            self.spawn(self.notifier.notify(loud))
-
-    def sweep_presence(self) -> None:
-        """Publish a ``machine`` event for each machine that just went silent."""
-        for key, last_seen in self.presence.sweep(self.clock()):
-            data = {"key": key, "status": "silent", "last_seen": iso(last_seen)}
-            self.hub.publish("machine", data, key)
-
-    async def tick(self) -> None:
-        """The periodic silent-machine check; skipped while the previous one still runs."""
-        self.sweep_presence()
-        if self.alerting is None or self._ticking:
-            return
-        self._ticking = True
-        try:
-            events = await self.run_db(self.alerting.on_tick, self.clock())
-            self.publish_alerts(events)
-        except Exception:  # the DB may be down; the next tick tries again
-            log.exception("periodic alert check failed")
-        finally:
-            self._ticking = False
-
-    async def prune(self) -> None:
-        """Drop samples, rollups, alert events and ended silences past their retentions."""
-        from datetime import timedelta
-
-        config = self.config
-        try:
-            deleted = await self.run_db(
-                lambda: self.storage.prune(
-                    self.clock(),
-                    raw_retention=timedelta(days=config.raw_retention_days),
-                    rollup_1m_retention=timedelta(days=config.rollup_1m_retention_days),
-                    rollup_1h_retention=timedelta(days=config.rollup_1h_retention_days),
-                    alert_history_retention=timedelta(days=config.alert_history_retention_days),
-                )
-            )
-        except Exception:  # the DB may be down; the next run tries again
-            log.exception("retention pruning failed")
-            return
-        log.info("retention pruning deleted %d rows", deleted)
-
-    async def roll_up(self) -> None:
-        """Bring the 1 m / 1 h rollups up to date (ingest leaves them to this call)."""
-        try:
-            await self.run_db(self.storage.roll_up)
-        except Exception:  # the DB may be down; the next run tries again
-            log.exception("rollup maintenance failed")
+    config: ServerConfig
+    storage: Storage
+    clock: Clock
+    db: DbThread
+    hub: Hub
+    bus: EventBus
+    presence: Presence
+    notifier: Notifier
+    stats: Stats
+    background: Background
+    alerting: Alerting
+    live: Live
+    periodic: Periodic
+    latest: LatestView
+    metrics: CollectorRegistry
+    """What /metrics exposes (docs/server.md, "Prometheus /metrics")."""
 
     def start(self) -> None:
-        """Start the periodic silent check and pruning on the running IOLoop (idempotent)."""
-        if self._periodic is not None:
-            return
-        self._periodic = PeriodicCallback(
-            lambda: self.spawn(self.tick()), self.config.silence_check_seconds * 1000
-        )
-        self._periodic.start()
-        self._pruning = PeriodicCallback(
-            lambda: self.spawn(self.prune()), self.config.prune_interval_seconds * 1000
-        )
-        self._pruning.start()
-        self._rolling = PeriodicCallback(
-            lambda: self.spawn(self.roll_up()), ROLL_UP_INTERVAL_SECONDS * 1000
-        )
-        self._rolling.start()
+        """Start the periodic jobs on the running IOLoop (idempotent)."""
+        self.periodic.start()
+
+    async def run_db(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on the DB thread (``self.db.run``); errors pass through unchanged
+        (the handlers map domain errors to HTTP)."""
+        return await self.db.run(fn, *args)
+
+    async def reload_rules(self) -> None:
+        """The stored rules changed: the engine applies them from the next step on. The one
+        place a rule change takes effect (a shared bus would announce it here)."""
+        await self.db.run(self.alerting.reload_rules)
+
+    async def reload_silences(self) -> None:
+        """The stored silences changed: new events are matched against them."""
+        await self.db.run(self.alerting.reload_silences, self.clock())
+
+    def close(self) -> None:
+        """Close every stream, stop the jobs and tasks, save the alert state that waits for
+        the periodic save (if the database answers), then stop the DB thread."""
+        self.hub.close_all()
+        self.live.close()
+        self.periodic.stop()
+        self.background.cancel_all()
+        try:
+            self.db.call(self.alerting.save_periodic, None)
+        except Exception:  # the database may be down: the saved state is at most that old
+            log.exception("saving the alert state at shutdown failed")
+        self.db.shutdown()
+
+
+def build_context(
+    config: ServerConfig, storage: Storage, clock: Clock, *, bus: EventBus | None = None
+) -> ServerContext:
+    """Build the context and load it: rules (seeding the defaults on first start), saved
+    alert state and silences, and the inventory's last-seen times for presence.
+
+    ``bus`` is where live events go; by default the in-process SSE hub itself.
+    """
+    db = DbThread()
+    hub = Hub(ring_size=config.ring_buffer_size, client_queue_size=config.client_queue_size)
+    alerting = Alerting(storage)
+    latest = LatestView()
+    notifier = Notifier(
+        webhook_urls=config.webhook_urls,
+        alertmanager_urls=config.alertmanagers,
+        external_url=config.external_url,
+        clock=clock,
+        lookups=Lookups(rule=_rule_finder(alerting), hostname=latest.hostname),
+        resend_seconds=config.alertmanager_resend_seconds,
+        retries=config.webhook_retries,
+        backoff_seconds=config.webhook_backoff_seconds,
+        timeout_seconds=config.webhook_timeout_seconds,
+    )
+    stats = Stats()
+    presence = Presence(config.silent_after_seconds)
+    background = Background()
+    live = Live(
+        bus=hub if bus is None else bus,
+        presence=presence,
+        notifier=notifier,
+        stats=stats,
+        background=background,
+        latest=latest,
+    )
+    try:
+        db.call(alerting.load, clock())
+        records = db.call(storage.samples.machines)
+    except BaseException:
+        db.shutdown()
+        raise
+    now = clock()
+    presence.load({r.key: r.last_received or r.last_seen for r in records}, now)
+    latest.load(records)
+    notifier.restore(alerting.firing_events(now))
+    metrics = registry(
+        MachineCollector(
+            latest,
+            clock,
+            silent_after_seconds=config.silent_after_seconds,
+            stale_after_seconds=config.metrics_stale_seconds,
+        ),
+        ServerCollector(server_figures(stats, hub, db, notifier)),
+    )
+    periodic = Periodic(
+        config=config,
+        clock=clock,
+        db=db,
+        storage=storage,
+        alerting=alerting,
+        live=live,
+        background=background,
+    )
+    return ServerContext(
+        config=config,
+        storage=storage,
+        clock=clock,
+        db=db,
+        hub=hub,
+        bus=live.bus,
+        presence=presence,
+        notifier=notifier,
+        stats=stats,
+        background=background,
+        alerting=alerting,
+        live=live,
+        periodic=periodic,
+        latest=latest,
+        metrics=metrics,
+    )
+
+
+def _rule_finder(alerting: Alerting) -> Callable[[str], Rule | None]:
+    """The live rule with this id (rules are few; a deleted rule answers None)."""
+
+    def find(rule_id: str) -> Rule | None:
+        return next((r for r in alerting.rules if r.id == rule_id), None)
+
+    return find

@@ -1,11 +1,47 @@
-"""The one JSON error envelope every HTTP error uses. Pure: bytes in, bytes out."""
+"""The one JSON error envelope every HTTP error uses, and the one place domain errors
+become HTTP. Pure: exceptions and values in, status and bytes out.
+
+Services (ingest, alerting, storage) raise domain errors: ``DecodeError`` and
+``ConfigError`` from srvmon_core, ``StorageUnavailable`` and ``InvalidQuery`` from storage.
+Only the handlers speak HTTP: they raise :class:`ApiError` for what is HTTP's own (auth,
+sizes, unknown ids), and the base handler maps any other error through :func:`http_error`.
+"""
 
 from __future__ import annotations
 
 import json
 from http import HTTPStatus
 
+from srvmon_core.errors import ConfigError, DecodeError
+from srvmon_server.storage.errors import InvalidQuery, StorageUnavailable
+
 CONTENT_TYPE = "application/json; charset=utf-8"
+
+
+class ApiError(Exception):
+    """An HTTP answer in the envelope: status, machine-readable code, message, field."""
+
+    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.field = field
+
+
+def http_error(exc: BaseException) -> ApiError | None:
+    """The HTTP answer for a domain error; None for anything else (a bug: 500)."""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, StorageUnavailable):
+        return ApiError(503, "db_unavailable", f"the database is unavailable: {exc}")
+    if isinstance(exc, InvalidQuery):
+        return ApiError(400, "invalid_parameter", str(exc))
+    if isinstance(exc, DecodeError):
+        return ApiError(400, "invalid_body", exc.message, exc.path)
+    if isinstance(exc, ConfigError):
+        return ApiError(400, "invalid_body", exc.message, exc.path)
+    return None
 
 
 def default_code(status: int) -> str:

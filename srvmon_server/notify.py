@@ -1,8 +1,21 @@
-"""Notifications on alert transitions: webhooks (Alertmanager v4 webhook shape) and an
-optional Alertmanager ``/api/v2/alerts`` push, with retries and exponential backoff.
+"""Notifications: webhooks (Alertmanager v4 webhook bodies) and pushes to one or more
+Alertmanagers (``POST /api/v2/alerts``), with retries and exponential backoff.
 
-Payload builders are pure functions of alert-event dicts (the JSON form of
-``srvmon_core`` AlertEvent); :class:`Notifier` does the I/O on the IOLoop.
+The payloads come from :mod:`srvmon_server.amalerts` (pure); :class:`Notifier` does the
+I/O on the IOLoop. It behaves towards Alertmanager as Prometheus does:
+
+- every alert it announced keeps its label set for its whole life; a resolve repeats
+  those labels with an ``endsAt``;
+- the firing set is re-sent every ``resend_seconds`` (:meth:`Notifier.resend`), each alert
+  valid for ``RESEND_VALIDITY`` intervals, so Alertmanager never resolves an alert srvmon
+  still fires, and resolves it by itself if srvmon goes away;
+- at start the firing set is rebuilt from the engine's active alerts
+  (:meth:`Notifier.restore`) and sent at once; an alert that fired under a srvmon silence
+  is announced once the silence ends and it still fires (:meth:`Notifier.reconcile`);
+- every Alertmanager listed (an HA pair) gets every alert.
+
+Posts to one URL go out in order (one at a time), so a resolve never overtakes the firing
+it closes.
 """
 
 from __future__ import annotations
@@ -10,111 +23,23 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime, timedelta
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
+from srvmon_core.alert_state import AlertEvent
+from srvmon_server.amalerts import Announced, Lookups, Notice, label_fingerprint, webhook_body
+
 log = logging.getLogger(__name__)
 
-RECEIVER = "srvmon"
-NOTIFIED_STATES = {"firing": "firing", "resolved": "resolved", "ok": "resolved"}
-"""Transitions that notify, and the Alertmanager status they map to. Pending never notifies."""
-ZERO_TIME = "0001-01-01T00:00:00Z"
-
-
-def notification_status(event: Mapping[str, Any]) -> str | None:
-    """``firing``/``resolved`` for a transition that notifies, None otherwise."""
-    if event.get("from_state") == "pending" and event.get("to_state") in ("ok", "resolved"):
-        return None  # never fired, nothing to resolve
-    return NOTIFIED_STATES.get(str(event.get("to_state")))
-
-
-def _labels(event: Mapping[str, Any]) -> dict[str, str]:
-    labels = {
-        "alertname": str(event.get("rule_name") or event.get("rule_id") or "srvmon"),
-        "rule_id": str(event.get("rule_id", "")),
-        "machine": str(event.get("machine", "")),
-        "host_id": str(event.get("host_id", "")),
-        "metric": str(event.get("metric", "")),
-        "severity": str(event.get("level", "")),
-    }
-    return {k: v for k, v in labels.items() if v}
-
-
-def _annotations(event: Mapping[str, Any]) -> dict[str, str]:
-    summary = (
-        f"{event.get('metric')} on {event.get('machine')} is {event.get('value')} "
-        f"(threshold {event.get('threshold')})"
-    )
-    return {
-        "summary": summary,
-        "value": str(event.get("value")),
-        "threshold": str(event.get("threshold")),
-    }
-
-
-def _alert(event: Mapping[str, Any], status: str, external_url: str) -> dict[str, Any]:
-    machine = str(event.get("machine", ""))
-    return {
-        "status": status,
-        "labels": _labels(event),
-        "annotations": _annotations(event),
-        "startsAt": str(event.get("started_at") or event.get("at") or ZERO_TIME),
-        "endsAt": str(event.get("at")) if status == "resolved" else ZERO_TIME,
-        "generatorURL": f"{external_url.rstrip('/')}/#/machines/{machine}",
-        "fingerprint": str(event.get("fingerprint", "")),
-    }
-
-
-def webhook_payloads(
-    events: Sequence[Mapping[str, Any]], external_url: str
-) -> list[dict[str, Any]]:
-    """One Alertmanager-v4-shaped webhook body per notifying event."""
-    payloads = []
-    for event in events:
-        status = notification_status(event)
-        if status is None:
-            continue
-        alert = _alert(event, status, external_url)
-        group_labels = {"alertname": alert["labels"]["alertname"]}
-        payloads.append(
-            {
-                "version": "4",
-                "groupKey": "{}:{alertname="
-                + json.dumps(group_labels["alertname"])
-                + "}"
-                + f":{alert['fingerprint']}",
-                "status": status,
-                "receiver": RECEIVER,
-                "groupLabels": group_labels,
-                "commonLabels": alert["labels"],
-                "commonAnnotations": alert["annotations"],
-                "externalURL": external_url,
-                "alerts": [alert],
-            }
-        )
-    return payloads
-
-
-def alertmanager_alerts(
-    events: Sequence[Mapping[str, Any]], external_url: str
-) -> list[dict[str, Any]]:
-    """The body for Alertmanager's ``POST /api/v2/alerts``."""
-    out = []
-    for event in events:
-        status = notification_status(event)
-        if status is None:
-            continue
-        alert = _alert(event, status, external_url)
-        item = {k: alert[k] for k in ("labels", "annotations", "startsAt", "generatorURL")}
-        if status == "resolved":
-            item["endsAt"] = alert["endsAt"]
-        out.append(item)
-    return out
-
+RESEND_VALIDITY = 4
+"""A firing alert's ``endsAt`` lies this many resend intervals ahead (as in Prometheus)."""
 
 Sleep = Callable[[float], Awaitable[None]]
+Clock = Callable[[], datetime]
+Outbox = list[tuple[str, object]]
+"""Posts to make: (URL, JSON body)."""
 
 
 class Notifier:
@@ -124,31 +49,53 @@ class Notifier:
         self,
         *,
         webhook_urls: Sequence[str],
-        alertmanager_url: str | None,
+        alertmanager_urls: Sequence[str],
         external_url: str,
+        clock: Clock,
+        lookups: Lookups | None = None,
+        resend_seconds: float = 60.0,
         retries: int = 3,
         backoff_seconds: float = 0.5,
         timeout_seconds: float = 5.0,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.webhook_urls = tuple(webhook_urls)
-        self.alertmanager_url = alertmanager_url
+        self.alertmanager_urls = tuple(dict.fromkeys(u.rstrip("/") for u in alertmanager_urls))
         self.external_url = external_url
+        self.resend_seconds = resend_seconds
         self.retries = retries
         self.backoff_seconds = backoff_seconds
         self.timeout_seconds = timeout_seconds
+        self.announced = Announced(external_url, lookups or Lookups())
+        self._clock = clock
         self._sleep = sleep
+        self._locks: dict[str, asyncio.Lock] = {}
         self.sent = 0
         self.failed = 0
 
     @property
     def enabled(self) -> bool:
-        return bool(self.webhook_urls or self.alertmanager_url)
+        return bool(self.webhook_urls or self.alertmanager_urls)
+
+    @property
+    def alertmanager_active(self) -> int:
+        """Alerts held firing in the Alertmanagers (0 when none is configured)."""
+        return len(self.announced) if self.alertmanager_urls else 0
+
+    def restore(self, firing: Sequence[AlertEvent]) -> None:
+        """Hold the alerts that fire at start (``silenced`` ones are left out); the next
+        :meth:`resend` sends them."""
+        self.announced.restore(firing)
 
     async def post(self, url: str, body: object) -> bool:
-        """POST JSON until a 2xx answer or the retries run out; True when delivered."""
+        """POST JSON until a 2xx answer or the retries run out; True when delivered.
+        Posts to one URL go out one at a time, in the order they were asked for."""
+        lock = self._locks.setdefault(url, asyncio.Lock())
+        async with lock:
+            return await self._post(url, json.dumps(body, separators=(",", ":")).encode())
+
+    async def _post(self, url: str, data: bytes) -> bool:
         client = AsyncHTTPClient()
-        data = json.dumps(body, separators=(",", ":")).encode()
         delay = self.backoff_seconds
         for attempt in range(self.retries + 1):
             request = HTTPRequest(
@@ -171,17 +118,49 @@ class Notifier:
         self.failed += 1
         return False
 
-    async def notify(self, events: Sequence[Mapping[str, Any]]) -> None:
-        """Send every notifying event to every webhook and to Alertmanager."""
-        jobs = [
-            self.post(url, payload)
-            for payload in webhook_payloads(events, self.external_url)
-            for url in self.webhook_urls
-        ]
-        if self.alertmanager_url:
-            alerts = alertmanager_alerts(events, self.external_url)
-            if alerts:
-                url = self.alertmanager_url.rstrip("/") + "/api/v2/alerts"
-                jobs.append(self.post(url, alerts))
-        if jobs:
-            await asyncio.gather(*jobs)
+    def _push(self, notices: Sequence[Notice]) -> Outbox:
+        """One post of ``notices`` to every Alertmanager."""
+        if not notices or not self.alertmanager_urls:
+            return []
+        valid_until = self._clock() + timedelta(seconds=RESEND_VALIDITY * self.resend_seconds)
+        body = [n.api_json(valid_until) for n in notices]
+        return [(f"{url}/api/v2/alerts", body) for url in self.alertmanager_urls]
+
+    def announce(self, events: Sequence[AlertEvent]) -> Outbox:
+        """What ``events`` change in the announced set, as the posts to make: a webhook body
+        per event that changed it, and one push of all the changed alerts to every
+        Alertmanager. Synchronous, so announcements happen in the order of the events.
+        Silenced events announce nothing new (see ``Announced.apply``)."""
+        pushed: dict[str, Notice] = {}
+        outbox: Outbox = []
+        for event in events:
+            notices = self.announced.apply(event)
+            if not notices:
+                continue
+            for notice in notices:  # one alert twice in a push: its latest word wins
+                key = label_fingerprint(notice.labels)
+                pushed.pop(key, None)
+                pushed[key] = notice
+            body = webhook_body(notices, self.external_url)
+            outbox.extend((url, body) for url in self.webhook_urls)
+        outbox.extend(self._push(list(pushed.values())))
+        return outbox
+
+    def reconcile(self, firing: Sequence[AlertEvent]) -> Outbox:
+        """Announce the alerts that fire, are not silenced and are not announced: those that
+        fired under a silence that has ended since."""
+        return self.announce(
+            [e for e in firing if not e.silenced and e.fingerprint not in self.announced]
+        )
+
+    async def deliver(self, outbox: Outbox) -> None:
+        if outbox:
+            await asyncio.gather(*(self.post(url, body) for url, body in outbox))
+
+    async def notify(self, events: Sequence[AlertEvent]) -> None:
+        """``announce`` then ``deliver``."""
+        await self.deliver(self.announce(events))
+
+    async def resend(self) -> None:
+        """Send every firing alert again to every Alertmanager, valid a few intervals on."""
+        await self.deliver(self._push(self.announced.firing()))

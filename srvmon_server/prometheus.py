@@ -1,20 +1,161 @@
-"""Prometheus text exposition (format 0.0.4) of machine metrics and the server's own figures.
+"""``/metrics``: the server's figures and every machine's latest metrics, through
+``prometheus_client``.
 
-Pure: takes machine records (anything with key/kind/host_id/hostname/name/metrics) and a
-dict of the server's figures, returns text.
+Two custom collectors (prometheus_client's ``Collector`` interface) build the families at
+scrape time from what the server already holds in memory, so a scrape never touches the
+database:
+
+- :class:`MachineCollector` reads the :class:`~srvmon_server.latest.LatestView`: per
+  machine ``srvmon_machine_up`` and ``srvmon_machine_last_seen_timestamp_seconds``, and the
+  flat metrics under Prometheus names (:data:`EXPOSED`) while the machine is fresh;
+- :class:`ServerCollector` reads the server's own counters (:data:`OWN_HELP`).
+
+Names follow Prometheus conventions: base units (ratios 0-1, not percent; bytes;
+seconds), ``_per_second`` for rates, ``_total`` only on counters, no ``_count`` on gauges.
 """
 
 from __future__ import annotations
 
-import math
-import re
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
+from typing import Literal
+
+from attrs import frozen
+from prometheus_client.exposition import generate_latest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector, CollectorRegistry
 
 from srvmon_core.metrics import METRICS
+from srvmon_server.latest import LatestMachine, LatestView
 
-_HELP = {(m.kind, m.name): m.help for m in METRICS}
-OWN_HELP = {
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+"""The text format 0.0.4: what Prometheus, promtool and curl all read."""
+
+MetricType = Literal["gauge", "counter"]
+
+
+@frozen(kw_only=True)
+class Exposed:
+    """How one flat metric appears in ``/metrics``."""
+
+    flat: str
+    kind: Literal["host", "container"]
+    name: str
+    """The family name; a counter's samples get ``_total`` appended (already in ``name``)."""
+    type: MetricType
+    divisor: float
+    """Divides the flat value (100: percent → ratio)."""
+    help: str
+
+
+_RENAMED: dict[tuple[str, str], tuple[str, MetricType, float, str]] = {
+    ("host", "cpu_percent"): (
+        "cpu_ratio",
+        "gauge",
+        100.0,
+        "CPU busy time of the whole machine, 0-1",
+    ),
+    ("host", "cpu_iowait_percent"): (
+        "cpu_iowait_ratio",
+        "gauge",
+        100.0,
+        "CPU time waiting for IO, 0-1",
+    ),
+    ("host", "cpu_steal_percent"): (
+        "cpu_steal_ratio",
+        "gauge",
+        100.0,
+        "CPU time stolen by the hypervisor, 0-1",
+    ),
+    ("host", "memory_percent"): ("memory_ratio", "gauge", 100.0, "memory in use, 0-1"),
+    ("host", "swap_percent"): ("swap_ratio", "gauge", 100.0, "swap in use, 0-1"),
+    ("host", "disk_used_percent_max"): (
+        "disk_used_max_ratio",
+        "gauge",
+        100.0,
+        "used share of the fullest mount, 0-1",
+    ),
+    ("host", "disk_read_ops_per_s"): (
+        "disk_read_operations_per_second",
+        "gauge",
+        1.0,
+        "read operations on physical disks per second",
+    ),
+    ("host", "disk_write_ops_per_s"): (
+        "disk_write_operations_per_second",
+        "gauge",
+        1.0,
+        "write operations on physical disks per second",
+    ),
+    ("host", "process_count"): ("processes", "gauge", 1.0, "processes on the host"),
+    ("container", "cpu_percent"): (
+        "cpu_ratio",
+        "gauge",
+        100.0,
+        "CPU time per second of wall time; 1 = one core busy (docker stats' 100 %)",
+    ),
+    ("container", "cpu_throttled_percent"): (
+        "cpu_throttled_ratio",
+        "gauge",
+        100.0,
+        "share of CFS periods throttled, 0-1",
+    ),
+    ("container", "memory_percent"): (
+        "memory_ratio",
+        "gauge",
+        100.0,
+        "working set over the memory limit, 0-1",
+    ),
+    ("container", "restart_count"): (
+        "restarts_total",
+        "counter",
+        1.0,
+        "restarts since the container was created",
+    ),
+}
+"""Flat metrics whose Prometheus name is not ``srvmon_<kind>_<flat>``. Every other
+``_per_s`` rate becomes ``_per_second``; the rest keep their flat name."""
+
+
+def _exposed(kind: Literal["host", "container"], flat: str, help_text: str) -> Exposed:
+    renamed = _RENAMED.get((kind, flat))
+    if renamed is not None:
+        name, metric_type, divisor, help_text = renamed
+    else:
+        name, metric_type, divisor = flat, "gauge", 1.0
+        if name.endswith("_per_s"):
+            name = name.removesuffix("_per_s") + "_per_second"
+            help_text = f"{help_text}, per second"
+    return Exposed(
+        flat=flat,
+        kind=kind,
+        name=f"srvmon_{kind}_{name}",
+        type=metric_type,
+        divisor=divisor,
+        help=help_text,
+    )
+
+
+EXPOSED: dict[tuple[str, str], Exposed] = {
+    (m.kind, m.name): _exposed(m.kind, m.name, m.help) for m in METRICS
+}
+"""Every flat metric of ``srvmon_core.metrics.METRICS``, keyed ``(kind, flat name)``."""
+
+OLD_NAMES: dict[str, str] = {
+    f"srvmon_{e.kind}_{e.flat}": e.name
+    for e in EXPOSED.values()
+    if e.name != f"srvmon_{e.kind}_{e.flat}"
+}
+"""Hand-written exposition name (before 0.2) → today's name, for the CHANGELOG."""
+
+UP = "srvmon_machine_up"
+LAST_SEEN = "srvmon_machine_last_seen_timestamp_seconds"
+MACHINE_HELP = {
+    UP: "1 while the machine reports (a sample within the silent-after time), else 0",
+    LAST_SEEN: "when the server last received a sample of the machine, Unix time",
+}
+
+OWN_HELP: dict[str, tuple[MetricType, str]] = {
     "ingest_batches_total": ("counter", "batches accepted by /api/v1/ingest"),
     "ingest_samples_total": ("counter", "machine samples accepted (host + containers)"),
     "ingest_duplicates_total": ("counter", "samples ignored as already stored"),
@@ -26,53 +167,113 @@ OWN_HELP = {
     "alert_events_total": ("counter", "alert transitions produced by the engine"),
     "notifications_sent_total": ("counter", "webhook/Alertmanager posts delivered"),
     "notifications_failed_total": ("counter", "notifications given up after retries"),
+    "alertmanager_alerts_active": (
+        "gauge",
+        "alerts srvmon holds firing in Alertmanager (re-sent every resend interval)",
+    ),
 }
+"""The server's own figures: ``srvmon_server_<name>`` → (type, help)."""
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+def _labels(machine: LatestMachine) -> dict[str, str]:
+    if machine.kind == "host":
+        return {"host_id": machine.host_id, "hostname": machine.hostname}
+    return {"host_id": machine.host_id, "hostname": machine.hostname, "container": machine.name}
 
 
-def _number(value: float) -> str:
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    return repr(float(value))
+class MachineCollector(Collector):
+    """Per machine: up, last seen, and its flat metrics while it is fresh.
 
+    ``up`` is 1 while the machine was heard from within ``silent_after_seconds`` (the same
+    test as the ``silent`` status of /api/v1/machines). A machine not heard from for longer
+    than ``stale_after_seconds`` keeps ``up`` (0) and ``last_seen`` but drops its value
+    series, so Prometheus marks them stale instead of repeating old figures forever.
+    """
 
-def _labels(labels: Mapping[str, str]) -> str:
-    return ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items())
+    def __init__(
+        self,
+        latest: LatestView,
+        clock: Callable[[], datetime],
+        *,
+        silent_after_seconds: float,
+        stale_after_seconds: float,
+    ) -> None:
+        self._latest = latest
+        self._clock = clock
+        self._silent_after = silent_after_seconds
+        self._stale_after = stale_after_seconds
 
-
-def render_metrics(records: Iterable[Any], own: Mapping[str, float]) -> dict[str, Any]:
-    """Families: name -> (type, help, [(labels, value)])."""
-    families: dict[str, Any] = {}
-    for record in records:
-        for metric, value in sorted(record.metrics.items()):
-            if not re.fullmatch(r"[a-z_][a-z0-9_]*", metric):
+    def collect(self) -> Iterator[Metric]:
+        now = self._clock().timestamp()
+        up = Metric(UP, MACHINE_HELP[UP], "gauge")
+        last_seen = Metric(LAST_SEEN, MACHINE_HELP[LAST_SEEN], "gauge")
+        families: dict[str, Metric] = {}
+        for machine in self._latest.machines():
+            labels = _labels(machine)
+            heard = machine.received_at.timestamp()
+            quiet = now - heard
+            up.add_sample(
+                UP, {"kind": machine.kind, **labels}, 0.0 if quiet > self._silent_after else 1.0
+            )
+            last_seen.add_sample(LAST_SEEN, {"kind": machine.kind, **labels}, heard)
+            if quiet > self._stale_after:
                 continue
-            name = f"srvmon_{record.kind}_{metric}"
-            help_text = _HELP.get((record.kind, metric), metric)
-            family = families.setdefault(name, ("gauge", help_text, []))
-            if record.kind == "host":
-                labels = {"host_id": record.host_id, "hostname": record.hostname}
-            else:
-                labels = {"host_id": record.host_id, "container": record.name}
-            family[2].append((labels, float(value)))
-    for metric, (kind, help_text) in OWN_HELP.items():
-        if metric in own:
-            families[f"srvmon_server_{metric}"] = (kind, help_text, [({}, float(own[metric]))])
-    return families
+            for flat, value in machine.metrics.items():
+                exposed = EXPOSED.get((machine.kind, flat))
+                if exposed is None:
+                    continue  # a name this server does not know (a newer collector)
+                family = families.get(exposed.name)
+                if family is None:
+                    family = families[exposed.name] = _family(exposed)
+                family.add_sample(exposed.name, labels, value / exposed.divisor)
+        yield up
+        yield last_seen
+        for name in sorted(families):
+            yield families[name]
 
 
-def exposition(families: Mapping[str, Any]) -> bytes:
-    lines = []
-    for name in sorted(families):
-        kind, help_text, samples = families[name]
-        lines.append(f"# HELP {name} {_escape(help_text)}")
-        lines.append(f"# TYPE {name} {kind}")
-        for labels, value in samples:
-            label_text = "{" + _labels(labels) + "}" if labels else ""
-            lines.append(f"{name}{label_text} {_number(value)}")
-    return ("\n".join(lines) + "\n").encode()
+def _family(exposed: Exposed) -> Metric:
+    base = exposed.name.removesuffix("_total") if exposed.type == "counter" else exposed.name
+    return Metric(base, exposed.help, exposed.type)
+
+
+class ServerCollector(Collector):
+    """The server's own figures, read from ``figures()`` at each scrape."""
+
+    def __init__(self, figures: Callable[[], Mapping[str, float]]) -> None:
+        self._figures = figures
+
+    def collect(self) -> Iterator[Metric]:
+        figures = self._figures()
+        for name, (metric_type, help_text) in OWN_HELP.items():
+            if name not in figures:
+                continue
+            full = f"srvmon_server_{name}"
+            base = full.removesuffix("_total") if metric_type == "counter" else full
+            family = Metric(base, help_text, metric_type)
+            family.add_sample(full, {}, float(figures[name]))
+            yield family
+
+
+def registry(*collectors: Collector) -> CollectorRegistry:
+    """A registry of its own (never the global default) holding ``collectors``."""
+    out = CollectorRegistry(auto_describe=False)
+    for collector in collectors:
+        out.register(collector)
+    return out
+
+
+def exposition(source: CollectorRegistry) -> bytes:
+    """The text exposition (format 0.0.4) of everything ``source`` collects."""
+    return generate_latest(source)
+
+
+def names_table() -> str:
+    """The Markdown table of docs/metrics.md, "In Prometheus" (a test keeps them equal)."""
+    lines = ["| kind | flat metric | Prometheus name | type | value |", "|---|---|---|---|---|"]
+    for exposed in EXPOSED.values():
+        value = "flat value / 100" if exposed.divisor == 100.0 else "flat value"
+        lines.append(
+            f"| {exposed.kind} | `{exposed.flat}` | `{exposed.name}` | {exposed.type} | {value} |"
+        )
+    return "\n".join(lines) + "\n"

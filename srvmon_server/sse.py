@@ -51,15 +51,32 @@ def format_retry(milliseconds: int = RETRY_MS) -> bytes:
     return f"retry: {int(milliseconds)}\n\n".encode()
 
 
-@frozen
 class Event:
-    """A published event with its id, kept in the ring buffer."""
+    """A published event with its id, kept in the ring buffer.
 
-    id: int
-    name: str
-    key: str | None
-    """The machine key the event is about, for the ``machines`` glob filter."""
-    frame: bytes
+    Framed once, the first time a client or a replay needs its bytes: an event nobody is
+    subscribed to (no dashboard open) costs no JSON encoding. ``data`` must not change
+    after it is published.
+    """
+
+    __slots__ = ("_data", "_frame", "id", "key", "name")
+
+    def __init__(self, id: int, name: str, key: str | None, data: object) -> None:
+        self.id = id
+        self.name = name
+        self.key = key
+        """The machine key the event is about, for the ``machines`` glob filter."""
+        self._data = data
+        self._frame: bytes | None = None
+
+    @property
+    def frame(self) -> bytes:
+        """The SSE frame (``id:``, ``event:``, ``data:``), encoded on first use."""
+        frame = self._frame
+        if frame is None:
+            frame = self._frame = format_event(self.id, self.name, self._data)
+            self._data = None
+        return frame
 
 
 class RingBuffer:
@@ -76,8 +93,9 @@ class RingBuffer:
         return self._next_id - 1
 
     def append(self, name: str, data: object, key: str | None = None) -> Event:
-        """Number the event, frame it and keep it."""
-        event = Event(self._next_id, name, key, format_event(self._next_id, name, data))
+        """Number the event and keep it (framed when first needed)."""
+        _single_line(name, "event name")
+        event = Event(self._next_id, name, key, data)
         self._next_id += 1
         self._events.append(event)
         return event

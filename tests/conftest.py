@@ -3,4 +3,5 @@ pytest_plugins = [
     "tests.fixtures.kafka",
     "tests.fixtures.mariadb",
     "tests.fixtures.browser",
+    "tests.fixtures.prometheus",
 ]

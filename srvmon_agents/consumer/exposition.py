@@ -1,65 +1,113 @@
-"""The consumer's own figures for Prometheus: text exposition and a small HTTP endpoint.
+"""The consumer's own figures for Prometheus, through ``prometheus_client``, and a small
+HTTP endpoint.
 
-``render`` turns a :class:`StatsSnapshot` into the Prometheus text format (version 0.0.4).
-``MetricsEndpoint`` serves it at ``GET /metrics`` (and ``GET /healthz``) from a daemon
-thread with the standard library's HTTP server: the consumer needs no web framework, and
-the snapshot it reads is safe to take from any thread.
+:class:`ConsumerCollector` (prometheus_client's ``Collector`` interface) turns a
+:class:`StatsSnapshot` into metric families at scrape time; :data:`FIGURES` maps each
+snapshot field to its family, so a new figure is one row. ``MetricsEndpoint`` serves the
+text format (0.0.4) at ``GET /metrics`` (and ``GET /healthz``) from a daemon thread with
+the standard library's HTTP server: the consumer needs no web framework, and the snapshot
+it reads is safe to take from any thread.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Literal
+
+from prometheus_client.exposition import generate_latest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector, CollectorRegistry
 
 from srvmon_agents.consumer.stats import StatsSnapshot
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
-_COUNTERS = (
-    ("delivered_batches", "Envelopes the server acknowledged as stored or duplicate."),
-    ("delivered_samples", "Samples in the acknowledged envelopes."),
-    ("duplicate_samples", "Samples the server already had (replays)."),
-    ("retries", "Ingest requests repeated after a 5xx answer, a timeout or a network error."),
-    ("dead_lettered", "Messages parked in the dead-letter topic."),
+FIGURES: tuple[tuple[str, str, Literal["counter", "gauge"], str], ...] = (
+    (
+        "delivered_batches",
+        "srvmon_consumer_delivered_batches_total",
+        "counter",
+        "Envelopes the server acknowledged as stored or duplicate.",
+    ),
+    (
+        "delivered_samples",
+        "srvmon_consumer_delivered_samples_total",
+        "counter",
+        "Samples in the acknowledged envelopes.",
+    ),
+    (
+        "duplicate_samples",
+        "srvmon_consumer_duplicate_samples_total",
+        "counter",
+        "Samples the server already had (replays).",
+    ),
+    (
+        "retries",
+        "srvmon_consumer_retries_total",
+        "counter",
+        "Ingest requests repeated after a 5xx answer, a timeout or a network error.",
+    ),
+    (
+        "dead_lettered",
+        "srvmon_consumer_dead_lettered_total",
+        "counter",
+        "Messages parked in the dead-letter topic.",
+    ),
+    (
+        "in_flight",
+        "srvmon_consumer_in_flight",
+        "gauge",
+        "Messages taken from Kafka, not yet finished.",
+    ),
+    (
+        "paused",
+        "srvmon_consumer_paused",
+        "gauge",
+        "1 while consumption is paused (server slow/down).",
+    ),
 )
+"""(snapshot field, metric name, type, help) of every plain figure; booleans become 0/1."""
+LAG = "srvmon_consumer_lag_messages"
+LAG_HELP = "Messages behind the partition's high watermark, as of the last stats interval."
 
 
-def _label_value(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def _partition_labels(key: str) -> str:
-    """``topic[3]`` (the snapshot's lag key) → ``topic="topic",partition="3"``."""
+def _partition(key: str) -> dict[str, str]:
+    """``topic[3]`` (the snapshot's lag key) → ``{"topic": "topic", "partition": "3"}``."""
     topic, _, rest = key.rpartition("[")
-    return f'topic="{_label_value(topic)}",partition="{_label_value(rest.rstrip("]"))}"'
+    return {"topic": topic, "partition": rest.rstrip("]")}
+
+
+class ConsumerCollector(Collector):
+    """The figures of ``snapshot()``, taken once per scrape."""
+
+    def __init__(self, snapshot: Callable[[], StatsSnapshot]) -> None:
+        self._snapshot = snapshot
+
+    def collect(self) -> Iterator[Metric]:
+        snapshot = self._snapshot()
+        for field, name, metric_type, help_text in FIGURES:
+            base = name.removesuffix("_total") if metric_type == "counter" else name
+            family = Metric(base, help_text, metric_type)
+            family.add_sample(name, {}, float(getattr(snapshot, field)))
+            yield family
+        lag = Metric(LAG, LAG_HELP, "gauge")
+        for key, value in sorted(snapshot.lag.items()):
+            lag.add_sample(LAG, _partition(key), float(value))
+        yield lag
+
+
+def registry(snapshot: Callable[[], StatsSnapshot]) -> CollectorRegistry:
+    """A registry of its own (never the global default) with the consumer's collector."""
+    out = CollectorRegistry(auto_describe=False)
+    out.register(ConsumerCollector(snapshot))
+    return out
 
 
 def render(snapshot: StatsSnapshot) -> str:
-    """The snapshot as Prometheus text: counters ``srvmon_consumer_*_total``, gauges for
-    what is in flight, whether consumption is paused, and lag per partition."""
-    lines: list[str] = []
-
-    def family(name: str, kind: str, help_text: str) -> None:
-        lines.append(f"# HELP {name} {help_text}")
-        lines.append(f"# TYPE {name} {kind}")
-
-    for field, help_text in _COUNTERS:
-        name = f"srvmon_consumer_{field}_total"
-        family(name, "counter", help_text)
-        lines.append(f"{name} {getattr(snapshot, field)}")
-    family("srvmon_consumer_in_flight", "gauge", "Messages taken from Kafka, not yet finished.")
-    lines.append(f"srvmon_consumer_in_flight {snapshot.in_flight}")
-    family("srvmon_consumer_paused", "gauge", "1 while consumption is paused (server slow/down).")
-    lines.append(f"srvmon_consumer_paused {int(snapshot.paused)}")
-    family(
-        "srvmon_consumer_lag_messages",
-        "gauge",
-        "Messages behind the partition's high watermark, as of the last stats interval.",
-    )
-    for key, lag in sorted(snapshot.lag.items()):
-        lines.append(f"srvmon_consumer_lag_messages{{{_partition_labels(key)}}} {lag}")
-    return "\n".join(lines) + "\n"
+    """One snapshot in the Prometheus text format."""
+    return generate_latest(registry(lambda: snapshot)).decode()
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -67,7 +115,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         if self.path.split("?", 1)[0] == "/metrics":
-            self._answer(200, render(self.server.snapshot()), CONTENT_TYPE)
+            body = generate_latest(self.server.registry).decode()
+            self._answer(200, body, CONTENT_TYPE)
         elif self.path == "/healthz":
             self._answer(200, "ok\n", "text/plain; charset=utf-8")
         else:
@@ -90,7 +139,7 @@ class _Server(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], snapshot: Callable[[], StatsSnapshot]) -> None:
         super().__init__(address, _Handler)
-        self.snapshot = snapshot
+        self.registry = registry(snapshot)
 
 
 class MetricsEndpoint:

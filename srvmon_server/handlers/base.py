@@ -1,4 +1,9 @@
-"""The base handler: auth, CORS, the JSON error envelope, DB calls on the worker thread."""
+"""The base handler: auth, CORS, the JSON error envelope, DB calls on the worker thread.
+
+The one place errors become HTTP: ``write_error`` answers an ``ApiError`` as it says, any
+domain error (``DecodeError``, ``ConfigError``, ``StorageUnavailable``, ``InvalidQuery``)
+as ``srvmon_server.errors.http_error`` maps it, and anything else as a 500 envelope.
+"""
 
 from __future__ import annotations
 
@@ -13,21 +18,13 @@ import tornado.web
 from srvmon_server.auth import Access, bearer_token
 from srvmon_server.context import ServerContext
 from srvmon_server.cors import cors_headers
-from srvmon_server.errors import CONTENT_TYPE, default_code, error_body
+from srvmon_server.errors import CONTENT_TYPE, ApiError, default_code, error_body, http_error
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class ApiError(Exception):
-    """Raised by handlers to answer with the envelope."""
-
-    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.field = field
+__all__ = ["ApiError", "BaseHandler", "NotFoundHandler", "iso", "parse_time", "to_json"]
 
 
 def parse_time(raw: str, name: str) -> datetime:
@@ -143,9 +140,10 @@ class BaseHandler(tornado.web.RequestHandler):
         exc = kwargs.get("exc_info", (None, None, None))[1]
         self.clear_header("Content-Encoding")
         self.set_header("Content-Type", CONTENT_TYPE)
-        if isinstance(exc, ApiError):
-            self.set_status(exc.status)
-            self.finish(error_body(exc.status, exc.code, exc.message, exc.field))
+        mapped = None if exc is None else http_error(exc)
+        if mapped is not None:
+            self.set_status(mapped.status)
+            self.finish(error_body(mapped.status, mapped.code, mapped.message, mapped.field))
             return
         if isinstance(exc, tornado.web.HTTPError):
             message = exc.log_message or exc.reason or default_code(status_code)
@@ -161,7 +159,7 @@ class BaseHandler(tornado.web.RequestHandler):
         self.finish(error_body(status_code, default_code(status_code), message))
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
-        if isinstance(value, ApiError | tornado.web.HTTPError):
+        if isinstance(value, tornado.web.HTTPError) or http_error(value) is not None:
             return
         super().log_exception(typ, value, tb)
 
@@ -177,8 +175,9 @@ class BaseHandler(tornado.web.RequestHandler):
             raise ApiError(400, "invalid_body", f"body is not valid JSON: {exc}") from None
 
     async def db(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run one storage call on the single DB worker thread; DB down → 503."""
-        return await self.ctx.run_db(fn, *args)
+        """Run one storage call on the single DB worker thread (DB down: StorageUnavailable,
+        answered 503 by ``write_error``)."""
+        return await self.ctx.db.run(fn, *args)
 
 
 class NotFoundHandler(BaseHandler):

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from srvmon_core.errors import DecodeError
 from srvmon_core.schema import Batch
 from srvmon_server.errors import error_dict
-from srvmon_server.handlers.base import ApiError, BaseHandler
+from srvmon_server.handlers.base import BaseHandler
 from srvmon_server.ingest import decode_request, ingest_batch, ingest_batches
 
 
@@ -30,8 +31,8 @@ class IngestHandler(BaseHandler):
         stored = iter(await ingest_batches(self.ctx, good))
         answers: list[dict[str, Any]] = []
         for item in decoded:
-            if isinstance(item, ApiError):
-                answers.append(error_dict(item.status, item.code, item.message, item.field))
+            if isinstance(item, DecodeError):
+                answers.append(error_dict(400, "invalid_body", item.message, item.path))
             else:
                 result = next(stored)
                 answers.append({"stored": result.stored, "duplicates": result.duplicates})

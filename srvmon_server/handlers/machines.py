@@ -7,13 +7,15 @@ from typing import Any
 
 from srvmon_core.metrics import CONTAINER_METRIC_NAMES, HOST_METRIC_NAMES
 from srvmon_server.handlers.base import ApiError, BaseHandler, parse_time
+from srvmon_server.payloads import rule_json
+from srvmon_server.storage import MachineRecord
 
 MAX_POINTS_LIMIT = 10_000
 DEFAULT_SERIES_SPAN = timedelta(hours=1)
 
 
 def machine_status(
-    record: Any, levels: dict[str, str], now: datetime, silent_after_seconds: float
+    record: MachineRecord, levels: dict[str, str], now: datetime, silent_after_seconds: float
 ) -> str:
     """``silent`` when not heard from recently, else the worst firing level, else ``ok``."""
     heard = record.last_received or record.last_seen
@@ -22,7 +24,7 @@ def machine_status(
     return levels.get(record.key, "ok")
 
 
-def machine_json(record: Any, status: str) -> dict[str, Any]:
+def machine_json(record: MachineRecord, status: str) -> dict[str, Any]:
     data: dict[str, Any] = {
         "key": record.key,
         "kind": record.kind,
@@ -47,17 +49,16 @@ def machine_json(record: Any, status: str) -> dict[str, Any]:
 
 class MachineBase(BaseHandler):
     def levels(self) -> dict[str, str]:
-        alerting = self.ctx.alerting
-        return alerting.firing_levels() if alerting is not None else {}
+        return self.ctx.alerting.firing_levels()
 
-    def status_of(self, record: Any) -> str:
+    def status_of(self, record: MachineRecord) -> str:
         return machine_status(
             record, self.levels(), self.ctx.clock(), self.ctx.config.silent_after_seconds
         )
 
-    async def record(self, key: str) -> Any:
+    async def record(self, key: str) -> MachineRecord:
         """``key`` arrives percent-decoded already (Tornado decodes path arguments)."""
-        record = await self.db(self.ctx.storage.machine, key)
+        record = await self.db(self.ctx.storage.samples.machine, key)
         if record is None:
             raise ApiError(404, "unknown_machine", f"no machine with key {key!r}", "key")
         return record
@@ -65,12 +66,12 @@ class MachineBase(BaseHandler):
 
 class MachinesHandler(MachineBase):
     async def get(self) -> None:
-        records = await self.db(self.ctx.storage.machines)
+        records = await self.db(self.ctx.storage.samples.machines)
         levels = self.levels()
         now = self.ctx.clock()
         silent = self.ctx.config.silent_after_seconds
         hosts: dict[str, dict[str, Any]] = {}
-        containers: list[Any] = []
+        containers: list[MachineRecord] = []
         for record in records:
             if record.kind == "host":
                 entry = machine_json(record, machine_status(record, levels, now, silent))
@@ -103,7 +104,7 @@ class MachineHandler(MachineBase):
     async def get(self, raw_key: str) -> None:
         record = await self.record(raw_key)
         data = machine_json(record, self.status_of(record))
-        data["sample"] = await self.db(self.ctx.storage.latest_sample, record.key)
+        data["sample"] = await self.db(self.ctx.storage.samples.latest_sample, record.key)
         self.write_json(data)
 
 
@@ -138,7 +139,8 @@ class SeriesHandler(MachineBase):
                 f"max_points must be an integer from 1 to {MAX_POINTS_LIMIT}",
                 "max_points",
             )
-        series = await self.db(self.ctx.storage.series, record.key, metric, start, end, max_points)
+        samples = self.ctx.storage.samples
+        series = await self.db(samples.series, record.key, metric, start, end, max_points)
         self.write_json(
             {
                 "key": record.key,
@@ -152,6 +154,5 @@ class SeriesHandler(MachineBase):
 class MachineRulesHandler(MachineBase):
     async def get(self, raw_key: str) -> None:
         record = await self.record(raw_key)
-        alerting = self.ctx.alerting
-        rules = alerting.rules_for(record) if alerting is not None else []
-        self.write_json({"key": record.key, "rules": rules})
+        rules = self.ctx.alerting.rules_for(record)
+        self.write_json({"key": record.key, "rules": [rule_json(r) for r in rules]})

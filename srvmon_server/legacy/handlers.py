@@ -1,13 +1,17 @@
 """The original back end's HTTP routes (docs/migration.md lists each with its shape).
 
 Every handler derives from the server's ``BaseHandler``: the same auth, CORS, body limit and
-JSON error envelope. What they need from the rest of the server:
+JSON error envelope; domain errors (``DecodeError``, ``ConfigError`` such as
+:class:`~srvmon_server.legacy.thresholds.InvalidLimits`, storage's errors) pass to the
+base handler, which maps them to HTTP in one place (``srvmon_server.errors.http_error``).
+What they need from the rest of the server:
 
 * ``srvmon_server.ingest.ingest_batch`` (``POST /api/metrics``);
-* the storage gateway's ``list_rules``/``put_rule`` (limits), ``alert_history`` (history),
-  ``machines``/``latest_sample`` (inventory, container ids), run on the DB thread through
-  ``ServerContext.run_db``, and ``ServerContext.reload_rules``;
-* ``ServerContext.alerting.rules`` (the live rules, to type an alert event) through
+* storage's split stores, run on the DB thread: ``rules.all``/``rules.put`` (limits),
+  ``history.page`` (history), ``samples.machines``/``samples.latest_sample`` (inventory,
+  container ids); and ``ServerContext.reload_rules``;
+* ``ServerContext.alerting.rules`` (the live rules, to type an alert event) and
+  ``ServerContext.latest`` (host names), through
   :class:`~srvmon_server.legacy.live.LegacyLive`.
 """
 
@@ -21,8 +25,8 @@ from typing import Any
 from tornado.iostream import StreamClosedError
 
 from srvmon_core import codec
-from srvmon_core.errors import ConfigError, DecodeError
-from srvmon_core.rules import Rule, rule_from_dict, rule_to_dict
+from srvmon_core.alert_state import AlertEvent
+from srvmon_core.rules import Rule
 from srvmon_server.handlers.base import ApiError, BaseHandler
 from srvmon_server.ingest import ingest_batch
 from srvmon_server.legacy.live import LegacyLive
@@ -33,7 +37,6 @@ from srvmon_server.legacy.messages import (
     metric_name,
 )
 from srvmon_server.legacy.thresholds import (
-    InvalidLimits,
     Side,
     apply_limits,
     conflict_message,
@@ -42,6 +45,7 @@ from srvmon_server.legacy.thresholds import (
     parse_limits,
 )
 from srvmon_server.sse import format_comment
+from srvmon_server.storage import Storage
 
 TARGET_HISTORY = 20
 ALL_HISTORY = 50
@@ -53,44 +57,34 @@ SCAN_MAX = 50_000
 OTHER: dict[Side, Side] = {"over": "under", "under": "over"}
 
 
-def stored_rules(storage: Any) -> list[Rule]:
-    """The stored rules as Rule objects (DB thread); invalid ones are skipped as the
-    engine skips them."""
-    rules = []
-    for data in storage.list_rules():
-        try:
-            rules.append(rule_from_dict(data))
-        except ConfigError:
-            continue
-    return rules
-
-
 def breach_events(
-    storage: Any,
+    storage: Storage,
     rules: Sequence[Rule],
     *,
     want: int,
     machine: str | None = None,
     start: datetime | None = None,
     end: datetime | None = None,
-    keep: Callable[[dict[str, Any]], bool] = lambda _event: True,
-) -> list[dict[str, Any]]:
+    keep: Callable[[AlertEvent], bool] = lambda _event: True,
+) -> list[AlertEvent]:
     """Newest first, up to ``want`` stored events that have a legacy type and pass ``keep``
-    (DB thread). Pages through ``alert_history(state="firing")``."""
-    out: list[dict[str, Any]] = []
+    (DB thread). Pages through the history's ``to_state=firing`` events."""
+    out: list[AlertEvent] = []
     cursor: str | None = None
     scanned = 0
     by_id = {rule.id: rule for rule in rules}
     while True:
-        page, cursor = storage.alert_history(
+        page = storage.history.page(
             start=start, end=end, machine=machine, state="firing", limit=PAGE, cursor=cursor
         )
-        scanned += len(page)
-        for event in page:
-            if message_type(event, by_id.get(event.get("rule_id", ""))) and keep(event):
+        scanned += len(page.entries)
+        for entry in page.entries:
+            event = entry.event
+            if message_type(event, by_id.get(event.rule_id)) and keep(event):
                 out.append(event)
                 if len(out) >= want:
                     return out
+        cursor = page.next_cursor
         if cursor is None or scanned >= SCAN_MAX:
             return out
 
@@ -108,12 +102,12 @@ class LegacyHandler(BaseHandler):
         unknown = sorted(k for k in keys if k not in known)
         if not unknown:
             return
-        storage = self.ctx.storage
+        samples = self.ctx.storage.samples
 
         def read() -> dict[str, str]:
             found = {}
             for key in unknown:
-                sample = storage.latest_sample(key)
+                sample = samples.latest_sample(key)
                 if sample is not None and isinstance(sample.get("id"), str):
                     found[key] = sample["id"]
             return found
@@ -121,24 +115,18 @@ class LegacyHandler(BaseHandler):
         for key, docker_id in (await self.db(read)).items():
             known.setdefault(key, docker_id)
 
-    async def items(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    async def items(self, events: list[AlertEvent]) -> list[dict[str, Any]]:
         """History items of stored events (every one has a legacy type)."""
         live = self.live
-        await self.container_ids(
-            {str(e["machine_key"]) for e in events if e.get("machine_kind") == "container"}
-        )
-        hostnames = dict(live.hostnames)
-        if any(str(e["host_id"]) not in hostnames for e in events):
-            records = await self.db(self.ctx.storage.machines)
-            hostnames.update({r.host_id: r.hostname for r in records if r.kind == "host"})
+        await self.container_ids({e.machine_key for e in events if e.machine_kind == "container"})
         rules = {rule.id: rule for rule in live.rules()}
         config = live.config
         out = []
         for event in events:
-            kind = message_type(event, rules.get(event.get("rule_id", "")))
+            kind = message_type(event, rules.get(event.rule_id))
             if kind is None:  # the rule changed since the page was read
                 continue
-            machine = live.machine(event, hostnames)
+            machine = live.machine(event)
             out.append(history_item(event, kind, machine, config.tz, config.interval_seconds))
         return out
 
@@ -158,14 +146,11 @@ class MetricsHandler(LegacyHandler):
     async def post(self) -> None:
         self._check_size()
         config = self.live.config
-        try:
-            batch = codec.message_from_dict(
-                codec.parse_json(self.body),
-                legacy_tz=config.tz,
-                legacy_interval_seconds=config.interval_seconds,
-            )
-        except DecodeError as exc:
-            raise ApiError(400, "invalid_body", exc.message, exc.path) from None
+        batch = codec.message_from_dict(  # a DecodeError is answered 400 with its field
+            codec.parse_json(self.body),
+            legacy_tz=config.tz,
+            legacy_interval_seconds=config.interval_seconds,
+        )
         await ingest_batch(self.ctx, batch)
         self.clear_header("Content-Type")
         self.set_status(200)
@@ -178,31 +163,25 @@ class LimitsHandler(LegacyHandler):
     side: Side = "over"
 
     async def get(self) -> None:
-        rules = await self.db(stored_rules, self.ctx.storage)
+        rules = await self.db(self.ctx.storage.rules.all)
         self.write_json(limits(rules, self.side, self.live.config.interval_seconds))
 
     async def post(self) -> None:
-        try:
-            posted = parse_limits(self.json_body())
-        except InvalidLimits as exc:
-            raise ApiError(400, "invalid_body", exc.message, exc.field) from None
-        storage, side = self.ctx.storage, self.side
+        posted = parse_limits(self.json_body())  # InvalidLimits: 400 naming the field
+        store, side = self.ctx.storage.rules, self.side
         interval = self.live.config.interval_seconds
 
         def check_and_store() -> tuple[list[str], dict[str, str | None]]:
-            rules = stored_rules(storage)
+            rules = store.all()
             other = limits(rules, OTHER[side], interval)
             refused = conflicts(side, posted, other)
             if refused:
                 return refused, other
             for rule in apply_limits(rules, side, posted, interval):
-                storage.put_rule(rule_to_dict(rule))
-            return [], limits(stored_rules(storage), side, interval)
+                store.put(rule)
+            return [], limits(store.all(), side, interval)
 
-        try:
-            refused, answer = await self.db(check_and_store)
-        except InvalidLimits as exc:
-            raise ApiError(400, "invalid_body", exc.message, exc.field) from None
+        refused, answer = await self.db(check_and_store)
         if refused:
             body = {"error": conflict_message(side, refused), "thresholdValues": answer}
             self.write_json(body, status=400)
@@ -278,19 +257,18 @@ class DayHistoryHandler(LegacyHandler):
         chosen = self.filters()
         rules = self.live.rules()
         by_id = {rule.id: rule for rule in rules}
-        hostnames = dict(self.live.hostnames)
-        if "hostName" in chosen:  # every host's name, also of hosts not heard from lately
-            records = await self.db(self.ctx.storage.machines)
-            hostnames.update({r.host_id: r.hostname for r in records if r.kind == "host"})
+        hostnames: dict[str, str] = {}
+        if "hostName" in chosen:  # every known host's name (read here, on the IOLoop)
+            machines = self.ctx.latest.machines()
+            hostnames = {m.host_id: m.hostname for m in machines if m.kind == "host"}
 
-        def keep(event: dict[str, Any]) -> bool:
-            host_id = str(event.get("host_id"))
+        def keep(event: AlertEvent) -> bool:  # on the DB thread: reads only local values
             wanted = {
-                "machineType": event.get("machine_kind"),
-                "machineName": event.get("machine_name"),
-                "metricName": metric_name(event.get("metric")),
-                "messageType": message_type(event, by_id.get(event.get("rule_id", ""))),
-                "hostName": hostnames.get(host_id, host_id),
+                "machineType": event.machine_kind,
+                "machineName": event.machine_name,
+                "metricName": metric_name(event.metric),
+                "messageType": message_type(event, by_id.get(event.rule_id)),
+                "hostName": hostnames.get(event.host_id, event.host_id),
             }
             return all(chosen[n] == v for n, v in wanted.items() if n in chosen)
 
@@ -307,7 +285,7 @@ class InventoryHandler(LegacyHandler):
     """``GET /api/inventory/list``: hosts and containers as the original listed them."""
 
     async def get(self) -> None:
-        records = await self.db(self.ctx.storage.machines)
+        records = await self.db(self.ctx.storage.samples.machines)
         await self.container_ids({r.key for r in records if r.kind == "container"})
         ids = self.live.container_ids
         hosts = [{"id": r.host_id, "name": r.hostname} for r in records if r.kind == "host"]

@@ -1,12 +1,15 @@
-"""The legacy routes' live side: what they learn from the hub, and their bounded fan-outs.
+"""The legacy routes' live side: what they learn from the server, and their bounded fan-outs.
 
-:class:`LegacyLive` listens to the server's hub (on the IOLoop):
+:class:`LegacyLive` is a listener of the server's live publisher
+(``srvmon_server.live.Live.listen``), called on the IOLoop with typed values:
 
-* every stored batch: it remembers each container's Docker id and each host's name (the
-  original named containers by Docker id), and, while WebSocket clients are connected,
-  sends the batch to them as the original's compact document;
-* every ``alert`` event: mapped onto the original's five messages and sent to the legacy
-  SSE clients.
+* every stored batch's view: it remembers each container's Docker id (the original named
+  containers by Docker id), and, while WebSocket clients are connected, sends the batch to
+  them as the original's compact document;
+* every alert event (``AlertEvent``): mapped onto the original's five messages and sent to
+  the legacy SSE clients.
+
+Host names come from the server's in-memory latest view (``ServerContext.latest``).
 
 A :class:`Fanout` gives each client a bounded queue (``client_queue_size`` frames). A client
 whose queue is full is dropped: its handler closes the connection. Nothing is buffered
@@ -16,12 +19,13 @@ without bound for a client that does not read.
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from srvmon_core.alert_state import AlertEvent
 from srvmon_core.rules import Rule
-from srvmon_core.schema import Batch, container_key
+from srvmon_core.schema import ContainerSample
+from srvmon_core.view import BatchView
 from srvmon_server.legacy.compact import compact_text
 from srvmon_server.legacy.config import LegacyConfig
 from srvmon_server.legacy.messages import Machine, alert_message, message_type
@@ -30,7 +34,6 @@ from srvmon_server.sse import Client, Subscription
 if TYPE_CHECKING:
     from srvmon_server.context import ServerContext
 
-log = logging.getLogger(__name__)
 Wake = Callable[[], None]
 _COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
@@ -78,70 +81,64 @@ def sse_frame(payload: dict[str, Any]) -> bytes:
 
 
 class LegacyLive:
-    """Per server process: the Docker ids of containers, host names, and the two fan-outs."""
+    """Per server process: the Docker ids of containers and the two fan-outs. A
+    ``srvmon_server.live.Listener``."""
 
     def __init__(self, ctx: ServerContext, config: LegacyConfig) -> None:
         self.ctx = ctx
         self.config = config
         self.container_ids: dict[str, str] = {}
         """Machine key → the Docker id of the container's newest sample."""
-        self.hostnames: dict[str, str] = {}
-        """Host id → host name, from the newest batch."""
         queue = ctx.config.client_queue_size
         self.alerts = Fanout(queue)
         self.documents = Fanout(queue)
 
     def install(self) -> None:
-        """Start listening to the server's hub."""
-        self.ctx.hub.listen(self.on_event)
-        self.ctx.hub.listen_batches(self.on_batch)
-        self.ctx.hub.on_close(self.close)
+        """Start listening to the server's live publisher."""
+        self.ctx.live.listen(self)
+
+    # --- the Listener protocol (srvmon_server.live) ----------------------------------------
+
+    def stored(self, view: BatchView) -> None:
+        for container in view.containers:
+            sample = container.sample
+            if isinstance(sample, ContainerSample):
+                self.container_ids[container.key] = sample.id
+        if len(self.documents):
+            self.documents.publish(compact_text(view.batch, self.config.tz).encode())
+
+    def alert(self, event: AlertEvent) -> None:
+        if event.silenced or not len(self.alerts):
+            return
+        message = self.message(event, self.rules())
+        if message is not None:
+            self.alerts.publish(sse_frame(message))
 
     def close(self) -> None:
         self.alerts.close_all()
         self.documents.close_all()
 
-    # --- what the hub tells ------------------------------------------------------------
-
-    def on_batch(self, batch: Batch) -> None:
-        self.hostnames[batch.host_id] = batch.hostname
-        for container in batch.containers:
-            self.container_ids[container_key(batch.host_id, container.name)] = container.id
-        if len(self.documents):
-            self.documents.publish(compact_text(batch, self.config.tz).encode())
-
-    def on_event(self, name: str, data: object) -> None:
-        if name != "alert" or not len(self.alerts) or not isinstance(data, dict):
-            return
-        if data.get("silenced"):
-            return
-        try:
-            message = self.message(data, self.rules())
-        except (KeyError, TypeError, ValueError):  # an event shape this code does not know
-            log.exception("alert event not mapped for the legacy stream: %r", data)
-            return
-        if message is not None:
-            self.alerts.publish(sse_frame(message))
-
     # --- mapping -------------------------------------------------------------------------
 
     def rules(self) -> Sequence[Rule]:
-        alerting = self.ctx.alerting
-        return list(alerting.rules) if alerting is not None else []
+        """The rules the engine applies now."""
+        return self.ctx.alerting.rules
 
-    def machine(self, event: dict[str, Any], hostnames: dict[str, str] | None = None) -> Machine:
+    def host_name(self, host_id: str) -> str:
+        """A host's name as the server knows it (its id when it was never heard from)."""
+        return self.ctx.latest.hostname(host_id) or host_id
+
+    def machine(self, event: AlertEvent) -> Machine:
         """The legacy id and host name of an event's machine."""
-        host_id = str(event["host_id"])
-        names = hostnames or self.hostnames
-        host_name = names.get(host_id) or self.hostnames.get(host_id) or host_id
-        if event.get("machine_kind") == "container":
-            key = str(event["machine_key"])
+        host_name = self.host_name(event.host_id)
+        if event.machine_kind == "container":
+            key = event.machine_key
             return Machine(id=self.container_ids.get(key, key), host_name=host_name)
-        return Machine(id=host_id, host_name=host_name)
+        return Machine(id=event.host_id, host_name=host_name)
 
-    def message(self, event: dict[str, Any], rules: Sequence[Rule]) -> dict[str, Any] | None:
+    def message(self, event: AlertEvent, rules: Sequence[Rule]) -> dict[str, Any] | None:
         """The SSE payload of one srvmon alert event, or None when it has no legacy type."""
-        rule = next((r for r in rules if r.id == event.get("rule_id")), None)
+        rule = next((r for r in rules if r.id == event.rule_id), None)
         kind = message_type(event, rule)
         if kind is None:
             return None

@@ -1,4 +1,5 @@
-"""srvmon alert events as the original's five alert messages and its history items. Pure.
+"""srvmon alert events (typed ``AlertEvent``) as the original's five alert messages and its
+history items. Pure.
 
 The original back end sent one message per breaching sample; srvmon's engine emits
 transitions. An event becomes a legacy message when it says a machine *is* in breach:
@@ -21,12 +22,12 @@ against its threshold, and a non-threshold event of a host is a ``timeout``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import datetime, tzinfo
+from datetime import tzinfo
 from typing import Any, Literal
 
 from attrs import frozen
 
+from srvmon_core.alert_state import AlertEvent
 from srvmon_core.rules import Rule
 from srvmon_server.legacy.java import java_double, local_time, per_loop
 
@@ -68,19 +69,19 @@ class Machine:
     host_name: str
 
 
-def message_type(event: Mapping[str, Any], rule: Rule | None) -> MessageType | None:
+def message_type(event: AlertEvent, rule: Rule | None) -> MessageType | None:
     """The legacy type of a srvmon alert event, or None when it has none."""
-    if event.get("kind") not in BREACH_KINDS:
+    if event.kind not in BREACH_KINDS:
         return None
     kind = rule.kind if rule is not None else None
-    if kind == "threshold" or (kind is None and event.get("metric") is not None):
+    if kind == "threshold" or (kind is None and event.metric is not None):
         if rule is not None:
             above = rule.direction == "above"
         else:
-            value, threshold = event.get("value"), event.get("threshold")
+            value, threshold = event.value, event.threshold
             above = value is None or threshold is None or value >= threshold
         return "thresholdExceeded" if above else "thresholdDeceeded"
-    if kind == "silent" or (kind is None and event.get("machine_kind") == "host"):
+    if kind == "silent" or (kind is None and event.machine_kind == "host"):
         return "timeout"
     if kind == "container_restarted":
         return "containerIdChanged"
@@ -89,15 +90,14 @@ def message_type(event: Mapping[str, Any], rule: Rule | None) -> MessageType | N
     return None
 
 
-def _figure(value: Any, loop: bool, interval_seconds: float) -> str | None:
-    if not isinstance(value, int | float) or isinstance(value, bool):
+def _figure(value: float | None, loop: bool, interval_seconds: float) -> str | None:
+    if value is None:
         return None
     return java_double(per_loop(value, interval_seconds) if loop else float(value))
 
 
-def _instant(event: Mapping[str, Any]) -> datetime:
-    at = event["at"]
-    return at if isinstance(at, datetime) else datetime.fromisoformat(at.replace("Z", "+00:00"))
+def _per_loop(metric: str | None) -> bool:
+    return LEGACY_METRICS.get(metric or "", ("", False))[1]
 
 
 def metric_name(metric: str | None) -> str | None:
@@ -106,7 +106,7 @@ def metric_name(metric: str | None) -> str | None:
 
 
 def alert_message(
-    event: Mapping[str, Any],
+    event: AlertEvent,
     kind: MessageType,
     machine: Machine,
     tz: tzinfo,
@@ -114,19 +114,18 @@ def alert_message(
 ) -> dict[str, Any]:
     """The SSE payload: seven fields for threshold messages, four for the others."""
     message: dict[str, Any] = {"messageType": kind, "machineId": machine.id}
-    message["machineName"] = event["machine_name"]
+    message["machineName"] = event.machine_name
     if kind in ("thresholdExceeded", "thresholdDeceeded"):
-        metric = event.get("metric")
-        per_loop = LEGACY_METRICS.get(metric or "", ("", False))[1]
-        message["metricName"] = metric_name(metric)
-        message["threshold"] = _figure(event.get("threshold"), per_loop, interval_seconds)
-        message["value"] = _figure(event.get("value"), per_loop, interval_seconds)
-    message["timestamp"] = local_time(_instant(event), tz)
+        loop = _per_loop(event.metric)
+        message["metricName"] = metric_name(event.metric)
+        message["threshold"] = _figure(event.threshold, loop, interval_seconds)
+        message["value"] = _figure(event.value, loop, interval_seconds)
+    message["timestamp"] = local_time(event.at, tz)
     return message
 
 
 def history_item(
-    event: Mapping[str, Any],
+    event: AlertEvent,
     kind: MessageType,
     machine: Machine,
     tz: tzinfo,
@@ -134,16 +133,15 @@ def history_item(
 ) -> dict[str, Any]:
     """One history entry: ``{timestamp, messageType, machineType, machineId, machineName,
     metricName, hostName, threshold, value}`` (null where the type has no such figure)."""
-    metric = event.get("metric")
-    per_loop = LEGACY_METRICS.get(metric or "", ("", False))[1]
+    loop = _per_loop(event.metric)
     return {
-        "timestamp": local_time(_instant(event), tz),
+        "timestamp": local_time(event.at, tz),
         "messageType": kind,
-        "machineType": event["machine_kind"],
+        "machineType": event.machine_kind,
         "machineId": machine.id,
-        "machineName": event["machine_name"],
-        "metricName": metric_name(metric),
+        "machineName": event.machine_name,
+        "metricName": metric_name(event.metric),
         "hostName": machine.host_name,
-        "threshold": _figure(event.get("threshold"), per_loop, interval_seconds),
-        "value": _figure(event.get("value"), per_loop, interval_seconds),
+        "threshold": _figure(event.threshold, loop, interval_seconds),
+        "value": _figure(event.value, loop, interval_seconds),
     }

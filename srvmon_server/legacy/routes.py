@@ -36,8 +36,8 @@ ROUTES: list[tuple[str, Any]] = [
 
 
 def install(ctx: ServerContext, config: LegacyConfig) -> tuple[list[tuple[str, Any]], LegacyLive]:
-    """Listen to ``ctx``'s hub; return the routes and the live state (the application
-    setting ``srvmon_legacy``)."""
+    """Listen to ``ctx``'s live publisher; return the routes and the live state (the
+    application setting ``srvmon_legacy``)."""
     live = LegacyLive(ctx, config)
     live.install()
     return list(ROUTES), live

@@ -75,13 +75,9 @@ TARGETS: dict[str, tuple[Target, ...]] = {
 """Every field, and the rules it reads (the first one found) and writes (all of them)."""
 
 
-class InvalidLimits(Exception):
-    """A posted body the original would have refused (or answered 500): 400 with a path."""
-
-    def __init__(self, message: str, field: str) -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
+class InvalidLimits(ConfigError):
+    """A posted body the original would have refused (or answered 500). A ``ConfigError``:
+    the handlers answer it 400 ``invalid_body`` with its ``path`` (``$.cpuPercent``)."""
 
 
 def fleet_rule(rules: Sequence[Rule], target: Target, side: Side) -> Rule | None:
@@ -211,6 +207,7 @@ def apply_limits(
                 else:
                     rule = _with_limit(out.get(rule.id, rule), limit)
             except ConfigError as exc:
-                raise InvalidLimits(f"cannot be held by a rule: {exc}", f"$.{name}") from None
+                message = f"cannot be held by a rule: {exc.message}"
+                raise InvalidLimits(message, f"$.{name}") from None
             out[rule.id] = rule
     return list(out.values())

@@ -22,85 +22,28 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from attrs import frozen
 
-from srvmon_core.codec import unstructure
-from srvmon_core.metrics import container_metrics, host_metrics
-from srvmon_core.schema import Batch, ContainerSample, HostSample, container_key, host_key
+from srvmon_core.schema import Batch
+from srvmon_core.view import BatchView, MachineView, batch_view
 from srvmon_server.storage import tables as t
-from srvmon_server.storage.clock import iso, to_ms
-from srvmon_server.storage.inventory import InventoryBuffer, Staged
+from srvmon_server.storage.clock import to_ms
+from srvmon_server.storage.inventory import InventoryBuffer, Staged, latest_sample_document
 from srvmon_server.storage.records import IngestResult
 from srvmon_server.storage.rollup import mark_dirty, read_watermark
-from srvmon_server.storage.write_sql import insert_samples, write_sql
+from srvmon_server.storage.write_sql import (
+    insert_samples,
+    insert_samples_head,
+    numeric_rows,
+    write_sql,
+)
+
+MYSQL_ROWS_PER_STATEMENT = 2000
+"""Raw rows per MySQL insert statement (about 200 KB: far below any max_allowed_packet)."""
 
 
-@frozen(kw_only=True)
-class MachineSample:
-    """One machine's part of a batch, flattened for storage."""
-
-    key: str
-    kind: str
-    host_id: str
-    hostname: str
-    name: str
-    image: str | None
-    labels: dict[str, str]
-    state: str | None
-    health: str | None
-    restart_count: int | None
-    metrics: dict[str, float]
-    source: HostSample | ContainerSample
-    """The sample itself; ``sample`` unstructures it only when the inventory needs it."""
-    stamp: str
-
-    @property
-    def sample(self) -> dict[str, Any]:
-        """The unstructured sample with its ``timestamp`` (the inventory's latest sample)."""
-        return {**unstructure(self.source), "timestamp": self.stamp}
-
-
-def machine_samples(batch: Batch) -> list[MachineSample]:
-    """The host (when read) and every container of a batch, in batch order."""
-    stamp = iso(batch.timestamp)
-    out: list[MachineSample] = []
-    if batch.host is not None:
-        out.append(
-            MachineSample(
-                key=host_key(batch.host_id),
-                kind="host",
-                host_id=batch.host_id,
-                hostname=batch.hostname,
-                name=batch.hostname,
-                image=None,
-                labels={},
-                state="up",
-                health=None,
-                restart_count=None,
-                metrics=host_metrics(batch.host),
-                source=batch.host,
-                stamp=stamp,
-            )
-        )
-    for container in batch.containers:
-        out.append(
-            MachineSample(
-                key=container_key(batch.host_id, container.name),
-                kind="container",
-                host_id=batch.host_id,
-                hostname=batch.hostname,
-                name=container.name,
-                image=container.image,
-                labels=dict(container.labels),
-                state=container.state,
-                health=container.health,
-                restart_count=container.restart_count,
-                metrics=container_metrics(container),
-                source=container,
-                stamp=stamp,
-            )
-        )
-    return out
+def viewed(batch: Batch | BatchView) -> BatchView:
+    """The batch's machine view (computed here only when the caller has none)."""
+    return batch if isinstance(batch, BatchView) else batch_view(batch)
 
 
 def raw_row(machine_id: int, ts_ms: int, metrics: dict[str, float]) -> dict[str, Any]:
@@ -114,7 +57,7 @@ def raw_row(machine_id: int, ts_ms: int, metrics: dict[str, float]) -> dict[str,
 _KNOWN_METRICS = frozenset(t.METRIC_NAMES)
 
 
-def carried_metrics(parts: Iterable[MachineSample]) -> tuple[str, ...]:
+def carried_metrics(parts: Iterable[MachineView]) -> tuple[str, ...]:
     """The sorted union of known metrics the samples carry: the columns of the one insert."""
     names: set[str] = set()
     for part in parts:
@@ -177,7 +120,7 @@ class Ingester:
     def _machine_ids_many(
         self,
         conn: sa.Connection,
-        work: list[tuple[list[MachineSample], int]],
+        work: list[tuple[list[MachineView], int]],
         received_ms: int,
     ) -> list[list[str]]:
         """Look up unknown machines, create the missing ones (one statement) from their
@@ -190,7 +133,7 @@ class Ingester:
             sa.select(t.machines.c.key, t.machines.c.id).where(t.machines.c.key.in_(unknown))
         )
         self._ids.update({key: int(ident) for key, ident in found})
-        firsts: dict[str, tuple[MachineSample, int]] = {}
+        firsts: dict[str, tuple[MachineView, int]] = {}
         for index, (parts, ts_ms) in enumerate(work):
             for part in parts:
                 if part.key not in self._ids and part.key not in firsts:
@@ -217,7 +160,7 @@ class Ingester:
                     "last_received_ms": received_ms,
                     "latest_ts_ms": ts_ms,
                     "latest_metrics": json.dumps(part.metrics),
-                    "latest_sample": json.dumps(part.sample),
+                    "latest_sample": json.dumps(latest_sample_document(part)),
                 }
                 for part, ts_ms in firsts.values()
             ],
@@ -234,13 +177,16 @@ class Ingester:
         self._ids.clear()
         self._inventory.drop()
 
-    def ingest(self, batch: Batch, received_at: datetime) -> IngestResult:
+    def ingest(self, batch: Batch | BatchView, received_at: datetime) -> IngestResult:
         """Store one batch in one transaction (``ingest_many`` of one)."""
         return self.ingest_many([batch], received_at)[0]
 
-    def ingest_many(self, batches: Sequence[Batch], received_at: datetime) -> list[IngestResult]:
+    def ingest_many(
+        self, batches: Sequence[Batch | BatchView], received_at: datetime
+    ) -> list[IngestResult]:
         """Store every batch in one transaction; one result per batch, in order."""
-        work = [(machine_samples(b), to_ms(b.timestamp)) for b in batches]
+        views = [viewed(b) for b in batches]
+        work = [(list(v.machines), to_ms(v.timestamp)) for v in views]
         received_ms = to_ms(received_at)
         if not any(parts for parts, _ in work):
             return [IngestResult(stored=0, duplicates=0, new_machines=[]) for _ in work]
@@ -260,7 +206,7 @@ class Ingester:
         self._inventory.adopt(staged)
 
     def _write_many(
-        self, work: list[tuple[list[MachineSample], int]], received_ms: int
+        self, work: list[tuple[list[MachineView], int]], received_ms: int
     ) -> list[IngestResult]:
         new_keys: list[list[str]] = []
         try:
@@ -281,7 +227,7 @@ class Ingester:
                     del self._ids[key]
         with self._engine.begin() as conn:
             results: list[IngestResult] = []
-            stored: list[tuple[int, MachineSample, int]] = []
+            stored: list[tuple[int, MachineView, int]] = []
             for parts, ts_ms in work:
                 result, fresh = self._store_carefully(conn, parts, ts_ms, received_ms)
                 results.append(result)
@@ -292,8 +238,8 @@ class Ingester:
         return results
 
     def _store_carefully(
-        self, conn: sa.Connection, parts: list[MachineSample], ts_ms: int, received_ms: int
-    ) -> tuple[IngestResult, list[tuple[int, MachineSample, int]]]:
+        self, conn: sa.Connection, parts: list[MachineView], ts_ms: int, received_ms: int
+    ) -> tuple[IngestResult, list[tuple[int, MachineView, int]]]:
         """Read which samples of one batch exist, insert only the others (in ``conn``);
         return the result and the rows stored."""
         new_keys = self._machine_ids_many(conn, [(parts, ts_ms)], received_ms)[0]
@@ -314,19 +260,26 @@ class Ingester:
         )
         return result, fresh
 
-    def _insert_rows(self, conn: sa.Connection, rows: list[tuple[int, MachineSample, int]]) -> int:
-        """Insert-ignore raw rows of any timestamps in one statement; return how many
-        were new."""
+    def _insert_rows(self, conn: sa.Connection, rows: list[tuple[int, MachineView, int]]) -> int:
+        """Insert-ignore raw rows of any timestamps; return how many were new.
+
+        SQLite: one executemany (sqlite3 binds the parameters in C). MySQL: multi-row
+        INSERT IGNORE statements with the numbers rendered as literals
+        (``write_sql.numeric_rows``), ``MYSQL_ROWS_PER_STATEMENT`` rows each.
+        """
         names = carried_metrics(p for _, p, _ in rows)
-        return int(
-            conn.exec_driver_sql(
-                insert_samples(self._dialect, names),
-                [raw_values(i, ts_ms, p.metrics, names) for i, p, ts_ms in rows],
-            ).rowcount
-        )
+        values = [raw_values(i, ts_ms, p.metrics, names) for i, p, ts_ms in rows]
+        if self._dialect != "mysql":
+            return int(conn.exec_driver_sql(insert_samples(self._dialect, names), values).rowcount)
+        head = insert_samples_head(names)
+        inserted = 0
+        for start in range(0, len(values), MYSQL_ROWS_PER_STATEMENT):
+            chunk = values[start : start + MYSQL_ROWS_PER_STATEMENT]
+            inserted += int(conn.exec_driver_sql(head + numeric_rows(chunk)).rowcount)
+        return inserted
 
     def _fold(
-        self, conn: sa.Connection, rows: list[tuple[int, MachineSample, int]], received_ms: int
+        self, conn: sa.Connection, rows: list[tuple[int, MachineView, int]], received_ms: int
     ) -> Staged:
         """Note the oldest sample for the roll-up; stage the stored rows for the inventory
         (written now when due; see ``inventory.py``)."""

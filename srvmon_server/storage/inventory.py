@@ -22,15 +22,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 from attrs import frozen
 
-if TYPE_CHECKING:
-    from srvmon_server.storage.ingest import MachineSample
+from srvmon_core.codec import unstructure
+from srvmon_core.view import MachineView
+from srvmon_server.storage.clock import iso
 
-Pending = dict[int, tuple["MachineSample", int, int]]
+Pending = dict[int, tuple[MachineView, int, int]]
 """machine id → (its newest stored sample, that sample's ts_ms, when it was received)."""
 
 
@@ -45,13 +46,19 @@ class Staged:
     received_ms: int
 
 
+def latest_sample_document(part: MachineView) -> dict[str, Any]:
+    """The inventory's ``latest_sample``: the full sample, unstructured, with its
+    ``timestamp`` (built only when the inventory row is written)."""
+    return {**unstructure(part.sample), "timestamp": iso(part.timestamp)}
+
+
 def inventory_values(
-    dialect: str, machine_id: int, part: MachineSample, ts_ms: int, received_ms: int
+    dialect: str, machine_id: int, part: MachineView, ts_ms: int, received_ms: int
 ) -> tuple[Any, ...]:
     """Parameters of ``WriteSql.refresh_inventory`` (column order: see ``write_sql``)."""
     labels = json.dumps(part.labels, sort_keys=True)
     metrics = json.dumps(part.metrics)
-    sample = json.dumps(part.sample)
+    sample = json.dumps(latest_sample_document(part))
     if dialect == "mysql":
         return (
             machine_id, part.key, part.kind, part.host_id, part.hostname, part.name,
@@ -85,7 +92,7 @@ class InventoryBuffer:
     def stage(
         self,
         conn: sa.Connection,
-        rows: Iterable[tuple[int, MachineSample, int]],
+        rows: Iterable[tuple[int, MachineView, int]],
         received_ms: int,
     ) -> Staged:
         """Take newly stored ``(machine id, sample, ts_ms)`` rows; when due, write them and
@@ -132,7 +139,7 @@ class InventoryBuffer:
         )
 
 
-def _merge(into: Pending, rows: Iterable[tuple[int, tuple[MachineSample, int, int]]]) -> None:
+def _merge(into: Pending, rows: Iterable[tuple[int, tuple[MachineView, int, int]]]) -> None:
     """Keep, per machine, the sample with the newest timestamp (a tie: the later one)."""
     for machine_id, entry in rows:
         known = into.get(machine_id)

@@ -10,6 +10,9 @@ Rules of the road:
   ``srvmon_core.metrics`` gets its columns (a metric added to the core needs no hand-written
   migration).
 - A database newer than this code is refused, never downgraded.
+- The v5 step rebuilds ``machines`` on SQLite in the *current* layout, so a later step
+  that adds a column to ``machines`` must check that it is missing first (as
+  ``_missing_metric_columns`` does for metric columns).
 """
 
 from __future__ import annotations
@@ -31,25 +34,48 @@ def _v1_to_v2(conn: sa.Connection) -> None:
 
 
 def _v2_to_v3(conn: sa.Connection) -> None:
-    """v3 stores an unreported restart count as NULL, not 0 (hosts have none; the legacy
+    """v3 speaks one state vocabulary: a reporting host is ``running`` (was ``up``)."""
+    conn.execute(
+        sa.text("UPDATE machines SET state = 'running' WHERE kind = 'host' AND state = 'up'")
+    )
+
+
+def _v3_to_v4(conn: sa.Connection) -> None:
+    """v4 keeps the alert state per machine (``alert_machines``), not in one row."""
+    from srvmon_server.storage.alert_states import split_whole_state
+
+    t.alert_machines.create(conn, checkfirst=True)
+    if "alert_state" not in sa.inspect(conn).get_table_names():
+        return
+    body = conn.execute(sa.text("SELECT body FROM alert_state WHERE id = 1")).scalar()
+    rows = split_whole_state(body, _now_ms()) if body is not None else []
+    if rows:
+        conn.execute(sa.insert(t.alert_machines), rows)
+    conn.execute(sa.text("DROP TABLE alert_state"))
+
+
+def _v4_to_v5(conn: sa.Connection) -> None:
+    """v5 stores an unreported restart count as NULL, not 0 (hosts have none; the legacy
     Java collector does not send one). SQLite cannot drop NOT NULL in place: the table is
-    rebuilt with its rows."""
+    rebuilt in the current layout (``tables.machines``) with the rows of the old one, copying
+    the columns both tables have (a column only the new layout has gets its default)."""
     quote = conn.dialect.identifier_preparer.quote
     if conn.dialect.name == "sqlite":
-        conn.exec_driver_sql("ALTER TABLE machines RENAME TO machines_v2")
-        for index in sa.inspect(conn).get_indexes("machines_v2"):
+        conn.exec_driver_sql("ALTER TABLE machines RENAME TO machines_v4")
+        inspector = sa.inspect(conn)
+        for index in inspector.get_indexes("machines_v4"):
             conn.exec_driver_sql(f"DROP INDEX {quote(str(index['name']))}")
+        old = {column["name"] for column in inspector.get_columns("machines_v4")}
         t.machines.create(conn)
-        columns = ", ".join(quote(c.name) for c in t.machines.c)
-        conn.exec_driver_sql(f"INSERT INTO machines ({columns}) SELECT {columns} FROM machines_v2")
-        conn.exec_driver_sql("DROP TABLE machines_v2")
+        columns = ", ".join(quote(c.name) for c in t.machines.c if c.name in old)
+        conn.exec_driver_sql(f"INSERT INTO machines ({columns}) SELECT {columns} FROM machines_v4")
+        conn.exec_driver_sql("DROP TABLE machines_v4")
     else:
         conn.exec_driver_sql("ALTER TABLE machines MODIFY restart_count INTEGER NULL")
-    hosts = sa.update(t.machines).where(t.machines.c.kind == "host")
-    conn.execute(hosts.values(restart_count=None))
+    conn.execute(sa.text("UPDATE machines SET restart_count = NULL WHERE kind = 'host'"))
 
 
-MIGRATIONS: dict[int, Step] = {1: _v1_to_v2, 2: _v2_to_v3}
+MIGRATIONS: dict[int, Step] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5}
 
 
 def _now_ms() -> int:

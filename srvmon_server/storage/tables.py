@@ -18,7 +18,7 @@ from sqlalchemy.dialects import mysql
 
 from srvmon_core.metrics import CONTAINER_METRIC_NAMES, HOST_METRIC_NAMES
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 5
 """Version of the table layout. ``migrations.py`` upgrades older databases step by step."""
 
 METRIC_NAMES: tuple[str, ...] = tuple(sorted(HOST_METRIC_NAMES | CONTAINER_METRIC_NAMES))
@@ -131,13 +131,17 @@ rules = sa.Table(
     sa.Column("position", sa.Integer, nullable=False),
 )
 
-alert_state = sa.Table(
-    "alert_state",
+alert_machines = sa.Table(
+    "alert_machines",
     metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("key", Key, primary_key=True),
+    sa.Column("host_id", Key, nullable=False, index=True),
     sa.Column("body", LongText, nullable=False),
     sa.Column("saved_at_ms", Ms, nullable=False),
 )
+"""The alert engine's saved state, one row per machine (``MachineSnapshot.document`` as
+JSON): a transition rewrites one row, and a process loads the machines of the hosts it
+evaluates. Replaces the single-row ``alert_state`` of schema v3."""
 
 alert_events = sa.Table(
     "alert_events",

@@ -16,6 +16,7 @@ of every statement is fixed here and by the row builders in ``ingest.py`` (``raw
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import cache
 
 from attrs import frozen
@@ -92,6 +93,27 @@ def insert_samples(dialect: str, metrics: tuple[str, ...]) -> str:
     if dialect == "mysql":
         return head.replace("INSERT INTO", "INSERT IGNORE INTO", 1)
     return f"{head} ON CONFLICT DO NOTHING"
+
+
+@cache
+def insert_samples_head(metrics: tuple[str, ...]) -> str:
+    """MySQL: ``INSERT IGNORE INTO samples (machine_id, ts_ms, <metrics>) VALUES `` (the
+    rows follow as literals, see :func:`numeric_rows`)."""
+    columns = ", ".join(
+        _quote("mysql", c) for c in ("machine_id", "ts_ms", *map(t.raw_column, metrics))
+    )
+    return f"INSERT IGNORE INTO samples ({columns}) VALUES "
+
+
+def numeric_rows(rows: Iterable[tuple[int | float | None, ...]]) -> str:
+    """Rows of numbers as SQL value lists: ``(1,1700000000000,12.5,NULL),(…)``.
+
+    Only for values that are ints, finite floats (the codec and the schema refuse anything
+    else) or None: their ``repr`` is a valid SQL literal (``1e-07`` included), and "None"
+    can appear in it only as a value. pymysql would escape each value in Python (most of
+    the cost of a raw insert); rendering whole tuples is done in C.
+    """
+    return ",".join(map(repr, rows)).replace("None", "NULL")
 
 
 def _inventory_refresh(dialect: str) -> str:

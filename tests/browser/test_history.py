@@ -22,21 +22,24 @@ ZONE = "Pacific/Auckland"
 def record_history(server: ServerProcess, days: dict[date, list[float]]) -> list[dict[str, Any]]:
     """Run the server's own alerting (real engine, real storage) over samples taken at
     local 10:00, 10:01, ... of each day, before the server starts; return every event."""
-    from srvmon_core.rules import rule_from_dict, rule_to_dict
+    from srvmon_core.rules import rule_from_dict
+    from srvmon_core.view import batch_view
     from srvmon_server.alerting import Alerting
+    from srvmon_server.payloads import alert_event_json
     from srvmon_server.storage.gateway import Storage
 
     zone = ZoneInfo(ZONE)
     storage = Storage.open(server.db_url)
     try:
-        storage.put_rule(rule_to_dict(rule_from_dict(CPU_RULE)))
+        storage.rules.put(rule_from_dict(CPU_RULE))
         alerting = Alerting(storage)
         alerting.load(datetime.combine(min(days), datetime.min.time(), zone))
         events: list[dict[str, Any]] = []
         for day, cpus in sorted(days.items()):
             for minute, cpu in enumerate(cpus):
                 at = datetime(day.year, day.month, day.day, 10, minute, tzinfo=zone)
-                events += alerting.on_batch(batch("alpha", at=at, cpu=cpu), at)
+                fired = alerting.on_batch(batch_view(batch("alpha", at=at, cpu=cpu)), at)
+                events += [alert_event_json(e) for e in fired]
     finally:
         storage.close()
     return [e for e in events if e["rule_id"] == CPU_RULE["id"]]

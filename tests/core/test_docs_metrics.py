@@ -18,6 +18,7 @@ from srvmon_core import (
     NetIO,
     Temperature,
 )
+from srvmon_core.view import MachineView
 
 pytestmark = pytest.mark.core
 
@@ -31,6 +32,7 @@ SCHEMA_CLASSES = [
     Temperature,
     ContainerSample,
     AgentStats,
+    MachineView,
 ]
 
 

@@ -14,7 +14,7 @@ import click
 import pytest
 import yaml
 
-from srvmon_server.cli import SUBCOMMANDS, main
+from srvmon_cli.main import SUBCOMMANDS, main
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "compose"

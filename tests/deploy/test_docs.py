@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from srvmon_server.clidoc import embed, render_reference
+from srvmon_cli.clidoc import embed, render_reference
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
@@ -16,7 +16,7 @@ def test_configuration_reference_matches_the_click_definitions() -> None:
     document = (DOCS / "configuration.md").read_text()
     assert embed(document, render_reference()) == document, (
         "docs/configuration.md is stale; regenerate it:"
-        " python -m srvmon_server.clidoc --write docs/configuration.md"
+        " python -m srvmon_cli.clidoc --write docs/configuration.md"
     )
 
 
@@ -24,7 +24,7 @@ def test_every_option_and_env_var_is_in_the_reference() -> None:
     """Every subcommand's every option and env var appears in the reference."""
     import click
 
-    from srvmon_server.cli import SUBCOMMANDS, main
+    from srvmon_cli.main import SUBCOMMANDS, main
 
     document = (DOCS / "configuration.md").read_text()
     for name in SUBCOMMANDS:

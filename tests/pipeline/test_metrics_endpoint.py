@@ -38,30 +38,30 @@ SNAPSHOT = StatsSnapshot(
 EXPECTED = """\
 # HELP srvmon_consumer_delivered_batches_total Envelopes the server acknowledged as stored or duplicate.
 # TYPE srvmon_consumer_delivered_batches_total counter
-srvmon_consumer_delivered_batches_total 40
+srvmon_consumer_delivered_batches_total 40.0
 # HELP srvmon_consumer_delivered_samples_total Samples in the acknowledged envelopes.
 # TYPE srvmon_consumer_delivered_samples_total counter
-srvmon_consumer_delivered_samples_total 120
+srvmon_consumer_delivered_samples_total 120.0
 # HELP srvmon_consumer_duplicate_samples_total Samples the server already had (replays).
 # TYPE srvmon_consumer_duplicate_samples_total counter
-srvmon_consumer_duplicate_samples_total 6
+srvmon_consumer_duplicate_samples_total 6.0
 # HELP srvmon_consumer_retries_total Ingest requests repeated after a 5xx answer, a timeout or a network error.
 # TYPE srvmon_consumer_retries_total counter
-srvmon_consumer_retries_total 2
+srvmon_consumer_retries_total 2.0
 # HELP srvmon_consumer_dead_lettered_total Messages parked in the dead-letter topic.
 # TYPE srvmon_consumer_dead_lettered_total counter
-srvmon_consumer_dead_lettered_total 3
+srvmon_consumer_dead_lettered_total 3.0
 # HELP srvmon_consumer_in_flight Messages taken from Kafka, not yet finished.
 # TYPE srvmon_consumer_in_flight gauge
-srvmon_consumer_in_flight 5
+srvmon_consumer_in_flight 5.0
 # HELP srvmon_consumer_paused 1 while consumption is paused (server slow/down).
 # TYPE srvmon_consumer_paused gauge
-srvmon_consumer_paused 1
+srvmon_consumer_paused 1.0
 # HELP srvmon_consumer_lag_messages Messages behind the partition's high watermark, as of the last stats interval.
 # TYPE srvmon_consumer_lag_messages gauge
-srvmon_consumer_lag_messages{topic="odd\\"name\\\\x",partition="0"} 1
-srvmon_consumer_lag_messages{topic="srvmon.metrics",partition="10"} 7
-srvmon_consumer_lag_messages{topic="srvmon.metrics",partition="2"} 0
+srvmon_consumer_lag_messages{partition="0",topic="odd\\"name\\\\x"} 1.0
+srvmon_consumer_lag_messages{partition="10",topic="srvmon.metrics"} 7.0
+srvmon_consumer_lag_messages{partition="2",topic="srvmon.metrics"} 0.0
 """  # noqa: E501 - exposition lines are as long as their help texts
 
 
@@ -84,7 +84,8 @@ def figures(text: str) -> dict[str, float]:
 
 
 def test_render_is_the_exact_exposition() -> None:
-    """Counters, gauges, and lag per partition with escaped label values, sorted by key."""
+    """Counters, gauges, and lag per partition with escaped label values (prometheus_client's
+    text format 0.0.4), sorted by key."""
     assert render(SNAPSHOT) == EXPECTED
 
 
@@ -145,7 +146,7 @@ def test_a_running_consumer_reports_what_it_delivered_and_parked(
         assert final["srvmon_consumer_paused"] == 0.0
         lag_lines = sorted(k for k in final if k.startswith("srvmon_consumer_lag_messages"))
         assert lag_lines == [
-            f'srvmon_consumer_lag_messages{{topic="{topic}",partition="{p}"}}' for p in range(4)
+            f'srvmon_consumer_lag_messages{{partition="{p}",topic="{topic}"}}' for p in range(4)
         ]
         assert count() == 180
         assert len(read_all(kafka_broker.bootstrap, f"{topic}.dead", expected=4)) == 4

@@ -76,6 +76,35 @@ def test_rule_validation_names_field(server: RunningServer) -> None:
     assert server.request("GET", "/api/v1/rules/c").json()["warn"] == 60.0
 
 
+def test_silence_validation_names_field(server: RunningServer) -> None:
+    """An invalid silence is a 400 naming the field; a valid one comes back with its id and
+    only the matchers given."""
+    cases = [
+        ({"matchers": {"rack": "r1"}, "ends_at": "2030-01-01T00:00:00Z"}, "$.matchers.rack"),
+        ({"matchers": {}, "ends_at": "2030-01-01T00:00:00Z"}, "$.matchers"),
+        ({"matchers": {"host": "h1"}, "ends_at": "2020-01-01T00:00:00Z"}, "$.ends_at"),
+        ({"matchers": {"host": "h1"}, "ends_at": "later"}, "$.ends_at"),
+    ]
+    for body, field in cases:
+        bad = server.request("POST", "/api/v1/silences", json.dumps(body))
+        assert bad.status == 400, body
+        error = bad.json()["error"]
+        assert (error["code"], error["field"]) == ("invalid_silence", field), error
+    ok = server.request(
+        "POST", "/api/v1/silences", json.dumps({"matchers": {"host": "h1"}, "ends_at": 1893456000})
+    )
+    assert ok.status == 201, ok.body
+    created = ok.json()
+    assert (created["matchers"], created["ends_at"], created["comment"]) == (
+        {"host": "h1"},
+        "2030-01-01T00:00:00Z",
+        "",
+    )
+    assert created["starts_at"] == created["created_at"] == "2026-11-25T10:00:00Z"
+    listed = server.request("GET", "/api/v1/silences").json()["silences"]
+    assert listed == [created]
+
+
 def test_per_machine_override_precedence(server_any_db: RunningServer) -> None:
     """Global cpu warn 80, override warn 20 for h2: at 50 % only h2 alerts, live after CRUD;
     the alert is on SSE and in /alerts/history (both DBs)."""

@@ -18,7 +18,7 @@ from pathlib import Path
 from srvmon_core.codec import encode_batch
 from tests.server.harness import make_batch
 
-SRVMON = [sys.executable, "-c", "from srvmon_server.cli import main; main()"]
+SRVMON = [sys.executable, "-c", "from srvmon_cli.main import main; main()"]
 
 
 def run_env(tmp_path: Path) -> dict[str, str]:

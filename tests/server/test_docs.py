@@ -8,7 +8,7 @@ from pathlib import Path
 from srvmon_server.app import ROUTES
 from srvmon_server.command import server
 from srvmon_server.legacy.routes import ROUTES as LEGACY_ROUTES
-from srvmon_server.prometheus import OWN_HELP
+from srvmon_server.prometheus import OWN_HELP, names_table
 from srvmon_server.sse import TOPIC_OF_EVENT
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -43,3 +43,8 @@ def test_every_own_metric_in_server_md() -> None:
     text = (DOCS / "server.md").read_text()
     for name in OWN_HELP:
         assert f"`srvmon_server_{name}`" in text, name
+
+
+def test_prometheus_names_table_in_metrics_md() -> None:
+    """docs/metrics.md holds the Prometheus name of every flat metric, as generated."""
+    assert names_table() in (DOCS / "metrics.md").read_text()

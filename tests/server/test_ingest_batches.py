@@ -130,3 +130,31 @@ def test_database_down_answers_503_for_the_whole_request(
         assert resp.json()["error"]["code"] == "db_unavailable"
     finally:
         mariadb_server.drop_database("srvmon_batches_dead")
+
+
+def test_sse_storage_and_metrics_agree_on_each_machine(server: RunningServer) -> None:
+    """One view per machine: the `sample` event, the stored inventory and /metrics show the
+    same state and the same flat metrics (a host is `running` everywhere, not `up`)."""
+    reader = SseReader(server.port, "/api/v1/events?topics=metrics")
+    try:
+        reader.until(lambda f: f.get("event") == "hello")
+        batch = make_batch(host_id="h7", cpu=42.0, containers=(("web", 3.5),))
+        assert server.ingest(batch).status == 200
+        frames = reader.until(lambda f: f.get("event") == "sample" and f["data"]["key"] == "h7:web")
+    finally:
+        reader.close()
+    events = {f["data"]["key"]: f["data"] for f in frames if f.get("event") == "sample"}
+    assert set(events) == {"h7", "h7:web"}
+    for key, event in events.items():
+        record = server.storage.samples.machine(key)
+        assert record is not None
+        assert (record.state, record.metrics) == (event["state"], event["metrics"]), key
+    assert events["h7"]["state"] == "running"
+    assert events["h7"]["metrics"]["cpu_percent"] == 42.0
+    assert events["h7:web"]["metrics"] == {"cpu_percent": 3.5, "restart_count": 0.0}
+    text = server.request("GET", "/metrics").body.decode()
+    assert 'srvmon_host_cpu_ratio{host_id="h7",hostname="h7.example"} 0.42' in text
+    assert (
+        'srvmon_container_cpu_ratio{container="web",host_id="h7",hostname="h7.example"} 0.035'
+        in text
+    )

@@ -191,10 +191,18 @@ async def scenario(server: RunningServer, clock: FakeClock) -> None:  # noqa: PL
     assert "restart_count" not in mysql["metrics"]
     assert mysql["metrics"]["block_read_bytes_per_s"] == 40_960.0
     exposition = admin.get("/metrics").body.decode()
-    assert "srvmon_container_restart_count" not in exposition
-    assert f'srvmon_host_disk_read_bytes_per_s{{host_id="{HOST_ID}",hostname="db-01"}} 819.2' in (
-        exposition.splitlines()
+    samples = [line for line in exposition.splitlines() if not line.startswith("#")]
+    assert not [line for line in samples if line.startswith("srvmon_container_restarts_total")]
+    assert (
+        f'srvmon_host_disk_read_bytes_per_second{{host_id="{HOST_ID}",hostname="db-01"}} 819.2'
+        in (samples)
     )
+    mysql_block_read = [  # the same container's other figures are there: only the count is absent
+        line for line in samples
+        if line.startswith("srvmon_container_block_read_bytes_per_second{")
+        and 'container="mysql-db"' in line
+    ]  # fmt: skip
+    assert [line.rsplit(" ", 1)[1] for line in mysql_block_read] == ["40960.0"]
 
     # --- transitions only: the same breaches again send nothing; a new container id does -
     clock.advance(5)

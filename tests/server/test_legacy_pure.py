@@ -4,11 +4,13 @@ messages, the compact document, the bounded fan-out and the options."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import click
 import pytest
 
+from srvmon_core.alert_state import AlertEvent
 from srvmon_core.defaults import DEFAULT_RULES
 from srvmon_core.legacy import LEGACY_NOT_COLLECTED
 from srvmon_core.rules import Rule, Selector
@@ -118,7 +120,7 @@ def test_a_shared_any_rule_is_written_once() -> None:
 def test_parse_limits_names_the_bad_field(body: object, field: str) -> None:
     with pytest.raises(InvalidLimits) as info:
         parse_limits(body)
-    assert info.value.field == field
+    assert info.value.path == field
 
 
 def test_parse_limits_takes_strings_and_numbers() -> None:
@@ -134,14 +136,17 @@ def test_conflicts_compare_with_the_other_side() -> None:
     assert conflicts("under", {**posted, "memoryUsage": 101.0}, over) == ["memoryUsage"]
 
 
-def _event(**changes: object) -> dict[str, object]:
-    event: dict[str, object] = {
-        "kind": "firing", "rule_id": "r", "machine_key": "h1", "machine_kind": "host",
-        "machine_name": "web-1", "host_id": "h1", "metric": "net_rx_bytes_per_s",
-        "value": 1500.0, "threshold": 1000.0, "at": "2026-01-15T11:00:00Z",
+def _event(**changes: Any) -> AlertEvent:
+    """A firing event of a host's network threshold, as the engine types it."""
+    fields: dict[str, Any] = {
+        "fingerprint": "f", "kind": "firing", "rule_id": "r", "rule_name": "r",
+        "machine_key": "h1", "machine_kind": "host", "machine_name": "web-1", "host_id": "h1",
+        "metric": "net_rx_bytes_per_s", "level": "warning", "from_state": "pending",
+        "to_state": "firing", "value": 1500.0, "threshold": 1000.0, "started_at": None,
+        "at": datetime(2026, 1, 15, 11, 0, tzinfo=UTC),
     }  # fmt: skip
-    event.update(changes)
-    return event
+    fields.update(changes)
+    return AlertEvent(**fields)
 
 
 def _rule(kind: str, direction: str = "above") -> Rule:
@@ -168,7 +173,7 @@ def _rule(kind: str, direction: str = "above") -> Rule:
         (_event(metric=None, machine_kind="container"), None, None),
     ],
 )
-def test_message_types(event: dict[str, object], rule: Rule | None, expected: str | None) -> None:
+def test_message_types(event: AlertEvent, rule: Rule | None, expected: str | None) -> None:
     assert message_type(event, rule) == expected
 
 

@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from srvmon_core.schema import Batch, ContainerSample
+from srvmon_core.view import batch_view
 from srvmon_server.legacy.config import LegacyConfig
 from srvmon_server.legacy.handlers import DAY_FILTERS as DAY_QUERY
 from tests.server.conftest import StartServer
@@ -80,7 +81,7 @@ def test_post_metrics_token_or_tokenless_network(
     assert answer.status == status, answer.body
     if status != 200:
         assert answer.json()["error"]["status"] == status
-    stored = server.storage.machine(HOST_ID)
+    stored = server.storage.samples.machine(HOST_ID)
     assert (stored is not None) is (status == 200)
     if stored is not None:
         assert stored.last_seen == datetime(2026, 11, 25, 10, 0, tzinfo=UTC)  # Berlin → UTC
@@ -172,7 +173,7 @@ def test_invalid_documents_are_400_with_the_error_envelope(
     assert answer.status == 400
     error = answer.json()["error"]
     assert (error["code"], error.get("field", "$")) == ("invalid_body", field)
-    assert server.storage.machines() == []
+    assert server.storage.samples.machines() == []
 
 
 @pytest.mark.parametrize(
@@ -239,7 +240,7 @@ def test_a_client_that_does_not_read_the_websocket_is_dropped(start_server: Star
     server = start_server(legacy=LegacyConfig(enabled=True), client_queue_size=8)
     assert server.app is not None and server.context is not None
     fanout = server.app.settings["srvmon_legacy"].documents
-    hub = server.context.hub
+    live = server.context.live  # what the ingest path calls once a batch is stored
     stalled = socket.create_connection(("127.0.0.1", server.port))
     stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     key = base64.b64encode(os.urandom(16)).decode()
@@ -266,7 +267,8 @@ def test_a_client_that_does_not_read_the_websocket_is_dropped(start_server: Star
         assert len(fanout) == 2  # both connected: the fault hits a live client
         sent = received = 0
         while fanout.dropped == 0 and sent < 3000:
-            server.call(lambda n=sent: hub.batch_stored(batch(n)))
+            view = batch_view(batch(sent))
+            server.call(lambda view=view: live.stored(view, view.timestamp, {}))
             sent += 1
             assert await asyncio.wait_for(reader.read_message(), 5) is not None
             received += 1

@@ -45,18 +45,34 @@ def test_openapi_lists_exactly_the_routes(server: RunningServer) -> None:
 
 
 def test_metrics_exposition(server: RunningServer) -> None:
-    """/metrics shows the latest machine figures with labels and the server's own counters."""
+    """/metrics shows the latest machine figures under Prometheus names and base units
+    (percent as a 0-1 ratio), per machine up and last seen, and the server's own figures."""
     server.ingest(make_batch(cpu=42.5, containers=(("web", 12.0),)))
     resp = server.request("GET", "/metrics")
     assert resp.status == 200
-    assert resp.headers["content-type"].startswith("text/plain; version=0.0.4")
+    assert resp.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
     lines = resp.body.decode().splitlines()
-    assert 'srvmon_host_cpu_percent{host_id="h1",hostname="h1.example"} 42.5' in lines
-    assert 'srvmon_container_cpu_percent{host_id="h1",container="web"} 12.0' in lines
-    assert "srvmon_server_ingest_samples_total 2.0" in lines
-    assert "srvmon_server_ingest_batches_total 1.0" in lines
-    assert "srvmon_server_sse_clients 0.0" in lines
-    assert "# TYPE srvmon_server_ingest_samples_total counter" in lines
+    host = 'host_id="h1",hostname="h1.example"'
+    web = f'container="web",{host}'
+    expected = [
+        f'srvmon_machine_up{{{host},kind="host"}} 1.0',
+        f'srvmon_machine_up{{{web},kind="container"}} 1.0',
+        f'srvmon_machine_last_seen_timestamp_seconds{{{host},kind="host"}} 1.7956008e+09',
+        f"srvmon_host_cpu_ratio{{{host}}} 0.425",
+        f"srvmon_host_memory_ratio{{{host}}} 0.25",
+        f"srvmon_host_memory_used_bytes{{{host}}} 2000.0",
+        f"srvmon_host_load_1{{{host}}} 0.5",
+        f"srvmon_container_cpu_ratio{{{web}}} 0.12",
+        f"srvmon_container_restarts_total{{{web}}} 0.0",
+        "# TYPE srvmon_container_restarts_total counter",
+        "srvmon_server_ingest_samples_total 2.0",
+        "srvmon_server_ingest_batches_total 1.0",
+        "srvmon_server_sse_clients 0.0",
+        "srvmon_server_alertmanager_alerts_active 0.0",
+        "# TYPE srvmon_server_ingest_samples_total counter",
+    ]
+    assert [line for line in expected if line not in lines] == []
+    assert not [line for line in lines if "_percent" in line or "_per_s{" in line]
     latency = [x for x in lines if x.startswith("srvmon_server_db_latency_seconds ")]
     assert len(latency) == 1 and float(latency[0].split()[1]) > 0
 

@@ -52,6 +52,24 @@ def test_ring_buffer_since() -> None:
     assert ring.since(99) is None
 
 
+def test_events_are_framed_once_when_first_needed() -> None:
+    """Without subscribers nothing is encoded (not even data JSON cannot encode fails); a
+    replay frames the event exactly as format_event does, and every later reader gets the
+    very same bytes."""
+    from srvmon_server.hub import Hub
+
+    hub = Hub(ring_size=10, client_queue_size=10)
+    unencodable = hub.publish("sample", {"n": object()}, "h0")
+    event = hub.publish("sample", {"n": 1}, "h1")
+    replayed = hub.ring.since(1)
+    assert replayed is not None and replayed[0].frame == format_event(2, "sample", {"n": 1})
+    assert replayed[0].frame is event.frame
+    with pytest.raises(TypeError):
+        unencodable.frame  # noqa: B018 - encoding happens on first use
+    with pytest.raises(ValueError, match="single line"):
+        hub.publish("bad\nname", {})
+
+
 def test_client_queue_is_bounded_and_drops() -> None:
     """A full queue drops the client and never grows beyond max_queue."""
     client = Client(Subscription(), max_queue=2)
@@ -156,3 +174,19 @@ def test_access_log_redacts_query_tokens() -> None:
         "/api/v1/events?topics=alerts&token=<redacted>"
     )
     assert redact("/api/v1/machines?mytoken=x") == "/api/v1/machines?mytoken=x"
+
+
+def test_the_server_process_tunes_the_garbage_collector() -> None:
+    """tune_gc freezes what exists and sets the documented thresholds."""
+    import gc
+
+    from srvmon_server.command import GC_THRESHOLDS, tune_gc
+
+    before = gc.get_threshold()
+    try:
+        tune_gc()
+        assert gc.get_threshold() == GC_THRESHOLDS == (20_000, 20, 20)
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)

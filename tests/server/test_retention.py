@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
+from srvmon_core.silences import SilenceMatchers, SilenceRequest
 from srvmon_server.storage.tables import alert_events, rollup_1h, rollup_1m, samples, silences
 from tests.server.conftest import StartServer
 from tests.server.harness import T0, FakeClock, make_batch
@@ -32,14 +33,14 @@ def test_prune_uses_the_raw_and_rollup_retentions(
         assert response.status == 200, response.body
     loop = server._loop
     assert loop is not None and server.context is not None
-    on_db_thread = server.context.run_db(server.storage.roll_up, T0)
+    on_db_thread = server.context.db.run(server.storage.samples.roll_up, T0)
     asyncio.run_coroutine_threadsafe(on_db_thread, loop).result(30)
     assert (_count(server, samples), _count(server, rollup_1m), _count(server, rollup_1h)) == (
         4,
         4,
         4,
     )
-    asyncio.run_coroutine_threadsafe(server.context.prune(), loop).result(30)
+    asyncio.run_coroutine_threadsafe(server.context.periodic.prune(), loop).result(30)
     assert (_count(server, samples), _count(server, rollup_1m), _count(server, rollup_1h)) == (
         1,
         2,
@@ -58,22 +59,22 @@ def test_prune_uses_the_alert_history_retention(
     storage = server.storage
 
     def fill() -> None:
-        storage.append_alert_events(
+        storage.history.append(
             [alert_event(T0 - timedelta(days=3)), alert_event(T0 - timedelta(days=1))]
         )
         for days in (3, 1):
             ends = T0 - timedelta(days=days)
-            storage.create_silence(
-                {
-                    "matchers": {"machine": "h1"},
-                    "starts_at": ends - timedelta(hours=1),
-                    "ends_at": ends,
-                }
+            storage.silences.create(
+                SilenceRequest(
+                    matchers=SilenceMatchers(machine="h1"),
+                    starts_at=ends - timedelta(hours=1),
+                    ends_at=ends,
+                )
             )
 
-    asyncio.run_coroutine_threadsafe(server.context.run_db(fill), loop).result(30)
+    asyncio.run_coroutine_threadsafe(server.context.db.run(fill), loop).result(30)
     assert (_count(server, alert_events), _count(server, silences)) == (2, 2)
-    asyncio.run_coroutine_threadsafe(server.context.prune(), loop).result(30)
+    asyncio.run_coroutine_threadsafe(server.context.periodic.prune(), loop).result(30)
     assert (_count(server, alert_events), _count(server, silences)) == (1, 1)
     history = server.request("GET", "/api/v1/alerts/history?from=2026-11-20T00:00:00Z")
     assert history.status == 200, history.body

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from srvmon_core.alert_state import AlertEvent
 from srvmon_core.schema import Batch, ContainerSample, HostSample
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
@@ -71,12 +72,16 @@ def seconds(n: float) -> timedelta:
     return timedelta(seconds=n)
 
 
-def alert_event(at: datetime, *, value: float = 90.0, **fields: Any) -> dict[str, Any]:
+def alert_event(at: datetime, *, value: float = 90.0, **fields: Any) -> AlertEvent:
     """A ``firing`` transition of rule ``cpu-high`` on ``h1`` at ``at``; ``fields`` override."""
-    return {
+    values: dict[str, Any] = {
         "fingerprint": "fp1",
+        "kind": "firing",
         "rule_id": "cpu-high",
-        "machine": "h1",
+        "rule_name": "CPU high",
+        "machine_key": "h1",
+        "machine_kind": "host",
+        "machine_name": "h1.room",
         "host_id": "h1",
         "metric": "cpu_percent",
         "level": "warning",
@@ -87,4 +92,5 @@ def alert_event(at: datetime, *, value: float = 90.0, **fields: Any) -> dict[str
         "started_at": at,
         "at": at,
         "silenced": False,
-    } | fields
+    }
+    return AlertEvent(**(values | fields))

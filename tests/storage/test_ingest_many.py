@@ -22,7 +22,7 @@ def counts(results: list[IngestResult]) -> list[tuple[int, int]]:
 def test_many_batches_store_every_row_with_exact_counts(storage: Storage) -> None:
     """Three batches of two hosts in one call: every row stored, each batch reports its own
     count and the machines it introduced, in call order."""
-    results = storage.ingest_many(
+    results = storage.samples.ingest_many(
         [
             batch(T0, containers=2),
             batch(T0, containers=1, host_id="h2"),
@@ -44,12 +44,12 @@ def test_replaying_a_call_stores_nothing_and_counts_every_duplicate(storage: Sto
     """The same call twice: the replay stores 0 rows and reports each batch's duplicates;
     a call mixing replayed and new batches stores exactly the new rows."""
     calls = [batch(T0 + seconds(i), containers=2) for i in range(4)]
-    assert counts(storage.ingest_many(calls, T0)) == [(3, 0)] * 4
-    again = storage.ingest_many(calls, T0 + seconds(9))
+    assert counts(storage.samples.ingest_many(calls, T0)) == [(3, 0)] * 4
+    again = storage.samples.ingest_many(calls, T0 + seconds(9))
     assert counts(again) == [(0, 3)] * 4
     assert [r.new_machines for r in again] == [[]] * 4
     assert count(storage, t.samples) == 12
-    mixed = storage.ingest_many(
+    mixed = storage.samples.ingest_many(
         [batch(T0 + seconds(3), containers=3), batch(T0 + seconds(4), containers=3)], T0
     )
     assert counts(mixed) == [(1, 3), (4, 0)]
@@ -61,7 +61,7 @@ def test_replaying_a_call_stores_nothing_and_counts_every_duplicate(storage: Sto
 def test_one_sample_twice_in_a_call_is_stored_once(storage: Storage) -> None:
     """A batch repeated inside one call (a redelivered message): the second copy counts as
     duplicates, and the machine exists once."""
-    results = storage.ingest_many([batch(T0, containers=1), batch(T0, containers=1)], T0)
+    results = storage.samples.ingest_many([batch(T0, containers=1), batch(T0, containers=1)], T0)
     assert counts(results) == [(2, 0), (0, 2)]
     assert [sorted(r.new_machines) for r in results] == [["h1", "h1:c0"], []]
     assert count(storage, t.samples) == 2
@@ -73,7 +73,7 @@ def test_inventory_takes_the_newest_sample_of_the_call_whatever_its_position(
 ) -> None:
     """Batches out of time order in one call: the inventory holds the newest sample, first
     seen is the oldest timestamp, and an older later call does not roll it back."""
-    storage.ingest_many(
+    storage.samples.ingest_many(
         [
             batch(T0 + seconds(5), cpu=50.0, containers=1),
             batch(T0 + seconds(9), cpu=90.0, containers=1),
@@ -81,12 +81,12 @@ def test_inventory_takes_the_newest_sample_of_the_call_whatever_its_position(
         ],
         T0 + seconds(10),
     )
-    storage.ingest_many([batch(T0, cpu=1.0, containers=1)], T0 + seconds(11))
-    host = storage.machine("h1")
+    storage.samples.ingest_many([batch(T0, cpu=1.0, containers=1)], T0 + seconds(11))
+    host = storage.samples.machine("h1")
     assert host is not None
     assert host.metrics["cpu_percent"] == 90.0
     assert (host.first_seen, host.last_seen) == (T0 + seconds(5), T0 + seconds(9))
-    sample = storage.latest_sample("h1:c0")
+    sample = storage.samples.latest_sample("h1:c0")
     assert sample is not None
     assert (sample["timestamp"], sample["cpu_percent"]) == ("2024-05-01T12:00:09Z", 90.0)
     assert count(storage, t.samples) == 8
@@ -94,10 +94,10 @@ def test_inventory_takes_the_newest_sample_of_the_call_whatever_its_position(
 
 def test_many_and_single_ingest_agree_on_replays(storage: Storage) -> None:
     """Rows stored by ingest_many are seen as duplicates by ingest and vice versa."""
-    storage.ingest(batch(T0, containers=1), T0)
-    assert counts(storage.ingest_many([batch(T0, containers=1)], T0)) == [(0, 2)]
-    storage.ingest_many([batch(T0 + seconds(1), containers=1)], T0)
-    again = storage.ingest(batch(T0 + seconds(1), containers=1), T0)
+    storage.samples.ingest(batch(T0, containers=1), T0)
+    assert counts(storage.samples.ingest_many([batch(T0, containers=1)], T0)) == [(0, 2)]
+    storage.samples.ingest_many([batch(T0 + seconds(1), containers=1)], T0)
+    again = storage.samples.ingest(batch(T0 + seconds(1), containers=1), T0)
     assert (again.stored, again.duplicates) == (0, 2)
-    assert storage.ingest_many([], T0) == []
+    assert storage.samples.ingest_many([], T0) == []
     assert count(storage, t.samples) == 4

@@ -40,51 +40,51 @@ def test_inventory_row_waits_until_five_seconds_of_received_time(lagging: Storag
     """Batches one second apart: rows are created with the first sample, then refreshed
     by the batch received 5 s after the oldest waiting one, with the newest values."""
     for i in range(5):  # received at +0 … +4: created at +0, +1…+4 wait
-        lagging.ingest(batch(T0 + seconds(i), cpu=10.0 + i, containers=1), T0 + seconds(i))
+        lagging.samples.ingest(batch(T0 + seconds(i), cpu=10.0 + i, containers=1), T0 + seconds(i))
     assert stored_latest(lagging) == {"h1": (ms(0), 10.0), "h1:c0": (ms(0), 10.0)}
-    lagging.ingest(batch(T0 + seconds(5), cpu=15.0, containers=1), T0 + seconds(6))
+    lagging.samples.ingest(batch(T0 + seconds(5), cpu=15.0, containers=1), T0 + seconds(6))
     assert stored_latest(lagging) == {"h1": (ms(5), 15.0), "h1:c0": (ms(5), 15.0)}
-    lagging.ingest(batch(T0 + seconds(6), cpu=16.0, containers=1), T0 + seconds(7))
+    lagging.samples.ingest(batch(T0 + seconds(6), cpu=16.0, containers=1), T0 + seconds(7))
     assert stored_latest(lagging) == {"h1": (ms(5), 15.0), "h1:c0": (ms(5), 15.0)}
 
 
 def test_reads_flush_first_and_see_the_newest_sample(lagging: Storage) -> None:
     for i in range(3):
-        lagging.ingest(batch(T0 + seconds(i), cpu=20.0 + i, containers=2), T0 + seconds(i))
+        lagging.samples.ingest(batch(T0 + seconds(i), cpu=20.0 + i, containers=2), T0 + seconds(i))
     assert stored_latest(lagging)["h1"] == (ms(0), 20.0)
-    record = lagging.machine("h1:c1")
+    record = lagging.samples.machine("h1:c1")
     assert record is not None
     assert record.last_seen == T0 + seconds(2)
     assert record.metrics["cpu_percent"] == 23.0  # cpu + index 1
     assert stored_latest(lagging)["h1"] == (ms(2), 22.0)
-    lagging.ingest(batch(T0 + seconds(3), cpu=30.0, containers=2), T0 + seconds(3))
-    assert {r.key: r.metrics["cpu_percent"] for r in lagging.machines()} == {
+    lagging.samples.ingest(batch(T0 + seconds(3), cpu=30.0, containers=2), T0 + seconds(3))
+    assert {r.key: r.metrics["cpu_percent"] for r in lagging.samples.machines()} == {
         "h1": 30.0,
         "h1:c0": 30.0,
         "h1:c1": 31.0,
     }
-    lagging.ingest(batch(T0 + seconds(4), cpu=40.0, containers=2), T0 + seconds(4))
-    sample = lagging.latest_sample("h1")
+    lagging.samples.ingest(batch(T0 + seconds(4), cpu=40.0, containers=2), T0 + seconds(4))
+    sample = lagging.samples.latest_sample("h1")
     assert sample is not None
     assert (sample["cpu_percent"], sample["timestamp"]) == (40.0, "2024-05-01T12:00:04Z")
 
 
 def test_an_older_sample_arriving_later_does_not_replace_a_newer_one(lagging: Storage) -> None:
-    lagging.ingest(batch(T0, cpu=1.0, containers=0), T0)
-    lagging.ingest(batch(T0 + seconds(10), cpu=2.0, containers=0), T0 + seconds(1))
-    lagging.ingest(batch(T0 + seconds(5), cpu=3.0, containers=0), T0 + seconds(2))
-    lagging.flush_inventory()
+    lagging.samples.ingest(batch(T0, cpu=1.0, containers=0), T0)
+    lagging.samples.ingest(batch(T0 + seconds(10), cpu=2.0, containers=0), T0 + seconds(1))
+    lagging.samples.ingest(batch(T0 + seconds(5), cpu=3.0, containers=0), T0 + seconds(2))
+    lagging.samples.flush_inventory()
     assert stored_latest(lagging) == {"h1": (ms(10), 2.0)}
 
 
 def test_a_replayed_batch_keeps_what_waits(lagging: Storage) -> None:
     """A replay takes the careful path (undone, then redone): the waiting newest sample
     is neither lost nor replaced by the replay."""
-    lagging.ingest(batch(T0, cpu=1.0, containers=1), T0)
-    lagging.ingest(batch(T0 + seconds(1), cpu=2.0, containers=1), T0 + seconds(1))
-    replay = lagging.ingest(batch(T0, cpu=1.0, containers=1), T0 + seconds(2))
+    lagging.samples.ingest(batch(T0, cpu=1.0, containers=1), T0)
+    lagging.samples.ingest(batch(T0 + seconds(1), cpu=2.0, containers=1), T0 + seconds(1))
+    replay = lagging.samples.ingest(batch(T0, cpu=1.0, containers=1), T0 + seconds(2))
     assert (replay.stored, replay.duplicates) == (0, 2)
-    mixed = lagging.ingest_many(
+    mixed = lagging.samples.ingest_many(
         [batch(T0 + seconds(1), cpu=2.0, containers=1), batch(T0 + seconds(2), cpu=5.0)],
         T0 + seconds(3),
     )
@@ -94,7 +94,7 @@ def test_a_replayed_batch_keeps_what_waits(lagging: Storage) -> None:
         "h1:c0": (ms(0), 1.0),
         "h1:c1": (ms(2), 6.0),  # created with its first sample
     }
-    lagging.flush_inventory()
+    lagging.samples.flush_inventory()
     assert stored_latest(lagging) == {
         "h1": (ms(2), 5.0),
         "h1:c0": (ms(2), 5.0),
@@ -105,7 +105,7 @@ def test_a_replayed_batch_keeps_what_waits(lagging: Storage) -> None:
 def test_close_writes_what_waits(db_url: str) -> None:
     store = Storage.open(db_url, inventory_flush=timedelta(seconds=60))
     for i in range(4):
-        store.ingest(batch(T0 + seconds(i), cpu=float(i), containers=1), T0 + seconds(i))
+        store.samples.ingest(batch(T0 + seconds(i), cpu=float(i), containers=1), T0 + seconds(i))
     store.close()
     reopened = Storage.open(db_url, inventory_flush=timedelta(0))
     try:
@@ -115,9 +115,9 @@ def test_close_writes_what_waits(db_url: str) -> None:
 
 
 def test_roll_up_writes_what_waits(lagging: Storage) -> None:
-    lagging.ingest(batch(T0, cpu=1.0, containers=0), T0)
-    lagging.ingest(batch(T0 + seconds(1), cpu=2.0, containers=0), T0 + seconds(1))
-    lagging.roll_up(T0 + seconds(2))
+    lagging.samples.ingest(batch(T0, cpu=1.0, containers=0), T0)
+    lagging.samples.ingest(batch(T0 + seconds(1), cpu=2.0, containers=0), T0 + seconds(1))
+    lagging.samples.roll_up(T0 + seconds(2))
     assert stored_latest(lagging) == {"h1": (ms(1), 2.0)}
 
 
@@ -125,7 +125,7 @@ def test_zero_writes_through_in_every_transaction(db_url: str) -> None:
     store = Storage.open(db_url, inventory_flush=timedelta(0))
     try:
         for i in range(3):
-            store.ingest(batch(T0 + seconds(i), cpu=float(i), containers=1), T0)
+            store.samples.ingest(batch(T0 + seconds(i), cpu=float(i), containers=1), T0)
             assert stored_latest(store) == {"h1": (ms(i), float(i)), "h1:c0": (ms(i), float(i))}
     finally:
         store.close()

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 import sqlalchemy as sa
 
+from srvmon_core.alert_state import MachineSnapshot, StateChanges
+from srvmon_core.silences import SilenceMatchers, SilenceRequest
 from srvmon_server.storage import Storage
 from srvmon_server.storage import tables as t
-from srvmon_server.storage.clock import iso
 from tests.storage.factory import T0, alert_event
 
 NOW = T0 + timedelta(days=400)
@@ -22,13 +22,10 @@ def count(storage: Storage, table: sa.Table) -> int:
         return int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
 
 
-def silence(starts: datetime, ends: datetime, comment: str) -> dict[str, Any]:
-    return {
-        "matchers": {"machine": "h1"},
-        "starts_at": iso(starts),
-        "ends_at": iso(ends),
-        "comment": comment,
-    }
+def silence(starts: datetime, ends: datetime, comment: str) -> SilenceRequest:
+    return SilenceRequest(
+        matchers=SilenceMatchers(machine="h1"), starts_at=starts, ends_at=ends, comment=comment
+    )
 
 
 def test_prune_deletes_old_alert_events_and_long_ended_silences_in_batches(
@@ -47,20 +44,22 @@ def test_prune_deletes_old_alert_events_and_long_ended_silences_in_batches(
         alert_event(NOW - timedelta(days=1), value=7.0),
         alert_event(NOW, value=8.0),
     ]
-    storage.append_alert_events(old + kept)
-    long_ago = storage.create_silence(silence(T0, T0 + timedelta(days=10), "long ago"))
-    recent = storage.create_silence(
+    storage.history.append(old + kept)
+    long_ago = storage.silences.create(silence(T0, T0 + timedelta(days=10), "long ago"))
+    recent = storage.silences.create(
         silence(NOW - timedelta(days=3), NOW - timedelta(days=1), "recently ended")
     )
-    active = storage.create_silence(
+    active = storage.silences.create(
         silence(NOW - timedelta(hours=1), NOW + timedelta(days=1), "on")
     )
-    state = {"alerts": {"fp1": {"state": "firing", "since": iso(T0)}}, "v": 1}
-    storage.save_alert_state(state)
+    state = StateChanges(
+        saved=(MachineSnapshot(key="h1", host_id="h1", document={"version": 2, "alerts": []}),)
+    )
+    storage.alert_states.save(state)
     assert (count(storage, t.alert_events), count(storage, t.silences)) == (8, 3)
 
     batches: list[tuple[str, int]] = []
-    deleted = storage.prune(
+    deleted = storage.retention.prune(
         NOW,
         alert_history_retention=RETENTION,
         batch_rows=2,
@@ -75,44 +74,44 @@ def test_prune_deletes_old_alert_events_and_long_ended_silences_in_batches(
         ("silences", 1),
     ]
     assert (count(storage, t.alert_events), count(storage, t.silences)) == (3, 2)
-    events, cursor = storage.alert_history(start=None, end=None)
-    assert [e["value"] for e in events] == [8.0, 7.0, 6.0]
-    assert cursor is None
-    remaining = storage.list_silences(include_expired=True, now=NOW)
-    assert [s["id"] for s in remaining] == [recent["id"], active["id"]]
-    assert long_ago["id"] not in [s["id"] for s in remaining]
-    assert storage.list_silences(now=NOW) == [active]
-    assert storage.load_alert_state() == state
+    page = storage.history.page(start=None, end=None)
+    assert [e.event.value for e in page.entries] == [8.0, 7.0, 6.0]
+    assert page.next_cursor is None
+    remaining = storage.silences.all(include_expired=True, now=NOW)
+    assert [s.id for s in remaining] == [recent.id, active.id]
+    assert long_ago.id not in [s.id for s in remaining]
+    assert storage.silences.all(now=NOW) == [active]
+    assert storage.alert_states.load() == list(state.saved)
 
 
 def test_prune_keeps_a_year_of_alert_history_by_default(storage: Storage) -> None:
     """With the default retention (365 days), a 364-day-old event stays, a 366-day-old one
     goes, and a silence that ended 366 days ago goes while one that ended 364 days ago stays."""
-    storage.append_alert_events(
+    storage.history.append(
         [
             alert_event(NOW - timedelta(days=366), value=1.0),
             alert_event(NOW - timedelta(days=364), value=2.0),
         ]
     )
-    storage.create_silence(
+    storage.silences.create(
         silence(NOW - timedelta(days=367), NOW - timedelta(days=366), "older than a year")
     )
-    younger = storage.create_silence(
+    younger = storage.silences.create(
         silence(NOW - timedelta(days=365), NOW - timedelta(days=364), "younger than a year")
     )
 
-    assert storage.prune(NOW) == 2
+    assert storage.retention.prune(NOW) == 2
 
-    events, _ = storage.alert_history(start=None, end=None)
-    assert [e["value"] for e in events] == [2.0]
-    assert storage.list_silences(include_expired=True, now=NOW) == [younger]
+    page = storage.history.page(start=None, end=None)
+    assert [e.event.value for e in page.entries] == [2.0]
+    assert storage.silences.all(include_expired=True, now=NOW) == [younger]
 
 
 def test_prune_with_nothing_old_reports_no_batch(storage: Storage) -> None:
     """Nothing before the cutoff: no row deleted and on_batch never called."""
-    storage.append_alert_events([alert_event(NOW, value=1.0)])
-    storage.create_silence(silence(NOW, NOW + timedelta(hours=1), "upcoming"))
+    storage.history.append([alert_event(NOW, value=1.0)])
+    storage.silences.create(silence(NOW, NOW + timedelta(hours=1), "upcoming"))
     batches: list[tuple[str, int]] = []
-    assert storage.prune(NOW, on_batch=lambda table, n: batches.append((table, n))) == 0
+    assert storage.retention.prune(NOW, on_batch=lambda table, n: batches.append((table, n))) == 0
     assert batches == []
     assert (count(storage, t.alert_events), count(storage, t.silences)) == (1, 1)

@@ -36,7 +36,7 @@ def expected(values: dict[float, float], width_s: int) -> dict[float, Bucket]:
 
 def ingest(storage: Storage, values: dict[float, float], offset_s: float, cpu: float) -> None:
     at = T0 + seconds(offset_s)
-    storage.ingest(batch(at, cpu=cpu, containers=1), at)
+    storage.samples.ingest(batch(at, cpu=cpu, containers=1), at)
     values[at.timestamp()] = cpu
 
 
@@ -51,7 +51,7 @@ def test_ingest_leaves_rollups_to_roll_up(storage: Storage) -> None:
     for i in range(5):
         ingest(storage, values, i * 30.0, 10.0 + i)
     assert host_rollup(storage, t.rollup_1m) == {}
-    result = storage.roll_up()
+    result = storage.samples.roll_up()
     assert result.minute_buckets == 3 * 2  # minutes 0, 1, 2 for the host and its container
     assert_exact(storage, values)
 
@@ -62,11 +62,11 @@ def test_only_closed_minutes_are_rolled_up(storage: Storage) -> None:
     ingest(storage, values, 0, 10.0)
     ingest(storage, values, 20, 30.0)
     ingest(storage, values, 65, 50.0)
-    result = storage.roll_up(T0 + seconds(70))
+    result = storage.samples.roll_up(T0 + seconds(70))
     assert result.exact_below_ms == round((T0 + seconds(60)).timestamp() * 1000)
     assert host_rollup(storage, t.rollup_1m) == {T0.timestamp(): (2, 40.0, 10.0, 30.0)}
-    assert storage.roll_up(T0 + seconds(125)).minute_buckets == 0  # 1:00-2:00 ended 5 s ago
-    storage.roll_up(T0 + seconds(130))
+    assert storage.samples.roll_up(T0 + seconds(125)).minute_buckets == 0  # 1:00-2:00 ended 5 s ago
+    storage.samples.roll_up(T0 + seconds(130))
     assert_exact(storage, values)
 
 
@@ -75,9 +75,9 @@ def test_samples_for_a_rolled_up_minute_are_folded_in_later(storage: Storage) ->
     values: dict[float, float] = {}
     ingest(storage, values, 0, 10.0)
     ingest(storage, values, 20, 30.0)
-    storage.roll_up()
+    storage.samples.roll_up()
     ingest(storage, values, 40, 50.0)
-    storage.roll_up()
+    storage.samples.roll_up()
     assert host_rollup(storage, t.rollup_1m) == {T0.timestamp(): (3, 90.0, 10.0, 50.0)}
     assert_exact(storage, values)
 
@@ -87,10 +87,10 @@ def test_roll_up_is_idempotent(storage: Storage) -> None:
     values: dict[float, float] = {}
     for i in range(30):
         ingest(storage, values, i * 13.0, float(i))
-    storage.roll_up()
+    storage.samples.roll_up()
     first = (host_rollup(storage, t.rollup_1m), host_rollup(storage, t.rollup_1h))
-    storage.roll_up()
-    storage.roll_up()
+    storage.samples.roll_up()
+    storage.samples.roll_up()
     assert (host_rollup(storage, t.rollup_1m), host_rollup(storage, t.rollup_1h)) == first
     assert_exact(storage, values)
 
@@ -100,10 +100,10 @@ def test_late_samples_far_below_the_watermark_are_rolled_up(storage: Storage) ->
     values: dict[float, float] = {}
     for i in range(10):
         ingest(storage, values, 4 * 3600 + i * 60.0, 20.0 + i)
-    storage.roll_up()
+    storage.samples.roll_up()
     ingest(storage, values, 3600 + 5, 77.0)  # hour 1: 3 hours late
     ingest(storage, values, 4 * 3600 + 65, 1.0)  # into an already rolled-up minute
-    storage.roll_up()
+    storage.samples.roll_up()
     assert_exact(storage, values)
     assert host_rollup(storage, t.rollup_1h)[T0.timestamp() + 3600] == (1, 77.0, 77.0, 77.0)
 
@@ -115,13 +115,13 @@ def test_late_sample_survives_a_restart_before_the_roll_up(db_url: str) -> None:
     try:
         for i in range(5):
             ingest(store, values, 7200 + i * 60.0, 40.0)
-        store.roll_up()
+        store.samples.roll_up()
         ingest(store, values, 30, 99.0)
     finally:
         store.close()
     store = Storage.open(db_url)
     try:
-        store.roll_up()
+        store.samples.roll_up()
         assert_exact(store, values)
     finally:
         store.close()
@@ -133,13 +133,15 @@ def test_series_merges_rollups_with_the_raw_tail(storage: Storage) -> None:
     values: dict[float, float] = {}
     ingest(storage, values, 0, 10.0)
     ingest(storage, values, 70, 20.0)
-    storage.roll_up(T0 + seconds(75))  # minute 0 closed, minute 1 open
+    storage.samples.roll_up(T0 + seconds(75))  # minute 0 closed, minute 1 open
     ingest(storage, values, 90, 60.0)
-    series = storage.series("h1", "cpu_percent", T0, T0 + timedelta(days=1), max_points=100)
+    series = storage.samples.series("h1", "cpu_percent", T0, T0 + timedelta(days=1), max_points=100)
     assert series.resolution == "1m"
     assert series.bucket_seconds == 900
     assert series.points == [(T0.timestamp(), 30.0, 10.0, 60.0)]
-    unmerged = storage.series("h1", "cpu_percent", T0, T0 + timedelta(hours=2), max_points=100)
+    unmerged = storage.samples.series(
+        "h1", "cpu_percent", T0, T0 + timedelta(hours=2), max_points=100
+    )
     assert unmerged.bucket_seconds == 120
     assert unmerged.points == [(T0.timestamp(), 30.0, 10.0, 60.0)]
 
@@ -149,7 +151,9 @@ def test_series_before_any_roll_up_reads_raw_rows(storage: Storage) -> None:
     values: dict[float, float] = {}
     for i in range(4):
         ingest(storage, values, i * 1800.0, 10.0 * (i + 1))
-    series = storage.series("h1", "cpu_percent", T0, T0 + timedelta(days=30), max_points=100)
+    series = storage.samples.series(
+        "h1", "cpu_percent", T0, T0 + timedelta(days=30), max_points=100
+    )
     assert series.resolution == "1h"
     width = series.bucket_seconds
     want = expected(values, int(width))
@@ -163,7 +167,7 @@ def test_prune_rolls_up_before_deleting_raw_rows(storage: Storage) -> None:
     for i in range(20):
         ingest(storage, values, i * 60.0, float(i))
     now = T0 + timedelta(minutes=19, seconds=20)
-    deleted = storage.prune(now, raw_retention=timedelta(0))
+    deleted = storage.retention.prune(now, raw_retention=timedelta(0))
     assert deleted == 19 * 2
     with storage.engine.connect() as conn:
         kept = conn.execute(sa.select(t.samples.c.ts_ms).distinct().order_by("ts_ms")).scalars()
@@ -178,8 +182,8 @@ def test_a_database_from_before_roll_up_keeps_its_rollups(db_url: str) -> None:
     store = Storage.open(db_url)
     try:
         for i in range(3):
-            store.ingest(batch(T0 + seconds(i * 60)), T0)
-        store.roll_up()
+            store.samples.ingest(batch(T0 + seconds(i * 60)), T0)
+        store.samples.roll_up()
         with store.engine.begin() as conn:
             conn.execute(sa.delete(t.rollup_progress))
     finally:
@@ -190,6 +194,6 @@ def test_a_database_from_before_roll_up_keeps_its_rollups(db_url: str) -> None:
             row = conn.execute(sa.select(t.rollup_progress)).one()
         newest_ms = round((T0 + seconds(120)).timestamp() * 1000)
         assert (row.exact_below_ms, row.dirty_from_ms) == (newest_ms + 1, None)
-        assert store.roll_up().start_ms == newest_ms + 1 - (newest_ms + 1) % 60_000
+        assert store.samples.roll_up().start_ms == newest_ms + 1 - (newest_ms + 1) % 60_000
     finally:
         store.close()

@@ -21,7 +21,7 @@ def ingest_random(storage: Storage, count: int, step: float, seed: int = 7) -> d
     for i in range(count):
         at = T0 + seconds(i * step)
         cpu = round(rng.uniform(0, 100), 3)
-        storage.ingest(batch(at, cpu=cpu, containers=1), at)
+        storage.samples.ingest(batch(at, cpu=cpu, containers=1), at)
         values[at.timestamp()] = cpu
     return values
 
@@ -37,7 +37,7 @@ def test_rollups_match_count_sum_min_max_of_the_raw_points(storage: Storage) -> 
     """After a roll-up, every 1 m and 1 h rollup row equals count/sum/min/max computed from
     the inserted data (ingest itself leaves rollups to ``roll_up``)."""
     values = ingest_random(storage, 400, 7.5)  # 50 min of data across 2 hours and 51 minutes
-    storage.roll_up()
+    storage.samples.roll_up()
     with storage.engine.connect() as conn:
         host_id = conn.execute(sa.select(t.machines.c.id).where(t.machines.c.key == "h1")).scalar()
         for table, width_ms in t.ROLLUPS.values():
@@ -63,10 +63,10 @@ def test_rollups_match_count_sum_min_max_of_the_raw_points(storage: Storage) -> 
 def test_replays_do_not_double_count_rollups(storage: Storage) -> None:
     """Replaying batches leaves rollup counts and sums exactly as before."""
     for i in range(3):
-        storage.ingest(batch(T0 + seconds(i), cpu=10.0 * (i + 1)), T0)
+        storage.samples.ingest(batch(T0 + seconds(i), cpu=10.0 * (i + 1)), T0)
     for i in range(3):
-        storage.ingest(batch(T0 + seconds(i), cpu=99.0), T0)
-    series = storage.series("h1", "cpu_percent", T0, T0 + timedelta(days=3), max_points=10)
+        storage.samples.ingest(batch(T0 + seconds(i), cpu=99.0), T0)
+    series = storage.samples.series("h1", "cpu_percent", T0, T0 + timedelta(days=3), max_points=10)
     assert series.resolution == "1h"
     assert series.bucket_seconds == 8 * 3600  # 72 h / 10 points, rounded up to whole hours
     bucket = T0.timestamp() - T0.timestamp() % series.bucket_seconds
@@ -75,21 +75,23 @@ def test_replays_do_not_double_count_rollups(storage: Storage) -> None:
 
 def test_absent_figures_are_not_counted_in_rollups(storage: Storage) -> None:
     """A container with no CPU figure (stopped) adds nothing to its cpu_percent rollup."""
-    storage.ingest(batch(T0, containers=1, container_cpu=50.0), T0)
-    storage.ingest(batch(T0 + seconds(1), containers=1, stopped=True), T0)
-    storage.ingest(batch(T0 + seconds(2), containers=1, container_cpu=70.0), T0)
-    series = storage.series("h1:c0", "cpu_percent", T0, T0 + timedelta(hours=10), max_points=100)
+    storage.samples.ingest(batch(T0, containers=1, container_cpu=50.0), T0)
+    storage.samples.ingest(batch(T0 + seconds(1), containers=1, stopped=True), T0)
+    storage.samples.ingest(batch(T0 + seconds(2), containers=1, container_cpu=70.0), T0)
+    series = storage.samples.series(
+        "h1:c0", "cpu_percent", T0, T0 + timedelta(hours=10), max_points=100
+    )
     assert series.resolution == "1m"
     bucket = T0.timestamp() - T0.timestamp() % series.bucket_seconds
     assert series.points == [(bucket, 60.0, 50.0, 70.0)]
-    raw = storage.series("h1:c0", "cpu_percent", T0, T0 + seconds(10))
+    raw = storage.samples.series("h1:c0", "cpu_percent", T0, T0 + seconds(10))
     assert [p[1] for p in raw.points] == [50.0, 70.0]
 
 
 def test_short_ranges_return_raw_points_as_stored(storage: Storage) -> None:
     """15 minutes of 5 s data fit max_points: exact raw points, oldest first."""
     values = ingest_random(storage, 180, 5.0)
-    series = storage.series("h1", "cpu_percent", T0, T0 + timedelta(minutes=15))
+    series = storage.samples.series("h1", "cpu_percent", T0, T0 + timedelta(minutes=15))
     assert series.resolution == "raw"
     assert series.bucket_seconds == 0
     assert [(p[0], p[1]) for p in series.points] == sorted(values.items())
@@ -99,7 +101,7 @@ def test_short_ranges_return_raw_points_as_stored(storage: Storage) -> None:
 def test_raw_is_bucketed_when_points_exceed_max_points(storage: Storage) -> None:
     """300 raw points with max_points=50: ≤ 50 averaged buckets whose counts cover every point."""
     values = ingest_random(storage, 300, 1.0)
-    series = storage.series("h1", "cpu_percent", T0, T0 + seconds(299), max_points=50)
+    series = storage.samples.series("h1", "cpu_percent", T0, T0 + seconds(299), max_points=50)
     assert series.resolution == "raw"
     assert 0 < len(series.points) <= 50
     width = series.bucket_seconds
@@ -129,7 +131,7 @@ def test_tier_choice_and_max_points(
 ) -> None:
     """Short ranges read raw, long ones rollups; no range ever returns more than max_points."""
     ingest_random(storage, 200, 1800.0)  # 100 hours, one point every 30 min
-    series = storage.series("h1", "cpu_percent", T0, T0 + span, max_points=max_points)
+    series = storage.samples.series("h1", "cpu_percent", T0, T0 + span, max_points=max_points)
     assert series.resolution == resolution
     assert 0 < len(series.points) <= max_points
 
@@ -138,8 +140,10 @@ def test_rollup_merging_keeps_exact_averages(storage: Storage) -> None:
     """1 m buckets merged into wider ones: avg = total sum / total count, not mean of means."""
     # minute 0: one point (10); minute 1: three points (20, 20, 50)
     for offset, cpu in [(0, 10.0), (60, 20.0), (61, 20.0), (62, 50.0)]:
-        storage.ingest(batch(T0 + seconds(offset), cpu=cpu, containers=0), T0)
-    series = storage.series("h1", "cpu_percent", T0, T0 + timedelta(hours=4), max_points=100)
+        storage.samples.ingest(batch(T0 + seconds(offset), cpu=cpu, containers=0), T0)
+    series = storage.samples.series(
+        "h1", "cpu_percent", T0, T0 + timedelta(hours=4), max_points=100
+    )
     assert series.resolution == "1m"
     assert series.bucket_seconds == 180
     assert series.points == [(T0.timestamp(), 25.0, 10.0, 50.0)]
@@ -148,9 +152,9 @@ def test_rollup_merging_keeps_exact_averages(storage: Storage) -> None:
 def test_bad_series_requests_raise_invalid_query(storage: Storage) -> None:
     """Unknown metric, reversed range or max_points < 1 → InvalidQuery; unknown machine → empty."""
     with pytest.raises(InvalidQuery, match="unknown metric 'bogus'"):
-        storage.series("h1", "bogus", T0, T0 + seconds(1))
+        storage.samples.series("h1", "bogus", T0, T0 + seconds(1))
     with pytest.raises(InvalidQuery, match="before start"):
-        storage.series("h1", "cpu_percent", T0 + seconds(1), T0)
+        storage.samples.series("h1", "cpu_percent", T0 + seconds(1), T0)
     with pytest.raises(InvalidQuery, match="max_points"):
-        storage.series("h1", "cpu_percent", T0, T0 + seconds(1), max_points=0)
-    assert storage.series("nobody", "cpu_percent", T0, T0 + seconds(60)).points == []
+        storage.samples.series("h1", "cpu_percent", T0, T0 + seconds(1), max_points=0)
+    assert storage.samples.series("nobody", "cpu_percent", T0, T0 + seconds(60)).points == []

@@ -1,8 +1,10 @@
 """``srvmon standalone``: a collector for this host and the server, in one process.
 
-No Kafka, no consumer: the collector runs on its own thread and hands every batch to the
-server's ingest pipeline (``srvmon_server.ingest.ingest_batch``) on the IOLoop, the same path
-an HTTP ingest takes. Storage is SQLite in the user data dir. Ctrl-C stops both cleanly.
+No Kafka, no consumer and no JSON in between: the collector reads on its own thread and
+hands each ``Batch`` object to the server's ingest pipeline
+(``srvmon_server.ingest.ingest_batch``) on the IOLoop, the same path an HTTP ingest takes
+after decoding. Storage is SQLite in the user data dir. Ctrl-C stops both cleanly. The
+``--legacy-*`` options serve the original Java back end's routes, as ``srvmon server`` does.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ import os
 import socket
 import sys
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from attrs import define, field
@@ -23,21 +26,29 @@ from attrs import define, field
 from srvmon_agents.sinks.base import SinkStats
 from srvmon_core.codec import decode_batch
 from srvmon_core.errors import SrvmonError
+from srvmon_core.schema import Batch
 from srvmon_server.command import HOST_OPTION, PORT_OPTION
+from srvmon_server.legacy.config import LegacyConfig
+from srvmon_server.legacy.options import legacy_options
+
+if TYPE_CHECKING:
+    from srvmon_agents.collector.loop import Agent
+    from srvmon_server.context import ServerContext
 
 log = logging.getLogger(__name__)
 
 
 @define
-class InProcessSink:
-    """A collector sink that schedules each batch on the server's event loop.
+class InProcessHandoff:
+    """Schedules each collected ``Batch`` on the server's event loop, as an object.
 
-    Bounded: at most ``capacity`` batches wait for the database; beyond that the oldest
-    waiting one is dropped and counted, exactly as the Kafka and HTTP sinks do.
+    Bounded: at most ``capacity`` batches wait for the database; beyond that a new one is
+    dropped and counted, exactly as the Kafka and HTTP sinks do. It is also the agent's
+    sink, so the batches' ``AgentStats`` carry its queue depth, drops and errors.
     """
 
     loop: asyncio.AbstractEventLoop
-    deliver: Callable[[bytes], Any]
+    deliver: Callable[[Batch], Awaitable[Any]]
     capacity: int = 600
     _waiting: int = 0
     _dropped: int = 0
@@ -45,17 +56,23 @@ class InProcessSink:
     _delivered: int = 0
     _lock: threading.Lock = field(factory=threading.Lock)
 
-    def send(self, key: str, payload: bytes) -> None:
+    def offer(self, batch: Batch) -> None:
+        """Hand one batch over (from the collector thread); never blocks."""
         with self._lock:
             if self._waiting >= self.capacity:
                 self._dropped += 1
                 return
             self._waiting += 1
-        asyncio.run_coroutine_threadsafe(self._run(payload), self.loop)
+        asyncio.run_coroutine_threadsafe(self._run(batch), self.loop)
 
-    async def _run(self, payload: bytes) -> None:
+    def send(self, key: str, payload: bytes) -> None:
+        """The sink interface, for a caller that hands over encoded batches (the standalone
+        loop never does: it offers the Batch itself)."""
+        self.offer(decode_batch(payload))
+
+    async def _run(self, batch: Batch) -> None:
         try:
-            await self.deliver(payload)
+            await self.deliver(batch)
         except Exception as exc:  # the DB may be down; the next interval tries again
             with self._lock:
                 self._errors += 1
@@ -83,6 +100,31 @@ class InProcessSink:
         """Nothing is buffered outside the event loop, which drains on shutdown."""
 
 
+def collect_until(
+    agent: Agent,
+    handoff: Callable[[Batch], None],
+    stop: threading.Event,
+    clock: Callable[[], float] = time.monotonic,
+) -> int:
+    """Read every ``agent.interval_seconds`` and hand each Batch over until ``stop`` is set.
+
+    Fixed-rate on monotonic deadlines, like ``Agent.run``: a late reading skips the missed
+    ticks instead of bursting. Returns the number of batches made.
+    """
+    interval = agent.interval_seconds
+    made = 0
+    next_due = clock()
+    while not stop.is_set():
+        handoff(agent.collect_batch())
+        made += 1
+        next_due += interval
+        now = clock()
+        if next_due < now:
+            next_due += (int((now - next_due) / interval) + 1) * interval
+        stop.wait(max(0.0, next_due - clock()))
+    return made
+
+
 def docker_api_or_none(url: str) -> tuple[Any | None, str]:
     """The collector's Docker Engine client when the socket answers, else None and why."""
     from srvmon_agents.collector.engine import EngineClient, EngineError
@@ -96,7 +138,7 @@ def docker_api_or_none(url: str) -> tuple[Any | None, str]:
 
 
 def start_collector(
-    context: Any, *, interval: float, docker_url: str, data_dir: Path
+    context: ServerContext, *, interval: float, docker_url: str, data_dir: Path
 ) -> Callable[[], None]:
     """Start the collector thread feeding ``context``; returns the function that stops it."""
     from srvmon_agents.collector.setup import AgentConfig, build_agent
@@ -104,8 +146,8 @@ def start_collector(
 
     loop = asyncio.get_running_loop()
 
-    async def deliver(payload: bytes) -> None:
-        await ingest_batch(context, decode_batch(payload))
+    async def deliver(batch: Batch) -> None:
+        await ingest_batch(context, batch)
 
     api, reason = docker_api_or_none(docker_url)
     if api is None:
@@ -119,11 +161,15 @@ def start_collector(
         host_id_file=data_dir / "host-id",
         hostname=socket.gethostname(),
     )
-    agent = build_agent(
-        config, api, sys.stdout.buffer, sink=InProcessSink(loop=loop, deliver=deliver)
-    )
+    handoff = InProcessHandoff(loop=loop, deliver=deliver)
+    agent = build_agent(config, api, sys.stdout.buffer, sink=handoff)
     stop = threading.Event()
-    thread = threading.Thread(target=agent.run, args=(stop,), name="srvmon-collector", daemon=True)
+    thread = threading.Thread(
+        target=collect_until,
+        args=(agent, handoff.offer, stop),
+        name="srvmon-collector",
+        daemon=True,
+    )
     thread.start()
 
     def stop_collector() -> None:
@@ -158,8 +204,15 @@ def start_collector(
     default=None,
     help="database, token and host id live here (default $XDG_DATA_HOME/srvmon)",
 )
+@legacy_options
 def standalone(
-    *, host: str, port: int, interval: float, docker_url: str, data_dir: Path | None
+    *,
+    host: str,
+    port: int,
+    interval: float,
+    docker_url: str,
+    data_dir: Path | None,
+    legacy: LegacyConfig,
 ) -> None:
     """Collector + server + dashboard in one process, on embedded SQLite, no Kafka."""
     from srvmon_server.command import data_dir as default_data_dir
@@ -178,9 +231,9 @@ def standalone(
         click.echo(f"Admin token (printed once, kept in {folder / 'server-token'}):\n{token}")
     else:
         click.echo(f"Admin token: in {folder / 'server-token'}")
-    config = ServerConfig(write_tokens=frozenset({token}))
+    config = ServerConfig(write_tokens=frozenset({token}), legacy=legacy)
 
-    def companion(context: Any, url: str) -> Callable[[], None]:
+    def companion(context: ServerContext, url: str) -> Callable[[], None]:
         click.echo(f"srvmon dashboard: {url}  (Ctrl-C stops)")
         return start_collector(context, interval=interval, docker_url=docker_url, data_dir=folder)
 

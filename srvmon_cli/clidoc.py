@@ -3,7 +3,7 @@
 docs/configuration.md embeds the output between two markers; a test re-renders it and
 fails when the docs drift from the code. Regenerate with:
 
-    python -m srvmon_server.clidoc --write docs/configuration.md
+    python -m srvmon_cli.clidoc --write docs/configuration.md
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from srvmon_server.cli import SUBCOMMANDS, main
+from srvmon_cli.main import SUBCOMMANDS, main
 
 BEGIN = "<!-- BEGIN GENERATED CLI REFERENCE -->"
 END = "<!-- END GENERATED CLI REFERENCE -->"

@@ -1,5 +1,8 @@
 """The ``srvmon`` command: one click group, a subcommand per role.
 
+The group lives in the composition layer: each role's command lives with its role
+(``srvmon_agents.collector.command``, ``srvmon_agents.consumer.command``,
+``srvmon_server.command``) and standalone mode here (``srvmon_cli.standalone``).
 Subcommands are imported only when invoked, so ``srvmon collector`` works in an
 install with the ``agents`` extra alone and ``srvmon server`` with ``server`` alone.
 Domain errors become ``click.ClickException`` here and nowhere else.
@@ -18,7 +21,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     ),
     "consumer": ("srvmon_agents.consumer.command", "relay batches from Kafka to the server"),
     "server": ("srvmon_server.command", "run the HTTP server: ingest, REST, SSE, dashboard"),
-    "standalone": ("srvmon_server.standalone", "collector + server + dashboard in one process"),
+    "standalone": ("srvmon_cli.standalone", "collector + server + dashboard in one process"),
 }
 
 

@@ -1,4 +1,4 @@
-"""Retention: delete old rows in small, separate transactions.
+"""Retention: delete old rows in small, separate transactions (``Retention.prune``).
 
 For raw rows and rollups each batch is one machine's oldest ``batch_rows`` rows, found
 through the primary key (machine_id, ts); for alert events and silences it is the oldest
@@ -9,11 +9,22 @@ one short delete.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
 from srvmon_server.storage import tables as t
+from srvmon_server.storage.base import Database
+from srvmon_server.storage.clock import to_ms
+from srvmon_server.storage.errors import StorageError
+from srvmon_server.storage.rollup import read_watermark_of
+from srvmon_server.storage.samples import SampleStore
+
+RAW_RETENTION = timedelta(days=7)
+ROLLUP_1M_RETENTION = timedelta(days=90)
+ROLLUP_1H_RETENTION = timedelta(days=730)
+ALERT_HISTORY_RETENTION = timedelta(days=365)
 
 OnBatch = Callable[[str, int], None]
 """Called after each committed delete with (table name, rows deleted)."""
@@ -113,7 +124,7 @@ def prune_alert_events(
 ) -> int:
     """Delete alert events that happened before ``cutoff_ms``, via the (at_ms, id) index.
 
-    Events are history only: the live alert state is in ``alert_state``, never pruned.
+    Events are history only: the live alert state has its own table, never pruned.
     """
     return prune_oldest(
         engine,
@@ -137,3 +148,61 @@ def prune_silences(
         batch_rows=batch_rows,
         on_batch=on_batch,
     )
+
+
+class Retention:
+    """Deletes what is older than each retention; never the live alert state."""
+
+    def __init__(self, db: Database, samples: SampleStore) -> None:
+        self._db = db
+        self._samples = samples
+
+    def prune(
+        self,
+        now: datetime,
+        *,
+        raw_retention: timedelta = RAW_RETENTION,
+        rollup_1m_retention: timedelta = ROLLUP_1M_RETENTION,
+        rollup_1h_retention: timedelta = ROLLUP_1H_RETENTION,
+        alert_history_retention: timedelta = ALERT_HISTORY_RETENTION,
+        batch_rows: int = 5000,
+        on_batch: OnBatch | None = None,
+    ) -> int:
+        """Delete data older than each retention, ``batch_rows`` per transaction.
+
+        Rolls up first, and never deletes raw rows a roll-up has not yet covered.
+        ``alert_history_retention`` applies to alert events (by when they happened) and to
+        silences (by when they ended).
+        """
+        if batch_rows < 1:
+            raise StorageError(f"batch_rows must be >= 1, got {batch_rows}")
+        now_ms = to_ms(now)
+        self._samples.roll_up(now)
+        engine = self._db.engine
+        with self._db.guarded("prune"):
+            covered = [v for v in read_watermark_of(engine) if v is not None]
+        plan = [
+            (t.samples, "ts_ms", raw_retention),
+            (t.rollup_1m, "bucket_ms", rollup_1m_retention),
+            (t.rollup_1h, "bucket_ms", rollup_1h_retention),
+        ]
+        deleted = 0
+        with self._db.guarded("prune"):
+            for table, column, keep in plan:
+                cutoff = now_ms - int(keep.total_seconds() * 1000)
+                if table is t.samples:
+                    cutoff = min([cutoff, *covered]) if covered else cutoff
+                deleted += prune_table(
+                    engine,
+                    table,
+                    ts_column=column,
+                    cutoff_ms=cutoff,
+                    batch_rows=batch_rows,
+                    on_batch=on_batch,
+                )
+            history_cutoff = now_ms - int(alert_history_retention.total_seconds() * 1000)
+            for prune_history in (prune_alert_events, prune_silences):
+                deleted += prune_history(
+                    engine, cutoff_ms=history_cutoff, batch_rows=batch_rows, on_batch=on_batch
+                )
+        return deleted

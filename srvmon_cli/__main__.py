@@ -1,0 +1,5 @@
+"""``python -m srvmon_cli``: the ``srvmon`` command."""
+
+from srvmon_cli.main import main
+
+main()

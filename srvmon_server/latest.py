@@ -1,0 +1,86 @@
+"""Each machine's latest flat metrics and when it was last heard from, kept in memory.
+
+``/metrics`` reads this, never the database: a scrape costs one pass over the machines.
+Loaded from the inventory at start (``load``), then updated with every stored batch
+(``update``, from the one ``BatchView`` the ingest path computed). Runs on the IOLoop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Literal
+
+from attrs import frozen
+
+from srvmon_core.view import BatchView
+from srvmon_server.storage import MachineRecord
+
+
+@frozen(kw_only=True)
+class LatestMachine:
+    """One machine as ``/metrics`` shows it."""
+
+    key: str
+    kind: Literal["host", "container"]
+    host_id: str
+    hostname: str
+    name: str
+    """The hostname for a host, the container name for a container."""
+    timestamp: datetime
+    """When the newest sample was read (the collector's clock)."""
+    received_at: datetime
+    """When the server last received a sample of this machine (the server's clock)."""
+    metrics: Mapping[str, float]
+    """Flat metrics of the newest sample (shared with its view: never modified)."""
+
+
+class LatestView:
+    def __init__(self) -> None:
+        self._machines: dict[str, LatestMachine] = {}
+
+    def load(self, records: Iterable[MachineRecord]) -> None:
+        """Start from the stored inventory."""
+        self._machines = {
+            r.key: LatestMachine(
+                key=r.key,
+                kind=r.kind,
+                host_id=r.host_id,
+                hostname=r.hostname,
+                name=r.name,
+                timestamp=r.last_seen,
+                received_at=r.last_received or r.last_seen,
+                metrics=r.metrics,
+            )
+            for r in records
+        }
+
+    def update(self, view: BatchView, received_at: datetime) -> None:
+        """A stored batch: its machines are heard from now; their figures are the newest
+        unless an older sample arrives late (a replay keeps the newer figures)."""
+        machines = self._machines
+        for part in view.machines:
+            known = machines.get(part.key)
+            newer = known is None or part.timestamp >= known.timestamp
+            machines[part.key] = LatestMachine(
+                key=part.key,
+                kind=part.kind,
+                host_id=part.host_id,
+                hostname=part.hostname,
+                name=part.name,
+                timestamp=part.timestamp if newer or known is None else known.timestamp,
+                received_at=received_at,
+                metrics=part.metrics if newer or known is None else known.metrics,
+            )
+
+    def hostname(self, key: str) -> str | None:
+        """The hostname of a machine (a container's host's), None when unknown."""
+        machine = self._machines.get(key)
+        return None if machine is None else machine.hostname
+
+    def machines(self) -> list[LatestMachine]:
+        """Every machine, hosts first, then by key (a stable scrape order). Safe from
+        another thread (the scrape's): the values are copied in one step, then sorted."""
+        machines = list(self._machines.values())
+        machines.sort(key=lambda m: (m.kind != "host", m.key))
+        return machines

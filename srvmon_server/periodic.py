@@ -1,0 +1,130 @@
+"""The server's periodic jobs on the IOLoop: the silent-machine check, the periodic save
+of alert state, roll-ups, retention pruning, and re-sending firing alerts to Alertmanager.
+Each runs its work on the DB thread (the resend only posts); a failure is logged and the
+next run tries again (the database may be down)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Coroutine
+from datetime import datetime, timedelta
+from typing import Any
+
+from tornado.ioloop import PeriodicCallback
+
+from srvmon_server.alerting import Alerting
+from srvmon_server.background import Background
+from srvmon_server.config import ServerConfig
+from srvmon_server.dbthread import DbThread
+from srvmon_server.live import Live
+from srvmon_server.storage import Storage
+
+log = logging.getLogger(__name__)
+
+ROLL_UP_INTERVAL_SECONDS = 5.0
+"""How often the DB thread folds newly ingested raw rows into the rollups."""
+
+
+class Periodic:
+    def __init__(
+        self,
+        *,
+        config: ServerConfig,
+        clock: Callable[[], datetime],
+        db: DbThread,
+        storage: Storage,
+        alerting: Alerting,
+        live: Live,
+        background: Background,
+    ) -> None:
+        self._config = config
+        self._clock = clock
+        self._db = db
+        self._storage = storage
+        self._alerting = alerting
+        self._live = live
+        self._background = background
+        self._callbacks: list[PeriodicCallback] = []
+        self._ticking = False
+
+    async def tick(self) -> None:
+        """Presence sweep and the silent-machine check (skipped while the last one runs)."""
+        self._live.sweep(self._clock())
+        if self._ticking:
+            return
+        self._ticking = True
+        try:
+            self._live.alerts(await self._db.run(self._alerting.on_tick, self._clock()))
+        except Exception:  # the DB may be down; the next tick tries again
+            log.exception("periodic alert check failed")
+        finally:
+            self._ticking = False
+        notifier = self._live.notifier
+        if notifier.enabled:  # alerts that fired under a silence which has ended
+            self._live.send(notifier.reconcile(self._alerting.firing_events(self._clock())))
+
+    async def resend_alerts(self) -> None:
+        """Send the firing alerts to the Alertmanagers again (they expire otherwise)."""
+        try:
+            await self._live.notifier.resend()
+        except Exception:  # a post failed past its retries; the next run tries again
+            log.exception("re-sending alerts to Alertmanager failed")
+
+    async def save_alert_state(self) -> None:
+        """Write the machines with pending timers, windows or never saved (O(those))."""
+        try:
+            while await self._db.run(self._alerting.save_periodic):
+                pass  # in chunks: ingest and reads queued meanwhile get the DB thread
+        except Exception:  # the DB may be down; the machines stay marked for the next run
+            log.exception("periodic alert state save failed")
+
+    async def prune(self) -> None:
+        """Drop samples, rollups, alert events and ended silences past their retentions."""
+        config = self._config
+        try:
+            deleted = await self._db.run(
+                lambda: self._storage.retention.prune(
+                    self._clock(),
+                    raw_retention=timedelta(days=config.raw_retention_days),
+                    rollup_1m_retention=timedelta(days=config.rollup_1m_retention_days),
+                    rollup_1h_retention=timedelta(days=config.rollup_1h_retention_days),
+                    alert_history_retention=timedelta(days=config.alert_history_retention_days),
+                )
+            )
+        except Exception:  # the DB may be down; the next run tries again
+            log.exception("retention pruning failed")
+            return
+        log.info("retention pruning deleted %d rows", deleted)
+
+    async def roll_up(self) -> None:
+        """Bring the 1 m / 1 h rollups up to date (ingest leaves them to this call)."""
+        try:
+            await self._db.run(self._storage.samples.roll_up)
+        except Exception:  # the DB may be down; the next run tries again
+            log.exception("rollup maintenance failed")
+
+    def start(self) -> None:
+        """Start every job on the running IOLoop (idempotent)."""
+        if self._callbacks:
+            return
+        jobs: list[tuple[Callable[[], Coroutine[Any, Any, None]], float]] = [
+            (self.tick, self._config.silence_check_seconds),
+            (self.save_alert_state, self._config.alert_state_save_seconds),
+            (self.prune, self._config.prune_interval_seconds),
+            (self.roll_up, ROLL_UP_INTERVAL_SECONDS),
+        ]
+        if self._live.notifier.alertmanager_urls:
+            jobs.append((self.resend_alerts, self._config.alertmanager_resend_seconds))
+            self._background.spawn(self.resend_alerts())  # the active set, at once after a start
+        for job, seconds in jobs:
+            callback = PeriodicCallback(self._spawner(job), seconds * 1000)
+            callback.start()
+            self._callbacks.append(callback)
+
+    def _spawner(self, job: Callable[[], Coroutine[Any, Any, None]]) -> Callable[[], None]:
+        return lambda: self._background.spawn(job())
+
+    def stop(self) -> None:
+        for callback in self._callbacks:
+            callback.stop()
+        self._callbacks = []

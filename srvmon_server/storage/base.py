@@ -1,0 +1,56 @@
+"""What every store shares: the engine, the URL shown in errors, and the clock.
+
+Each store owns one job's tables and reads and writes typed records; SQL never leaves
+``srvmon_server.storage``. Every method runs one short transaction (or one read) and
+translates driver errors into ``StorageError`` / ``StorageUnavailable`` (``translated``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+
+import sqlalchemy as sa
+from attrs import frozen
+
+from srvmon_server.storage.clock import to_ms
+from srvmon_server.storage.connection import translated
+
+Clock = Callable[[], datetime]
+
+
+@frozen
+class Database:
+    """One opened database, shared by the stores."""
+
+    engine: sa.Engine
+    where: str
+    """The URL without its password, for error messages."""
+    clock: Clock
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``mysql``."""
+        return "mysql" if self.engine.dialect.name in ("mysql", "mariadb") else "sqlite"
+
+    def now_ms(self) -> int:
+        return to_ms(self.clock())
+
+    @contextmanager
+    def guarded(self, what: str) -> Iterator[None]:
+        """Driver errors inside the block become StorageError naming ``what``."""
+        with translated(what, self.where):
+            yield
+
+    @contextmanager
+    def reading(self, what: str) -> Iterator[sa.Connection]:
+        """A connection for reads; driver errors become StorageError naming ``what``."""
+        with translated(what, self.where), self.engine.connect() as conn:
+            yield conn
+
+    @contextmanager
+    def writing(self, what: str) -> Iterator[sa.Connection]:
+        """One transaction, committed on exit; driver errors become StorageError."""
+        with translated(what, self.where), self.engine.begin() as conn:
+            yield conn

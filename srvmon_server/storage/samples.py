@@ -1,0 +1,139 @@
+"""Samples and the machine inventory: the write path in, and its reads out.
+
+``ingest``/``ingest_many`` store viewed batches (``srvmon_core.view``) idempotently and keep
+the inventory (one row per machine, its newest sample) written behind; ``machines``,
+``machine``, ``latest_sample`` and ``series`` read them (flushing the inventory first, so
+this process never sees the lag); ``roll_up`` maintains the 1 m / 1 h rollups.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from srvmon_core.schema import Batch
+from srvmon_core.view import BatchView
+from srvmon_server.storage import tables as t
+from srvmon_server.storage.base import Database
+from srvmon_server.storage.clock import from_ms, to_ms
+from srvmon_server.storage.ingest import Ingester
+from srvmon_server.storage.records import IngestResult, MachineRecord, Series
+from srvmon_server.storage.rollup import RollupResult, roll_up
+from srvmon_server.storage.series import query_series
+
+_MACHINE_COLUMNS = [c for c in t.machines.c if c.name != "latest_sample"]
+
+
+def _record(row: sa.Row[Any]) -> MachineRecord:
+    return MachineRecord(
+        key=row.key,
+        kind=row.kind,
+        host_id=row.host_id,
+        hostname=row.hostname,
+        name=row.name,
+        image=row.image,
+        labels=json.loads(row.labels),
+        state=row.state,
+        health=row.health,
+        restart_count=None if row.restart_count is None else int(row.restart_count),
+        first_seen=from_ms(int(row.first_seen_ms)),
+        last_seen=from_ms(int(row.last_seen_ms)),
+        last_received=None if row.last_received_ms is None else from_ms(int(row.last_received_ms)),
+        metrics=json.loads(row.latest_metrics),
+    )
+
+
+class SampleStore:
+    """Not safe for concurrent calls: the server runs every call on its one DB thread."""
+
+    def __init__(self, db: Database, *, inventory_flush_ms: int = 0) -> None:
+        self._db = db
+        self._ingester = Ingester(db.engine, inventory_flush_ms=inventory_flush_ms)
+
+    def ingest(self, batch: Batch | BatchView, received_at: datetime) -> IngestResult:
+        """Store one batch; committed when this returns. Replays store 0 and count duplicates."""
+        with self._db.guarded("ingest"):
+            return self._ingester.ingest(batch, received_at)
+
+    def ingest_many(
+        self, batches: Sequence[Batch | BatchView], received_at: datetime
+    ) -> list[IngestResult]:
+        """Store many batches in ONE transaction (committed when this returns); one result
+        per batch, in order, with exact ``stored``/``duplicates`` counts as ``ingest`` gives.
+
+        The fast path inserts the raw rows of all batches in one statement; any duplicate
+        sends the whole call down the per-batch careful path (still one transaction).
+        """
+        with self._db.guarded("ingest_many"):
+            return self._ingester.ingest_many(batches, received_at)
+
+    def flush_inventory(self) -> None:
+        """Write each machine's newest stored sample to its inventory row now (the reads
+        and ``roll_up`` call this; see ``inventory.py``)."""
+        with self._db.guarded("flush_inventory"):
+            self._ingester.flush_inventory()
+
+    def forget(self) -> None:
+        """Drop cached ids and what waits for the inventory (the database was replaced)."""
+        self._ingester.forget()
+
+    def roll_up(self, now: datetime | None = None) -> RollupResult:
+        """Fold every closed minute (ended 10 s before ``now``, default: the clock) into the
+        1 m and 1 h rollups, recomputing them from raw rows; idempotent.
+
+        Ingest does not maintain rollups; the server calls this every few seconds on its DB
+        thread and retention calls it before deleting raw rows. ``series`` is exact without
+        it (it reads the not yet rolled-up tail from raw rows). See ``rollup.py``.
+        """
+        now_ms = self._db.now_ms() if now is None else to_ms(now)
+        self.flush_inventory()
+        with self._db.guarded("roll_up"):
+            result = roll_up(self._db.engine, now_ms)
+        self._ingester.rolled_up(result.exact_below_ms)
+        return result
+
+    def machines(self) -> list[MachineRecord]:
+        """Every host and container ever seen, hosts first, then by key."""
+        self.flush_inventory()
+        with self._db.reading("machines") as conn:
+            rows = conn.execute(
+                sa.select(*_MACHINE_COLUMNS).order_by(t.machines.c.kind.desc(), t.machines.c.key)
+            ).all()
+        return [_record(row) for row in rows]
+
+    def machine(self, key: str) -> MachineRecord | None:
+        self.flush_inventory()
+        with self._db.reading("machine") as conn:
+            row = conn.execute(sa.select(*_MACHINE_COLUMNS).where(t.machines.c.key == key)).first()
+        return None if row is None else _record(row)
+
+    def latest_sample(self, key: str) -> dict[str, Any] | None:
+        """The newest stored sample as its JSON document (the full sample, unstructured,
+        with its ``timestamp``), served as it was stored; None for an unknown machine."""
+        self.flush_inventory()
+        with self._db.reading("latest_sample") as conn:
+            body = conn.execute(
+                sa.select(t.machines.c.latest_sample).where(t.machines.c.key == key)
+            ).scalar()
+        return None if body is None else dict(json.loads(body))
+
+    def series(
+        self, key: str, metric: str, start: datetime, end: datetime, max_points: int = 1000
+    ) -> Series:
+        """At most ``max_points`` points of one metric; see ``series.py`` for tier choice."""
+        with self._db.reading("series") as conn:
+            machine_id = conn.execute(
+                sa.select(t.machines.c.id).where(t.machines.c.key == key)
+            ).scalar()
+            return query_series(
+                conn,
+                None if machine_id is None else int(machine_id),
+                metric,
+                start=start,
+                end=end,
+                max_points=max_points,
+            )
