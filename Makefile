@@ -6,8 +6,8 @@
 
 PYTHON ?= python3
 VENV ?= .venv
-SYSTEM_PACKAGES := docker.io busybox-static mariadb-server chromium prometheus prometheus-alertmanager
-SYSTEM_COMMANDS := dockerd busybox mariadbd chromium prometheus promtool prometheus-alertmanager amtool
+SYSTEM_PACKAGES := docker.io busybox-static mariadb-server chromium prometheus prometheus-alertmanager debootstrap iptables nftables openssl
+SYSTEM_COMMANDS := dockerd busybox mariadbd chromium prometheus promtool prometheus-alertmanager amtool debootstrap iptables nft openssl
 
 .PHONY: run test system-deps venv
 

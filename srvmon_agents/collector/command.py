@@ -9,11 +9,14 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
 from srvmon_core.errors import SrvmonError
+
+if TYPE_CHECKING:
+    from docker import APIClient
 
 DEFAULT_DOCKER_URL = "unix:///var/run/docker.sock"
 
@@ -32,14 +35,30 @@ def parse_kafka_options(pairs: tuple[str, ...], env_value: str | None) -> dict[s
     return options
 
 
-def _docker_api(url: str) -> Any | None:
-    from srvmon_agents.collector.engine import EngineClient, EngineError
+def skip_charset_detection() -> None:
+    """Keep ``charset_normalizer`` out of the collector process (2.7 MB resident).
 
+    requests imports it only to guess the encoding of a text answer that declares none
+    (``Response.apparent_encoding``) and falls back to UTF-8 when it is absent. The Engine
+    API declares every answer (JSON, or text with a charset), so the collector never needs
+    the guess. Called before the docker SDK is first imported; no other module of the
+    collector imports requests.
+    """
+    import warnings
+
+    if "charset_normalizer" in sys.modules or "requests" in sys.modules:
+        return
+    sys.modules["charset_normalizer"] = None  # type: ignore[assignment]
+    warnings.filterwarnings("ignore", message="Unable to find acceptable character detection")
+
+
+def _docker_api(url: str) -> APIClient | None:
+    from srvmon_agents.collector.engine import EngineError, connect
+
+    skip_charset_detection()
     try:
-        client = EngineClient(url)
-        client.ping()
-        return client
-    except (EngineError, SrvmonError) as exc:
+        return connect(url)
+    except EngineError as exc:
         click.echo(
             f"srvmon collector: containers skipped, Docker at {url} unreachable: {exc}", err=True
         )
@@ -129,6 +148,15 @@ def _docker_api(url: str) -> Any | None:
     help="The host's cgroup hierarchy.",
 )
 @click.option(
+    "--host-root",
+    envvar="SRVMON_HOST_ROOT",
+    show_envvar=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="The host's / mounted read-only (e.g. /host/root in a container); filesystem usage "
+    "is read below it. Default: / on the host, <proc-root>/1/root with another --proc-root.",
+)
+@click.option(
     "--docker-url",
     envvar="DOCKER_HOST",
     show_envvar=True,
@@ -173,6 +201,7 @@ def collector(  # noqa: PLR0917 - click passes every option by keyword
     proc_root: Path,
     sys_root: Path,
     cgroup_root: Path,
+    host_root: Path | None,
     docker_url: str,
     host_id_file: Path | None,
     machine_id_file: Path | None,
@@ -207,6 +236,7 @@ def collector(  # noqa: PLR0917 - click passes every option by keyword
         proc_root=proc_root,
         sys_root=sys_root,
         cgroup_root=cgroup_root,
+        host_root=host_root,
         host_id_file=host_id_file,
         machine_id_file=machine_id_file,
         buffer_size=buffer_size,

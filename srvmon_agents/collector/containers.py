@@ -21,15 +21,18 @@ import os
 from collections.abc import Callable, Hashable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from attrs import define, evolve, field, frozen
 
 from srvmon_agents.collector import cgroups
 from srvmon_agents.collector.events import ContainerEvents
-from srvmon_agents.collector.procfs import read_net_dev
+from srvmon_agents.collector.procfs import KeptFile, parse_net_dev
 from srvmon_core.rates import CounterTracker
 from srvmon_core.schema import ContainerSample
+
+if TYPE_CHECKING:
+    from docker import APIClient
 
 log = logging.getLogger(__name__)
 
@@ -165,11 +168,11 @@ def counters_from_stats_api(stats: dict[str, Any]) -> Counters:
 class ContainerCollector:
     """Turns the Docker API's container list plus cgroup counters into ContainerSamples.
 
-    ``api`` is a ``docker.APIClient`` (``DockerClient.api``). ``clock`` is a monotonic clock in
-    seconds, used only for rates.
+    ``api`` is a ``docker.APIClient`` (see ``engine.connect``). ``clock`` is a monotonic clock
+    in seconds, used only for rates.
     """
 
-    api: Any
+    api: APIClient
     cgroup_root: Path
     proc_root: Path
     host_memory_total_bytes: int
@@ -192,6 +195,9 @@ class ContainerCollector:
     _limits: dict[str, tuple[float, cgroups.CgroupLimits]] = field(factory=dict)
     _files: cgroups.OpenFiles = field(factory=cgroups.OpenFiles)
     """Per-interval cgroup files of running containers, kept open (see ``OpenFiles``)."""
+    _net_files: dict[str, KeptFile] = field(factory=dict)
+    """Each running container's ``<proc>/<pid>/net/dev``, kept open while that pid runs (an
+    open file holds its network namespace, so it is closed as soon as the container stops)."""
     _rates: CounterTracker = field(factory=CounterTracker)
     last_source: str = "none"
     inspections: int = 0
@@ -314,12 +320,12 @@ class ContainerCollector:
                 return None, "cgroup"
             if reading.cpu_usage_ns is not None:
                 self._cgroups[container_id] = location
-                rx, tx = self._network(meta)
+                rx, tx = self._network(container_id, meta)
                 return counters_from_cgroup(reading, rx, tx), "cgroup"
             self._files.forget(location.files.values())
         return self._counters_from_api(container_id)
 
-    def _network(self, meta: _Inspected) -> tuple[int | None, int | None]:
+    def _network(self, container_id: str, meta: _Inspected) -> tuple[int | None, int | None]:
         """Bytes received and sent outside ``lo``, from the container's network namespace.
 
         ``none``: only ``lo`` exists, so both are 0 without reading anything. ``host``: the
@@ -329,9 +335,16 @@ class ContainerCollector:
             return 0, 0
         if meta.network_mode == "host":
             return None, None
-        net = read_net_dev(Path(f"{self.proc_root}/{meta.pid}/net/dev"))
-        if net is None:
+        path = f"{self.proc_root}/{meta.pid}/net/dev"
+        kept = self._net_files.get(container_id)
+        if kept is None or kept.path != path:
+            if kept is not None:
+                kept.close()
+            kept = self._net_files[container_id] = KeptFile(path)
+        text = kept.text()
+        if text is None:
             return None, None
+        net = parse_net_dev(text)
         rx = sum(v.rx_bytes for k, v in net.items() if k != "lo")
         tx = sum(v.tx_bytes for k, v in net.items() if k != "lo")
         return rx, tx
@@ -389,3 +402,5 @@ class ContainerCollector:
             self._files.forget(self._cgroups.pop(container_id).files.values())
         for container_id in [c for c in self._limits if c not in running]:
             del self._limits[container_id]
+        for container_id in [c for c in self._net_files if c not in running]:
+            self._net_files.pop(container_id).close()

@@ -1,127 +1,106 @@
-"""A minimal Docker Engine API client (stdlib only) for the few calls the collector makes.
+"""Connect to the Docker Engine API through the docker SDK, as the docker CLI would.
 
-The docker SDK costs about 18 MB of resident memory (requests, urllib3, …); the collector
-needs four GET requests, so it speaks HTTP/1.1 over the engine's socket itself.
-Supports ``unix:///path/docker.sock`` and plain ``tcp://host:port`` / ``http://host:port``
-(no TLS). Method names match ``docker.APIClient`` so either can be passed around.
+:func:`connect` returns a ``docker.APIClient`` (the SDK's low-level client): the collector
+lists, inspects and follows events through it; resource figures come from cgroup files.
+
+- The address is ``base_url`` (``--docker-url``), else ``DOCKER_HOST``, else the local socket.
+- TLS follows the CLI's variables: ``DOCKER_TLS_VERIFY`` (set and not empty: verify the
+  daemon against ``ca.pem``) and ``DOCKER_CERT_PATH`` (``ca.pem``, ``cert.pem``, ``key.pem``;
+  default ``~/.docker``). Either variable turns TLS on, as ``docker.utils.kwargs_from_env``
+  reads them.
+- requests' own environment settings are not applied to this connection
+  (``Session.trust_env = False``): ``REQUESTS_CA_BUNDLE`` or ``CURL_CA_BUNDLE`` would otherwise
+  replace the ``ca.pem`` of ``DOCKER_CERT_PATH`` when verifying the daemon, and proxy variables
+  would be applied to it.
+- The API version is negotiated like the CLI does: the daemon's ``ApiVersion`` from the
+  unversioned ``GET /version``, capped at the newest version this SDK knows. A daemon older
+  than the SDK's minimum is refused with a clear error.
 """
 
 from __future__ import annotations
 
-import contextlib
-import http.client
-import json
-import socket
-from typing import Any
-from urllib.parse import quote, urlsplit
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
-from srvmon_core.errors import ConfigError
+if TYPE_CHECKING:
+    from docker import APIClient
 
 
 class EngineError(Exception):
-    """The engine answered with an error status or could not be reached."""
+    """The engine could not be reached, or its answers cannot be used."""
 
 
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self._path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        sock.connect(self._path)
-        self.sock = sock
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("."))
 
 
-class Stream:
-    """Lines of a streaming answer; ``close()`` from another thread unblocks ``readline()``."""
-
-    def __init__(self, connection: http.client.HTTPConnection, response: Any) -> None:
-        self._connection = connection
-        self._response = response
-
-    def readline(self) -> bytes:
-        line: bytes = self._response.readline()
-        return line
-
-    def close(self) -> None:
-        sock = self._connection.sock
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-        self._connection.close()
-
-
-class EngineClient:
-    """Keeps one connection open and reconnects when the engine closed it."""
-
-    def __init__(self, base_url: str, timeout: float = 10.0) -> None:
-        parts = urlsplit(base_url)
-        self._timeout = timeout
-        if parts.scheme == "unix":
-            self._unix_path: str | None = parts.path
-            self._netloc = ""
-        elif parts.scheme in ("tcp", "http"):
-            self._unix_path = None
-            self._netloc = parts.netloc
-        else:
-            raise ConfigError(
-                f"unsupported Docker URL {base_url!r}: use unix:///… or tcp://host:port",
-                "docker_url",
+def negotiate(server_version: str, server_minimum: str | None, newest: str, oldest: str) -> str:
+    """The API version both sides speak: the daemon's, capped at ``newest`` (the SDK's)."""
+    try:
+        chosen = min(server_version, newest, key=_version_key)
+        if _version_key(chosen) < _version_key(oldest):
+            raise EngineError(
+                f"the Docker daemon speaks API {server_version}; at least {oldest} is needed"
             )
-        self._connection: http.client.HTTPConnection | None = None
+        if server_minimum and _version_key(chosen) < _version_key(server_minimum):
+            raise EngineError(
+                f"the Docker daemon needs API {server_minimum} or later; this SDK speaks {newest}"
+            )
+    except ValueError as exc:
+        raise EngineError(f"unreadable API version from the daemon: {server_version!r}") from exc
+    return chosen
 
-    def _connect(self) -> http.client.HTTPConnection:
-        if self._unix_path is not None:
-            return _UnixConnection(self._unix_path, self._timeout)
-        return http.client.HTTPConnection(self._netloc, timeout=self._timeout)
 
-    def _get(self, path: str) -> Any:
-        for attempt in (1, 2):
-            if self._connection is None:
-                self._connection = self._connect()
-            try:
-                self._connection.request("GET", path)
-                response = self._connection.getresponse()
-                body = response.read()
-            except (OSError, http.client.HTTPException) as exc:
-                self.close()
-                if attempt == 2:
-                    raise EngineError(f"Docker engine unreachable: {exc}") from exc
-                continue
-            if response.status >= 400:
-                raise EngineError(f"GET {path}: {response.status} {body[:200]!r}")
-            return json.loads(body) if body and body[:1] in b"[{" else body.decode()
-        raise EngineError("unreachable")  # pragma: no cover
+def connect(
+    base_url: str | None = None,
+    *,
+    timeout: float = 10.0,
+    environ: Mapping[str, str] | None = None,
+) -> APIClient:
+    """A ``docker.APIClient`` bound to the engine, with TLS and a negotiated API version.
 
-    def close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+    Raises :class:`EngineError` when the engine cannot be reached or configured.
+    """
+    import docker
+    from docker.constants import DEFAULT_DOCKER_API_VERSION, MINIMUM_DOCKER_API_VERSION
+    from docker.utils import kwargs_from_env
 
-    def open_stream(self, path: str) -> Stream:
-        """A long-lived GET on its own connection (no timeout), e.g. ``/events``."""
-        connection = self._connect()
-        connection.timeout = None
-        connection.request("GET", path)
-        response = connection.getresponse()
-        if response.status >= 400:
-            connection.close()
-            raise EngineError(f"GET {path}: {response.status}")
-        return Stream(connection, response)
+    env = dict(os.environ if environ is None else environ)
+    if base_url:
+        env["DOCKER_HOST"] = base_url
+    try:
+        options: dict[str, Any] = kwargs_from_env(environment=env)
+        client = _client(DEFAULT_DOCKER_API_VERSION, timeout, options)
+    except docker.errors.DockerException as exc:
+        raise EngineError(f"bad Docker address or TLS settings: {exc}") from exc
+    try:
+        info = client.version(api_version=False)
+        version = negotiate(
+            str(info.get("ApiVersion", "")),
+            info.get("MinAPIVersion"),
+            DEFAULT_DOCKER_API_VERSION,
+            MINIMUM_DOCKER_API_VERSION,
+        )
+    except EngineError:
+        client.close()
+        raise
+    except (docker.errors.DockerException, OSError) as exc:  # requests' errors are OSErrors
+        client.close()
+        raise EngineError(f"Docker engine unreachable: {exc}") from exc
+    if version == client.api_version:
+        return client
+    client.close()
+    return _client(version, timeout, options)
 
-    def ping(self) -> bool:
-        return bool(self._get("/_ping") == "OK")
 
-    def containers(self, all: bool = False) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self._get(f"/containers/json?all={1 if all else 0}")
-        return result
+def _client(version: str, timeout: float, options: dict[str, Any]) -> APIClient:
+    import docker
 
-    def inspect_container(self, container_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._get(f"/containers/{quote(container_id)}/json")
-        return result
+    client = docker.APIClient(version=version, timeout=timeout, **options)
+    client.trust_env = False
+    return client
 
-    def stats(self, container_id: str, stream: bool = False, one_shot: bool = True) -> Any:
-        flags = f"stream={str(stream).lower()}&one-shot={str(one_shot).lower()}"
-        return self._get(f"/containers/{quote(container_id)}/stats?{flags}")
+
+EngineClient = connect
+"""The name ``srvmon standalone`` imports: ``EngineClient(url, timeout=…)`` gives the client."""

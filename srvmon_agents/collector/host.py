@@ -4,33 +4,36 @@ Everything is read below ``proc_root`` and ``sys_root``, so a collector in a con
 the host's /proc mounted at /host/proc reports the host:
 
 - CPU from ``<proc>/stat``; load, uptime and processes from ``<proc>``;
-- memory and swap via psutil, whose module-global ``psutil.PROCFS_PATH`` is set to
-  ``proc_root`` once, when a HostCollector is built (one proc root per process);
+- memory and swap from ``<proc>/meminfo`` (``MemAvailable``; psutil only on kernels older
+  than 3.14, which lack it);
 - network from ``<proc>/1/net/dev``: the network namespace of the host's init, not ours;
 - disk IO from ``<proc>/diskstats``, whole physical disks only (see ``procfs``);
-- filesystem usage of the real mounts of ``<proc>/1/mounts``, each ``statvfs`` in a worker
-  thread with a timeout: a hung mount (dead NFS server) is skipped and counted, never waited on;
-- temperatures from ``<sys>/class/hwmon``.
+- filesystem usage of the real mounts of ``<proc>/1/mounts`` (see ``mounts``: the table is
+  read again only when it changed; ``statvfs`` runs on this thread for local filesystems and
+  in a worker with a timeout for network ones), each mount reached below ``host_root`` (the
+  host's / bind-mounted read-only into a container), else through ``<proc>/1/root`` when
+  ``proc_root`` is not ``/proc``;
+- temperatures from ``<sys>/class/hwmon`` (sensors found at start and every minute).
 
+Files read every interval stay open (:class:`~srvmon_agents.collector.procfs.KeptFile`).
 Rates use ``CounterTracker`` with the injected monotonic ``clock``.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
-import contextlib
 import os
 from collections.abc import Callable
 from pathlib import Path
 
-import psutil
 from attrs import define, field, frozen
 
 from srvmon_agents.collector import procfs
+from srvmon_agents.collector.mounts import Mount, MountProbe, MountTable
 from srvmon_core.rates import CounterTracker
 from srvmon_core.schema import DiskIO, DiskUsage, HostSample, NetIO, Temperature
 
 CPU_FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+HWMON_REDISCOVER_SECONDS = 60.0
 
 
 @frozen(kw_only=True)
@@ -47,14 +50,14 @@ class CpuTimes:
         return self.busy + self.idle + self.iowait
 
 
-def read_cpu_times(proc_root: Path) -> tuple[CpuTimes, list[CpuTimes]]:
+def parse_cpu_times(text: str, where: str = "stat") -> tuple[CpuTimes, list[CpuTimes]]:
     """The aggregate ``cpu`` line and one entry per ``cpuN`` line."""
     total: CpuTimes | None = None
     cores: list[CpuTimes] = []
-    with open(f"{proc_root}/stat", encoding="utf-8") as stat:
-        text = stat.read()
     for line in text.splitlines():
         if not line.startswith("cpu"):
+            if total is not None:
+                break  # the cpu lines come first
             continue
         parts = line.split()
         values = dict(zip(CPU_FIELDS, (int(v) for v in parts[1:9]), strict=False))
@@ -70,7 +73,7 @@ def read_cpu_times(proc_root: Path) -> tuple[CpuTimes, list[CpuTimes]]:
         else:
             cores.append(times)
     if total is None:
-        raise OSError(f"no cpu line in {proc_root / 'stat'}")
+        raise OSError(f"no cpu line in {where}")
     return total, cores
 
 
@@ -78,47 +81,35 @@ def _percent(part: int, whole: int) -> float:
     return max(0.0, min(100.0, part / whole * 100.0)) if whole > 0 else 0.0
 
 
+def _memory_without_memavailable(proc_root: Path) -> procfs.MemInfo:
+    """Kernels before 3.14 have no MemAvailable; psutil estimates it from the zones."""
+    import psutil
+
+    psutil.PROCFS_PATH = str(proc_root)
+    memory, swap = psutil.virtual_memory(), psutil.swap_memory()
+    return procfs.MemInfo(
+        total=int(memory.total),
+        available=int(memory.available),
+        swap_total=int(swap.total),
+        swap_free=int(swap.free),
+    )
+
+
 @define
-class MountProbe:
-    """``statvfs`` with a timeout. A call that hangs keeps its thread; the mount is skipped
-    (and counted in ``hung_mounts``) until that call returns."""
+class PhysicalDisks:
+    """Which ``diskstats`` names are whole physical disks, decided once per set of names."""
 
-    timeout_seconds: float = 1.0
-    statvfs: Callable[[str], os.statvfs_result] = os.statvfs
-    workers: int = 4
-    _pending: dict[str, concurrent.futures.Future[None]] = field(factory=dict)
-    _pool: concurrent.futures.ThreadPoolExecutor = field(init=False)
-    skipped: int = 0
+    sys_root: str
+    _names: frozenset[str] = frozenset()
+    _physical: frozenset[str] = frozenset()
 
-    def __attrs_post_init__(self) -> None:
-        # Reused threads: starting one per statvfs per second would be most of the host's cost.
-        # Hung calls occupy workers; beyond ``workers`` hung mounts new probes queue and time out.
-        self._pool = concurrent.futures.ThreadPoolExecutor(self.workers, "statvfs")
-
-    @property
-    def hung_mounts(self) -> int:
-        return sum(1 for f in self._pending.values() if not f.done())
-
-    def usage(self, path: str) -> os.statvfs_result | None:
-        pending = self._pending.get(path)
-        if pending is not None and not pending.done():
-            self.skipped += 1
-            return None
-        result: list[os.statvfs_result] = []
-
-        def probe() -> None:
-            with contextlib.suppress(OSError):
-                result.append(self.statvfs(path))
-
-        future = self._pool.submit(probe)
-        try:
-            future.result(timeout=self.timeout_seconds)
-        except concurrent.futures.TimeoutError:
-            self._pending[path] = future
-            self.skipped += 1
-            return None
-        self._pending.pop(path, None)
-        return result[0] if result else None
+    def select(self, devices: dict[str, procfs.DiskCounters]) -> dict[str, procfs.DiskCounters]:
+        if devices.keys() != self._names:
+            self._names = frozenset(devices)
+            self._physical = frozenset(
+                n for n in devices if procfs.is_physical_block_device(self.sys_root, n)
+            )
+        return {n: c for n, c in devices.items() if n in self._physical}
 
 
 @define(kw_only=True)
@@ -128,24 +119,57 @@ class HostCollector:
     clock: Callable[[], float]
     proc_root: Path = Path("/proc")
     sys_root: Path = Path("/sys")
+    host_root: Path | None = None
     mounts: MountProbe = field(factory=MountProbe)
     _disk_rates: CounterTracker = field(factory=CounterTracker)
     _net_rates: CounterTracker = field(factory=CounterTracker)
     _last_cpu: tuple[CpuTimes, list[CpuTimes]] | None = None
+    _stat: procfs.KeptFile = field(init=False)
+    _loadavg: procfs.KeptFile = field(init=False)
+    _uptime: procfs.KeptFile = field(init=False)
+    _meminfo: procfs.KeptFile = field(init=False)
+    _diskstats: procfs.KeptFile = field(init=False)
+    _net_dev: procfs.KeptFile = field(init=False)
+    _mount_table: MountTable = field(init=False)
+    _disks_of: PhysicalDisks = field(init=False)
+    _visible: tuple[int, tuple[Mount, ...]] = (-1, ())
+    """Below ``host_root``: the mounts that are mount points there too, for one table read."""
+    _sensors: list[tuple[procfs.HwmonSensor, procfs.KeptFile]] = field(factory=list)
+    _sensors_found_at: float | None = None
 
     def __attrs_post_init__(self) -> None:
-        psutil.PROCFS_PATH = str(self.proc_root)
-        self._last_cpu = read_cpu_times(self.proc_root)
+        proc = str(self.proc_root)
+        self._stat = procfs.KeptFile(f"{proc}/stat")
+        self._loadavg = procfs.KeptFile(f"{proc}/loadavg")
+        self._uptime = procfs.KeptFile(f"{proc}/uptime")
+        self._meminfo = procfs.KeptFile(f"{proc}/meminfo")
+        self._diskstats = procfs.KeptFile(f"{proc}/diskstats")
+        self._net_dev = procfs.KeptFile(f"{proc}/1/net/dev")
+        self._mount_table = MountTable(f"{proc}/1/mounts")
+        self._disks_of = PhysicalDisks(str(self.sys_root))
+        self._last_cpu = self._cpu_times()
+
+    @property
+    def mount_table(self) -> MountTable:
+        return self._mount_table
 
     def memory_total_bytes(self) -> int:
-        return int(psutil.virtual_memory().total)
+        return self._memory().total
+
+    def close(self) -> None:
+        """Close the kept files (a collector that is being thrown away)."""
+        for kept in (self._stat, self._loadavg, self._uptime, self._meminfo, self._diskstats):
+            kept.close()
+        self._net_dev.close()
+        self._mount_table.close()
+        for _, sensor_file in self._sensors:
+            sensor_file.close()
 
     def collect(self) -> HostSample:
         now = self.clock()
         cpu = self._cpu()
-        load = procfs.read_loadavg(self.proc_root)
-        memory = psutil.virtual_memory()
-        swap = psutil.swap_memory()
+        load = procfs.parse_loadavg(self._loadavg.text())
+        memory = self._memory()
         disk_io = self._disk_io(now)
         net = self._net(now)
 
@@ -161,13 +185,13 @@ class HostCollector:
             load_1=load[0],
             load_5=load[1],
             load_15=load[2],
-            memory_total_bytes=int(memory.total),
-            memory_used_bytes=int(memory.total - memory.available),
-            memory_available_bytes=int(memory.available),
-            memory_percent=float(memory.percent),
-            swap_total_bytes=int(swap.total),
-            swap_used_bytes=int(swap.used),
-            swap_percent=float(swap.percent),
+            memory_total_bytes=memory.total,
+            memory_used_bytes=memory.used,
+            memory_available_bytes=memory.available,
+            memory_percent=memory.percent,
+            swap_total_bytes=memory.swap_total,
+            swap_used_bytes=memory.swap_used,
+            swap_percent=memory.swap_percent,
             disks=tuple(self._disks()),
             disk_io=tuple(disk_io),
             disk_read_bytes_per_s=total([d.read_bytes_per_s for d in disk_io]),
@@ -175,22 +199,20 @@ class HostCollector:
             disk_read_ops_per_s=total([d.read_ops_per_s for d in disk_io]),
             disk_write_ops_per_s=total([d.write_ops_per_s for d in disk_io]),
             net=tuple(net),
-            temperatures=tuple(
-                Temperature(
-                    sensor=t.sensor,
-                    celsius=t.celsius,
-                    high_celsius=t.high_celsius,
-                    critical_celsius=t.critical_celsius,
-                )
-                for t in procfs.read_hwmon(self.sys_root)
-            ),
-            uptime_seconds=procfs.read_uptime(self.proc_root),
+            temperatures=tuple(self._temperatures(now)),
+            uptime_seconds=procfs.parse_uptime(self._uptime.text()),
             process_count=procfs.count_processes(self.proc_root),
         )
 
+    def _cpu_times(self) -> tuple[CpuTimes, list[CpuTimes]]:
+        text = self._stat.text()
+        if text is None:
+            raise OSError(f"cannot read {self._stat.path}")
+        return parse_cpu_times(text, self._stat.path)
+
     def _cpu(self) -> tuple[float, tuple[float, ...], float, float]:
         """busy %, per-core busy %, iowait %, steal % since the previous call."""
-        current = read_cpu_times(self.proc_root)
+        current = self._cpu_times()
         previous = self._last_cpu or current
         self._last_cpu = current
         (now_total, now_cores), (prev_total, prev_cores) = current, previous
@@ -206,8 +228,20 @@ class HostCollector:
             _percent(now_total.steal - prev_total.steal, whole),
         )
 
+    def _memory(self) -> procfs.MemInfo:
+        values = procfs.parse_meminfo(self._meminfo.text() or "")
+        if "MemAvailable" not in values:
+            return _memory_without_memavailable(self.proc_root)
+        return procfs.MemInfo(
+            total=values.get("MemTotal", 0),
+            available=values["MemAvailable"],
+            swap_total=values.get("SwapTotal", 0),
+            swap_free=values.get("SwapFree", 0),
+        )
+
     def _disk_io(self, now: float) -> list[DiskIO]:
-        devices = procfs.read_diskstats(self.proc_root, self.sys_root)
+        text = self._diskstats.text()
+        devices = self._disks_of.select(procfs.parse_diskstats(text) if text else {})
         self._disk_rates.forget_missing(
             {(name, counter) for name in devices for counter in ("rb", "wb", "ro", "wo")}
         )
@@ -225,7 +259,8 @@ class HostCollector:
         return out
 
     def _net(self, now: float) -> list[NetIO]:
-        interfaces = procfs.read_net_dev(f"{self.proc_root}/1/net/dev") or {}
+        text = self._net_dev.text()
+        interfaces = procfs.parse_net_dev(text) if text else {}
         self._net_rates.forget_missing(
             {(name, c) for name in interfaces for c in ("rxb", "txb", "rxe", "txe", "rxd", "txd")}
         )
@@ -248,13 +283,50 @@ class HostCollector:
             )
         return out
 
+    def _temperatures(self, now: float) -> list[Temperature]:
+        found_at = self._sensors_found_at
+        if found_at is None or now - found_at >= HWMON_REDISCOVER_SECONDS:
+            self._find_sensors(now)
+        out = []
+        lost = False
+        for sensor, kept in self._sensors:
+            celsius = procfs.millidegrees(kept.text())
+            if celsius is None:
+                lost = True
+                continue
+            out.append(
+                Temperature(
+                    sensor=sensor.sensor,
+                    celsius=celsius,
+                    high_celsius=sensor.high_celsius,
+                    critical_celsius=sensor.critical_celsius,
+                )
+            )
+        if lost:
+            self._sensors_found_at = None  # a chip went away: look again next interval
+        return out
+
+    def _find_sensors(self, now: float) -> None:
+        for _, kept in self._sensors:
+            kept.close()
+        self._sensors = [
+            (sensor, procfs.KeptFile(sensor.input_path))
+            for sensor in procfs.discover_hwmon(self.sys_root)
+        ]
+        self._sensors_found_at = now
+
     def _disks(self) -> list[DiskUsage]:
         out = []
-        for mount in procfs.read_real_mounts(f"{self.proc_root}/1/mounts"):
-            path = mount.mount
-            if self.proc_root != Path("/proc"):
-                path = str(self.proc_root / "1" / "root") + mount.mount
-            st = self.mounts.usage(path)
+        prefix = ""
+        mounts = self._mount_table.mounts()
+        if self.host_root is not None:
+            prefix = str(self.host_root).rstrip("/")
+            mounts = self._visible_below_host_root(prefix, mounts)
+        elif self.proc_root != Path("/proc"):
+            prefix = f"{self.proc_root}/1/root"
+        for mount in mounts:
+            path = f"{prefix}{mount.mount}"
+            st = self.mounts.usage(path, mount.fstype)
             if st is None or st.f_blocks == 0:
                 continue
             total = st.f_blocks * st.f_frsize
@@ -272,3 +344,17 @@ class HostCollector:
                 )
             )
         return out
+
+    def _visible_below_host_root(self, prefix: str, mounts: tuple[Mount, ...]) -> tuple[Mount, ...]:
+        """The mounts that are mount points below the host root too, decided once per read
+        of the mount table. A mount made on the host after the host's / was bind-mounted
+        privately into this container is not there: its directory would report the parent
+        filesystem under the new mount's name, so it is left out until the collector restarts
+        (with ``rslave`` propagation it is there at once)."""
+        reads, visible = self._visible
+        if reads != self._mount_table.reads:
+            visible = tuple(
+                m for m in mounts if m.mount == "/" or os.path.ismount(f"{prefix}{m.mount}")
+            )
+            self._visible = (self._mount_table.reads, visible)
+        return visible

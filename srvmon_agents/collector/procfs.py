@@ -1,21 +1,82 @@
-"""Parsers for the few /proc and /sys files the collector reads itself.
+"""Parsers for the /proc and /sys files the collector reads, and a kept-open file.
 
-Each function takes the path (under a caller-chosen root), so tests point them at fixture
-trees and a containerised collector at the host's ``/host/proc``.
+Each parser takes the file's text, so tests feed it fixture content and the collector reads
+through a :class:`KeptFile` under a caller-chosen root (``/host/proc`` in a container).
 """
 
 from __future__ import annotations
 
-import functools
 import os
 from pathlib import Path
 
-from attrs import frozen
+from attrs import define, frozen
 
 SECTOR_BYTES = 512
 """/proc/diskstats counts 512-byte sectors whatever the device's real sector size."""
 
 VIRTUAL_BLOCK_PREFIXES = ("loop", "ram", "dm-", "zram")
+
+READ_BYTES = 1 << 16
+
+
+def _read(path: str | Path) -> str | None:
+    """A file's whole text, opened for this one read; None when it cannot be read."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        chunks = []
+        while chunk := os.read(fd, READ_BYTES):
+            chunks.append(chunk)
+        return b"".join(chunks).decode("utf-8", "replace")
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+@define
+class KeptFile:
+    """A /proc or /sys file read every interval through one fd that stays open.
+
+    ``pread`` at offset 0 makes the kernel generate the file anew, so each ``text()`` is a
+    fresh snapshot without the path lookup, open and close. When the read fails (the
+    object behind the file went away) the fd is closed and the path opened again on the next
+    call. Files up to 64 KiB are read in one call; a longer one is read to its end.
+    """
+
+    path: str
+    _fd: int | None = None
+
+    def text(self) -> str | None:
+        """The current content; None when the file cannot be opened or read."""
+        if self._fd is None:
+            try:
+                self._fd = os.open(self.path, os.O_RDONLY)
+            except OSError:
+                return None
+        try:
+            data = os.pread(self._fd, READ_BYTES, 0)
+            if len(data) == READ_BYTES:
+                data += self._rest(len(data))
+        except OSError:
+            self.close()
+            return None
+        return data.decode("utf-8", "replace")
+
+    def _rest(self, offset: int) -> bytes:
+        assert self._fd is not None
+        chunks = []
+        while chunk := os.pread(self._fd, READ_BYTES, offset):
+            chunks.append(chunk)
+            offset += len(chunk)
+        return b"".join(chunks)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 @frozen(kw_only=True)
@@ -36,27 +97,8 @@ class DiskCounters:
     write_ops: int
 
 
-def _read(path: str | Path) -> str | None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return None
-    try:
-        chunks = []
-        while chunk := os.read(fd, 1 << 16):
-            chunks.append(chunk)
-        return b"".join(chunks).decode("utf-8", "replace")
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-
-
-def read_net_dev(path: str | Path) -> dict[str, NetCounters] | None:
-    """Counters per interface from a ``net/dev`` file; None when it cannot be read."""
-    text = _read(path)
-    if text is None:
-        return None
+def parse_net_dev(text: str) -> dict[str, NetCounters]:
+    """Counters per interface from the text of a ``net/dev`` file."""
     out: dict[str, NetCounters] = {}
     for line in text.splitlines()[2:]:
         name, sep, rest = line.partition(":")
@@ -77,29 +119,27 @@ def read_net_dev(path: str | Path) -> dict[str, NetCounters] | None:
     return out
 
 
-def is_physical_block_device(sys_root: Path, name: str) -> bool:
+def read_net_dev(path: str | Path) -> dict[str, NetCounters] | None:
+    """Counters per interface from a ``net/dev`` file; None when it cannot be read."""
+    text = _read(path)
+    return None if text is None else parse_net_dev(text)
+
+
+def is_physical_block_device(sys_root: Path | str, name: str) -> bool:
     """A whole, real disk: listed in ``<sys>/block`` (partitions are not) and not virtual."""
     if name.startswith(VIRTUAL_BLOCK_PREFIXES):
         return False
-    # os.path on a plain string: this runs for every diskstats line every interval, and
-    # building Path objects cost more than the check.
     return os.path.exists(f"{sys_root}/block/{name.replace('/', '!')}")
 
 
-def read_diskstats(proc_root: Path, sys_root: Path) -> dict[str, DiskCounters]:
-    """Counters of physical whole disks from ``<proc>/diskstats``."""
-    text = _read(f"{proc_root}/diskstats")
+def parse_diskstats(text: str) -> dict[str, DiskCounters]:
+    """Counters of every device line of ``/proc/diskstats`` (partitions and virtual ones too)."""
     out: dict[str, DiskCounters] = {}
-    if text is None:
-        return out
     for line in text.splitlines():
         fields = line.split()
         if len(fields) < 10:
             continue
-        name = fields[2]
-        if not is_physical_block_device(sys_root, name):
-            continue
-        out[name] = DiskCounters(
+        out[fields[2]] = DiskCounters(
             read_ops=int(fields[3]),
             read_bytes=int(fields[5]) * SECTOR_BYTES,
             write_ops=int(fields[7]),
@@ -108,92 +148,72 @@ def read_diskstats(proc_root: Path, sys_root: Path) -> dict[str, DiskCounters]:
     return out
 
 
-def read_loadavg(proc_root: Path) -> tuple[float, float, float]:
-    text = _read(f"{proc_root}/loadavg") or "0 0 0"
-    one, five, fifteen = (float(v) for v in text.split()[:3])
+def parse_loadavg(text: str | None) -> tuple[float, float, float]:
+    one, five, fifteen = (float(v) for v in (text or "0 0 0").split()[:3])
     return one, five, fifteen
 
 
-def read_uptime(proc_root: Path) -> float:
-    text = _read(f"{proc_root}/uptime") or "0"
-    return float(text.split()[0])
+def parse_uptime(text: str | None) -> float:
+    return float((text or "0").split()[0])
 
 
-def count_processes(proc_root: Path) -> int:
+def count_processes(proc_root: Path | str) -> int:
     try:
         return sum(map(str.isdigit, os.listdir(proc_root)))
     except OSError:
         return 0
 
 
-PSEUDO_FILESYSTEMS = frozenset(
-    {
-        "autofs",
-        "binfmt_misc",
-        "bpf",
-        "cgroup",
-        "cgroup2",
-        "configfs",
-        "debugfs",
-        "devpts",
-        "devtmpfs",
-        "efivarfs",
-        "fuse.lxcfs",
-        "fusectl",
-        "hugetlbfs",
-        "mqueue",
-        "nsfs",
-        "overlay",
-        "proc",
-        "pstore",
-        "ramfs",
-        "rpc_pipefs",
-        "securityfs",
-        "squashfs",
-        "sysfs",
-        "tmpfs",
-        "tracefs",
-    }
-)
+@frozen(kw_only=True)
+class MemInfo:
+    """The host's memory and swap in bytes, as ``free`` and psutil report them."""
+
+    total: int
+    available: int
+    swap_total: int
+    swap_free: int
+
+    @property
+    def used(self) -> int:
+        return max(0, self.total - self.available)
+
+    @property
+    def percent(self) -> float:
+        return self.used / self.total * 100.0 if self.total else 0.0
+
+    @property
+    def swap_used(self) -> int:
+        return max(0, self.swap_total - self.swap_free)
+
+    @property
+    def swap_percent(self) -> float:
+        return self.swap_used / self.swap_total * 100.0 if self.swap_total else 0.0
+
+
+MEMINFO_KEYS = ("MemTotal", "MemAvailable", "SwapTotal", "SwapFree")
+
+
+def parse_meminfo(text: str) -> dict[str, int]:
+    """The ``MEMINFO_KEYS`` lines of ``/proc/meminfo``, in bytes (the file says kB = KiB)."""
+    out: dict[str, int] = {}
+    for line in text.splitlines():
+        key, _, rest = line.partition(":")
+        if key in MEMINFO_KEYS:
+            value, _, unit = rest.strip().partition(" ")
+            out[key] = int(value) * (1024 if unit == "kB" else 1)
+            if len(out) == len(MEMINFO_KEYS):
+                break
+    return out
 
 
 @frozen(kw_only=True)
-class Mount:
-    device: str
-    mount: str
-    fstype: str
+class HwmonSensor:
+    """One temperature input found under ``<sys>/class/hwmon``; its limits are read once."""
 
-
-def _unescape(path: str) -> str:
-    """/proc/*/mounts escapes space, tab, newline and backslash as octal."""
-    if "\\" not in path:
-        return path
-    for code, char in (("\\040", " "), ("\\011", "\t"), ("\\012", "\n"), ("\\134", "\\")):
-        path = path.replace(code, char)
-    return path
-
-
-def read_real_mounts(path: str | Path) -> list[Mount]:
-    """Mounts of real filesystems (pseudo ones skipped), first mount of each device only."""
-    text = _read(path)
-    return [] if text is None else list(_parse_real_mounts(text))
-
-
-@functools.lru_cache(maxsize=1)
-def _parse_real_mounts(text: str) -> tuple[Mount, ...]:
-    """Parsed once per distinct mount table: it is read every interval and rarely changes."""
-    out: list[Mount] = []
-    seen: set[str] = set()
-    for line in text.splitlines():
-        fields = line.split()
-        if len(fields) < 3:
-            continue
-        device, mount, fstype = _unescape(fields[0]), _unescape(fields[1]), fields[2]
-        if fstype in PSEUDO_FILESYSTEMS or device in seen:
-            continue
-        seen.add(device)
-        out.append(Mount(device=device, mount=mount, fstype=fstype))
-    return tuple(out)
+    sensor: str
+    input_path: str
+    high_celsius: float | None
+    critical_celsius: float | None
 
 
 @frozen(kw_only=True)
@@ -204,8 +224,7 @@ class HwmonReading:
     critical_celsius: float | None
 
 
-def _millidegrees(path: Path) -> float | None:
-    text = _read(path)
+def millidegrees(text: str | None) -> float | None:
     if text is None:
         return None
     try:
@@ -214,10 +233,10 @@ def _millidegrees(path: Path) -> float | None:
         return None
 
 
-def read_hwmon(sys_root: Path) -> list[HwmonReading]:
-    """Temperatures from ``<sys>/class/hwmon/hwmon*/temp*_input``."""
+def discover_hwmon(sys_root: Path) -> list[HwmonSensor]:
+    """Every ``hwmon*/temp*_input`` with its chip name, label and limits."""
     base = sys_root / "class" / "hwmon"
-    out: list[HwmonReading] = []
+    out: list[HwmonSensor] = []
     try:
         chips = sorted(base.iterdir())
     except OSError:
@@ -226,16 +245,30 @@ def read_hwmon(sys_root: Path) -> list[HwmonReading]:
         chip_name = (_read(chip / "name") or chip.name).strip()
         for sensor_input in sorted(chip.glob("temp*_input")):
             prefix = sensor_input.name.removesuffix("_input")
-            celsius = _millidegrees(sensor_input)
-            if celsius is None:
-                continue
             label = (_read(chip / f"{prefix}_label") or prefix).strip()
             out.append(
-                HwmonReading(
+                HwmonSensor(
                     sensor=f"{chip_name}/{label}",
+                    input_path=str(sensor_input),
+                    high_celsius=millidegrees(_read(chip / f"{prefix}_max")),
+                    critical_celsius=millidegrees(_read(chip / f"{prefix}_crit")),
+                )
+            )
+    return out
+
+
+def read_hwmon(sys_root: Path) -> list[HwmonReading]:
+    """Temperatures from ``<sys>/class/hwmon/hwmon*/temp*_input``, each file opened once."""
+    out = []
+    for sensor in discover_hwmon(sys_root):
+        celsius = millidegrees(_read(sensor.input_path))
+        if celsius is not None:
+            out.append(
+                HwmonReading(
+                    sensor=sensor.sensor,
                     celsius=celsius,
-                    high_celsius=_millidegrees(chip / f"{prefix}_max"),
-                    critical_celsius=_millidegrees(chip / f"{prefix}_crit"),
+                    high_celsius=sensor.high_celsius,
+                    critical_celsius=sensor.critical_celsius,
                 )
             )
     return out

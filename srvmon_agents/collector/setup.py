@@ -5,12 +5,12 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from attrs import frozen
 
 from srvmon_agents.collector.containers import ContainerCollector
-from srvmon_agents.collector.events import EVENTS_PATH, ContainerEvents
+from srvmon_agents.collector.events import ContainerEvents, container_events
 from srvmon_agents.collector.host import HostCollector
 from srvmon_agents.collector.hostid import default_id_file, resolve_host_id
 from srvmon_agents.collector.loop import Agent
@@ -19,6 +19,9 @@ from srvmon_agents.sinks.http import HttpSink
 from srvmon_agents.sinks.kafka import KafkaSink
 from srvmon_agents.sinks.stdout import StdoutSink
 from srvmon_core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from docker import APIClient
 
 
 @frozen(kw_only=True)
@@ -33,6 +36,7 @@ class AgentConfig:
     proc_root: Path = Path("/proc")
     sys_root: Path = Path("/sys")
     cgroup_root: Path = Path("/sys/fs/cgroup")
+    host_root: Path | None = None
     host_id_file: Path | None = None
     machine_id_file: Path | None = None
     buffer_size: int = 3600
@@ -69,9 +73,10 @@ def build_sink(config: AgentConfig, stdout: BinaryIO) -> Sink:
 
 
 def build_agent(
-    config: AgentConfig, docker_api: Any | None, stdout: BinaryIO, sink: Sink | None = None
+    config: AgentConfig, docker_api: APIClient | None, stdout: BinaryIO, sink: Sink | None = None
 ) -> Agent:
-    """``docker_api`` is a ``docker.APIClient`` or None (no container figures).
+    """``docker_api`` is a ``docker.APIClient`` (see ``engine.connect``) or None (no container
+    figures).
 
     ``sink`` replaces the one ``config.output`` names (standalone mode hands batches to the
     server in-process).
@@ -79,14 +84,16 @@ def build_agent(
     host_id = resolve_host_id(
         machine_id_candidates(config), config.host_id_file or default_id_file()
     )
-    host = HostCollector(proc_root=config.proc_root, sys_root=config.sys_root, clock=time.monotonic)
+    host = HostCollector(
+        proc_root=config.proc_root,
+        sys_root=config.sys_root,
+        host_root=config.host_root,
+        clock=time.monotonic,
+    )
     containers = None
     if docker_api is not None:
-        events = None
-        if hasattr(docker_api, "open_stream"):
-            events = ContainerEvents(lambda: docker_api.open_stream(EVENTS_PATH))
         containers = ContainerCollector(
-            events=events,
+            events=ContainerEvents(container_events(docker_api)),
             api=docker_api,
             cgroup_root=config.cgroup_root,
             proc_root=config.proc_root,

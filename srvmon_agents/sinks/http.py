@@ -96,6 +96,7 @@ class HttpSink:
     def stats(self) -> SinkStats:
         return SinkStats(
             queue_depth=len(self._buffer),
+            backlog=len(self._buffer),
             dropped_batches=self._buffer.dropped + self.rejected,
             delivery_errors=self.delivery_errors,
             delivered_batches=self.delivered,

@@ -13,7 +13,7 @@ import psutil
 import pytest
 
 from srvmon_agents.collector.containers import ContainerCollector
-from srvmon_agents.collector.engine import EngineClient
+from srvmon_agents.collector.engine import connect
 from srvmon_core.schema import ContainerSample
 from tests.fixtures.dockerd import Dockerd
 
@@ -80,7 +80,7 @@ def room(dockerd: Dockerd) -> Iterator[dict[str, str]]:
 
 def make_collector(dockerd: Dockerd) -> ContainerCollector:
     return ContainerCollector(
-        api=EngineClient(dockerd.base_url),
+        api=connect(dockerd.base_url),
         cgroup_root=Path("/sys/fs/cgroup"),
         proc_root=Path("/proc"),
         host_memory_total_bytes=psutil.virtual_memory().total,
@@ -212,7 +212,7 @@ def test_docker_api_fallback_when_cgroup_files_are_missing(
 ) -> None:
     """With an empty cgroup root the one-shot stats API fills in, and the source says so."""
     collector = ContainerCollector(
-        api=EngineClient(dockerd.base_url),
+        api=connect(dockerd.base_url),
         cgroup_root=tmp_path,
         proc_root=Path("/proc"),
         host_memory_total_bytes=psutil.virtual_memory().total,
@@ -230,10 +230,10 @@ def test_docker_api_fallback_when_cgroup_files_are_missing(
 
 def test_events_mode_lists_only_after_changes(dockerd: Dockerd, room: dict[str, str]) -> None:
     """Following engine events: idle ticks reuse the list; a new container still shows up."""
-    from srvmon_agents.collector.events import EVENTS_PATH, ContainerEvents
+    from srvmon_agents.collector.events import ContainerEvents, container_events
 
-    api = EngineClient(dockerd.base_url)
-    events = ContainerEvents(lambda: api.open_stream(EVENTS_PATH))
+    api = connect(dockerd.base_url)
+    events = ContainerEvents(container_events(api))
     collector = ContainerCollector(
         api=api,
         cgroup_root=Path("/sys/fs/cgroup"),

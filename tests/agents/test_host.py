@@ -13,7 +13,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from srvmon_agents.collector.host import HostCollector, MountProbe
+from srvmon_agents.collector.host import HostCollector
+from srvmon_agents.collector.mounts import MountProbe
 
 MiB = 1024 * 1024
 
@@ -169,9 +170,14 @@ def test_vanished_device_forgets_its_counters(fake_root: Path) -> None:
     proc, sys = fake_root / "proc", fake_root / "sys"
     collector = HostCollector(proc_root=proc, sys_root=sys, clock=StepClock())
     collector.collect()
+    listed = (proc / "diskstats").read_text()
     (sys / "block" / "sda").rmdir()
+    (proc / "diskstats").write_text(
+        "\n".join(line for line in listed.splitlines() if " sda" not in line)
+    )
     assert "sda" not in {d.device for d in collector.collect().disk_io}
     (sys / "block" / "sda").mkdir()
+    (proc / "diskstats").write_text(listed)
     again = {d.device: d for d in collector.collect().disk_io}
     assert again["sda"].read_bytes_per_s is None
 
@@ -187,9 +193,9 @@ def test_hung_mount_is_skipped_and_counted_without_stalling() -> None:
 
     probe = MountProbe(timeout_seconds=0.2, statvfs=hanging_statvfs)
     started = time.monotonic()
-    assert probe.usage("/mnt/nfs") is None
-    assert probe.usage("/mnt/nfs") is None
-    assert probe.usage("/") is not None
+    assert probe.usage("/mnt/nfs", "nfs4") is None
+    assert probe.usage("/mnt/nfs", "nfs4") is None
+    assert probe.usage("/mnt/other-nfs", "nfs4") is not None
     elapsed = time.monotonic() - started
     assert elapsed < 1.0, "the second call must not wait again"
     assert probe.skipped == 2
@@ -198,7 +204,28 @@ def test_hung_mount_is_skipped_and_counted_without_stalling() -> None:
     deadline = time.monotonic() + 5
     while probe.hung_mounts and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert probe.usage("/mnt/nfs") is not None, "a recovered mount is read again"
+    assert probe.usage("/mnt/nfs", "nfs4") is not None, "a recovered mount is read again"
+
+
+def test_local_filesystems_are_probed_on_the_callers_thread() -> None:
+    """ext4/xfs/btrfs: statvfs runs on the collector's thread (no hand-off, no worker wakes);
+    nfs, cifs, fuse.* and unknown types go through a worker thread."""
+    threads: dict[str, int] = {}
+
+    def recording_statvfs(path: str) -> os.statvfs_result:
+        threads[path] = threading.get_ident()
+        return os.statvfs("/")
+
+    probe = MountProbe(timeout_seconds=2.0, statvfs=recording_statvfs)
+    for path, fstype in (("/", "ext4"), ("/srv", "xfs"), ("/data", "btrfs")):
+        assert probe.usage(path, fstype) is not None
+    assert set(threads.values()) == {threading.get_ident()}
+    assert probe.threaded_probes == 0
+    assert probe._pool is None, "no worker thread exists while every mount is local"
+    for path, fstype in (("/nfs", "nfs4"), ("/smb", "cifs"), ("/ssh", "fuse.sshfs"), ("/x", "odd")):
+        assert probe.usage(path, fstype) is not None
+        assert threads[path] != threading.get_ident(), fstype
+    assert probe.threaded_probes == 4
 
 
 def test_real_loopback_traffic_shows_on_lo() -> None:
@@ -257,3 +284,90 @@ def test_real_disk_read_moves_disk_read_bytes(tmp_path: Path) -> None:
     sample = collector.collect()
     assert sample.disk_read_bytes_per_s is not None
     assert sample.disk_read_bytes_per_s >= size
+
+
+def test_steady_readings_open_no_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After the first reading, every per-interval file is read through a kept fd: three more
+    readings of the real host call os.open zero times."""
+    collector = HostCollector(clock=StepClock())
+    collector.collect()
+    opened: list[str] = []
+    real_open = os.open
+
+    def counting_open(path: str, flags: int, *args: int) -> int:
+        opened.append(str(path))
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", counting_open)
+    for _ in range(3):
+        sample = collector.collect()
+    monkeypatch.undo()
+    assert opened == []
+    assert sample.memory_total_bytes > 0
+    assert sample.net, "the host's interfaces were read"
+    kept = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            kept.add(os.readlink(f"/proc/self/fd/{fd}"))
+        except OSError:
+            continue  # the fd of the listing itself
+    for name in ("stat", "meminfo", "loadavg", "uptime", "diskstats", "1/net/dev", "1/mounts"):
+        assert f"/proc/{name}" in kept, name
+    collector.close()
+
+
+def test_memory_figures_agree_with_psutil_on_this_host() -> None:
+    """The collector's own /proc/meminfo reading gives psutil's totals (psutil is the
+    reference here, not the collector's path)."""
+    sample = HostCollector(clock=StepClock()).collect()
+    memory, swap = psutil.virtual_memory(), psutil.swap_memory()
+    assert sample.memory_total_bytes == memory.total
+    assert sample.swap_total_bytes == swap.total
+    assert abs(sample.memory_available_bytes - memory.available) <= 64 * MiB
+    assert abs(sample.memory_percent - memory.percent) <= 1.0
+    assert abs(sample.swap_used_bytes - swap.used) <= 64 * MiB
+
+
+def test_filesystem_usage_is_read_below_the_host_root(fake_root: Path) -> None:
+    """A containerised collector reads each host mount below the host's / bind-mounted at
+    ``host_root``; without one, through ``<proc>/1/root`` (another proc root) or directly."""
+    proc, sys = fake_root / "proc", fake_root / "sys"
+    seen: list[str] = []
+
+    def recording_statvfs(path: str) -> os.statvfs_result:
+        seen.append(path)
+        return os.statvfs("/")
+
+    for host_root, expected in (
+        (fake_root / "hostroot", f"{fake_root}/hostroot/"),
+        (None, f"{proc}/1/root/"),
+    ):
+        seen.clear()
+        collector = HostCollector(
+            proc_root=proc,
+            sys_root=sys,
+            host_root=host_root,
+            clock=StepClock(),
+            mounts=MountProbe(statvfs=recording_statvfs),
+        )
+        [disk] = collector.collect().disks
+        assert seen == [expected]
+        assert (disk.mount, disk.total_bytes) == (
+            "/",
+            os.statvfs("/").f_blocks * os.statvfs("/").f_frsize,
+        )
+
+
+def test_a_mount_missing_below_the_host_root_is_left_out(fake_root: Path) -> None:
+    """A host mount that is not a mount point below the host root (made after a private bind
+    of the host's /) is left out, not reported with its parent filesystem's figures."""
+    proc, sys = fake_root / "proc", fake_root / "sys"
+    (proc / "1" / "mounts").write_text("/dev/sda1 / ext4 rw 0 0\n/dev/sdb1 /data xfs rw 0 0\n")
+    (fake_root / "hostroot" / "data").mkdir(parents=True)  # a plain directory, not a mount
+    (proc / "1" / "root" / "data").mkdir()
+    collector = HostCollector(
+        proc_root=proc, sys_root=sys, host_root=fake_root / "hostroot", clock=StepClock()
+    )
+    assert [d.mount for d in collector.collect().disks] == ["/"]
+    through_pid_1 = HostCollector(proc_root=proc, sys_root=sys, clock=StepClock())
+    assert [d.mount for d in through_pid_1.collect().disks] == ["/", "/data"], "pid 1's view"

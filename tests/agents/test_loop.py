@@ -85,56 +85,78 @@ def test_build_agent_accepts_a_caller_sink(tmp_path: object) -> None:
 
 class InFlightSink:
     """A sink whose batches stay in flight until a pump after ``report_after`` seconds serves
-    their delivery report (as librdkafka's poll does); it records when each pump happened."""
+    their delivery report (as librdkafka's poll does), and whose first ``backlog`` batches
+    wait to be handed to the transport; it records when each pump happened."""
 
-    def __init__(self, report_after: float) -> None:
+    def __init__(self, report_after: float, backlog: int = 0) -> None:
         self.report_after = report_after
+        self.backlog = backlog
         self.sent_at: list[float] = []
         self.served_at: list[float] = []
         self.pumps: list[float] = []
+        self.payloads: list[bytes] = []
         self._in_flight: list[float] = []
 
     def send(self, key: str, payload: bytes) -> None:
         now = time.monotonic()
+        self.payloads.append(payload)
         self.sent_at.append(now)
         self._in_flight.append(now)
 
     def pump(self) -> None:
         now = time.monotonic()
         self.pumps.append(now)
+        self.backlog = max(0, self.backlog - 1)
         due = [t for t in self._in_flight if now - t >= self.report_after]
         self._in_flight = [t for t in self._in_flight if now - t < self.report_after]
         self.served_at.extend(now for _ in due)
 
     def stats(self) -> SinkStats:
-        return SinkStats(queue_depth=len(self._in_flight))
+        return SinkStats(queue_depth=len(self._in_flight) + self.backlog, backlog=self.backlog)
 
     def close(self, timeout: float) -> None:
         return None
 
 
-def test_an_idle_sink_is_not_pumped_between_readings() -> None:
-    """Nothing queued or in flight: the only pump is the one of each reading (no wake-ups)."""
+def test_an_idle_sink_is_pumped_only_around_each_reading() -> None:
+    """Nothing queued: the pumps are the two of each reading (reports, then the new batch);
+    the loop does not wake between readings."""
     sink = InFlightSink(report_after=0.0)
     agent = Agent(
         host_id="h", hostname="h", host=None, containers=None, sink=sink, interval_seconds=0.6
     )
     agent.run(threading.Event(), max_batches=3)
     assert len(sink.sent_at) == 3
-    assert len(sink.pumps) == 3, "one pump per reading, none while idle"
+    assert len(sink.pumps) == 6, "two pumps per reading, none while idle"
     assert len(sink.served_at) == 3
 
 
-def test_a_batch_in_flight_is_pumped_until_its_report_is_served() -> None:
-    """In flight: pumps every PUMP_EVERY_SECONDS serve the delivery report within one pump
-    period of its arrival (not at the next reading), then the pumping stops until it."""
+def test_a_report_in_flight_is_served_by_the_next_reading_not_a_wake() -> None:
+    """A batch awaiting its delivery report does not wake the loop: the next reading's first
+    pump serves it, and that reading's queue depth no longer counts it."""
     sink = InFlightSink(report_after=0.05)
     agent = Agent(
-        host_id="h", hostname="h", host=None, containers=None, sink=sink, interval_seconds=1.5
+        host_id="h", hostname="h", host=None, containers=None, sink=sink, interval_seconds=0.5
+    )
+    agent.run(threading.Event(), max_batches=3)
+    assert len(sink.pumps) == 6, [round(p - sink.sent_at[0], 2) for p in sink.pumps]
+    assert len(sink.served_at) == 2, "the third report waits for a fourth reading"
+    for sent, served in zip(sink.sent_at, sink.served_at, strict=False):
+        assert 0.4 <= served - sent <= 0.7, served - sent
+    assert [decode_batch(p).agent.queue_depth for p in sink.payloads] == [0, 0, 0]
+
+
+def test_a_backlog_is_pumped_between_readings() -> None:
+    """Batches not yet handed to the transport are pumped every PUMP_EVERY_SECONDS until the
+    backlog is gone, then the loop sleeps until the next reading."""
+    sink = InFlightSink(report_after=0.0, backlog=4)
+    agent = Agent(
+        host_id="h", hostname="h", host=None, containers=None, sink=sink, interval_seconds=2.0
     )
     agent.run(threading.Event(), max_batches=2)
-    assert len(sink.served_at) == 2, "both reports served before run() returned"
-    for sent, served in zip(sink.sent_at, sink.served_at, strict=True):
-        assert 0.05 <= served - sent <= PUMP_EVERY_SECONDS + 0.15, served - sent
-    # per reading: its own pump (report not yet there) and the one that served it; no more
-    assert len(sink.pumps) == 4, [round(p - sink.sent_at[0], 2) for p in sink.pumps]
+    first = sink.sent_at[0]
+    between = [p - first for p in sink.pumps if first + 0.01 < p < sink.sent_at[1] - 0.01]
+    assert len(between) == 2, between  # backlog 4: two pumps of the reading, then 2 more
+    for gap, expected in zip(between, (PUMP_EVERY_SECONDS, 2 * PUMP_EVERY_SECONDS), strict=True):
+        assert abs(gap - expected) <= 0.1, between
+    assert sink.backlog == 0

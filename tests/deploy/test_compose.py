@@ -1,4 +1,4 @@
-"""The compose files, checked structurally (images cannot be built or run here).
+"""The compose files, checked structurally (test_compose_stack.py runs them for real).
 
 Each service's environment must name variables the CLI really reads, mounts must be
 read-only where the docs promise it, ports must line up with the server's defaults, and
@@ -89,14 +89,20 @@ def test_service_runs_a_real_subcommand_with_known_env(
 def test_collector_mounts_host_views_read_only() -> None:
     """The collector sees the host's /proc, /sys, cgroups and Docker socket, read-only."""
     service = _load(COMPOSE / "docker-compose.collector.yml")["services"]["collector"]
-    mounts = {v.split(":")[1]: v for v in service["volumes"] if v.startswith("/")}
+    mounts = {}
+    for volume in service["volumes"]:
+        source, target, *mode = volume.rsplit(":", 2)  # a ${VAR:-default} source holds ":"
+        mounts[target] = (source, mode)
     for target in ("/host/proc", "/host/sys", "/host/sys/fs/cgroup", "/var/run/docker.sock"):
         assert target in mounts, target
-        assert mounts[target].endswith(":ro"), mounts[target]
+        assert mounts[target][1] == ["ro"], (target, mounts[target])
+    assert mounts["/host/root"] == ("/", ["ro"])
+    assert mounts["/var/run/docker.sock"][0] == "${DOCKER_SOCKET:-/var/run/docker.sock}"
     env = service["environment"]
     assert env["SRVMON_PROC_ROOT"] == "/host/proc"
     assert env["SRVMON_SYS_ROOT"] == "/host/sys"
     assert env["SRVMON_CGROUP_ROOT"] == "/host/sys/fs/cgroup"
+    assert env["SRVMON_HOST_ROOT"] == "/host/root"
     assert service["pid"] == "host"
 
 
@@ -106,7 +112,7 @@ def test_server_runs_as_non_root_and_ports_line_up() -> None:
     server = backend["server"]
     assert not str(server["user"]).startswith("0")
     port = server["environment"]["SRVMON_PORT"]
-    assert server["ports"] == [f"{port}:{port}"]
+    assert server["ports"] == [f"${{SRVMON_PUBLISHED_PORT:-{port}}}:{port}"]
     server_cmd = _command("server")
     port_option = next(p for p in server_cmd.params if p.name == "port")
     assert str(port_option.default) == port
@@ -123,4 +129,36 @@ def test_env_example_names_every_variable_the_files_use() -> None:
     used: set[str] = set()
     for path in FILES:
         used |= set(re.findall(r"\$\{([A-Z_]+)", path.read_text()))
-    assert used - defined <= {"KAFKA_ADVERTISED_HOST"}, used - defined
+    assert used <= defined, used - defined
+
+
+def test_images_build_from_the_dockerfile_with_a_base_image_argument() -> None:
+    """Every srvmon service builds compose/Dockerfile, passing SRVMON_BASE_IMAGE as BASE_IMAGE;
+    the Dockerfile's default base is the public Python image and it ends as a non-root user."""
+    for file, name, service in _srvmon_services():
+        build = service["build"]
+        assert (build["context"], build["dockerfile"]) == ("..", "compose/Dockerfile"), file
+        assert build["args"] == {"BASE_IMAGE": "${SRVMON_BASE_IMAGE:-python:3.11-slim}"}, name
+    dockerfile = (COMPOSE / "Dockerfile").read_text()
+    assert "ARG BASE_IMAGE=python:3.11-slim\nFROM ${BASE_IMAGE}\n" in dockerfile
+    users = [line.split()[1] for line in dockerfile.splitlines() if line.startswith("USER ")]
+    assert users == ["10001:10001"]
+
+
+def test_readme_and_compose_readme_give_the_same_commands() -> None:
+    """The README's and the quickstart's compose commands are compose/README.md's `up`
+    commands, which the stack test runs (tests/deploy/test_compose_stack.py)."""
+    import re
+
+    from tests.deploy.stack import readme_commands
+
+    tested = [c for c in readme_commands() if "up" in c]
+    assert len(tested) == 4
+    for page in (ROOT / "README.md", ROOT / "docs" / "quickstart.md"):
+        given = [
+            line.split()[2:]
+            for block in re.findall(r"```sh\n(.*?)```", page.read_text(), re.S)
+            for line in block.splitlines()
+            if line.startswith("docker compose ")
+        ]
+        assert given == tested, page.name
