@@ -115,12 +115,24 @@ def test_standalone_takes_the_legacy_options(
 
     monkeypatch.setattr(srvmon_server.command, "serve", fake_serve)
     data = ["--data-dir", str(tmp_path)]
-    runner = CliRunner()
-    result = runner.invoke(standalone.standalone, data)
+
+    def invoke(args: list[str]) -> Any:
+        """On a thread of its own: the command calls asyncio.run, and another test's
+        browser may hold this thread's event loop."""
+        box: list[Any] = []
+
+        def run() -> None:
+            box.append(CliRunner().invoke(standalone.standalone, args))
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        thread.join(30)
+        return box[0]
+
+    result = invoke(data)
     assert result.exit_code == 0, result.output
     assert seen[-1].legacy.enabled is False
-    result = runner.invoke(
-        standalone.standalone,
+    result = invoke(
         [*data, "--legacy-api", "--legacy-timezone", "Europe/Berlin",
          "--legacy-interval-seconds", "5", "--legacy-tokenless-networks", "10.0.0.0/8"],
     )  # fmt: skip
@@ -131,5 +143,5 @@ def test_standalone_takes_the_legacy_options(
     )  # fmt: skip
     assert legacy.tokenless_networks == (ip_network("10.0.0.0/8"),)
     assert len(seen) == 2 and seen[0].legacy.tz is UTC
-    result = runner.invoke(standalone.standalone, [*data, "--legacy-timezone", "Mars/Olympus"])
+    result = invoke([*data, "--legacy-timezone", "Mars/Olympus"])
     assert result.exit_code == 2 and "--legacy-timezone" in result.output
