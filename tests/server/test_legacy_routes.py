@@ -87,6 +87,26 @@ def test_post_metrics_token_or_tokenless_network(
         assert stored.last_seen == datetime(2026, 11, 25, 10, 0, tzinfo=UTC)  # Berlin → UTC
 
 
+@pytest.mark.parametrize("legacy_api", [True, False])
+def test_srvmon_ingest_reads_java_documents_in_the_legacy_zone_and_loop(
+    start_server: StartServer, legacy_api: bool
+) -> None:
+    """POST /api/v1/ingest takes a Java document too, read with --legacy-timezone and
+    --legacy-interval-seconds whether or not the legacy routes are on."""
+    server = legacy_server(start_server, enabled=legacy_api)
+    answer = OldClient(server.port, token=WRITE).call(
+        "POST", "/api/v1/ingest", java_document("2026-11-25T11:00:00")
+    )
+    assert answer.status == 200, answer.body
+    assert answer.json() == {"stored": 3, "duplicates": 0}
+    host = server.storage.samples.machine(HOST_ID)
+    assert host is not None
+    assert host.last_seen == datetime(2026, 11, 25, 10, 0, tzinfo=UTC)  # Berlin → UTC
+    assert host.metrics["disk_read_bytes_per_s"] == 4096.0 / 5  # a 5 s loop's delta
+    mysql = server.storage.samples.machine(f"{HOST_ID}:mysql-db")
+    assert mysql is not None and mysql.restart_count is None
+
+
 def test_reads_follow_the_read_token_setting(start_server: StartServer) -> None:
     """With --read-auth every legacy read needs a token (the stream and socket take
     ?token=); the threshold-history POST is a read; limit POSTs need a write token."""
