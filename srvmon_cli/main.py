@@ -25,6 +25,13 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+def show_envvars(command: click.Command) -> None:
+    """Every option's environment variable appears in ``--help`` (``[env var: ...]``)."""
+    for param in command.params:
+        if isinstance(param, click.Option) and param.envvar:
+            param.show_envvar = True
+
+
 class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(SUBCOMMANDS)
@@ -42,6 +49,7 @@ class LazyGroup(click.Group):
             ) from exc
         command = getattr(module, cmd_name.replace("-", "_"))
         assert isinstance(command, click.Command)
+        show_envvars(command)
         return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:

@@ -20,6 +20,7 @@ from attrs import field, fields, frozen
 
 from srvmon_core.errors import ConfigError
 from srvmon_core.metrics import CONTAINER_METRIC_NAMES, HOST_METRIC_NAMES
+from srvmon_core.names import is_glob, names_of, pattern_matches
 from srvmon_core.structure import structure
 
 if TYPE_CHECKING:
@@ -39,8 +40,6 @@ CONTAINER_RULE_KINDS = frozenset(
 DEFAULT_HOLD_SECONDS = 300.0
 """How long a ``container_restarted`` alert stays firing after the last restart."""
 
-_GLOB_CHARS = frozenset("*?[")
-
 
 @frozen(kw_only=True)
 class Selector:
@@ -48,7 +47,8 @@ class Selector:
 
     kind: SelectorKind = "any"
     machine: str | None = None
-    """A machine key or name; a glob (``web-*``) or an exact value."""
+    """A machine name or key, exact or a glob (``vm``, ``web-*``, ``vm/db``; see
+    :mod:`srvmon_core.names`)."""
     host: str | None = None
     """For containers: a glob matched against the host id or the hostname."""
     labels: dict[str, str] = field(factory=dict)
@@ -57,7 +57,7 @@ class Selector:
     @property
     def specificity(self) -> int:
         """2: names one machine exactly; 1: a glob, host or labels; 0: the fleet default."""
-        if self.machine is not None and not _GLOB_CHARS & set(self.machine):
+        if self.machine is not None and not is_glob(self.machine):
             return 2
         if self.machine is not None or self.host is not None or self.labels:
             return 1
@@ -67,8 +67,8 @@ class Selector:
         """Whether this selector picks ``machine``."""
         if self.kind not in ("any", machine.kind):
             return False
-        if self.machine is not None and not (
-            fnmatchcase(machine.key, self.machine) or fnmatchcase(machine.name, self.machine)
+        if self.machine is not None and not pattern_matches(
+            self.machine, names_of(machine.key, machine.kind, machine.hostname, machine.name)
         ):
             return False
         if self.host is not None and not (

@@ -19,8 +19,6 @@ import logging
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from attrs import evolve
-
 from srvmon_core.alert_state import MachineSnapshot, StateChanges
 from srvmon_core.defaults import DEFAULT_RULES
 from srvmon_core.engine import (
@@ -34,7 +32,8 @@ from srvmon_core.engine import (
 )
 from srvmon_core.errors import DecodeError
 from srvmon_core.rules import Rule, effective_rules
-from srvmon_core.silences import Silence, is_silenced
+from srvmon_core.silences import Silence
+from srvmon_core.silencing import apply_silences, next_boundary
 from srvmon_core.view import BatchView
 from srvmon_server.storage import MachineRecord, Storage
 
@@ -53,6 +52,10 @@ class Alerting:
         self.state = EngineState()
         self._levels: dict[str, str] = {}
         self._active: list[ActiveAlert] = []
+        self._stale = False
+        """A batch may have moved an active alert's value since the last snapshot."""
+        self._boundary: datetime | None = None
+        """When the next silence starts or ends (``on_tick`` applies silences then)."""
 
     # --- loading (DB thread) --------------------------------------------------------------
 
@@ -63,7 +66,8 @@ class Alerting:
         self.reload_rules()
         self.state = EngineState()
         self._restore(self._storage.alert_states.load(), now)
-        self.reload_silences(now)
+        self.silences = self._storage.silences.all(now=now)
+        self._boundary = now  # the first tick applies them: a silence may have ended
         self._snapshot()
 
     def adopt_hosts(self, host_ids: Iterable[str], now: datetime) -> int:
@@ -109,18 +113,36 @@ class Alerting:
     def reload_rules(self) -> None:
         self.rules = tuple(self._storage.rules.all())
 
-    def reload_silences(self, now: datetime | None = None) -> None:
+    def reload_silences(self, now: datetime) -> list[AlertEvent]:
+        """Read the silences again (one was created or expired) and apply them to the live
+        alerts at once: the ``silenced`` / ``unsilenced`` events, recorded."""
         self.silences = self._storage.silences.all(now=now)
+        return self._apply_silences(now)
+
+    def _apply_silences(self, now: datetime) -> list[AlertEvent]:
+        self.silences = [s for s in self.silences if s.ends_at > now]
+        self._boundary = next_boundary(self.silences, now)
+        self.state, events = apply_silences(self.state, self.silences, now)
+        return self._record(events)
 
     # --- evaluation (DB thread) -----------------------------------------------------------
 
     def on_batch(self, view: BatchView, now: datetime) -> list[AlertEvent]:
         self.state, events = evaluate_view(self.rules, self.state, view, now, self.silences)
+        if self._active:
+            self._stale = True
         return self._record(events)
 
     def on_tick(self, now: datetime) -> list[AlertEvent]:
+        """The silent-machine check; silences that started or ended since the last tick;
+        a fresh snapshot of the active alerts' values (at most one per tick)."""
         self.state, events = check_silence(self.rules, self.state, now, self.silences)
-        return self._record(events)
+        recorded = self._record(events)
+        if self._boundary is not None and now >= self._boundary:
+            recorded = [*recorded, *self._apply_silences(now)]
+        if self._stale:
+            self._snapshot()
+        return recorded
 
     def _record(self, events: list[AlertEvent]) -> list[AlertEvent]:
         """Events and the machines they changed, in one transaction."""
@@ -135,13 +157,14 @@ class Alerting:
         active = active_alerts(self.state)
         levels: dict[str, str] = {}
         for alert in active:
-            if alert.state != "firing":
+            if alert.state != "firing" or alert.silenced:
                 continue
             key = alert.machine_key
             if SEVERITY_ORDER.get(alert.level, 0) > SEVERITY_ORDER.get(levels.get(key, "ok"), 0):
                 levels[key] = alert.level
         self._active = active
         self._levels = levels
+        self._stale = False
 
     # --- reads (any thread: immutable snapshots) -------------------------------------------
 
@@ -150,35 +173,39 @@ class Alerting:
         return list(self._active)
 
     def firing_events(self, now: datetime) -> list[AlertEvent]:
-        """The firing alerts as ``firing`` events at ``now`` (``silenced`` when an active
-        silence matches), for announcing the active set again after a start."""
+        """The firing alerts as ``firing`` events at ``now``, ``silenced`` as the alert is
+        (its flag follows the silences at once), for announcing the active set again."""
         events = []
         for alert in self._active:
             if alert.state != "firing":
                 continue
-            event = AlertEvent(
-                fingerprint=alert.fingerprint,
-                kind="firing",
-                rule_id=alert.rule_id,
-                rule_name=alert.rule_name,
-                machine_key=alert.machine_key,
-                machine_kind=alert.machine_kind,
-                machine_name=alert.machine_name,
-                host_id=alert.host_id,
-                metric=alert.metric,
-                level=alert.level,
-                from_state="pending",
-                to_state="firing",
-                value=alert.value,
-                threshold=alert.threshold,
-                started_at=alert.since,
-                at=now,
+            events.append(
+                AlertEvent(
+                    fingerprint=alert.fingerprint,
+                    kind="firing",
+                    rule_id=alert.rule_id,
+                    rule_name=alert.rule_name,
+                    machine_key=alert.machine_key,
+                    machine_kind=alert.machine_kind,
+                    machine_name=alert.machine_name,
+                    host_id=alert.host_id,
+                    hostname=alert.hostname,
+                    metric=alert.metric,
+                    level=alert.level,
+                    from_state="pending",
+                    to_state="firing",
+                    value=alert.value,
+                    threshold=alert.threshold,
+                    started_at=alert.since,
+                    at=now,
+                    silenced=alert.silenced,
+                )
             )
-            events.append(evolve(event, silenced=is_silenced(self.silences, event, now)))
         return events
 
     def firing_levels(self) -> dict[str, str]:
-        """Worst firing level (``warning``/``critical``) per machine key."""
+        """Worst level (``warning``/``critical``) of the firing alerts that are not silenced,
+        per machine key: a silenced alert colours nothing."""
         return self._levels
 
     def rules_for(self, record: MachineRecord) -> list[Rule]:

@@ -38,6 +38,7 @@ from srvmon_server.handlers.meta import (
     OpenApiHandler,
     StaticHandler,
 )
+from srvmon_server.handlers.names import ResolveHandler
 from srvmon_server.handlers.rules import RuleHandler, RulesHandler
 from srvmon_server.storage import Storage
 
@@ -60,6 +61,7 @@ ROUTES: list[tuple[str, type[tornado.web.RequestHandler]]] = [
     (r"/api/v1/openapi.json", OpenApiHandler),
     (r"/api/v1/events", EventsHandler),
     (r"/metrics", MetricsHandler),
+    (r"/api/v1/resolve", ResolveHandler),
 ]
 """Every API route; the OpenAPI document lists exactly these (a test checks it)."""
 

@@ -5,15 +5,17 @@ ClickException here and nowhere else.
 from __future__ import annotations
 
 import asyncio
+import errno
 import gc
 import logging
 import os
 import secrets
 import signal
+import socket
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import click
@@ -23,42 +25,106 @@ from srvmon_server.cors import parse_origins
 from srvmon_server.legacy.config import LegacyConfig
 from srvmon_server.legacy.options import legacy_options
 
+if TYPE_CHECKING:
+    from srvmon_server.storage import Storage
+
 log = logging.getLogger(__name__)
 TOKEN_FILE = "server-token"
 
 
-def data_dir(environ: dict[str, str] | os._Environ[str]) -> Path:
+def default_data_dir(environ: dict[str, str] | os._Environ[str]) -> Path:
     """``$XDG_DATA_HOME/srvmon``, else ``~/.local/share/srvmon``."""
     base = environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local/share")
     return Path(base) / "srvmon"
 
 
-def default_db_url(environ: dict[str, str] | os._Environ[str]) -> str:
-    """``DATABASE_*`` variables when set, else SQLite in the data dir."""
-    from srvmon_server.storage import url_from_env
+DATA_DIR_HINT = "choose another with --data-dir or SRVMON_DATA_DIR"
 
-    url = url_from_env(environ)
-    if url:
-        return url
-    folder = data_dir(environ)
-    folder.mkdir(parents=True, exist_ok=True)
+
+def sqlite_url(folder: Path) -> str:
     return f"sqlite:///{folder / 'srvmon.db'}"
 
 
+def default_db_url(environ: dict[str, str] | os._Environ[str], folder: Path) -> str:
+    """``DATABASE_*`` variables when set, else SQLite in ``folder`` (not created here)."""
+    from srvmon_server.storage import url_from_env
+
+    return url_from_env(environ) or sqlite_url(folder)
+
+
+def ensure_data_dir(folder: Path) -> None:
+    """Create the data dir and prove it writable, or a one-line ClickException."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".srvmon-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise click.ClickException(
+            f"the data dir {folder} is not writable ({reason}); {DATA_DIR_HINT}"
+        ) from None
+
+
 def generated_token(folder: Path) -> tuple[str, bool]:
-    """The token kept in ``folder/server-token`` (mode 0600); True when just created."""
+    """The token kept in ``folder/server-token`` (mode 0600); True when just created.
+    Raises ClickException when the folder cannot hold it."""
     path = folder / TOKEN_FILE
-    if path.exists():
-        token = path.read_text().strip()
-        if token:
-            return token, False
-    folder.mkdir(parents=True, exist_ok=True)
-    token = secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(token + "\n")
-    os.chmod(path, 0o600)
+    try:
+        if path.exists():
+            token = path.read_text().strip()
+            if token:
+                return token, False
+        folder.mkdir(parents=True, exist_ok=True)
+        token = secrets.token_urlsafe(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(token + "\n")
+        os.chmod(path, 0o600)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise click.ClickException(
+            f"cannot keep the token in {path} ({reason}); {DATA_DIR_HINT}, or give --token"
+        ) from None
     return token, True
+
+
+def listen(host: str, port: int) -> list[socket.socket]:
+    """Bind the listening sockets now (before any side effect), or a one-line
+    ClickException naming the option that fixes it."""
+    import tornado.netutil
+
+    try:
+        return tornado.netutil.bind_sockets(port, host)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+            hint = "choose another port with --port or SRVMON_PORT (0 picks a free one)"
+        else:
+            hint = "choose another address with --host or SRVMON_HOST"
+        raise click.ClickException(f"cannot listen on {host}:{port}: {reason}; {hint}") from None
+
+
+def open_storage(url: str, inventory_flush_seconds: float) -> Storage:
+    """Open (and create or upgrade) the database now, or a one-line ClickException."""
+    from srvmon_server.storage import Storage, StorageError
+
+    try:
+        return Storage.open(url, inventory_flush=timedelta(seconds=inventory_flush_seconds))
+    except StorageError as exc:
+        raise click.ClickException(
+            f"database: {exc} (set it with --db-url or SRVMON_DB_URL)"
+        ) from None
+
+
+def configure_logging(level: str, access_log: bool) -> None:
+    """The root log level, and Tornado's access log: one line per request when on, only
+    failed requests (5xx) when off."""
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    access = logging.getLogger("tornado.access")
+    access.setLevel(logging.NOTSET if access_log else logging.ERROR)
 
 
 GC_THRESHOLDS = (20_000, 20, 20)
@@ -86,32 +152,23 @@ once the server listens, returns the function that stops it."""
 
 async def serve(
     config: ServerConfig,
-    db_url: str,
+    storage: Storage,
+    sockets: list[socket.socket],
     host: str,
-    port: int,
+    *,
     companion: Companion | None = None,
+    announce: str | None = None,
 ) -> None:
+    """Serve on ``sockets`` (bound by :func:`listen`) from ``storage`` (opened by
+    :func:`open_storage`) until SIGTERM/SIGINT. ``announce`` is printed on stdout once the
+    server listens (the generated token)."""
     import tornado.httpserver
-    import tornado.netutil
 
     from srvmon_server.app import make_app
-    from srvmon_server.storage import Storage
 
-    try:
-        sockets = tornado.netutil.bind_sockets(port, host)
-    except OSError as exc:
-        raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from None
     bound = sockets[0].getsockname()[1]
     if not config.external_url:
         config = attrs.evolve(config, external_url=f"http://{host}:{bound}")
-    try:
-        storage = Storage.open(
-            db_url, inventory_flush=timedelta(seconds=config.inventory_flush_seconds)
-        )
-    except BaseException:
-        for sock in sockets:
-            sock.close()
-        raise
     try:
         app = make_app(config, storage)
         context = app.settings["srvmon"]
@@ -119,6 +176,8 @@ async def serve(
         server = tornado.httpserver.HTTPServer(app, max_body_size=4 * config.max_body_bytes + 1)
         server.add_sockets(sockets)
         click.echo(f"srvmon server listening on http://{host}:{bound}/", err=True)
+        if announce:
+            click.echo(announce)
         stop_companion = companion(context, f"http://{host}:{bound}/") if companion else None
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -137,7 +196,8 @@ async def serve(
             log.warning("some connections did not close within 5 s")
         context.close()
     finally:
-        storage.close()
+        for sock in sockets:
+            sock.close()
 
 
 HOST_OPTION = click.option(
@@ -155,12 +215,36 @@ PORT_OPTION = click.option(
     show_default=True,
     help="port to listen on (0: any free port)",
 )
+DATA_DIR_OPTION = click.option(
+    "--data-dir",
+    envvar="SRVMON_DATA_DIR",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="database (SQLite), token and host id live here (default $XDG_DATA_HOME/srvmon, "
+    "else ~/.local/share/srvmon)",
+)
+LOG_LEVEL_OPTION = click.option(
+    "--log-level",
+    envvar="SRVMON_LOG_LEVEL",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    default="INFO",
+    show_default=True,
+    help="least severe log messages written to stderr",
+)
+ACCESS_LOG_OPTION = click.option(
+    "--access-log/--no-access-log",
+    envvar="SRVMON_ACCESS_LOG",
+    default=False,
+    show_default=True,
+    help="log one line per HTTP request (off: only failed requests, 5xx)",
+)
 """Shared by ``srvmon server`` and ``srvmon standalone``."""
 
 
 @click.command(name="server")
 @HOST_OPTION
 @PORT_OPTION
+@DATA_DIR_OPTION
 @click.option(
     "--db-url",
     envvar="SRVMON_DB_URL",
@@ -289,11 +373,14 @@ PORT_OPTION = click.option(
     help="/metrics drops the figures of a machine not heard from for this long "
     "(srvmon_machine_up and _last_seen_timestamp_seconds stay)",
 )
+@LOG_LEVEL_OPTION
+@ACCESS_LOG_OPTION
 @legacy_options
 def server(
     *,
     host: str,
     port: int,
+    data_dir: Path | None,
     db_url: str | None,
     tokens: tuple[str, ...],
     read_tokens: tuple[str, ...],
@@ -311,12 +398,18 @@ def server(
     inventory_flush_seconds: float,
     heartbeat_seconds: float,
     metrics_stale_seconds: float,
+    log_level: str,
+    access_log: bool,
     legacy: LegacyConfig,
 ) -> None:
-    """Run the HTTP server: ingest, REST, SSE, alerts and the dashboard."""
+    """Run the HTTP server: ingest, REST, SSE, alerts and the dashboard.
+
+    Options, the port and the database are checked before anything is written: a start
+    that fails prints one line and no token.
+    """
     from srvmon_server.storage import StorageError
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(log_level, access_log)
     try:
         origins = parse_origins(cors_allowed_origins)
     except ValueError as exc:
@@ -324,38 +417,51 @@ def server(
     for url in (*webhook_urls, *alertmanager_urls):
         if not url.startswith(("http://", "https://")):
             raise click.ClickException(f"notification URL {url!r} must start with http(s)://")
+    folder = data_dir or default_data_dir(os.environ)
     try:
-        url = db_url or default_db_url(os.environ)
+        url = db_url or default_db_url(os.environ, folder)
     except StorageError as exc:
         raise click.ClickException(str(exc)) from None
     write_tokens = {t for t in tokens if t}
-    if not write_tokens:
-        token, created = generated_token(data_dir(os.environ))
-        write_tokens = {token}
-        if created:
-            click.echo(
-                f"generated a write token (kept in {data_dir(os.environ) / TOKEN_FILE}):\n{token}"
-            )
-    config = ServerConfig(
-        write_tokens=frozenset(write_tokens),
-        read_tokens=frozenset(t for t in read_tokens if t),
-        read_auth=read_auth,
-        cors_allowed_origins=origins,
-        webhook_urls=webhook_urls,
-        alertmanager_urls=alertmanager_urls,
-        alertmanager_resend_seconds=alertmanager_resend_seconds,
-        metrics_stale_seconds=metrics_stale_seconds,
-        external_url=external_url or "",
-        max_body_bytes=max_body_bytes,
-        raw_retention_days=raw_retention_days,
-        rollup_1m_retention_days=rollup_1m_retention_days,
-        rollup_1h_retention_days=rollup_1h_retention_days,
-        alert_history_retention_days=alert_history_retention_days,
-        inventory_flush_seconds=inventory_flush_seconds,
-        heartbeat_seconds=heartbeat_seconds,
-        legacy=legacy,
-    )
+    if url == sqlite_url(folder) or not write_tokens:
+        ensure_data_dir(folder)
+    sockets = listen(host, port)
     try:
-        asyncio.run(serve(config, url, host, port))
+        storage = open_storage(url, inventory_flush_seconds)
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    try:
+        announce = None
+        if not write_tokens:
+            token, created = generated_token(folder)
+            write_tokens = {token}
+            if created:
+                announce = f"generated a write token (kept in {folder / TOKEN_FILE}):\n{token}"
+        config = ServerConfig(
+            write_tokens=frozenset(write_tokens),
+            read_tokens=frozenset(t for t in read_tokens if t),
+            read_auth=read_auth,
+            cors_allowed_origins=origins,
+            webhook_urls=webhook_urls,
+            alertmanager_urls=alertmanager_urls,
+            alertmanager_resend_seconds=alertmanager_resend_seconds,
+            metrics_stale_seconds=metrics_stale_seconds,
+            external_url=external_url or "",
+            max_body_bytes=max_body_bytes,
+            raw_retention_days=raw_retention_days,
+            rollup_1m_retention_days=rollup_1m_retention_days,
+            rollup_1h_retention_days=rollup_1h_retention_days,
+            alert_history_retention_days=alert_history_retention_days,
+            inventory_flush_seconds=inventory_flush_seconds,
+            heartbeat_seconds=heartbeat_seconds,
+            legacy=legacy,
+        )
+        asyncio.run(serve(config, storage, sockets, host, announce=announce))
     except StorageError as exc:
         raise click.ClickException(f"database: {exc}") from None
+    finally:
+        storage.close()
+        for sock in sockets:
+            sock.close()

@@ -10,6 +10,7 @@ from srvmon_server.auth import TokenPolicy
 from srvmon_server.legacy.config import LegacyConfig
 
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
+DEFAULT_INVENTORY_FLUSH_SECONDS = 5.0
 
 
 def _strings(values: Iterable[str]) -> frozenset[str]:
@@ -41,7 +42,7 @@ class ServerConfig:
     rollup_1m_retention_days: float = 90.0
     rollup_1h_retention_days: float = 730.0
     alert_history_retention_days: float = 365.0
-    inventory_flush_seconds: float = 5.0
+    inventory_flush_seconds: float = DEFAULT_INVENTORY_FLUSH_SECONDS
     """How late a machine's inventory row may be written (see storage/inventory.py)."""
     prune_interval_seconds: float = 3600.0
     heartbeat_seconds: float = 15.0

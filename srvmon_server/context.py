@@ -25,6 +25,7 @@ from srvmon_server.dbthread import DbThread
 from srvmon_server.hub import Hub
 from srvmon_server.latest import LatestView
 from srvmon_server.live import Live
+from srvmon_server.names import MachineDirectory
 from srvmon_server.notify import Notifier
 from srvmon_server.periodic import Periodic
 from srvmon_server.presence import Presence
@@ -55,6 +56,8 @@ class ServerContext:
     latest: LatestView
     metrics: CollectorRegistry
     """What /metrics exposes (docs/server.md, "Prometheus /metrics")."""
+    names: MachineDirectory
+    """Machine names → keys (the one resolver of names, keys and globs)."""
 
     def start(self) -> None:
         """Start the periodic jobs on the running IOLoop (idempotent)."""
@@ -71,8 +74,11 @@ class ServerContext:
         await self.db.run(self.alerting.reload_rules)
 
     async def reload_silences(self) -> None:
-        """The stored silences changed: new events are matched against them."""
-        await self.db.run(self.alerting.reload_silences, self.clock())
+        """The stored silences changed: they act at once on the live alerts (each alert
+        whose flag flips gets a ``silenced`` / ``unsilenced`` event, recorded, published
+        and announced: an alert that still fires is notified again when its silence ends),
+        and new events are matched against them."""
+        self.live.alerts(await self.db.run(self.alerting.reload_silences, self.clock()))
 
     def close(self) -> None:
         """Close every stream, stop the jobs and tasks, save the alert state that waits for
@@ -141,6 +147,8 @@ def build_context(
         ),
         ServerCollector(server_figures(stats, hub, db, notifier)),
     )
+    names = MachineDirectory()
+    names.load(records)
     periodic = Periodic(
         config=config,
         clock=clock,
@@ -166,6 +174,7 @@ def build_context(
         periodic=periodic,
         latest=latest,
         metrics=metrics,
+        names=names,
     )
 
 

@@ -13,6 +13,7 @@ import json
 from http import HTTPStatus
 
 from srvmon_core.errors import ConfigError, DecodeError
+from srvmon_server.names import AmbiguousMachine, TooManyMachines, UnknownMachine
 from srvmon_server.storage.errors import InvalidQuery, StorageUnavailable
 
 CONTENT_TYPE = "application/json; charset=utf-8"
@@ -41,6 +42,12 @@ def http_error(exc: BaseException) -> ApiError | None:
         return ApiError(400, "invalid_body", exc.message, exc.path)
     if isinstance(exc, ConfigError):
         return ApiError(400, "invalid_body", exc.message, exc.path)
+    if isinstance(exc, UnknownMachine):
+        return ApiError(404, "unknown_machine", str(exc), "machine")
+    if isinstance(exc, AmbiguousMachine):
+        return ApiError(409, "ambiguous_machine", str(exc), "machine")
+    if isinstance(exc, TooManyMachines):
+        return ApiError(400, "invalid_parameter", str(exc), "machine")
     return None
 
 

@@ -83,6 +83,7 @@ async def ingest_batch(ctx: ServerContext, batch: Batch) -> IngestResult:
     _record(ctx, view, result)
     if not result.stored:
         return result
+    ctx.names.seen(view)
     ctx.live.stored(view, received_at, ctx.alerting.firing_levels())
     ctx.live.alerts(await ctx.db.run(ctx.alerting.on_batch, view, received_at))
     return result
@@ -119,6 +120,7 @@ async def ingest_batches(ctx: ServerContext, batches: Sequence[Batch]) -> list[I
         return results
     evaluated = await ctx.db.run(_evaluate_in_order, ctx.alerting, stored, received_at)
     for view, (levels, events) in zip(stored, evaluated, strict=True):
+        ctx.names.seen(view)
         ctx.live.stored(view, received_at, levels)
         ctx.live.alerts(events)
     return results

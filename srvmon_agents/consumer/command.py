@@ -12,24 +12,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 
+from srvmon_agents.kafka_options import kafka_option, parse_kafka_options
 from srvmon_core.errors import SrvmonError
 
 DEFAULT_TOPIC = "srvmon.metrics"
 DEFAULT_GROUP = "srvmon-consumer"
 DEFAULT_SERVER_URL = "http://127.0.0.1:8004"
-
-
-def parse_kafka_options(pairs: tuple[str, ...]) -> dict[str, str]:
-    """``("security.protocol=SASL_SSL", ...)`` → a librdkafka config dict."""
-    options: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise click.BadParameter(
-                f"expected KEY=VALUE, got {pair!r}", param_hint="--kafka-option"
-            )
-        options[key.strip()] = value
-    return options
 
 
 def _timezone(name: str) -> tzinfo:
@@ -116,16 +104,7 @@ def _timezone(name: str) -> tzinfo:
     type=click.IntRange(1, 1000),
     help="Most envelopes posted in one ingest request (1 posts one envelope per request).",
 )
-@click.option(
-    "--kafka-option",
-    "kafka_options",
-    envvar="SRVMON_KAFKA_OPTIONS",
-    multiple=True,
-    show_envvar=True,
-    metavar="KEY=VALUE",
-    help="Extra librdkafka setting (SASL, TLS, ...); repeatable. "
-    "From the env var: space-separated.",
-)
+@kafka_option()
 @click.option(
     "--legacy-timezone",
     envvar="SRVMON_LEGACY_TZ",
@@ -174,6 +153,24 @@ def _timezone(name: str) -> tzinfo:
     help="On SIGTERM/SIGINT, seconds to finish in-flight work before abandoning it.",
 )
 @click.option(
+    "--commit-interval",
+    envvar="SRVMON_CONSUMER_COMMIT_INTERVAL",
+    default=0.2,
+    show_envvar=True,
+    type=click.FloatRange(min=0.01),
+    help="Seconds between offset commits (a crash re-delivers at most this much acknowledged "
+    "work; the server absorbs it as duplicates).",
+)
+@click.option(
+    "--dead-letter-timeout",
+    envvar="SRVMON_DEAD_LETTER_TIMEOUT",
+    default=30.0,
+    show_envvar=True,
+    type=click.FloatRange(min=1.0),
+    help="Seconds to retry a dead-letter copy the broker refuses; then a truncated copy, "
+    "then the message is logged, counted and skipped.",
+)
+@click.option(
     "--stats-interval",
     envvar="SRVMON_CONSUMER_STATS_INTERVAL",
     default=10.0,
@@ -204,6 +201,7 @@ def _timezone(name: str) -> tzinfo:
     default="INFO",
     show_envvar=True,
     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    help="Least severe log messages written to stderr.",
 )
 def consumer(  # noqa: PLR0917 - click passes every option by keyword
     bootstrap_server: str,
@@ -223,6 +221,8 @@ def consumer(  # noqa: PLR0917 - click passes every option by keyword
     max_retry_seconds: float,
     request_timeout: float,
     shutdown_timeout: float,
+    commit_interval: float,
+    dead_letter_timeout: float,
     stats_interval: float,
     metrics_port: int | None,
     metrics_host: str,
@@ -232,6 +232,12 @@ def consumer(  # noqa: PLR0917 - click passes every option by keyword
     from confluent_kafka import Consumer, KafkaException, Producer
 
     from srvmon_agents.consumer.backoff import Backoff
+    from srvmon_agents.consumer.brokers import (
+        STATISTICS_INTERVAL_MS,
+        BrokerWatch,
+        log_kafka_error,
+        rate_limited_kafka_logger,
+    )
     from srvmon_agents.consumer.deadletter import DeadLetterSink
     from srvmon_agents.consumer.delivery import IngestClient
     from srvmon_agents.consumer.relay import Relay, RelaySettings
@@ -246,7 +252,10 @@ def consumer(  # noqa: PLR0917 - click passes every option by keyword
         ingest = IngestClient(server_url, token, timeout_seconds=request_timeout)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--server-url") from exc
-    common = {"bootstrap.servers": bootstrap_server, **extra}
+    kafka_log = rate_limited_kafka_logger()
+    broker = BrokerWatch(bootstrap_server)
+    # librdkafka's own lines go through Python logging, rate-limited (brokers.py).
+    common = {"bootstrap.servers": bootstrap_server, "logger": kafka_log, **extra}
     try:
         kafka_consumer = Consumer(
             {
@@ -260,9 +269,20 @@ def consumer(  # noqa: PLR0917 - click passes every option by keyword
                 "group.id": group,
                 "enable.auto.commit": False,
                 "enable.partition.eof": False,
+                "statistics.interval.ms": STATISTICS_INTERVAL_MS,
+                "stats_cb": broker.on_stats,
+                "error_cb": broker.on_error,
             }
         )
-        producer = Producer({**common, "acks": "all", "enable.idempotence": True})
+        producer = Producer(
+            {
+                "acks": "all",
+                "enable.idempotence": True,
+                "message.timeout.ms": int(dead_letter_timeout * 1000),
+                **common,
+                "error_cb": log_kafka_error,
+            }
+        )
     except KafkaException as exc:
         raise click.ClickException(f"bad Kafka configuration: {exc}") from exc
     settings = RelaySettings(
@@ -273,6 +293,7 @@ def consumer(  # noqa: PLR0917 - click passes every option by keyword
         max_request_batches=max_request_batches,
         backoff=Backoff(initial_seconds=initial_retry_seconds, max_seconds=max_retry_seconds),
         shutdown_grace_seconds=shutdown_timeout,
+        commit_interval_seconds=commit_interval,
         stats_interval_seconds=stats_interval,
     )
     decode = partial(
@@ -281,9 +302,12 @@ def consumer(  # noqa: PLR0917 - click passes every option by keyword
     relay = Relay(
         kafka_consumer,
         ingest=ingest,
-        dead_letter=DeadLetterSink(producer, dead_letter_topic or f"{topic}.dead"),
+        dead_letter=DeadLetterSink(
+            producer, dead_letter_topic or f"{topic}.dead", retry_seconds=dead_letter_timeout
+        ),
         decode=decode,
         settings=settings,
+        broker=broker,
     )
     stop = threading.Event()
 

@@ -56,10 +56,28 @@ FIGURES: tuple[tuple[str, str, Literal["counter", "gauge"], str], ...] = (
         "Messages parked in the dead-letter topic.",
     ),
     (
+        "dead_letter_truncated",
+        "srvmon_consumer_dead_letter_truncated_total",
+        "counter",
+        "Of the dead-lettered messages, those parked as a truncated copy (full copy failed).",
+    ),
+    (
+        "dead_letter_failures",
+        "srvmon_consumer_dead_letter_failures_total",
+        "counter",
+        "Poison messages moved past without any dead-letter copy (dead-letter produce failed).",
+    ),
+    (
         "in_flight",
         "srvmon_consumer_in_flight",
         "gauge",
         "Messages taken from Kafka, not yet finished.",
+    ),
+    (
+        "uncommitted",
+        "srvmon_consumer_uncommitted_messages",
+        "gauge",
+        "Messages acknowledged or parked whose offsets are not committed yet.",
     ),
     (
         "paused",
@@ -69,6 +87,10 @@ FIGURES: tuple[tuple[str, str, Literal["counter", "gauge"], str], ...] = (
     ),
 )
 """(snapshot field, metric name, type, help) of every plain figure; booleans become 0/1."""
+REACHABLE = "srvmon_consumer_broker_reachable"
+REACHABLE_HELP = (
+    "1 while a Kafka broker is reachable, 0 while none is (absent before the first verdict)."
+)
 LAG = "srvmon_consumer_lag_messages"
 LAG_HELP = "Messages behind the partition's high watermark, as of the last stats interval."
 
@@ -92,6 +114,10 @@ class ConsumerCollector(Collector):
             family = Metric(base, help_text, metric_type)
             family.add_sample(name, {}, float(getattr(snapshot, field)))
             yield family
+        reachable = Metric(REACHABLE, REACHABLE_HELP, "gauge")
+        if snapshot.broker_reachable is not None:  # absent before the first verdict
+            reachable.add_sample(REACHABLE, {}, float(snapshot.broker_reachable))
+        yield reachable
         lag = Metric(LAG, LAG_HELP, "gauge")
         for key, value in sorted(snapshot.lag.items()):
             lag.add_sample(LAG, _partition(key), float(value))

@@ -2,12 +2,10 @@
 
 Threads: the caller's thread owns the Kafka consumer (poll, commit, pause, rebalance
 callbacks). A pool of delivery workers posts batches. The messages of one partition form a
-*lane* and are posted strictly in offset order (so every host's batches stay in order);
-different lanes are posted in parallel. A worker takes what its lane holds (at most
-``max_request_batches`` messages, ``max_request_bytes`` of envelopes) and posts it as ONE
-``{"batches": [...]}`` request; each message is then acked, or dead-lettered with the
-server's message when its envelope alone was refused. Offsets are committed only for the
-finished prefix of each partition (see ledger.py).
+*lane* (lanes.py) and are posted strictly in offset order; different lanes are posted in
+parallel (sender.py). Offsets are committed only for the finished prefix of each partition
+(ledger.py, offsets.py). Poison messages are dead-lettered, or moved past when even that
+fails (deadletter.py), so no message can stall a partition.
 """
 
 from __future__ import annotations
@@ -15,7 +13,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -23,24 +20,20 @@ from typing import Any
 from attrs import Factory, frozen
 
 from srvmon_agents.consumer.backoff import Backoff
-from srvmon_agents.consumer.deadletter import DeadLetterSink, dead_letter_headers
-from srvmon_agents.consumer.delivery import (
-    BATCHES_BODY_OVERHEAD,
-    IngestAnswer,
-    IngestClient,
-    Verdict,
-)
-from srvmon_agents.consumer.ledger import OffsetLedger, PartitionKey
+from srvmon_agents.consumer.brokers import KAFKA_LOG, BrokerWatch
+from srvmon_agents.consumer.deadletter import DeadLetterSink
+from srvmon_agents.consumer.delivery import IngestClient
+from srvmon_agents.consumer.lag import partition_lag
+from srvmon_agents.consumer.lanes import Lanes
+from srvmon_agents.consumer.offsets import OffsetCommitter
+from srvmon_agents.consumer.sender import Decoder, Sender, SendLimits
 from srvmon_agents.consumer.stats import RelayStats, StatsSnapshot, rate_per_second
+from srvmon_agents.consumer.work import PartitionKey
 from srvmon_core.errors import SrvmonError
-from srvmon_core.schema import Batch
 
 LOG = logging.getLogger("srvmon.consumer")
 
-Decoder = Callable[[bytes], tuple[Batch, bytes]]
-"""A message's bytes → its batch and the srvmon envelope to post for it (e.g.
-``srvmon_core.codec.decode_for_forwarding``); raises ``SrvmonError`` when undecodable."""
-LaneKey = PartitionKey
+__all__ = ["Decoder", "Relay", "RelayError", "RelaySettings"]
 
 
 @frozen(kw_only=True)
@@ -67,27 +60,12 @@ class RelaySettings:
     poll_timeout_seconds: float = 0.2
 
 
-@frozen
-class _Work:
-    key: PartitionKey
-    offset: int
-    message_key: bytes | None
-    value: bytes | None
-    timestamp_ms: int | None
-    epoch: int
-
-
-@frozen
-class _Ready:
-    """A decoded message and its request body."""
-
-    work: _Work
-    batch: Batch
-    body: bytes
-
-
 class RelayError(SrvmonError):
     """The relay cannot go on (e.g. a fatal Kafka error)."""
+
+
+def _keys(partitions: list[Any]) -> set[PartitionKey]:
+    return {(tp.topic, tp.partition) for tp in partitions}
 
 
 class Relay:
@@ -102,30 +80,40 @@ class Relay:
         decode: Decoder,
         settings: RelaySettings,
         clock: Callable[[], float] = time.monotonic,
+        broker: BrokerWatch | None = None,
     ) -> None:
         self._consumer = consumer
-        self._ingest = ingest
         self._dead_letter = dead_letter
-        self._decode = decode
         self.settings = settings
         self._clock = clock
+        self._broker = broker
         self.stats = RelayStats()
-        self._ledger = OffsetLedger()
-        self._lock = threading.Condition()
-        self._lanes: dict[LaneKey, deque[_Work]] = {}
-        self._active_lanes: set[LaneKey] = set()
-        self._epochs: dict[PartitionKey, int] = {}
-        self._retrying_lanes: set[LaneKey] = set()
-        self._assigned: set[PartitionKey] = set()
-        self._paused = False
-        self._hard_stop = threading.Event()
         self._pool = ThreadPoolExecutor(settings.parallelism, thread_name_prefix="srvmon-deliver")
-        self._last_commit = 0.0
+        self._lanes = Lanes(self._schedule)
+        self._sender = Sender(
+            lanes=self._lanes,
+            ingest=ingest,
+            dead_letter=dead_letter,
+            decode=decode,
+            stats=self.stats,
+            limits=SendLimits(
+                max_request_batches=settings.max_request_batches,
+                max_request_bytes=settings.max_request_bytes,
+                backoff=settings.backoff,
+            ),
+        )
+        self._offsets = OffsetCommitter(
+            consumer, self._lanes, interval_seconds=settings.commit_interval_seconds, clock=clock
+        )
+        self._paused = False
         self._last_stats: StatsSnapshot | None = None
         self.latest: StatsSnapshot | None = None
         self._lag: dict[str, int] = {}
 
-    # ---- Kafka side (caller's thread) -------------------------------------------------
+    def _schedule(self, lane: PartitionKey) -> None:
+        self._pool.submit(self._sender.drain, lane)
+
+    # ---- the loop (caller's thread) ---------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
         """Consume and relay until ``stop`` is set, then drain, commit and close."""
@@ -144,17 +132,20 @@ class Relay:
                     next_stats = self._clock() + self.settings.stats_interval_seconds
             self._shutdown()
         finally:
-            self._hard_stop.set()
+            self._lanes.hard_stop.set()
             self._pool.shutdown(wait=True, cancel_futures=True)
 
     def _step(self) -> None:
-        with self._lock:
-            in_flight = self._ledger.in_flight()
-            retrying = bool(self._retrying_lanes)
-        should_pause = retrying or in_flight >= self.settings.max_in_flight
-        if should_pause and not self._paused:
-            self._pause()
-        elif self._paused and not retrying and in_flight < self.settings.max_in_flight // 2:
+        in_flight = self._lanes.in_flight()
+        retrying = self._lanes.any_retrying()
+        limit = self.settings.max_in_flight
+        if not self._paused and (retrying or in_flight >= limit):
+            if retrying:
+                reason = "the server is failing or unreachable (ingest retrying)"
+            else:
+                reason = f"{in_flight} messages in flight (limit {limit})"
+            self._pause(reason)
+        elif self._paused and not retrying and in_flight < limit // 2:
             self._resume()
         if self._paused:
             # Keep polling so rebalances and the group session are served; nothing is fetched
@@ -164,7 +155,8 @@ class Relay:
             messages = self._take()
         for message in messages:
             self._accept(message)
-        self._maybe_commit(force=False)
+        self._offsets.maybe_commit(force=False)
+        self._dead_letter.poll()
 
     def _take(self) -> list[Any]:
         """Up to batch_size messages, without waiting for a full batch.
@@ -187,61 +179,29 @@ class Relay:
         if error is not None:
             if error.fatal():
                 raise RelayError(f"fatal Kafka error: {error}")
-            LOG.warning("Kafka reports: %s", error)
+            KAFKA_LOG.warning("%s [%s] %s", error.name(), "consume", error.str())
             return
-        key: PartitionKey = (message.topic(), message.partition())
-        with self._lock:
-            if key not in self._assigned:
-                return
-            _kind, timestamp = message.timestamp()
-            work = _Work(
-                key=key,
-                offset=message.offset(),
-                message_key=message.key(),
-                value=message.value(),
-                timestamp_ms=timestamp if timestamp > 0 else None,
-                epoch=self._epochs.get(key, 0),
-            )
-            self._ledger.track(key, work.offset)
-            lane: LaneKey = key
-            self._lanes.setdefault(lane, deque()).append(work)
-            if lane not in self._active_lanes:
-                self._active_lanes.add(lane)
-                self._pool.submit(self._drain, lane)
-
-    def _maybe_commit(self, *, force: bool, keys: set[PartitionKey] | None = None) -> None:
-        now = self._clock()
-        if not force and now - self._last_commit < self.settings.commit_interval_seconds:
-            return
-        self._last_commit = now
-        with self._lock:
-            offsets = self._ledger.to_commit(keys if keys is not None else set(self._assigned))
-        if not offsets:
-            return
-        from confluent_kafka import KafkaException, TopicPartition
-
-        partitions = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
-        try:
-            self._consumer.commit(offsets=partitions, asynchronous=False)
-        except KafkaException as exc:
-            LOG.warning("commit failed (will retry): %s", exc)
-            return
-        with self._lock:
-            self._ledger.mark_committed(offsets)
+        _kind, timestamp = message.timestamp()
+        self._lanes.accept(
+            (message.topic(), message.partition()),
+            message.offset(),
+            message.key(),
+            message.value(),
+            timestamp if timestamp > 0 else None,
+        )
 
     def _assigned_partitions(self) -> list[Any]:
         from confluent_kafka import TopicPartition
 
-        return [TopicPartition(t, p) for t, p in sorted(self._assigned)]
+        return [TopicPartition(t, p) for t, p in self._lanes.assigned()]
 
-    def _pause(self) -> None:
+    def _pause(self, reason: str | None) -> None:
         partitions = self._assigned_partitions()
         if partitions:
             self._consumer.pause(partitions)
         self._paused = True
-        LOG.info(
-            "paused consumption of %d partition(s): server slow or unreachable", len(partitions)
-        )
+        if reason is not None:
+            LOG.info("paused consumption of %d partition(s): %s", len(partitions), reason)
 
     def _resume(self) -> None:
         partitions = self._assigned_partitions()
@@ -251,100 +211,59 @@ class Relay:
         LOG.info("resumed consumption of %d partition(s)", len(partitions))
 
     def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
-        keys = {(tp.topic, tp.partition) for tp in partitions}
-        with self._lock:
-            self._assigned |= keys
-            for key in keys:
-                self._epochs[key] = self._epochs.get(key, 0) + 1
+        keys = _keys(partitions)
+        self._lanes.assign(keys)
         LOG.info("assigned %s", sorted(keys))
         if self._paused:
             consumer.assign(partitions)
             consumer.pause(partitions)
 
     def _on_revoke(self, _consumer: Any, partitions: list[Any]) -> None:
-        keys = {(tp.topic, tp.partition) for tp in partitions}
-        deadline = self._clock() + self.settings.revoke_grace_seconds
-        with self._lock:
-            while self._ledger.in_flight(keys) and self._clock() < deadline:
-                self._lock.wait(0.05)
-        self._maybe_commit(force=True, keys=keys)
-        self._abandon(keys)
+        keys = _keys(partitions)
+        if not self._lanes.hard_stop.is_set():  # after a shutdown timeout nothing finishes
+            until = self._clock() + self.settings.revoke_grace_seconds
+            self._lanes.wait_finished(keys, until, self._clock)
+        self._offsets.maybe_commit(force=True, keys=keys)
+        self._lanes.abandon(keys)
         LOG.info("revoked %s", sorted(keys))
 
     def _on_lost(self, _consumer: Any, partitions: list[Any]) -> None:
-        keys = {(tp.topic, tp.partition) for tp in partitions}
-        self._abandon(keys)
+        keys = _keys(partitions)
+        self._lanes.abandon(keys)
         LOG.warning("lost %s without a chance to commit; the new owner re-delivers", sorted(keys))
 
-    def _abandon(self, keys: set[PartitionKey]) -> None:
-        with self._lock:
-            self._assigned -= keys
-            for key in keys:
-                self._epochs[key] = self._epochs.get(key, 0) + 1
-            for lane in [lane for lane in self._lanes if lane in keys]:
-                self._lanes[lane].clear()
-                self._retrying_lanes.discard(lane)
-            self._ledger.forget(keys)
-            self._lock.notify_all()
-
     def _shutdown(self) -> None:
-        LOG.info("shutting down: finishing in-flight work")
+        LOG.info("shutting down: finishing %d in-flight message(s)", self._lanes.in_flight())
         if not self._paused:
-            self._pause()
-        deadline = self._clock() + self.settings.shutdown_grace_seconds
-        while self._clock() < deadline:
-            with self._lock:
-                if not self._ledger.in_flight():
-                    break
+            self._pause(None)
+        until = self._clock() + self.settings.shutdown_grace_seconds
+        while self._clock() < until and self._lanes.in_flight():
             self._consumer.consume(self.settings.batch_size, 0.05)  # serve callbacks only
-            self._maybe_commit(force=False)
-        self._hard_stop.set()
-        self._maybe_commit(force=True)
+            self._offsets.maybe_commit(force=False)
+        left = self._lanes.in_flight()
+        if left:
+            LOG.warning("shutdown timeout: %d message(s) left uncommitted for redelivery", left)
+        self._lanes.hard_stop.set()
+        self._offsets.maybe_commit(force=True)
         self.log_stats()
         self._consumer.close()
 
-    def lag(self) -> dict[str, int]:
-        """Per assigned partition, messages behind the high watermark.
+    # ---- figures ----------------------------------------------------------------------
 
-        Position is the next offset to consume; before anything was consumed from a
-        partition it is the committed offset, or the low watermark when there is none.
-        Watermarks come from the last fetch, or from the broker when none is cached yet.
-        Talks to the consumer: call from the relay's thread only.
-        """
-        result: dict[str, int] = {}
-        partitions = self._assigned_partitions()
-        if not partitions:
-            return result
-        try:
-            positions = self._consumer.position(partitions)
-            unconsumed = [tp for tp in positions if tp.offset < 0]
-            committed = {
-                (tp.topic, tp.partition): tp.offset
-                for tp in (self._consumer.committed(unconsumed, 2) if unconsumed else [])
-            }
-        except Exception:  # figures must never stop the relay
-            return result
-        for tp in positions:
-            try:
-                low, high = self._consumer.get_watermark_offsets(tp, cached=True)
-                if high is None or high < 0 or low is None or low < 0:
-                    low, high = self._consumer.get_watermark_offsets(tp, timeout=1)
-            except Exception:
-                continue
-            position = tp.offset
-            if position < 0:
-                position = committed.get((tp.topic, tp.partition), -1)
-            if position < 0:
-                position = low
-            result[f"{tp.topic}[{tp.partition}]"] = max(0, high - position)
-        return result
+    def lag(self) -> dict[str, int]:
+        """Per assigned partition, messages behind the high watermark (see lag.py).
+        Talks to the consumer: call from the relay's thread only."""
+        return partition_lag(self._consumer, self._assigned_partitions())
 
     def snapshot(self) -> StatsSnapshot:
         """The current figures; safe from any thread (lag is as of the last stats log line)."""
-        with self._lock:
-            in_flight = self._ledger.in_flight()
         return self.stats.snapshot(
-            at=self._clock(), in_flight=in_flight, paused=self._paused, lag=dict(self._lag)
+            at=self._clock(),
+            in_flight=self._lanes.in_flight(),
+            uncommitted=self._lanes.uncommitted(),
+            paused=self._paused,
+            lag=dict(self._lag),
+            broker_reachable=self._broker.reachable if self._broker is not None else None,
         )
 
     def log_stats(self) -> StatsSnapshot:
@@ -354,141 +273,20 @@ class Relay:
         rate = rate_per_second(self._last_stats, current) if self._last_stats else 0.0
         LOG.info(
             "delivered=%d samples=%d rate=%.1f samples/s duplicates=%d retries=%d "
-            "dead_lettered=%d in_flight=%d paused=%s lag=%s",
+            "dead_lettered=%d dead_letter_failures=%d in_flight=%d uncommitted=%d paused=%s "
+            "lag=%s",
             current.delivered_batches,
             current.delivered_samples,
             rate,
             current.duplicate_samples,
             current.retries,
             current.dead_lettered,
+            current.dead_letter_failures,
             current.in_flight,
+            current.uncommitted,
             current.paused,
             current.lag,
         )
         self._last_stats = current
         self.latest = current
         return current
-
-    # ---- delivery side (worker threads) -----------------------------------------------
-
-    def _drain(self, lane: LaneKey) -> None:
-        while True:
-            with self._lock:
-                queue = self._lanes.get(lane)
-                if not queue:
-                    self._active_lanes.discard(lane)
-                    self._lanes.pop(lane, None)
-                    return
-                count = min(len(queue), max(1, self.settings.max_request_batches))
-                works = [queue.popleft() for _ in range(count)]
-            try:
-                self._deliver_all(lane, works)
-            except Exception:
-                LOG.exception(
-                    "delivery of %s@%d..%d failed unexpectedly",
-                    works[0].key,
-                    works[0].offset,
-                    works[-1].offset,
-                )
-                with self._lock:
-                    self._retrying_lanes.discard(lane)
-
-    def _stale(self, work: _Work) -> bool:
-        return self._hard_stop.is_set() or self._epochs.get(work.key) != work.epoch
-
-    def _finish(self, lane: LaneKey, work: _Work) -> None:
-        with self._lock:
-            self._retrying_lanes.discard(lane)
-            if self._epochs.get(work.key) == work.epoch:
-                self._ledger.finish(work.key, work.offset)
-            self._lock.notify_all()
-
-    def _deliver_all(self, lane: LaneKey, works: list[_Work]) -> None:
-        """Decode the lane's messages (parking undecodable ones), then post the others in
-        offset order, as few requests as the size limits allow."""
-        ready: list[_Ready] = []
-        for work in works:
-            try:
-                if work.value is None:
-                    raise SrvmonError("empty message (no value)")
-                batch, body = self._decode(work.value)
-            except SrvmonError as exc:
-                self._park(lane, work, f"undecodable: {exc}")
-                continue
-            ready.append(_Ready(work, batch, body))
-        for group in self._request_groups(ready):
-            self._deliver_group(lane, group)
-
-    def _request_groups(self, ready: list[_Ready]) -> list[list[_Ready]]:
-        """Consecutive runs of at most max_request_batches / max_request_bytes."""
-        groups: list[list[_Ready]] = []
-        size = 0
-        for item in ready:
-            grown = size + len(item.body) + 1
-            current = groups[-1] if groups else None
-            if (
-                current is None
-                or len(current) >= self.settings.max_request_batches
-                or grown + BATCHES_BODY_OVERHEAD > self.settings.max_request_bytes
-            ):
-                groups.append([item])
-                size = len(item.body) + 1
-            else:
-                current.append(item)
-                size = grown
-        return groups
-
-    def _deliver_group(self, lane: LaneKey, group: list[_Ready]) -> None:
-        """Post ``group`` until every message is acked or parked; retry the whole request
-        on 5xx, timeouts and network errors. A request the server refuses as a whole (e.g.
-        a server without batched ingest) is retried envelope by envelope."""
-        attempt = 0
-        while not any(self._stale(item.work) for item in group):
-            answer: list[IngestAnswer] | IngestAnswer
-            if len(group) == 1:
-                answer = [self._ingest.post(group[0].body)]
-            else:
-                answer = self._ingest.post_many([item.body for item in group])
-            if isinstance(answer, IngestAnswer) and answer.verdict is Verdict.REJECTED:
-                for item in group:
-                    self._deliver_group(lane, [item])
-                return
-            if isinstance(answer, list) and all(a.verdict is not Verdict.RETRY for a in answer):
-                for item, verdict in zip(group, answer, strict=True):
-                    self._settle(lane, item, verdict)
-                return
-            whole = answer if isinstance(answer, IngestAnswer) else None
-            detail = whole.detail if whole is not None else "a result entry was malformed"
-            attempt += 1
-            self.stats.add(retries=1)
-            with self._lock:
-                self._retrying_lanes.add(lane)
-            delay = self.settings.backoff.delay(attempt)
-            if attempt == 1 or attempt % 10 == 0:
-                LOG.warning("ingest not available (%s); retry %d in %.2fs", detail, attempt, delay)
-            self._hard_stop.wait(delay)
-
-    def _settle(self, lane: LaneKey, item: _Ready, answer: IngestAnswer) -> None:
-        """Ack an accepted message, dead-letter a refused one with the server's message."""
-        if answer.verdict is Verdict.ACCEPTED:
-            batch = item.batch
-            samples = (1 if batch.host is not None else 0) + len(batch.containers)
-            self.stats.add(batches=1, samples=samples, duplicates=answer.duplicates)
-            self._finish(lane, item.work)
-            return
-        self._park(lane, item.work, f"rejected by server (HTTP {answer.status}): {answer.detail}")
-
-    def _park(self, lane: LaneKey, work: _Work, error: str) -> None:
-        headers = dead_letter_headers(
-            error, work.key[0], work.key[1], work.offset, work.timestamp_ms
-        )
-        parked = self._dead_letter.park(
-            key=work.message_key,
-            value=work.value,
-            headers=headers,
-            should_stop=lambda: self._stale(work),
-        )
-        if parked:
-            self.stats.add(dead_lettered=1)
-            LOG.warning("dead-lettered %s@%d: %s", work.key, work.offset, error[:300])
-            self._finish(lane, work)

@@ -21,6 +21,14 @@ class StatsSnapshot:
     paused: bool
     lag: dict[str, int]
     """Messages behind the partition's high watermark, keyed ``topic[partition]``."""
+    dead_letter_truncated: int = 0
+    """Of ``dead_lettered``: parked as a truncated copy (the full one could not be)."""
+    dead_letter_failures: int = 0
+    """Poison messages moved past without any dead-letter copy."""
+    uncommitted: int = 0
+    """Finished (acknowledged or parked) messages whose offsets are not committed yet."""
+    broker_reachable: bool | None = None
+    """Whether a Kafka broker is reachable; None before the first verdict."""
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -29,8 +37,12 @@ class StatsSnapshot:
             "duplicate_samples": self.duplicate_samples,
             "retries": self.retries,
             "dead_lettered": self.dead_lettered,
+            "dead_letter_truncated": self.dead_letter_truncated,
+            "dead_letter_failures": self.dead_letter_failures,
             "in_flight": self.in_flight,
+            "uncommitted": self.uncommitted,
             "paused": self.paused,
+            "broker_reachable": self.broker_reachable,
             "lag": dict(self.lag),
             "lag_total": sum(self.lag.values()),
         }
@@ -45,6 +57,8 @@ class RelayStats:
     duplicate_samples: int = 0
     retries: int = 0
     dead_lettered: int = 0
+    dead_letter_truncated: int = 0
+    dead_letter_failures: int = 0
     _lock: threading.Lock = field(factory=threading.Lock)
 
     def add(
@@ -55,6 +69,8 @@ class RelayStats:
         duplicates: int = 0,
         retries: int = 0,
         dead_lettered: int = 0,
+        dead_letter_truncated: int = 0,
+        dead_letter_failures: int = 0,
     ) -> None:
         with self._lock:
             self.delivered_batches += batches
@@ -62,9 +78,18 @@ class RelayStats:
             self.duplicate_samples += duplicates
             self.retries += retries
             self.dead_lettered += dead_lettered
+            self.dead_letter_truncated += dead_letter_truncated
+            self.dead_letter_failures += dead_letter_failures
 
     def snapshot(
-        self, *, at: float, in_flight: int, paused: bool, lag: dict[str, int]
+        self,
+        *,
+        at: float,
+        in_flight: int,
+        paused: bool,
+        lag: dict[str, int],
+        uncommitted: int = 0,
+        broker_reachable: bool | None = None,
     ) -> StatsSnapshot:
         with self._lock:
             return StatsSnapshot(
@@ -74,8 +99,12 @@ class RelayStats:
                 duplicate_samples=self.duplicate_samples,
                 retries=self.retries,
                 dead_lettered=self.dead_lettered,
+                dead_letter_truncated=self.dead_letter_truncated,
+                dead_letter_failures=self.dead_letter_failures,
                 in_flight=in_flight,
+                uncommitted=uncommitted,
                 paused=paused,
+                broker_reachable=broker_reachable,
                 lag=lag,
             )
 

@@ -6,7 +6,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from srvmon_core.metrics import CONTAINER_METRIC_NAMES, HOST_METRIC_NAMES
+from srvmon_server.errors import http_error
 from srvmon_server.handlers.base import ApiError, BaseHandler, parse_time
+from srvmon_server.names import AmbiguousMachine, UnknownMachine
 from srvmon_server.payloads import rule_json
 from srvmon_server.storage import MachineRecord
 
@@ -57,8 +59,18 @@ class MachineBase(BaseHandler):
         )
 
     async def record(self, key: str) -> MachineRecord:
-        """``key`` arrives percent-decoded already (Tornado decodes path arguments)."""
+        """A machine by key, or by name through the resolver (``vm``, ``vm/db``): 404 when
+        none, 409 when several share the name. ``key`` arrives percent-decoded already
+        (Tornado decodes path arguments)."""
         record = await self.db(self.ctx.storage.samples.machine, key)
+        if record is None:
+            try:
+                named = self.ctx.names.one(key)
+            except (UnknownMachine, AmbiguousMachine) as exc:
+                mapped = http_error(exc)
+                assert mapped is not None
+                raise ApiError(mapped.status, mapped.code, mapped.message, "key") from None
+            record = await self.db(self.ctx.storage.samples.machine, named.key)
         if record is None:
             raise ApiError(404, "unknown_machine", f"no machine with key {key!r}", "key")
         return record

@@ -11,7 +11,7 @@ What they need from the rest of the server:
   ``history.page`` (history), ``samples.machines``/``samples.latest_sample`` (inventory,
   container ids); and ``ServerContext.reload_rules``;
 * ``ServerContext.alerting.rules`` (the live rules, to type an alert event) and
-  ``ServerContext.latest`` (host names), through
+  ``ServerContext.latest`` (host names of events stored without one), through
   :class:`~srvmon_server.legacy.live.LegacyLive`.
 """
 
@@ -258,7 +258,7 @@ class DayHistoryHandler(LegacyHandler):
         rules = self.live.rules()
         by_id = {rule.id: rule for rule in rules}
         hostnames: dict[str, str] = {}
-        if "hostName" in chosen:  # every known host's name (read here, on the IOLoop)
+        if "hostName" in chosen:  # for events stored without a hostname (read on the IOLoop)
             machines = self.ctx.latest.machines()
             hostnames = {m.host_id: m.hostname for m in machines if m.kind == "host"}
 
@@ -268,7 +268,7 @@ class DayHistoryHandler(LegacyHandler):
                 "machineName": event.machine_name,
                 "metricName": metric_name(event.metric),
                 "messageType": message_type(event, by_id.get(event.rule_id)),
-                "hostName": hostnames.get(event.host_id, event.host_id),
+                "hostName": event.hostname or hostnames.get(event.host_id, event.host_id),
             }
             return all(chosen[n] == v for n, v in wanted.items() if n in chosen)
 

@@ -9,7 +9,8 @@
 * every alert event (``AlertEvent``): mapped onto the original's five messages and sent to
   the legacy SSE clients.
 
-Host names come from the server's in-memory latest view (``ServerContext.latest``).
+Host names come from the events themselves (``AlertEvent.hostname``), for older stored
+events from the server's in-memory latest view (``ServerContext.latest``).
 
 A :class:`Fanout` gives each client a bounded queue (``client_queue_size`` frames). A client
 whose queue is full is dropped: its handler closes the connection. Nothing is buffered
@@ -124,13 +125,14 @@ class LegacyLive:
         """The rules the engine applies now."""
         return self.ctx.alerting.rules
 
-    def host_name(self, host_id: str) -> str:
-        """A host's name as the server knows it (its id when it was never heard from)."""
-        return self.ctx.latest.hostname(host_id) or host_id
+    def host_name(self, event: AlertEvent) -> str:
+        """The name of the event's host: the event's own, else (an event stored before
+        events carried it) the name the server knows now, else the host id."""
+        return event.hostname or self.ctx.latest.hostname(event.host_id) or event.host_id
 
     def machine(self, event: AlertEvent) -> Machine:
         """The legacy id and host name of an event's machine."""
-        host_name = self.host_name(event.host_id)
+        host_name = self.host_name(event)
         if event.machine_kind == "container":
             key = event.machine_key
             return Machine(id=self.container_ids.get(key, key), host_name=host_name)

@@ -3,8 +3,9 @@ history items. Pure.
 
 The original back end sent one message per breaching sample; srvmon's engine emits
 transitions. An event becomes a legacy message when it says a machine *is* in breach:
-``firing``, ``escalated``, ``deescalated`` and ``repeat`` (``to_state`` firing). Pending,
-cancelled and resolved events have no counterpart and are not sent. The message type
+``firing``, ``escalated``, ``deescalated`` and ``repeat`` (``to_state`` firing), and
+``unsilenced`` of a firing alert (a silence ended while it fires). Pending, cancelled,
+resolved and ``silenced`` events have no counterpart and are not sent. The message type
 follows the rule that fired:
 
 | srvmon rule | legacy ``messageType`` |
@@ -69,9 +70,15 @@ class Machine:
     host_name: str
 
 
+def in_breach(event: AlertEvent) -> bool:
+    """Whether the event says its machine is in breach now: a breach kind, or the end of a
+    silence on a firing alert (``unsilenced``, which srvmon notifies again too)."""
+    return event.kind in BREACH_KINDS or (event.kind == "unsilenced" and event.to_state == "firing")
+
+
 def message_type(event: AlertEvent, rule: Rule | None) -> MessageType | None:
     """The legacy type of a srvmon alert event, or None when it has none."""
-    if event.kind not in BREACH_KINDS:
+    if not in_breach(event):
         return None
     kind = rule.kind if rule is not None else None
     if kind == "threshold" or (kind is None and event.metric is not None):

@@ -99,7 +99,7 @@ class AlertHistory:
         *,
         start: datetime | None,
         end: datetime | None,
-        machine: str | None = None,
+        machine: str | Sequence[str] | None = None,
         host: str | None = None,
         rule: str | None = None,
         severity: str | None = None,
@@ -107,9 +107,9 @@ class AlertHistory:
         limit: int = 100,
         cursor: str | None = None,
     ) -> HistoryPage:
-        """Events newest first, ``limit`` per page; filters match exactly (``machine`` is the
-        machine key, ``host`` the host id, ``rule`` the rule id, ``severity`` the level,
-        ``state`` the ``to_state``)."""
+        """Events newest first, ``limit`` per page; filters match exactly (``machine`` is a
+        machine key or a list of them, ``host`` the host id, ``rule`` the rule id,
+        ``severity`` the level, ``state`` the ``to_state``)."""
         if not 1 <= limit <= MAX_HISTORY_LIMIT:
             raise InvalidQuery(f"limit must be between 1 and {MAX_HISTORY_LIMIT}, got {limit}")
         c = t.alert_events.c
@@ -121,8 +121,11 @@ class AlertHistory:
                 where.append(c.at_ms <= to_ms(end))
         except ValueError as error:
             raise InvalidQuery(str(error)) from None
+        if isinstance(machine, str):
+            where.append(c.machine == machine)
+        elif machine is not None:
+            where.append(c.machine.in_(list(machine)) if machine else sa.false())
         for column, wanted in (
-            (c.machine, machine),
             (c.host_id, host),
             (c.rule_id, rule),
             (c.level, severity),

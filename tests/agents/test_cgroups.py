@@ -9,6 +9,7 @@ import pytest
 
 from srvmon_agents.collector import cgroups
 from srvmon_agents.collector.containers import ContainerCollector, counters_from_cgroup
+from tests.helpers import missing
 
 TREES = Path(__file__).parent / "cgroup_trees"
 CID = "c0ffee" + "0" * 58
@@ -186,16 +187,17 @@ def _scratch_cgroup() -> Path:
     import uuid
 
     if os.geteuid() != 0:
-        pytest.skip("creating a cgroup needs root")
+        missing("cgroup", "creating a cgroup needs root")
     for parent in (Path("/sys/fs/cgroup/memory"), Path("/sys/fs/cgroup")):
         if (parent / "memory.stat").exists() or (parent / "cgroup.controllers").exists():
             path = parent / f"srvmon-test-{uuid.uuid4().hex[:8]}"
             try:
                 path.mkdir()
             except OSError as exc:
-                pytest.skip(f"cannot create a cgroup under {parent}: {exc}")
+                missing("cgroup", f"cannot create a cgroup under {parent}: {exc}")
             return path
-    pytest.skip("no cgroup hierarchy with memory.stat on this host")
+    missing("cgroup", "no cgroup hierarchy with memory.stat on this host")
+    raise AssertionError("unreachable: missing() skips or fails")
 
 
 def test_a_kept_file_of_a_removed_cgroup_says_cgroup_gone() -> None:

@@ -15,6 +15,7 @@ import pytest
 
 from srvmon_agents.collector.host import HostCollector
 from srvmon_agents.collector.mounts import MountProbe
+from tests.helpers import missing
 
 MiB = 1024 * 1024
 
@@ -268,11 +269,13 @@ def test_real_disk_read_moves_disk_read_bytes(tmp_path: Path) -> None:
         os.fsync(f.fileno())
     collector = HostCollector(clock=StepClock())
     if not collector.collect().disk_io:
-        pytest.skip("this machine has no physical block device in /sys/block")
+        missing("physical block device", "this machine has none in /sys/block")
+        return
     try:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
     except OSError as exc:
-        pytest.skip(f"O_DIRECT unsupported here: {exc}")
+        missing("O_DIRECT", f"unsupported on the file system of {tmp_path}: {exc}")
+        return
     buffer = mmap.mmap(-1, MiB)
     read = 0
     try:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -30,11 +29,16 @@ def number(message_value: bytes) -> int:
 
 
 @pytest.fixture
-def broker(kafka_broker: KafkaBroker) -> Iterator[KafkaBroker]:
-    if kafka_broker.external:
-        pytest.skip("outage tests need a broker the tests may stop")
-    yield kafka_broker
-    kafka_broker.start()  # whatever a test did, leave the shared broker running
+def broker(kafka_broker: KafkaBroker) -> KafkaBroker:
+    """The shared broker (tansu, or SRVMON_TEST_KAFKA's), for tests that leave it running."""
+    return kafka_broker
+
+
+@pytest.fixture
+def stoppable_broker(own_kafka_broker: KafkaBroker) -> KafkaBroker:
+    """A private broker the outage tests stop and start: they run whatever
+    SRVMON_TEST_KAFKA says, and never take the shared broker away from other tests."""
+    return own_kafka_broker
 
 
 def consume(bootstrap: str, topic: str, want: int, seconds: float) -> list[tuple[bytes, bytes]]:
@@ -90,8 +94,11 @@ def test_batches_arrive_keyed_by_host_id_and_decode(broker: KafkaBroker) -> None
     sink.close(5)
 
 
-def test_outage_of_ten_seconds_loses_nothing_within_the_buffer(broker: KafkaBroker) -> None:
+def test_outage_of_ten_seconds_loses_nothing_within_the_buffer(
+    stoppable_broker: KafkaBroker,
+) -> None:
     """Broker stopped 10 s then restarted: every batch made during the outage arrives."""
+    broker = stoppable_broker
     topic = f"srvmon-{uuid.uuid4().hex[:8]}"
     sink = KafkaSink(bootstrap=broker.bootstrap, topic=topic, capacity=1000)
     sink.send(HOST_ID, encode_batch(batch(0)))
@@ -117,8 +124,9 @@ def test_outage_of_ten_seconds_loses_nothing_within_the_buffer(broker: KafkaBrok
     sink.close(5)
 
 
-def test_overflow_drops_exactly_the_oldest(broker: KafkaBroker) -> None:
+def test_overflow_drops_exactly_the_oldest(stoppable_broker: KafkaBroker) -> None:
     """Broker down from the start, buffer K=5, K+M=8 batches: exactly M=3 oldest dropped."""
+    broker = stoppable_broker
     capacity, extra = 5, 3
     topic = f"srvmon-{uuid.uuid4().hex[:8]}"
     broker.stop()

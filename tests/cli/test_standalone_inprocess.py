@@ -110,11 +110,11 @@ def test_standalone_takes_the_legacy_options(
 
     seen: list[ServerConfig] = []
 
-    async def fake_serve(config: ServerConfig, *_args: Any) -> None:
+    async def fake_serve(config: ServerConfig, *_args: Any, **_kwargs: Any) -> None:
         seen.append(config)
 
     monkeypatch.setattr(srvmon_server.command, "serve", fake_serve)
-    data = ["--data-dir", str(tmp_path)]
+    data = ["--data-dir", str(tmp_path), "--port", "0"]
 
     def invoke(args: list[str]) -> Any:
         """On a thread of its own: the command calls asyncio.run, and another test's

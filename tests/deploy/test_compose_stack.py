@@ -356,14 +356,15 @@ def check_consumer(engine: BridgeDockerd) -> None:
 
     def assigned() -> str | None:
         text = metrics()
-        return text if 'srvmon_consumer_lag_messages{topic="srvmon.metrics"' in text else None
+        lag = re.compile(r'^srvmon_consumer_lag_messages\{[^}]*topic="srvmon\.metrics"', re.M)
+        return text if lag.search(text) else None
 
     def delivered_batches() -> int:
         found = re.search(r"^srvmon_consumer_delivered_batches_total (\S+)$", metrics(), re.M)
         return int(float(found.group(1))) if found else 0
 
     text = wait_for(assigned, 180, "the consumer to be assigned partitions")
-    assert "srvmon_consumer_paused 0" in text
+    assert re.search(r"^srvmon_consumer_paused 0(\.0)?$", text, re.M), text
     delivered = wait_for(delivered_batches, 120, "batches delivered to the server")
     assert delivered > 0
     logs = subprocess.run(

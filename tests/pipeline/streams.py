@@ -61,8 +61,16 @@ def create_topic(bootstrap: str, topic: str, partitions: int = 4) -> None:
         future.result(15)
 
 
-def produce(bootstrap: str, topic: str, items: Iterable[Batch | bytes]) -> int:
-    """Produce batches (key = host_id, like the collector) or raw bytes (no key); wait for acks."""
+def produce(
+    bootstrap: str, topic: str, items: Iterable[Batch | bytes], *, one_per_request: bool = False
+) -> int:
+    """Produce batches (key = host_id, like the collector) or raw bytes (no key); wait for acks.
+
+    ``one_per_request`` waits for each message's ack before the next, so every record batch
+    holds one record: tansu 0.6.0 reports a partition's high watermark as one past the
+    *first* offset of its last record batch, so only then is lag (high watermark minus
+    position) exact against it.
+    """
     producer = Producer(
         {"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True, "linger.ms": 5}
     )
@@ -86,6 +94,8 @@ def produce(bootstrap: str, topic: str, items: Iterable[Batch | bytes]) -> int:
             except BufferError:
                 producer.poll(0.1)
         count += 1
+        if one_per_request:
+            producer.flush(30)
     remaining = producer.flush(30)
     if remaining or errors:
         raise RuntimeError(f"produce failed: {remaining} unflushed, errors {errors[:3]}")
@@ -140,3 +150,34 @@ def wait_until(
             return
         time.sleep(every)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def read_batches(bootstrap: str, topic: str, quiet_seconds: float = 2.0) -> list[Batch]:
+    """Every message of ``topic`` from the start, decoded, read until nothing new arrived
+    for ``quiet_seconds`` (at most 60 s). Duplicates in the topic stay duplicates here."""
+    from srvmon_core.codec import decode_batch
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": unique_name("reader"),
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            **FAST_GROUP,
+        }
+    )
+    consumer.subscribe([topic])
+    found: list[Batch] = []
+    deadline = time.monotonic() + 60
+    last_new = time.monotonic()
+    try:
+        while time.monotonic() < deadline:
+            messages = [m for m in consumer.consume(500, 0.2) if m.error() is None]
+            found.extend(decode_batch(m.value()) for m in messages)
+            if messages:
+                last_new = time.monotonic()
+            elif found and time.monotonic() - last_new >= quiet_seconds:
+                break
+    finally:
+        consumer.close()
+    return found

@@ -30,8 +30,12 @@ SNAPSHOT = StatsSnapshot(
     duplicate_samples=6,
     retries=2,
     dead_lettered=3,
+    dead_letter_truncated=1,
+    dead_letter_failures=2,
     in_flight=5,
+    uncommitted=4,
     paused=True,
+    broker_reachable=False,
     lag={"srvmon.metrics[10]": 7, "srvmon.metrics[2]": 0, 'odd"name\\x[0]': 1},
 )
 
@@ -51,12 +55,24 @@ srvmon_consumer_retries_total 2.0
 # HELP srvmon_consumer_dead_lettered_total Messages parked in the dead-letter topic.
 # TYPE srvmon_consumer_dead_lettered_total counter
 srvmon_consumer_dead_lettered_total 3.0
+# HELP srvmon_consumer_dead_letter_truncated_total Of the dead-lettered messages, those parked as a truncated copy (full copy failed).
+# TYPE srvmon_consumer_dead_letter_truncated_total counter
+srvmon_consumer_dead_letter_truncated_total 1.0
+# HELP srvmon_consumer_dead_letter_failures_total Poison messages moved past without any dead-letter copy (dead-letter produce failed).
+# TYPE srvmon_consumer_dead_letter_failures_total counter
+srvmon_consumer_dead_letter_failures_total 2.0
 # HELP srvmon_consumer_in_flight Messages taken from Kafka, not yet finished.
 # TYPE srvmon_consumer_in_flight gauge
 srvmon_consumer_in_flight 5.0
+# HELP srvmon_consumer_uncommitted_messages Messages acknowledged or parked whose offsets are not committed yet.
+# TYPE srvmon_consumer_uncommitted_messages gauge
+srvmon_consumer_uncommitted_messages 4.0
 # HELP srvmon_consumer_paused 1 while consumption is paused (server slow/down).
 # TYPE srvmon_consumer_paused gauge
 srvmon_consumer_paused 1.0
+# HELP srvmon_consumer_broker_reachable 1 while a Kafka broker is reachable, 0 while none is (absent before the first verdict).
+# TYPE srvmon_consumer_broker_reachable gauge
+srvmon_consumer_broker_reachable 0.0
 # HELP srvmon_consumer_lag_messages Messages behind the partition's high watermark, as of the last stats interval.
 # TYPE srvmon_consumer_lag_messages gauge
 srvmon_consumer_lag_messages{partition="0",topic="odd\\"name\\\\x"} 1.0
@@ -144,6 +160,9 @@ def test_a_running_consumer_reports_what_it_delivered_and_parked(
         assert final["srvmon_consumer_duplicate_samples_total"] == 0.0
         assert final["srvmon_consumer_in_flight"] == 0.0
         assert final["srvmon_consumer_paused"] == 0.0
+        assert final["srvmon_consumer_broker_reachable"] == 1.0
+        assert final["srvmon_consumer_dead_letter_truncated_total"] == 0.0
+        assert final["srvmon_consumer_dead_letter_failures_total"] == 0.0
         lag_lines = sorted(k for k in final if k.startswith("srvmon_consumer_lag_messages"))
         assert lag_lines == [
             f'srvmon_consumer_lag_messages{{partition="{p}",topic="{topic}"}}' for p in range(4)

@@ -10,10 +10,11 @@ import pytest
 from click.testing import CliRunner
 
 from srvmon_agents.consumer.backoff import Backoff
-from srvmon_agents.consumer.command import consumer, parse_kafka_options
+from srvmon_agents.consumer.command import consumer
 from srvmon_agents.consumer.deadletter import dead_letter_headers
 from srvmon_agents.consumer.delivery import Verdict, classify
 from srvmon_agents.consumer.ledger import OffsetLedger
+from srvmon_agents.kafka_options import parse_kafka_options
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "consumer.md"
 P0 = ("t", 0)
@@ -152,3 +153,21 @@ def test_every_option_and_env_var_is_in_help_and_docs() -> None:
         assert re.search(rf"env var:\s+{param.envvar}", help_text), param.envvar
         assert f"`{flag}`" in docs, flag
         assert f"`{param.envvar}`" in docs, param.envvar
+
+
+def test_ledger_counts_what_is_finished_but_not_committed() -> None:
+    """uncommitted: the finished prefix past the last commit (from the first tracked offset
+    before any commit); a second finish of one offset changes nothing."""
+    ledger = OffsetLedger()
+    for offset in range(10, 16):
+        ledger.track(P0, offset)
+    for offset in (10, 11, 12, 14):
+        ledger.finish(P0, offset)
+    ledger.finish(P0, 12)
+    assert ledger.uncommitted() == 3
+    assert ledger.in_flight() == 3  # 13, and 14 and 15 held behind it
+    ledger.mark_committed(ledger.to_commit())
+    assert ledger.uncommitted() == 0
+    ledger.finish(P0, 13)
+    assert ledger.uncommitted() == 2
+    assert ledger.to_commit() == {P0: 15}

@@ -115,7 +115,7 @@ def test_server_unavailable_pauses_commits_nothing_then_delivers(
     """While ingest answers 503 nothing is committed and consumption pauses; then all arrive."""
     receiver.fail_status = 503
     items = batches(hosts=10, steps=range(20))
-    produce(kafka_broker.bootstrap, topic, items)
+    produce(kafka_broker.bootstrap, topic, items, one_per_request=True)
     group = unique_name("g")
     running = RunningRelay(kafka_broker.bootstrap, topic, group, receiver)
     try:

@@ -124,20 +124,20 @@ def test_bad_options_are_clean_errors(tmp_path: Path) -> None:
         (["--port", "99999"], "99999"),
         (
             ["--alert-history-retention-days", "0"],
-            "'--alert-history-retention-days': 0.0 is not in the range x>0",
+            "(env var: 'SRVMON_ALERT_HISTORY_RETENTION_DAYS'): 0.0 is not in the range x>0",
         ),
         (
             ["--alert-history-retention-days", "-1"],
-            "'--alert-history-retention-days': -1.0 is not in the range x>0",
+            "(env var: 'SRVMON_ALERT_HISTORY_RETENTION_DAYS'): -1.0 is not in the range x>0",
         ),
         (
             ["--inventory-flush-seconds", "-0.5"],
-            "'--inventory-flush-seconds': -0.5 is not in the range x>=0",
+            "(env var: 'SRVMON_INVENTORY_FLUSH_SECONDS'): -0.5 is not in the range x>=0",
         ),
     ]
     for args, expected in cases:
         result = subprocess.run(
-            [*SRVMON, "server", "--token", "t", *args],
+            [*SRVMON, "server", "--token", "t", "--port", "0", *args],
             check=False,
             env=env,
             text=True,

@@ -168,6 +168,13 @@ def _rule(kind: str, direction: str = "above") -> Rule:
         (_event(kind="pending"), _rule("threshold"), None),
         (_event(kind="resolved"), _rule("threshold"), None),
         (_event(kind="cancelled"), _rule("silent"), None),
+        (_event(kind="unsilenced"), _rule("threshold"), "thresholdExceeded"),  # fires again
+        (
+            _event(kind="unsilenced", from_state="pending", to_state="pending"),
+            _rule("threshold"),
+            None,
+        ),
+        (_event(kind="silenced", silenced=True), _rule("threshold"), None),
         (_event(value=10.0), None, "thresholdDeceeded"),  # rule deleted: value vs threshold
         (_event(metric=None), None, "timeout"),
         (_event(metric=None, machine_kind="container"), None, None),
