@@ -65,7 +65,10 @@ def render_reference() -> str:
     parts = []
     for name in sorted(SUBCOMMANDS):
         command = main.get_command(ctx, name)
-        if command is not None:
+        if isinstance(command, click.Group):  # a group: each of its subcommands
+            for sub in sorted(command.commands):
+                parts.append(render_command(f"{name} {sub}", command.commands[sub]))
+        elif command is not None:
             parts.append(render_command(name, command))
     return "\n".join(parts)
 

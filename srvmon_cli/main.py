@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "consumer": ("srvmon_agents.consumer.command", "relay batches from Kafka to the server"),
     "server": ("srvmon_server.command", "run the HTTP server: ingest, REST, SSE, dashboard"),
     "standalone": ("srvmon_cli.standalone", "collector + server + dashboard in one process"),
+    "token": ("srvmon_server.tokencli", "create, list, rotate and revoke API tokens"),
 }
 
 

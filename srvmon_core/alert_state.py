@@ -314,6 +314,26 @@ class EngineState:
             self.containers_by_host.pop(host, None)
         return changes
 
+    def forget(self, keys: Iterable[str]) -> StateChanges:
+        """Drop these machines and their alerts (they were deleted): no events; the
+        returned changes delete their saved rows. A machine that reports again starts
+        fresh."""
+        gone = set(keys)
+        for key in gone:
+            machine = self.machines.pop(key, None)
+            self.alerts.pop(key, None)
+            self.plans.pop(key, None)
+            self.changed.discard(key)
+            self.touched.discard(key)
+            if machine is not None and machine.ref.kind == "container":
+                siblings = self.containers_by_host.get(machine.ref.host_id)
+                if siblings is not None:
+                    siblings.discard(key)
+            if key in self.persisted:
+                self.persisted.discard(key)
+                self.removed.add(key)
+        return self._take([])
+
     # --- the whole state as one document ----------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:

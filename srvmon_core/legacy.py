@@ -21,6 +21,11 @@ its numbers as Java wrote them (Gson/Jackson turn ``long`` byte counts into doub
 * Container names keep Docker's leading ``/`` (``/mysql-db``); it is cut as srvmon's
   collector does, so a container keeps one history across a migration.
 
+``hostId`` and container names are the Java system's, not srvmon's to choose: one that is
+not a valid srvmon id (docs/wire-format.md, "Ids and names") is mapped to a stable valid
+one by ``schema.host_id_for`` / ``container_name_for`` instead of being refused, so such a
+host keeps reporting, under a key no other machine can take.
+
 What the document does not carry stays absent: the host has no load average, memory
 total or swap (``HostSample.not_collected`` lists them, so they are left out of the flat
 metrics and the alert engine), and containers have no restart count (``None``).
@@ -39,12 +44,18 @@ from typing import Any
 from srvmon_core.codec import NonFiniteLiteral, describe
 from srvmon_core.errors import ConfigError, DecodeError
 from srvmon_core.schema import (
+    CONTAINER_ID_MAX,
+    HOSTNAME_MAX,
     AgentStats,
     Batch,
     ContainerSample,
+    FieldValueError,
     HostSample,
     NetIO,
     Temperature,
+    container_name_for,
+    host_id_for,
+    text_problem,
 )
 
 LEGACY_CONTAINER_SOURCE = "legacy-java"
@@ -96,6 +107,12 @@ def _string(doc: dict[str, Any], key: str, path: str) -> str:
             f"must be a non-empty string, got {describe(value)}", _key_path(path, key)
         )
     return value
+
+
+def _valid(problem: str | None, path: str) -> None:
+    """Raise DecodeError at ``path`` when a schema check found a problem."""
+    if problem is not None:
+        raise DecodeError(problem, path)
 
 
 def _finite(value: Any, path: str, expected: str) -> float:
@@ -210,11 +227,6 @@ def interface_name(key: str) -> str:
     return key if match is None else match.group(1)
 
 
-def container_name(name: str) -> str:
-    """Docker's ``/mysql-db`` as srvmon's collector stores it: ``mysql-db``."""
-    return name.lstrip("/")
-
-
 def _net(doc: dict[str, Any], path: str, interval_seconds: float) -> list[NetIO]:
     out = []
     net_path = _key_path(path, "networkDelta")
@@ -240,9 +252,8 @@ def _container(cid: str, raw: Any, path: str, interval_seconds: float) -> Contai
     entry = _entry(raw, path)
     if not cid:
         raise DecodeError("container id must not be empty", path)
-    name = container_name(_string(entry, "name", path))
-    if not name:
-        raise DecodeError("must be a container name, got only slashes", _key_path(path, "name"))
+    _valid(text_problem(cid, CONTAINER_ID_MAX), path)
+    name = container_name_for(_string(entry, "name", path))
     net = [n for n in _net(entry, path, interval_seconds) if n.interface != "lo"]
     return ContainerSample(
         id=cid,
@@ -296,21 +307,25 @@ def batch_from_legacy_dict(data: Any, *, tz: tzinfo = UTC, interval_seconds: flo
     if type(data) is not dict:
         raise DecodeError(f"a legacy document must be a JSON object, got {describe(data)}")
     _string(data, "type", "$")
-    host_id = _string(data, "hostId", "$")
+    host_id = host_id_for(_string(data, "hostId", "$"))
     hostname = _string(data, "name", "$")
+    _valid(text_problem(hostname, HOSTNAME_MAX), "$.name")
     timestamp = _timestamp(data, "$", tz)
-    host = _host(data, interval_seconds)
-    containers_path = "$.containers"
-    containers = tuple(
-        _container(cid, raw, _map_path(containers_path, cid), interval_seconds)
-        for cid, raw in _object(data, "containers", "$").items()
-    )
-    return Batch(
-        host_id=host_id,
-        hostname=hostname,
-        timestamp=timestamp,
-        interval_seconds=float(interval_seconds),
-        host=host,
-        containers=containers,
-        agent=AgentStats(container_source=LEGACY_CONTAINER_SOURCE),
-    )
+    try:
+        host = _host(data, interval_seconds)
+        containers_path = "$.containers"
+        containers = tuple(
+            _container(cid, raw, _map_path(containers_path, cid), interval_seconds)
+            for cid, raw in _object(data, "containers", "$").items()
+        )
+        return Batch(
+            host_id=host_id,
+            hostname=hostname,
+            timestamp=timestamp,
+            interval_seconds=float(interval_seconds),
+            host=host,
+            containers=containers,
+            agent=AgentStats(container_source=LEGACY_CONTAINER_SOURCE),
+        )
+    except FieldValueError as exc:  # a schema rule the checks above did not name
+        raise DecodeError(exc.reason, f"$.{exc.field}") from None

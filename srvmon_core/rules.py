@@ -21,6 +21,7 @@ from attrs import field, fields, frozen
 from srvmon_core.errors import ConfigError
 from srvmon_core.metrics import CONTAINER_METRIC_NAMES, HOST_METRIC_NAMES
 from srvmon_core.names import is_glob, names_of, pattern_matches
+from srvmon_core.schema import text_problem
 from srvmon_core.structure import structure
 
 if TYPE_CHECKING:
@@ -119,9 +120,37 @@ def _fail(field_name: str, message: str) -> ConfigError:
     return ConfigError(message, f"$.{field_name}")
 
 
+RULE_ID_MAX = 128
+"""Longest rule id (characters): ids are stored in 255-wide key columns and used in URLs."""
+RULE_NAME_MAX = 256
+SELECTOR_GLOB_MAX = 200
+SELECTOR_LABELS_MAX = 32
+
+
+def _check_selector(selector: Selector) -> None:
+    for name in ("machine", "host"):
+        value = getattr(selector, name)
+        if value is not None and not 1 <= len(value) <= SELECTOR_GLOB_MAX:
+            raise _fail(
+                f"selector.{name}", f"must be a glob of 1 to {SELECTOR_GLOB_MAX} characters"
+            )
+    if len(selector.labels) > SELECTOR_LABELS_MAX:
+        raise _fail("selector.labels", f"must have at most {SELECTOR_LABELS_MAX} labels")
+    for key, pattern in selector.labels.items():
+        if not 1 <= len(key) <= 255 or len(pattern) > SELECTOR_GLOB_MAX:
+            raise _fail(
+                "selector.labels",
+                f"label keys are 1 to 255 characters, globs at most {SELECTOR_GLOB_MAX}",
+            )
+
+
 def _check_rule(rule: Rule) -> None:
-    if not rule.id:
-        raise _fail("id", "must not be empty")
+    problem = text_problem(rule.id, RULE_ID_MAX, empty=False)
+    if problem is not None:
+        raise _fail("id", problem)
+    if len(rule.name) > RULE_NAME_MAX:
+        raise _fail("name", f"must be at most {RULE_NAME_MAX} characters")
+    _check_selector(rule.selector)
     for name in ("for_seconds", "window_seconds"):
         value = getattr(rule, name)
         if not math.isfinite(value) or value < 0:

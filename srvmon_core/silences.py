@@ -86,6 +86,14 @@ class SilenceMatchers:
         return True
 
 
+MAX_COMMENT_LENGTH = 1000
+
+
+def _comment(_inst: object, _attribute: object, value: str) -> None:
+    if len(value) > MAX_COMMENT_LENGTH:
+        raise ConfigError(f"must be at most {MAX_COMMENT_LENGTH} characters", "$.comment")
+
+
 def _after_start(instance: SilenceRequest, _attribute: object, ends: datetime) -> None:
     if instance.starts_at is not None and ends <= instance.starts_at:
         raise ConfigError("ends_at must be after starts_at", "$.ends_at")
@@ -98,7 +106,7 @@ class SilenceRequest:
     matchers: SilenceMatchers
     starts_at: datetime | None = None
     ends_at: datetime = field(validator=_after_start)
-    comment: str = ""
+    comment: str = field(default="", validator=_comment)
 
 
 @frozen(kw_only=True)

@@ -96,6 +96,12 @@ class Alerting:
             restored += 1
         return restored
 
+    def forget_machines(self, keys: Iterable[str]) -> None:
+        """These machines were deleted: drop their engine state and alerts (no events, no
+        notifications) and their saved rows."""
+        self._save(self.state.forget(keys))
+        self._snapshot()
+
     def save_periodic(self, limit: int | None = PERIODIC_SAVE_CHUNK) -> bool:
         """Save up to ``limit`` machines with pending timers, windows, or never saved, seen
         since their last save; True while more wait (call again: other DB work can run in

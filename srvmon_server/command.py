@@ -20,7 +20,13 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import click
 
-from srvmon_server.config import DEFAULT_MAX_BODY_BYTES, ServerConfig
+from srvmon_server.auth import is_loopback, placeholder_problem
+from srvmon_server.config import (
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_SAMPLE_AGE_SECONDS,
+    DEFAULT_MAX_SAMPLE_AHEAD_SECONDS,
+    ServerConfig,
+)
 from srvmon_server.cors import parse_origins
 from srvmon_server.legacy.config import LegacyConfig
 from srvmon_server.legacy.options import legacy_options
@@ -55,7 +61,7 @@ def default_db_url(environ: dict[str, str] | os._Environ[str], folder: Path) -> 
 def ensure_data_dir(folder: Path) -> None:
     """Create the data dir and prove it writable, or a one-line ClickException."""
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         probe = folder / ".srvmon-write-test"
         probe.write_bytes(b"")
         probe.unlink()
@@ -68,14 +74,17 @@ def ensure_data_dir(folder: Path) -> None:
 
 def generated_token(folder: Path) -> tuple[str, bool]:
     """The token kept in ``folder/server-token`` (mode 0600); True when just created.
+    An existing file others can read is made 0600 again, with a warning to rotate it; one
+    this user cannot change is refused.
     Raises ClickException when the folder cannot hold it."""
     path = folder / TOKEN_FILE
     try:
         if path.exists():
+            _private(path)
             token = path.read_text().strip()
             if token:
                 return token, False
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         token = secrets.token_urlsafe(32)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
@@ -89,13 +98,54 @@ def generated_token(folder: Path) -> tuple[str, bool]:
     return token, True
 
 
+def _private(path: Path) -> None:
+    """Make a secret file readable by its owner only, or refuse it (``ClickException``)."""
+    mode = path.stat().st_mode & 0o777
+    if not mode & 0o077:
+        return
+    try:
+        os.chmod(path, 0o600)
+    except OSError as exc:
+        raise click.ClickException(
+            f"{path} is readable by other users (mode {mode:o}) and cannot be made private "
+            f"({exc.strerror}); chmod 600 it or delete it to generate a new token"
+        ) from None
+    click.echo(
+        f"warning: {path} was readable by other users (mode {mode:o}); it is 0600 now. "
+        "Delete it and restart to rotate the token if others may have read it.",
+        err=True,
+    )
+
+
+def check_tokens(given: dict[str, set[str]]) -> None:
+    """Refuse placeholder tokens and one token given for two scopes (``ClickException``:
+    one line naming the option)."""
+    seen: dict[str, str] = {}
+    for option, values in given.items():
+        for token in values:
+            problem = placeholder_problem(token)
+            if problem is not None:
+                raise click.ClickException(
+                    f"{option}: {problem}; generate one with: "
+                    "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+                )
+            if token in seen and seen[token] != option:
+                raise click.ClickException(
+                    f"the same token is given as {seen[token]} and {option}; "
+                    "give each role its own token"
+                )
+            seen[token] = option
+
+
 def listen(host: str, port: int) -> list[socket.socket]:
     """Bind the listening sockets now (before any side effect), or a one-line
     ClickException naming the option that fixes it."""
     import tornado.netutil
 
+    from srvmon_server.httpserver import BACKLOG
+
     try:
-        return tornado.netutil.bind_sockets(port, host)
+        return tornado.netutil.bind_sockets(port, host, backlog=BACKLOG)
     except OSError as exc:
         reason = exc.strerror or str(exc)
         if exc.errno in (errno.EADDRINUSE, errno.EACCES):
@@ -162,9 +212,8 @@ async def serve(
     """Serve on ``sockets`` (bound by :func:`listen`) from ``storage`` (opened by
     :func:`open_storage`) until SIGTERM/SIGINT. ``announce`` is printed on stdout once the
     server listens (the generated token)."""
-    import tornado.httpserver
-
     from srvmon_server.app import make_app
+    from srvmon_server.httpserver import connection_limit, make_http_server
 
     bound = sockets[0].getsockname()[1]
     if not config.external_url:
@@ -173,7 +222,8 @@ async def serve(
         app = make_app(config, storage)
         context = app.settings["srvmon"]
         tune_gc()
-        server = tornado.httpserver.HTTPServer(app, max_body_size=4 * config.max_body_bytes + 1)
+        limit = connection_limit(config.max_connections)
+        server = make_http_server(app, config, max_connections=limit)
         server.add_sockets(sockets)
         click.echo(f"srvmon server listening on http://{host}:{bound}/", err=True)
         if announce:
@@ -256,7 +306,15 @@ ACCESS_LOG_OPTION = click.option(
     "tokens",
     envvar="SRVMON_TOKEN",
     multiple=True,
-    help="write/admin bearer token (repeatable); generated when none is given",
+    help="admin bearer token: everything, ingest and reads included (repeatable); "
+    "generated when no token of any scope is given",
+)
+@click.option(
+    "--ingest-token",
+    "ingest_tokens",
+    envvar="SRVMON_INGEST_TOKEN",
+    multiple=True,
+    help="bearer token that may ingest and nothing else: collectors, consumers (repeatable)",
 )
 @click.option(
     "--read-token",
@@ -268,9 +326,8 @@ ACCESS_LOG_OPTION = click.option(
 @click.option(
     "--read-auth/--no-read-auth",
     envvar="SRVMON_READ_AUTH",
-    default=False,
-    show_default=True,
-    help="require a token for reads too",
+    default=None,
+    help="require a token for reads too [default: on when --host is not a loopback address]",
 )
 @click.option(
     "--cors-allowed-origins",
@@ -314,6 +371,48 @@ ACCESS_LOG_OPTION = click.option(
     default=DEFAULT_MAX_BODY_BYTES,
     show_default=True,
     help="request body limit (413)",
+)
+@click.option(
+    "--max-connections",
+    envvar="SRVMON_MAX_CONNECTIONS",
+    type=click.IntRange(1),
+    default=4096,
+    show_default=True,
+    help="open connections at most (clamped to the file-descriptor limit); at the limit "
+    "a new one replaces the connection idle longest, or gets 503 when none is idle",
+)
+@click.option(
+    "--idle-timeout-seconds",
+    envvar="SRVMON_IDLE_TIMEOUT_SECONDS",
+    type=click.FloatRange(min=0, min_open=True),
+    default=60.0,
+    show_default=True,
+    help="close a connection that sends no complete request head for this long "
+    "(idle keep-alive connections and slow headers alike)",
+)
+@click.option(
+    "--body-timeout-seconds",
+    envvar="SRVMON_BODY_TIMEOUT_SECONDS",
+    type=click.FloatRange(min=0, min_open=True),
+    default=120.0,
+    show_default=True,
+    help="cut a request whose body takes longer than this to arrive",
+)
+@click.option(
+    "--max-sample-age-seconds",
+    envvar="SRVMON_MAX_SAMPLE_AGE_SECONDS",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_MAX_SAMPLE_AGE_SECONDS,
+    show_default=True,
+    help="refuse (422) a batch whose timestamp is older than this by the server's clock",
+)
+@click.option(
+    "--max-sample-ahead-seconds",
+    envvar="SRVMON_MAX_SAMPLE_AHEAD_SECONDS",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_MAX_SAMPLE_AHEAD_SECONDS,
+    show_default=True,
+    help="refuse (422) a batch whose timestamp is further ahead of the server's clock",
 )
 @click.option(
     "--raw-retention-days",
@@ -383,14 +482,20 @@ def server(
     data_dir: Path | None,
     db_url: str | None,
     tokens: tuple[str, ...],
+    ingest_tokens: tuple[str, ...],
     read_tokens: tuple[str, ...],
-    read_auth: bool,
+    read_auth: bool | None,
     cors_allowed_origins: str,
     webhook_urls: tuple[str, ...],
     alertmanager_urls: tuple[str, ...],
     alertmanager_resend_seconds: float,
     external_url: str | None,
     max_body_bytes: int,
+    max_connections: int,
+    idle_timeout_seconds: float,
+    body_timeout_seconds: float,
+    max_sample_age_seconds: float,
+    max_sample_ahead_seconds: float,
     raw_retention_days: float,
     rollup_1m_retention_days: float,
     rollup_1h_retention_days: float,
@@ -422,8 +527,15 @@ def server(
         url = db_url or default_db_url(os.environ, folder)
     except StorageError as exc:
         raise click.ClickException(str(exc)) from None
-    write_tokens = {t for t in tokens if t}
-    if url == sqlite_url(folder) or not write_tokens:
+    given = {
+        "--token/SRVMON_TOKEN": {t for t in tokens if t},
+        "--ingest-token/SRVMON_INGEST_TOKEN": {t for t in ingest_tokens if t},
+        "--read-token/SRVMON_READ_TOKEN": {t for t in read_tokens if t},
+    }
+    check_tokens(given)
+    write_tokens = given["--token/SRVMON_TOKEN"]
+    generate = not any(given.values())
+    if url == sqlite_url(folder) or generate:
         ensure_data_dir(folder)
     sockets = listen(host, port)
     try:
@@ -434,15 +546,16 @@ def server(
         raise
     try:
         announce = None
-        if not write_tokens:
+        if generate:
             token, created = generated_token(folder)
             write_tokens = {token}
             if created:
-                announce = f"generated a write token (kept in {folder / TOKEN_FILE}):\n{token}"
+                announce = f"generated an admin token (kept in {folder / TOKEN_FILE}):\n{token}"
         config = ServerConfig(
             write_tokens=frozenset(write_tokens),
-            read_tokens=frozenset(t for t in read_tokens if t),
-            read_auth=read_auth,
+            ingest_tokens=frozenset(given["--ingest-token/SRVMON_INGEST_TOKEN"]),
+            read_tokens=frozenset(given["--read-token/SRVMON_READ_TOKEN"]),
+            read_auth=not is_loopback(host) if read_auth is None else read_auth,
             cors_allowed_origins=origins,
             webhook_urls=webhook_urls,
             alertmanager_urls=alertmanager_urls,
@@ -450,6 +563,11 @@ def server(
             metrics_stale_seconds=metrics_stale_seconds,
             external_url=external_url or "",
             max_body_bytes=max_body_bytes,
+            max_connections=max_connections,
+            idle_timeout_seconds=idle_timeout_seconds,
+            body_timeout_seconds=body_timeout_seconds,
+            max_sample_age_seconds=max_sample_age_seconds,
+            max_sample_ahead_seconds=max_sample_ahead_seconds,
             raw_retention_days=raw_retention_days,
             rollup_1m_retention_days=rollup_1m_retention_days,
             rollup_1h_retention_days=rollup_1h_retention_days,

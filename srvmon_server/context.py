@@ -29,9 +29,15 @@ from srvmon_server.names import MachineDirectory
 from srvmon_server.notify import Notifier
 from srvmon_server.periodic import Periodic
 from srvmon_server.presence import Presence
-from srvmon_server.prometheus import MachineCollector, ServerCollector, registry
+from srvmon_server.prometheus import (
+    MachineCollector,
+    RejectedCollector,
+    ServerCollector,
+    registry,
+)
 from srvmon_server.stats import Stats, server_figures
 from srvmon_server.storage import Storage
+from srvmon_server.tokens import Tokens
 
 Clock = Callable[[], datetime]
 T = TypeVar("T")
@@ -56,6 +62,8 @@ class ServerContext:
     latest: LatestView
     metrics: CollectorRegistry
     """What /metrics exposes (docs/server.md, "Prometheus /metrics")."""
+    tokens: Tokens
+    """The live token policy (options + API tokens); ``tokens.policy`` is what auth reads."""
     names: MachineDirectory
     """Machine names → keys (the one resolver of names, keys and globs)."""
 
@@ -72,6 +80,25 @@ class ServerContext:
         """The stored rules changed: the engine applies them from the next step on. The one
         place a rule change takes effect (a shared bus would announce it here)."""
         await self.db.run(self.alerting.reload_rules)
+
+    async def delete_machine(self, key: str) -> list[str] | None:
+        """Delete a machine (a host: with its containers) and everything stored of it but
+        its alert history: the inventory rows, samples and rollups (in short batches, so
+        ingest goes on meanwhile), its alert state. Returns the keys deleted, None for an
+        unknown key. A machine that reports again afterwards appears again, afresh."""
+        samples = self.storage.samples
+        doomed = await self.db.run(samples.doomed, key)
+        if doomed is None:
+            return None
+        keys = set(doomed.values())
+        await self.db.run(self.alerting.forget_machines, keys)
+        self.presence.forget(keys)
+        self.latest.forget(keys)
+        self.names.forget(keys)
+        while await self.db.run(samples.delete_rows, list(doomed)):
+            pass
+        await self.db.run(samples.drop_machines, doomed)
+        return sorted(keys)
 
     async def reload_silences(self) -> None:
         """The stored silences changed: they act at once on the live alerts (each alert
@@ -128,9 +155,11 @@ def build_context(
         background=background,
         latest=latest,
     )
+    tokens = Tokens(storage, config.token_policy)
     try:
         db.call(alerting.load, clock())
         records = db.call(storage.samples.machines)
+        db.call(tokens.reload)
     except BaseException:
         db.shutdown()
         raise
@@ -146,6 +175,7 @@ def build_context(
             stale_after_seconds=config.metrics_stale_seconds,
         ),
         ServerCollector(server_figures(stats, hub, db, notifier)),
+        RejectedCollector(lambda: stats.rejected_samples_total),
     )
     names = MachineDirectory()
     names.load(records)
@@ -157,6 +187,7 @@ def build_context(
         alerting=alerting,
         live=live,
         background=background,
+        tokens=tokens,
     )
     return ServerContext(
         config=config,
@@ -174,6 +205,7 @@ def build_context(
         periodic=periodic,
         latest=latest,
         metrics=metrics,
+        tokens=tokens,
         names=names,
     )
 

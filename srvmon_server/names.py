@@ -86,6 +86,14 @@ class MachineDirectory:
                     )
                 )
 
+    def forget(self, keys: Iterable[str]) -> None:
+        """These machines were deleted: their names no longer resolve."""
+        for key in keys:
+            self._by_key.pop(key, None)
+        hosts = {m.host_id for m in self._by_key.values()}
+        for host_id in [h for h in self._hostnames if h not in hosts]:
+            del self._hostnames[host_id]
+
     def hostname(self, host_id: str) -> str:
         """The host's name ("" when the host is unknown)."""
         return self._hostnames.get(host_id, "")

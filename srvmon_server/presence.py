@@ -47,3 +47,9 @@ class Presence:
 
     def is_silent(self, key: str) -> bool:
         return key in self._silent
+
+    def forget(self, keys: set[str]) -> None:
+        """These machines were deleted: no ``machine`` event for them until they report."""
+        for key in keys:
+            self._last_seen.pop(key, None)
+        self._silent -= keys

@@ -9,6 +9,7 @@ from attrs import evolve
 from srvmon_core.errors import ConfigError
 from srvmon_core.silences import SilenceRequest, silence_request
 from srvmon_server.handlers.base import ApiError, BaseHandler, parse_time
+from srvmon_server.handlers.names import MAX_PATTERN_LENGTH
 from srvmon_server.payloads import (
     active_alert_json,
     history_json,
@@ -51,6 +52,10 @@ class HistoryHandler(BaseHandler):
             )
         filters = {name: self.get_query_argument(name, None) or None for name in HISTORY_FILTERS}
         pattern = filters.pop("machine")
+        if pattern is not None and len(pattern) > MAX_PATTERN_LENGTH:
+            raise ApiError(
+                400, "invalid_parameter", f"machine is longer than {MAX_PATTERN_LENGTH}", "machine"
+            )
         machines, resolution = (
             self.ctx.names.filter_keys(pattern) if pattern is not None else (None, None)
         )
@@ -62,13 +67,17 @@ class HistoryHandler(BaseHandler):
             )
         )
         names = self.ctx.names
-        answer: dict[str, object] = {
-            "events": [history_json(e, names.hostname) for e in page.entries],
-            "next_cursor": page.next_cursor,
-        }
-        if resolution is not None:
-            answer["machines"] = resolution_json(resolution, MACHINES_LISTED)
-        self.write_json(answer)
+
+        def build() -> dict[str, object]:
+            answer: dict[str, object] = {
+                "events": [history_json(e, names.hostname) for e in page.entries],
+                "next_cursor": page.next_cursor,
+            }
+            if resolution is not None:
+                answer["machines"] = resolution_json(resolution, MACHINES_LISTED)
+            return answer
+
+        await self.write_large_json(build)  # built and encoded off the IOLoop
 
 
 def requested_silence(data: object, now: datetime) -> SilenceRequest:

@@ -113,6 +113,15 @@ class MachinesHandler(MachineBase):
 
 
 class MachineHandler(MachineBase):
+    async def delete(self, raw_key: str) -> None:
+        """Delete a machine (a host with its containers), by key or name; admin scope.
+        204, 404 unknown, 409 when a name is ambiguous."""
+        record = await self.record(raw_key)
+        if await self.ctx.delete_machine(record.key) is None:  # deleted meanwhile
+            raise ApiError(404, "unknown_machine", f"no machine with key {raw_key!r}", "key")
+        self.set_status(204)
+        self.finish()
+
     async def get(self, raw_key: str) -> None:
         record = await self.record(raw_key)
         data = machine_json(record, self.status_of(record))
@@ -153,8 +162,8 @@ class SeriesHandler(MachineBase):
             )
         samples = self.ctx.storage.samples
         series = await self.db(samples.series, record.key, metric, start, end, max_points)
-        self.write_json(
-            {
+        await self.write_large_json(
+            lambda: {
                 "key": record.key,
                 "metric": metric,
                 "resolution": series.resolution,

@@ -27,6 +27,7 @@ from tornado.iostream import StreamClosedError
 from srvmon_core import codec
 from srvmon_core.alert_state import AlertEvent
 from srvmon_core.rules import Rule
+from srvmon_server.auth import Access
 from srvmon_server.handlers.base import ApiError, BaseHandler
 from srvmon_server.ingest import ingest_batch
 from srvmon_server.legacy.live import LegacyLive
@@ -132,7 +133,10 @@ class LegacyHandler(BaseHandler):
 
 
 class MetricsHandler(LegacyHandler):
-    """``POST /api/metrics``: one original document (or a srvmon envelope); 200, no body."""
+    """``POST /api/metrics``: one original document (or a srvmon envelope); 200, no body.
+    An ingest token is enough, as for ``POST /api/v1/ingest``."""
+
+    needs = {"POST": Access.INGEST}
 
     def prepare(self) -> None:
         try:
@@ -201,7 +205,7 @@ class UnderLimitsHandler(LimitsHandler):
 class TargetHistoryHandler(LegacyHandler):
     """``POST /api/metrics/threshold-history``: a read, so it follows the read-token rule."""
 
-    write_methods = frozenset()
+    needs = {"POST": Access.READ}
 
     async def post(self) -> None:
         body = self.json_body()

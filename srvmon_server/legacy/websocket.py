@@ -57,7 +57,7 @@ class MetricsSocketHandler(tornado.websocket.WebSocketHandler):
             return
         token = bearer_token(self.request.headers.get("Authorization"))
         token = token or self.get_query_argument("token", None) or None
-        denied = self.live.ctx.config.token_policy.check(Access.READ, token)
+        denied = self.live.ctx.tokens.policy.check(Access.READ, token)
         if denied is not None:
             self._refuse(denied.status, denied.code, denied.message)
 

@@ -69,13 +69,22 @@ def encode_cursor(at_ms: int, ident: int) -> str:
     return base64.urlsafe_b64encode(f"{at_ms}.{ident}".encode()).decode().rstrip("=")
 
 
+_INT64 = range(-(2**63), 2**63)
+
+
 def decode_cursor(cursor: str) -> tuple[int, int]:
+    """(at_ms, id) of a cursor ``encode_cursor`` made; InvalidQuery for anything else
+    (bad base64, not two integers, or integers no column holds)."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         at_text, _, id_text = base64.urlsafe_b64decode(padded.encode()).decode().partition(".")
-        return int(at_text), int(id_text)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidQuery(f"cursor {cursor!r} is not one this server issued") from None
+        at_ms, ident = int(at_text), int(id_text)
+    except (ValueError, binascii.Error, UnicodeError):
+        at_ms = ident = -(2**64)
+    if at_ms not in _INT64 or ident not in _INT64:
+        shown = cursor if len(cursor) <= 40 else cursor[:37] + "..."
+        raise InvalidQuery(f"cursor {shown!r} is not one this server issued")
+    return at_ms, ident
 
 
 def _event(ident: int, body: str) -> AlertEvent:

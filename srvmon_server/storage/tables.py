@@ -18,7 +18,7 @@ from sqlalchemy.dialects import mysql
 
 from srvmon_core.metrics import CONTAINER_METRIC_NAMES, HOST_METRIC_NAMES
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 """Version of the table layout. ``migrations.py`` upgrades older databases step by step."""
 
 METRIC_NAMES: tuple[str, ...] = tuple(sorted(HOST_METRIC_NAMES | CONTAINER_METRIC_NAMES))
@@ -173,3 +173,17 @@ silences = sa.Table(
     sa.Column("ends_at_ms", Ms, nullable=False, index=True),
     sa.Column("body", sa.Text, nullable=False),
 )
+
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("scopes", sa.String(64), nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at_ms", Ms, nullable=False),
+    sa.Column("rotated_at_ms", Ms),
+    sa.Column("revoked_at_ms", Ms),
+)
+"""API tokens by SHA-256 digest (never the token), with comma-separated scopes; created
+with the first start of a server that knows them (no migration needed)."""

@@ -187,11 +187,14 @@ def test_a_srvmon_envelope_with_nan_is_still_refused_at_the_parser() -> None:
     )
 
 
-def test_a_name_of_only_slashes_is_refused() -> None:
-    with pytest.raises(DecodeError) as info:
-        decode_message(JAVA_TEXT.replace('"/nginx"', '"/"'))
-    assert info.value.message == "must be a container name, got only slashes"
-    assert info.value.path.endswith(".name")
+def test_a_name_that_is_only_a_slash_is_mapped_to_a_stable_valid_name() -> None:
+    """The Java system chose the name: ``/`` is not refused but mapped (container_name_for),
+    the same way every time, and never to an empty name."""
+    first = decode_message(JAVA_TEXT.replace('"/nginx"', '"/"'))
+    again = decode_message(JAVA_TEXT.replace('"/nginx"', '"/"'))
+    names = sorted(c.name for c in first.containers)
+    assert names == sorted(c.name for c in again.containers)
+    assert "mysql-db" in names and all(names) and "/" not in names
 
 
 def test_the_example_in_docs_wire_format_decodes_as_documented() -> None:

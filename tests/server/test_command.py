@@ -76,7 +76,9 @@ def test_zero_config_start_token_and_sigterm(tmp_path: Path) -> None:
         token_file = tmp_path / "data" / "srvmon" / "server-token"
         assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
         token = token_file.read_text().strip()
-        assert (tmp_path / "data" / "srvmon" / "srvmon.db").is_file()
+        database = tmp_path / "data" / "srvmon" / "srvmon.db"
+        assert stat.S_IMODE(database.stat().st_mode) == 0o600
+        assert stat.S_IMODE(database.parent.stat().st_mode) == 0o700
         request = urllib.request.Request(
             f"http://127.0.0.1:{port}/api/v1/ingest",
             data=encode_batch(make_batch()),

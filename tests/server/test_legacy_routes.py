@@ -107,6 +107,26 @@ def test_srvmon_ingest_reads_java_documents_in_the_legacy_zone_and_loop(
     assert mysql is not None and mysql.restart_count is None
 
 
+def test_scoped_tokens_on_the_legacy_routes(start_server: StartServer) -> None:
+    """An ingest token (what a consumer sends) may POST /api/metrics and nothing else; the
+    limits' POSTs need the admin scope; the target history POST is a read."""
+    ingest = "ingest-only-token"
+    server = start_server(legacy=LegacyConfig(enabled=True), ingest_tokens={ingest}, read_auth=True)
+    client = OldClient(server.port)
+    document = java_document("2026-11-25T10:00:00")
+    assert client.call("POST", "/api/metrics", document, token=ingest).status == 200
+    assert client.call("POST", "/api/metrics", document, token=READ).status == 403
+    limits = json.dumps(OVER)
+    for token, status in [(ingest, 403), (READ, 403), (WRITE, 200)]:
+        answer = client.call("POST", "/api/metrics/threshold-setting", limits, token=token)
+        assert answer.status == status, (token, answer.body)
+    target = json.dumps({"targetId": HOST_ID})
+    for token, status in [(READ, 200), (ingest, 403), (None, 401)]:
+        answer = client.call("POST", "/api/metrics/threshold-history", target, token=token)
+        assert answer.status == status, (token, answer.body)
+    assert client.call("GET", "/api/inventory/list", token=ingest).status == 403
+
+
 def test_reads_follow_the_read_token_setting(start_server: StartServer) -> None:
     """With --read-auth every legacy read needs a token (the stream and socket take
     ?token=); the threshold-history POST is a read; limit POSTs need a write token."""

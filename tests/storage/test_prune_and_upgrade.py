@@ -131,11 +131,11 @@ def test_a_newer_schema_is_refused(db_url: str) -> None:
         raise AssertionError("opening a newer schema must fail")
 
 
-def test_upgrade_from_v4_lets_restart_counts_be_absent(db_url: str) -> None:
-    """A v4 database (restart_count NOT NULL, 0 for hosts) opens as v5: rows, ids and the
+def test_upgrade_from_v5_lets_restart_counts_be_absent(db_url: str) -> None:
+    """A v5 database (restart_count NOT NULL, 0 for hosts) opens as v6: rows, ids and the
     unique key kept, hosts' placeholder 0 cleared, a container without a count storable.
 
-    On SQLite the v4 table here also lacks a column the current layout has
+    On SQLite the v5 table here also lacks a column the current layout has
     (``last_received_ms``) and has one it no longer has: the rebuild copies the columns
     both tables have, as it must once a later version adds columns to ``machines``."""
     from srvmon_core.schema import Batch, ContainerSample
@@ -147,7 +147,7 @@ def test_upgrade_from_v4_lets_restart_counts_be_absent(db_url: str) -> None:
     sqlite = store.dialect == "sqlite"
     with store.engine.begin() as conn:
         conn.execute(sa.update(t.machines).values(restart_count=0))
-        if sqlite:  # rebuild the v4 table: NOT NULL DEFAULT 0, one column less, one more
+        if sqlite:  # rebuild the v5 table: NOT NULL DEFAULT 0, one column less, one more
             conn.exec_driver_sql("ALTER TABLE machines RENAME TO machines_new")
             conn.exec_driver_sql("DROP INDEX ix_machines_host_id")
             ddl = str(sa.schema.CreateTable(t.machines).compile(conn))
@@ -164,14 +164,14 @@ def test_upgrade_from_v4_lets_restart_counts_be_absent(db_url: str) -> None:
             conn.exec_driver_sql(
                 "ALTER TABLE machines MODIFY restart_count INTEGER NOT NULL DEFAULT 0"
             )
-        conn.execute(sa.update(t.schema_version).values(version=4))
+        conn.execute(sa.update(t.schema_version).values(version=5))
     store.close()
 
     store = Storage.open(db_url)
     try:
-        assert store.upgraded_from == 4
+        assert store.upgraded_from == 5
         with store.engine.connect() as conn:
-            assert conn.execute(sa.select(t.schema_version.c.version)).scalar() == 5
+            assert conn.execute(sa.select(t.schema_version.c.version)).scalar() == 6
             assert conn.execute(sa.select(t.machines.c.key, t.machines.c.id)).all() == before
             columns = {c["name"]: c for c in sa.inspect(conn).get_columns("machines")}
         assert columns["restart_count"]["nullable"] is True
@@ -179,7 +179,7 @@ def test_upgrade_from_v4_lets_restart_counts_be_absent(db_url: str) -> None:
         host, c0 = store.samples.machines()
         assert (host.key, host.restart_count) == ("h1", None)
         assert (c0.key, c0.restart_count) == ("h1:c0", 0)
-        if sqlite:  # the column the v4 table lacked exists now, empty
+        if sqlite:  # the column the v5 table lacked exists now, empty
             assert (host.last_received, c0.last_received) == (None, None)
         legacy = ContainerSample(id="j1", name="c0", restart_count=None, cpu_percent=1.0)
         store.samples.ingest(Batch(host_id="h1", hostname="h1.room", timestamp=T0 + seconds(1),
