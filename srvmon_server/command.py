@@ -28,6 +28,8 @@ from srvmon_server.config import (
     ServerConfig,
 )
 from srvmon_server.cors import parse_origins
+from srvmon_server.legacy.config import LegacyConfig
+from srvmon_server.legacy.options import legacy_options
 
 if TYPE_CHECKING:
     from srvmon_server.storage import Storage
@@ -237,6 +239,7 @@ async def serve(
             stop_companion()
         server.stop()
         context.hub.close_all()
+        context.live.close()
         try:
             await asyncio.wait_for(server.close_all_connections(), timeout=5)
         except TimeoutError:
@@ -471,6 +474,7 @@ ACCESS_LOG_OPTION = click.option(
 )
 @LOG_LEVEL_OPTION
 @ACCESS_LOG_OPTION
+@legacy_options
 def server(
     *,
     host: str,
@@ -501,6 +505,7 @@ def server(
     metrics_stale_seconds: float,
     log_level: str,
     access_log: bool,
+    legacy: LegacyConfig,
 ) -> None:
     """Run the HTTP server: ingest, REST, SSE, alerts and the dashboard.
 
@@ -569,6 +574,7 @@ def server(
             alert_history_retention_days=alert_history_retention_days,
             inventory_flush_seconds=inventory_flush_seconds,
             heartbeat_seconds=heartbeat_seconds,
+            legacy=legacy,
         )
         asyncio.run(serve(config, storage, sockets, host, announce=announce))
     except StorageError as exc:

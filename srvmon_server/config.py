@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from attrs import field, frozen
 
 from srvmon_server.auth import TokenPolicy
+from srvmon_server.legacy.config import LegacyConfig
 
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 DEFAULT_MAX_SAMPLE_AGE_SECONDS = 7 * 86400.0
@@ -86,6 +87,8 @@ class ServerConfig:
     webhook_timeout_seconds: float = 5.0
     static_path: str | None = None
     """Directory of the dashboard; defaults to the package's ``static`` folder."""
+    legacy: LegacyConfig = field(factory=LegacyConfig)
+    """The original Java back end's routes (off by default; srvmon_server/legacy)."""
 
     @property
     def alertmanagers(self) -> tuple[str, ...]:

@@ -15,7 +15,7 @@ import functools
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING
 
 from attrs import frozen
@@ -95,16 +95,21 @@ def _span(delta: timedelta) -> str:
     return f"{seconds:.0f} s"
 
 
-def decode_request(body: bytes) -> Batch | list[Batch | DecodeError]:
+def decode_request(
+    body: bytes, *, legacy_tz: tzinfo = UTC, legacy_interval_seconds: float = 1.0
+) -> Batch | list[Batch | DecodeError]:
     """One envelope (or legacy document) → a Batch; ``{"batches": [...]}`` → one Batch or
     one ``DecodeError`` per envelope, in order (its field path under ``$.batches[i]``).
+    Legacy Java documents are read in ``legacy_tz`` with ``legacy_interval_seconds`` loops.
 
     Raises ``DecodeError`` when the body as a whole is not JSON, is not a valid envelope,
     or ``batches`` is not a list of 1 to ``MAX_BATCHES_PER_REQUEST`` items.
     """
     data = codec.parse_json(body)
     if type(data) is not dict or "batches" not in data:
-        return codec.message_from_dict(data)
+        return codec.message_from_dict(
+            data, legacy_tz=legacy_tz, legacy_interval_seconds=legacy_interval_seconds
+        )
     items = data["batches"]
     if type(items) is not list or not items:
         raise DecodeError("must be a non-empty list of envelopes", "$.batches")
@@ -117,7 +122,11 @@ def decode_request(body: bytes) -> Batch | list[Batch | DecodeError]:
     decoded: list[Batch | DecodeError] = []
     for index, item in enumerate(items):
         try:
-            decoded.append(codec.message_from_dict(item))
+            decoded.append(
+                codec.message_from_dict(
+                    item, legacy_tz=legacy_tz, legacy_interval_seconds=legacy_interval_seconds
+                )
+            )
         except DecodeError as exc:
             decoded.append(DecodeError(exc.message, f"$.batches[{index}]{exc.path[1:]}"))
     return decoded
@@ -148,22 +157,35 @@ def _decode_thread() -> ThreadPoolExecutor:
 Decoded = BatchView | list[BatchView | DecodeError]
 
 
-def decode_and_view(body: bytes) -> Decoded:
+def decode_and_view(
+    body: bytes, *, legacy_tz: tzinfo = UTC, legacy_interval_seconds: float = 1.0
+) -> Decoded:
     """:func:`decode_request`, then each batch's machine view (``srvmon_core.view``)."""
-    decoded = decode_request(body)
+    decoded = decode_request(
+        body, legacy_tz=legacy_tz, legacy_interval_seconds=legacy_interval_seconds
+    )
     if isinstance(decoded, Batch):
         return batch_view(decoded)
     return [batch_view(item) if isinstance(item, Batch) else item for item in decoded]
 
 
-async def decode_body(body: bytes) -> Decoded:
+async def decode_body(
+    body: bytes, *, legacy_tz: tzinfo = UTC, legacy_interval_seconds: float = 1.0
+) -> Decoded:
     """Decode and view a request body: on the IOLoop when small, else on the one decode
     thread (a large body holds the interpreter for tens of milliseconds; off the loop it
-    only takes turns with it). Raises ``DecodeError`` as :func:`decode_request` does."""
+    only takes turns with it). Legacy Java documents are read as :func:`decode_request`
+    reads them. Raises ``DecodeError`` as :func:`decode_request` does."""
+    work = functools.partial(
+        decode_and_view,
+        body,
+        legacy_tz=legacy_tz,
+        legacy_interval_seconds=legacy_interval_seconds,
+    )
     if len(body) <= DECODE_OFF_LOOP_BYTES:
-        return decode_and_view(body)
+        return work()
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(_decode_thread(), decode_and_view, body)
+    return await loop.run_in_executor(_decode_thread(), work)
 
 
 async def ingest_batch(ctx: ServerContext, batch: Batch | BatchView) -> IngestResult:

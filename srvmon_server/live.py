@@ -7,17 +7,19 @@ is computed here once per stored sample (and on alert and presence changes) for 
 fleet view, and published at most once per host per ``summary_interval_seconds``: a
 change that comes sooner is held and the newest held one is sent when the interval is up.
 
-In-process subscribers (the legacy SSE and websocket routes, say) that need every
-``sample`` and every ``alert`` subscribe to the hub with ``topics=metrics,alerts``; their
-queues keep every alert and the newest sample per machine.
+In-process subscribers that want the typed values rather than the bus's JSON (the legacy
+routes, ``srvmon_server/legacy``) register a :class:`Listener` with :meth:`Live.listen`:
+it gets every stored batch's view and every alert event, in the order they are published.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from typing import Protocol
 
 from srvmon_core.alert_state import ActiveAlert, AlertEvent
 from srvmon_core.schema import host_key
@@ -32,6 +34,21 @@ from srvmon_server.presence import Presence
 from srvmon_server.stats import Stats
 
 Monotonic = Callable[[], float]
+log = logging.getLogger(__name__)
+
+
+class Listener(Protocol):
+    """An in-process subscriber to what the server announces. Its methods run on the
+    IOLoop and must not block; an exception is logged and never reaches the ingest path."""
+
+    def stored(self, view: BatchView) -> None:
+        """A batch was stored: its view, right after its ``sample`` events."""
+
+    def alert(self, event: AlertEvent) -> None:
+        """An alert event (silenced ones too), right after it was published."""
+
+    def close(self) -> None:
+        """The server stops: end whatever streams the listener feeds."""
 
 
 def iso(value: datetime) -> str:
@@ -107,6 +124,11 @@ class Live:
         self._flush_scheduled = False
         self._timer: asyncio.TimerHandle | None = None
         self._timer_due = 0.0
+        self._listeners: list[Listener] = []
+
+    def listen(self, listener: Listener) -> None:
+        """Give ``listener`` every stored batch's view and every alert event from now on."""
+        self._listeners.append(listener)
 
     def stored(self, view: BatchView, received_at: datetime, levels: dict[str, str]) -> None:
         """The ``sample`` events of a stored batch, then ``machine`` events for machines
@@ -119,6 +141,11 @@ class Live:
         publish = self.bus.publish
         for machine in machines:
             publish("sample", sample_json(machine, timestamp), machine.key, host=host)
+        for listener in self._listeners:
+            try:
+                listener.stored(view)
+            except Exception:  # a listener's bug must not stop the ingest pipeline
+                log.exception("live listener %r failed on a stored batch", listener)
         for machine in machines:
             key = machine.key
             if self.presence.seen(key, received_at) is not None:
@@ -138,6 +165,11 @@ class Live:
         for event in events:
             data = alert_event_json(event)
             self.bus.publish("alert", data, event.machine_key, host=host_key(event.host_id))
+            for listener in self._listeners:
+                try:
+                    listener.alert(event)
+                except Exception:  # a listener's bug must not stop the live stream
+                    log.exception("live listener %r failed on an alert event", listener)
         if self.notifier.enabled:
             self.send(self.notifier.announce(events))
         self._changed(self.fleet.set_alerts(self._active_alerts()))
@@ -223,6 +255,14 @@ class Live:
         return gone
 
     def close(self) -> None:
+        """Stop the summary timer and close every listener (graceful shutdown, beside
+        ``Hub.close_all``); idempotent."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        listeners, self._listeners = self._listeners, []
+        for listener in listeners:
+            try:
+                listener.close()
+            except Exception:
+                log.exception("closing live listener %r failed", listener)

@@ -232,9 +232,7 @@ class BaseHandler(tornado.web.RequestHandler):
         """Like ``write_json`` for answers that may be large (series, history pages):
         ``build()`` makes the data and it is encoded on a worker thread, so the IOLoop (SSE,
         health) goes on meanwhile. ``build`` must only read values nothing else changes."""
-        body = await asyncio.get_running_loop().run_in_executor(
-            None, lambda: encode_json(build())
-        )
+        body = await asyncio.get_running_loop().run_in_executor(None, lambda: encode_json(build()))
         self.finish(body)
 
     def json_body(self) -> Any:

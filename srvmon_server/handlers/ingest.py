@@ -23,7 +23,10 @@ class IngestHandler(BaseHandler):
 
     async def post(self) -> None:
         self._check_size()
-        decoded = await decode_body(self.body)
+        legacy = self.ctx.config.legacy  # the zone and loop of legacy Java documents
+        decoded = await decode_body(
+            self.body, legacy_tz=legacy.tz, legacy_interval_seconds=legacy.interval_seconds
+        )
         if isinstance(decoded, BatchView):
             result = await ingest_batch(self.ctx, decoded)
             self.write_json({"stored": result.stored, "duplicates": result.duplicates})
@@ -35,13 +38,13 @@ class IngestHandler(BaseHandler):
             if isinstance(item, DecodeError):
                 answers.append(error_dict(400, "invalid_body", item.message, item.path))
             else:
-                result = next(stored)
-                if isinstance(result, TimestampRejected):
-                    mapped = http_error(result)
+                outcome = next(stored)
+                if isinstance(outcome, TimestampRejected):
+                    mapped = http_error(outcome)
                     assert mapped is not None
                     answers.append(
                         error_dict(mapped.status, mapped.code, mapped.message, mapped.field)
                     )
                     continue
-                answers.append({"stored": result.stored, "duplicates": result.duplicates})
+                answers.append({"stored": outcome.stored, "duplicates": outcome.duplicates})
         self.write_json({"results": answers})
