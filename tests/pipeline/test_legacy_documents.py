@@ -83,7 +83,9 @@ def _check_stored(base: str, host_id: str) -> None:
     assert set(host["sample"]["not_collected"]) >= {"load_1", "memory_percent", "swap_percent"}
     inventory = _get(f"{base}/api/v1/machines")["hosts"]
     (entry,) = [h for h in inventory if h["key"] == host_id]
-    containers = {c["name"]: c for c in entry["containers"]}
+    assert entry["container_counts"]["total"] == 2
+    listed = _get(f"{base}/api/v1/machines/{host_id}/containers")["containers"]
+    containers = {c["name"]: c for c in listed}
     assert set(containers) == {"mysql-db", "nginx"}  # the leading "/" is gone
     assert containers["mysql-db"]["key"] == f"{host_id}:mysql-db"
     assert containers["mysql-db"]["metrics"] == EXPECTED_MYSQL
