@@ -2,7 +2,8 @@
 
 One value per job: the configuration, the storage gateway, the DB thread, the SSE hub
 and the event bus it is published through, presence, notifications, the server's own
-figures, background tasks, the alerting service, the live publisher and the periodic jobs.
+figures, background tasks, the alerting service, the live publisher and the periodic jobs;
+in replica mode also the replica (``replica.py``: partitions, hosts, the shared bus).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from attrs import frozen
-from prometheus_client.registry import CollectorRegistry
+from prometheus_client.registry import Collector, CollectorRegistry
 
 from srvmon_core.rules import Rule
 from srvmon_server.alerting import Alerting
@@ -28,7 +29,14 @@ from srvmon_server.live import Live
 from srvmon_server.notify import Notifier
 from srvmon_server.periodic import Periodic
 from srvmon_server.presence import Presence
-from srvmon_server.prometheus import MachineCollector, ServerCollector, registry
+from srvmon_server.prometheus import (
+    MachineCollector,
+    ReplicaCollector,
+    ServerCollector,
+    registry,
+)
+from srvmon_server.replica import Replica
+from srvmon_server.shared_bus import SharedBus
 from srvmon_server.stats import Stats, server_figures
 from srvmon_server.storage import Storage
 
@@ -55,6 +63,8 @@ class ServerContext:
     latest: LatestView
     metrics: CollectorRegistry
     """What /metrics exposes (docs/server.md, "Prometheus /metrics")."""
+    replica: Replica | None = None
+    """Set in replica mode (``config.replica``)."""
 
     def start(self) -> None:
         """Start the periodic jobs on the running IOLoop (idempotent)."""
@@ -67,12 +77,17 @@ class ServerContext:
 
     async def reload_rules(self) -> None:
         """The stored rules changed: the engine applies them from the next step on. The one
-        place a rule change takes effect (a shared bus would announce it here)."""
+        place a rule change takes effect; a replica announces it to the others."""
         await self.db.run(self.alerting.reload_rules)
+        if self.replica is not None:
+            self.replica.bus.announce("rules_changed")
 
     async def reload_silences(self) -> None:
-        """The stored silences changed: new events are matched against them."""
+        """The stored silences changed: new events are matched against them (on every
+        replica: a replica announces the change)."""
         await self.db.run(self.alerting.reload_silences, self.clock())
+        if self.replica is not None:
+            self.replica.bus.announce("silences_changed")
 
     def close(self) -> None:
         """Close every stream, stop the jobs and tasks, save the alert state that waits for
@@ -97,7 +112,12 @@ def build_context(
     """
     db = DbThread()
     hub = Hub(ring_size=config.ring_buffer_size, client_queue_size=config.client_queue_size)
-    alerting = Alerting(storage)
+    alerting = Alerting(storage, partial=config.replica is not None)
+    shared = None
+    if config.replica is not None:
+        if bus is not None:
+            raise ValueError("replica mode brings its own event bus")
+        bus = shared = SharedBus(hub, config.replica.replica_id)
     latest = LatestView()
     notifier = Notifier(
         webhook_urls=config.webhook_urls,
@@ -123,7 +143,8 @@ def build_context(
     )
     try:
         db.call(alerting.load, clock())
-        records = db.call(storage.samples.machines)
+        # A replica watches only the machines of the hosts it adopts (``replica.py``).
+        records = [] if shared is not None else db.call(storage.samples.machines)
     except BaseException:
         db.shutdown()
         raise
@@ -131,15 +152,33 @@ def build_context(
     presence.load({r.key: r.last_received or r.last_seen for r in records}, now)
     latest.load(records)
     notifier.restore(alerting.firing_events(now))
-    metrics = registry(
+    replica = None
+    figures = server_figures(stats, hub, db, notifier)
+    collectors: list[Collector] = [
         MachineCollector(
             latest,
             clock,
             silent_after_seconds=config.silent_after_seconds,
             stale_after_seconds=config.metrics_stale_seconds,
-        ),
-        ServerCollector(server_figures(stats, hub, db, notifier)),
-    )
+        )
+    ]
+    if config.replica is not None and shared is not None:
+        replica = Replica(
+            topic=config.replica.topic,
+            origin=config.replica.replica_id,
+            storage=storage,
+            db=db,
+            alerting=alerting,
+            presence=presence,
+            latest=latest,
+            notifier=notifier,
+            bus=shared,
+            background=background,
+            clock=clock,
+        )
+        figures = _with_replica(figures, replica)
+        collectors.append(ReplicaCollector(_held(replica)))
+    metrics = registry(*collectors, ServerCollector(figures))
     periodic = Periodic(
         config=config,
         clock=clock,
@@ -165,7 +204,18 @@ def build_context(
         periodic=periodic,
         latest=latest,
         metrics=metrics,
+        replica=replica,
     )
+
+
+def _with_replica(
+    figures: Callable[[], dict[str, float]], replica: Replica
+) -> Callable[[], dict[str, float]]:
+    return lambda: {**figures(), **replica.figures()}
+
+
+def _held(replica: Replica) -> Callable[[], tuple[str, frozenset[int]]]:
+    return lambda: (replica.topic, replica.ownership.partitions)
 
 
 def _rule_finder(alerting: Alerting) -> Callable[[str], Rule | None]:

@@ -113,3 +113,20 @@ async def ingest_batches(ctx: ServerContext, batches: Sequence[Batch]) -> list[I
         ctx.live.stored(view, received_at, levels)
         ctx.live.alerts(events)
     return results
+
+
+async def ingest_partitioned(
+    ctx: ServerContext, arrivals: Sequence[tuple[Batch, int]]
+) -> list[IngestResult]:
+    """Replica mode: batches taken from the metrics topic, each with its partition. The
+    partitions are noted first (a host newly seen on a partition this replica holds is
+    adopted, its saved alert state loaded), then the batches take :func:`ingest_batches`;
+    the alert rules run only for hosts this replica evaluates."""
+    replica = ctx.replica
+    if replica is None:
+        raise RuntimeError("ingest_partitioned needs replica mode (config.replica)")
+    pairs = [(batch.host_id, partition) for batch, partition in arrivals]
+    adopted = await ctx.db.run(replica.ownership.arrived, pairs, ctx.clock())
+    if adopted:
+        replica.adopted(adopted, ())
+    return await ingest_batches(ctx, [batch for batch, _ in arrivals])

@@ -3,6 +3,10 @@
 The body is one envelope (answered ``{"stored", "duplicates"}``) or ``{"batches": [...]}``
 (answered ``{"results": [...]}``, one entry per envelope in order: its counts, or the error
 envelope of an envelope that did not decode; the others are still stored).
+
+A server in replica mode refuses HTTP ingest (403 ``replica_mode``): it takes its batches
+from its Kafka partitions, which decide which replica evaluates a host. The consumer
+retries a 403 with a warning rather than dead-lettering (a configuration problem).
 """
 
 from __future__ import annotations
@@ -12,12 +16,20 @@ from typing import Any
 from srvmon_core.errors import DecodeError
 from srvmon_core.schema import Batch
 from srvmon_server.errors import error_dict
-from srvmon_server.handlers.base import BaseHandler
+from srvmon_server.handlers.base import ApiError, BaseHandler
 from srvmon_server.ingest import decode_request, ingest_batch, ingest_batches
 
 
 class IngestHandler(BaseHandler):
     async def post(self) -> None:
+        replica = self.ctx.replica
+        if replica is not None:
+            raise ApiError(
+                403,
+                "replica_mode",
+                f"this server is a replica: it takes batches from Kafka topic {replica.topic!r}"
+                ", not over HTTP",
+            )
         self._check_size()
         decoded = decode_request(self.body)
         if isinstance(decoded, Batch):
