@@ -62,6 +62,9 @@ class Alerting:
         """The hosts this process evaluates; None: every host (one server process)."""
         self._fleet: dict[str, ActiveAlert] | None = {} if partial else None
         """A replica's view of every pending and firing alert of the fleet, by fingerprint."""
+        self._local_alerts: dict[str, ActiveAlert] = {}
+        """This process's pending and firing alerts by fingerprint, kept up to date from
+        the engine's events (rebuilt from the state after a load or a hand-over)."""
         self._levels: dict[str, str] = {}
         self._active: list[ActiveAlert] = []
         self._local: list[ActiveAlert] = []
@@ -155,24 +158,52 @@ class Alerting:
     # --- evaluation (DB thread) -----------------------------------------------------------
 
     def on_batch(self, view: BatchView, now: datetime) -> list[AlertEvent]:
-        if self.owned is not None and view.host_id not in self.owned:
-            return []  # another replica evaluates this host
-        self.state, events = evaluate_view(self.rules, self.state, view, now, self.silences)
-        return self._record(events)
+        return self.on_batches([view], now)[0][1]
+
+    def on_batches(
+        self, views: Sequence[BatchView], now: datetime
+    ) -> list[tuple[dict[str, str], list[AlertEvent]]]:
+        """Evaluate the views in order; per view, the firing levels before it and its
+        events. The events of all and the machines they changed are saved in one
+        transaction (a batched ingest of 500 envelopes is one write, not 500)."""
+        out: list[tuple[dict[str, str], list[AlertEvent]]] = []
+        every: list[AlertEvent] = []
+        for view in views:
+            levels = self._levels
+            if self.owned is not None and view.host_id not in self.owned:
+                out.append((levels, []))  # another replica evaluates this host
+                continue
+            self.state, events = evaluate_view(self.rules, self.state, view, now, self.silences)
+            if events:
+                self._follow(events)
+                every.extend(events)
+            out.append((levels, events))
+        self._save_step(every)
+        return out
 
     def on_tick(self, now: datetime) -> list[AlertEvent]:
         self.state, events = check_silence(self.rules, self.state, now, self.silences)
-        return self._record(events)
+        if events:
+            self._follow(events)
+        self._save_step(events)
+        return events
 
-    def _record(self, events: list[AlertEvent]) -> list[AlertEvent]:
+    def _save_step(self, events: list[AlertEvent]) -> None:
         """Events and the machines they changed, in one transaction."""
         changes = self.state.take_changes()
         if events or not changes.empty:
             self._save(changes, events)
-        if events:
-            self._observe(events)
-            self._snapshot()
-        return events
+
+    def _follow(self, events: Iterable[AlertEvent]) -> None:
+        """This process's own events: its active set, the fleet view, the snapshots."""
+        local = self._local_alerts
+        for event in events:
+            if event.to_state in ("pending", "firing"):
+                local[event.fingerprint] = active_of(event)
+            else:
+                local.pop(event.fingerprint, None)
+        self._observe(events)
+        self._publish()
 
     def observe(self, events: Iterable[AlertEvent]) -> None:
         """Alert events of machines another replica evaluates: the fleet view follows them
@@ -180,7 +211,7 @@ class Alerting:
         if self._fleet is None:
             return
         self._observe(events)
-        self._snapshot()
+        self._publish()
 
     def _observe(self, events: Iterable[AlertEvent]) -> None:
         fleet = self._fleet
@@ -193,12 +224,19 @@ class Alerting:
                 fleet.pop(event.fingerprint, None)
 
     def _snapshot(self) -> None:
-        local = active_alerts(self.state)
+        """Rebuild this process's active set from the engine state (after a load or a
+        hand-over, which change the state without events), then publish."""
+        self._local_alerts = {a.fingerprint: a for a in active_alerts(self.state)}
+        self._publish()
+
+    def _publish(self) -> None:
+        """New immutable snapshots for readers on other threads: O(active alerts), no
+        pass over the machines."""
+        local = list(self._local_alerts.values())
         active = local
         if self._fleet is not None:
             owned = self.owned or set()
-            others = [a for a in self._fleet.values() if a.host_id not in owned]
-            active = sorted([*local, *others], key=_severity_then_age)
+            active = [*local, *(a for a in self._fleet.values() if a.host_id not in owned)]
         levels: dict[str, str] = {}
         for alert in active:
             if alert.state != "firing":
@@ -213,8 +251,9 @@ class Alerting:
     # --- reads (any thread: immutable snapshots) -------------------------------------------
 
     def active(self) -> list[ActiveAlert]:
-        """Pending and firing alerts, most severe first (a replica: of the whole fleet)."""
-        return list(self._active)
+        """Pending and firing alerts, most severe first, then oldest (a replica: of the
+        whole fleet)."""
+        return sorted(self._active, key=_severity_then_age)
 
     def firing_events(
         self, now: datetime, host_ids: Collection[str] | None = None

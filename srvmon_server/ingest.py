@@ -10,17 +10,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from datetime import datetime
 from typing import TYPE_CHECKING
 
 from srvmon_core import codec
-from srvmon_core.alert_state import AlertEvent
 from srvmon_core.errors import DecodeError
 from srvmon_core.schema import Batch
 from srvmon_core.view import BatchView, batch_view
 
 if TYPE_CHECKING:
-    from srvmon_server.alerting import Alerting
     from srvmon_server.context import ServerContext
     from srvmon_server.storage import IngestResult
 
@@ -70,24 +67,13 @@ async def ingest_batch(ctx: ServerContext, batch: Batch) -> IngestResult:
     """
     received_at = ctx.clock()
     view = batch_view(batch)
-    result = await ctx.db.run(ctx.storage.samples.ingest, view, received_at)
+    result = await ctx.db.run_bulk(ctx.storage.samples.ingest, view, received_at)
     _record(ctx, view, result)
     if not result.stored:
         return result
     ctx.live.stored(view, received_at, ctx.alerting.firing_levels())
-    ctx.live.alerts(await ctx.db.run(ctx.alerting.on_batch, view, received_at))
+    ctx.live.alerts(await ctx.db.run_bulk(ctx.alerting.on_batch, view, received_at))
     return result
-
-
-def _evaluate_in_order(
-    alerting: Alerting, views: list[BatchView], received_at: datetime
-) -> list[tuple[dict[str, str], list[AlertEvent]]]:
-    """On the DB thread: per batch, the firing levels before it and its alert events."""
-    out: list[tuple[dict[str, str], list[AlertEvent]]] = []
-    for view in views:
-        levels = alerting.firing_levels()
-        out.append((levels, alerting.on_batch(view, received_at)))
-    return out
 
 
 async def ingest_batches(ctx: ServerContext, batches: Sequence[Batch]) -> list[IngestResult]:
@@ -100,7 +86,7 @@ async def ingest_batches(ctx: ServerContext, batches: Sequence[Batch]) -> list[I
         return []
     received_at = ctx.clock()
     views = [batch_view(batch) for batch in batches]
-    results = await ctx.db.run(ctx.storage.samples.ingest_many, views, received_at)
+    results = await ctx.db.run_bulk(ctx.storage.samples.ingest_many, views, received_at)
     stored: list[BatchView] = []
     for view, result in zip(views, results, strict=True):
         _record(ctx, view, result)
@@ -108,7 +94,7 @@ async def ingest_batches(ctx: ServerContext, batches: Sequence[Batch]) -> list[I
             stored.append(view)
     if not stored:
         return results
-    evaluated = await ctx.db.run(_evaluate_in_order, ctx.alerting, stored, received_at)
+    evaluated = await ctx.db.run_bulk(ctx.alerting.on_batches, stored, received_at)
     for view, (levels, events) in zip(stored, evaluated, strict=True):
         ctx.live.stored(view, received_at, levels)
         ctx.live.alerts(events)
@@ -126,7 +112,7 @@ async def ingest_partitioned(
     if replica is None:
         raise RuntimeError("ingest_partitioned needs replica mode (config.replica)")
     pairs = [(batch.host_id, partition) for batch, partition in arrivals]
-    adopted = await ctx.db.run(replica.ownership.arrived, pairs, ctx.clock())
+    adopted = await ctx.db.run_bulk(replica.ownership.arrived, pairs, ctx.clock())
     if adopted:
         replica.adopted(adopted, ())
     return await ingest_batches(ctx, [batch for batch, _ in arrivals])

@@ -82,7 +82,7 @@ class Periodic:
         """Drop samples, rollups, alert events and ended silences past their retentions."""
         config = self._config
         try:
-            deleted = await self._db.run(
+            deleted = await self._db.run_bulk(
                 lambda: self._storage.retention.prune(
                     self._clock(),
                     raw_retention=timedelta(days=config.raw_retention_days),
@@ -99,7 +99,7 @@ class Periodic:
     async def roll_up(self) -> None:
         """Bring the 1 m / 1 h rollups up to date (ingest leaves them to this call)."""
         try:
-            await self._db.run(self._storage.samples.roll_up)
+            await self._db.run_bulk(self._storage.samples.roll_up)
         except Exception:  # the DB may be down; the next run tries again
             log.exception("rollup maintenance failed")
 

@@ -1,0 +1,55 @@
+"""The DB thread's two lanes: API calls go before queued ingest, each lane in order."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+from srvmon_server.dbthread import DbThread
+
+
+def test_an_api_call_waits_for_the_bulk_call_in_progress_only() -> None:
+    """Three ingests queue behind one in progress; a read made after them runs right after
+    the one in progress, and the ingests keep their order."""
+    db = DbThread()
+    ran: list[str] = []
+    gate = threading.Event()
+    started = threading.Event()
+
+    def blocking() -> None:
+        started.set()
+        gate.wait(5)
+        ran.append("bulk-0")
+
+    async def main() -> None:
+        first = asyncio.ensure_future(db.run_bulk(blocking))
+        await asyncio.to_thread(started.wait, 5)
+        queued = [asyncio.ensure_future(db.run_bulk(ran.append, f"bulk-{i}")) for i in (1, 2, 3)]
+        read = asyncio.ensure_future(db.run(ran.append, "read"))
+        await asyncio.sleep(0.05)
+        gate.set()
+        await asyncio.gather(first, *queued, read)
+
+    asyncio.run(main())
+    assert ran == ["bulk-0", "read", "bulk-1", "bulk-2", "bulk-3"]
+    db.shutdown()
+
+
+def test_shutdown_finishes_what_was_queued_and_refuses_more() -> None:
+    db = DbThread()
+    gate = threading.Event()
+    ran: list[int] = []
+    db._submit(1, lambda: gate.wait(5))
+    futures = [db._submit(1, lambda i=i: ran.append(i)) for i in range(3)]
+    closer = threading.Thread(target=db.shutdown)
+    closer.start()
+    gate.set()
+    closer.join(5)
+    assert [f.done() for f in futures] == [True, True, True]
+    assert ran == [0, 1, 2]
+    try:
+        db.call(lambda: None)
+    except RuntimeError as exc:
+        assert "shut down" in str(exc)
+    else:
+        raise AssertionError("a call after shutdown must be refused")
