@@ -73,6 +73,24 @@ class Database:
                 conn.execute(sa.text("SELECT RELEASE_LOCK(:name)"), {"name": name})
 
     @contextmanager
+    def try_exclusive(self, name: str) -> Iterator[bool]:
+        """Like ``exclusive`` without waiting: yields False (and the block should skip its
+        work) while another process holds the lock. Server replicas run the shared
+        maintenance (roll-ups, pruning) in whichever replica gets there first."""
+        if self.dialect != "mysql":
+            yield True
+            return
+        with translated(f"lock {name}", self.where), self.engine.connect() as conn:
+            got = conn.execute(sa.text("SELECT GET_LOCK(:name, 0)"), {"name": name}).scalar()
+            if got != 1:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                conn.execute(sa.text("SELECT RELEASE_LOCK(:name)"), {"name": name})
+
+    @contextmanager
     def writing(self, what: str) -> Iterator[sa.Connection]:
         """One transaction, committed on exit; driver errors become StorageError."""
         with translated(what, self.where), self.engine.begin() as conn:
