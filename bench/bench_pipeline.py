@@ -233,8 +233,12 @@ def count_rows(engine: sa.Engine) -> int:
         return int(conn.execute(sa.text("SELECT COUNT(*) FROM samples")).scalar_one())
 
 
-def raw_insert_ceiling(db_url: str, items: list[Batch], rows_per_commit: int = 1000) -> float:
-    """Rows/s of SQLAlchemy Core executemany of equivalent sample rows, N rows per commit."""
+def raw_insert_ceiling(
+    db_url: str, items: list[Batch], rows_per_commit: int = 1000, db_pid: int | None = None
+) -> tuple[float, float]:
+    """Rows/s of SQLAlchemy Core executemany of equivalent sample rows, N rows per commit,
+    and the CPU it took per row in µs (this process, plus the database server's when
+    ``db_pid`` names it)."""
     storage = Storage.open(db_url)
     engine = storage.engine
     rows: list[dict[str, Any]] = []
@@ -282,12 +286,14 @@ def raw_insert_ceiling(db_url: str, items: list[Batch], rows_per_commit: int = 1
     columns = sorted({c for row in rows for c in row})
     rows = [{c: row.get(c) for c in columns} for row in rows]
     began = time.perf_counter()
+    cpu_began = time.process_time() + (cpu_seconds(db_pid) if db_pid else 0.0)
     for start in range(0, len(rows), rows_per_commit):
         with engine.begin() as conn:
             conn.execute(tables.samples.insert(), rows[start : start + rows_per_commit])
     elapsed = time.perf_counter() - began
+    cpu = time.process_time() + (cpu_seconds(db_pid) if db_pid else 0.0) - cpu_began
     storage.close()
-    return len(rows) / elapsed
+    return len(rows) / elapsed, cpu / len(rows) * 1e6
 
 
 def cpu_seconds(pid: int) -> float:
@@ -452,13 +458,16 @@ def main() -> None:
                 " 4 partitions"
             )
             for backend, make_url in backends:
-                ceiling = raw_insert_ceiling(make_url("raw"), items)
-                per_batch = raw_insert_ceiling(
+                db_pid = None
+                if backend == "mariadb" and mariadb is not None and mariadb.process is not None:
+                    db_pid = mariadb.process.pid
+                ceiling, ceiling_cpu = raw_insert_ceiling(make_url("raw"), items, db_pid=db_pid)
+                per_batch, _ = raw_insert_ceiling(
                     make_url("raw-per-batch"), items, rows_per_commit=1 + args.containers
                 )
                 others = {"broker": procs.running[0].pid}
-                if backend == "mariadb" and mariadb is not None and mariadb.process is not None:
-                    others["mariadbd"] = mariadb.process.pid
+                if db_pid is not None:
+                    others["mariadbd"] = db_pid
                 rate, cpu = pipeline_throughput(
                     procs, bootstrap, make_url("pipeline"), items, samples, others=others
                 )
@@ -479,7 +488,8 @@ def main() -> None:
                 print(
                     f"{backend:8s} CPU per stored sample (µs): {shares}; all "
                     f"{sum(cpu.values()):.1f} | wall {wall:.1f} µs per sample (2 cores: "
-                    f"{2 * wall:.1f} µs of CPU time available)"
+                    f"{2 * wall:.1f} µs of CPU time available) | the ceiling: "
+                    f"{ceiling_cpu:.1f} µs of CPU per row"
                 )
                 print(
                     f"{backend:8s} pipeline, one envelope per POST {single:9.0f} samples/s"

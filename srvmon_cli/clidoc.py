@@ -23,19 +23,27 @@ def _cell(text: str) -> str:
     return " ".join(text.split()).replace("|", "\\|")
 
 
-def _default(param: click.Parameter) -> str:
-    if getattr(param, "is_flag", False) and not getattr(param, "secondary_opts", None):
-        return "off" if not param.default else "on"
-    default = param.default
-    if default is None or default == () or callable(default):
+def _default(param: click.Parameter, ctx: click.Context) -> str:
+    """The default as a reader needs it: ``off``/``on`` for a flag, nothing when unset."""
+    default = param.get_default(ctx, call=False)
+    if isinstance(param, click.Option) and param.is_flag:
+        return "on" if default is True else "off"
+    if default is None or default == () or callable(default) or _unset(default):
         return ""
     if isinstance(default, tuple | list):
         return ", ".join(str(v) for v in default)
     return str(default)
 
 
+def _unset(value: object) -> bool:
+    """click's own "no default" marker (its repr is ``Sentinel.UNSET``)."""
+    return repr(value) == "Sentinel.UNSET"
+
+
 def render_command(name: str, command: click.Command) -> str:
-    lines = [f"### `srvmon {name}`", "", _cell(command.help or ""), ""]
+    ctx = click.Context(command)
+    summary = (command.help or "").split("\n\n")[0]
+    lines = [f"### `srvmon {name}`", "", _cell(summary), ""]
     lines += ["| option | env var | default | meaning |", "|---|---|---|---|"]
     for param in command.params:
         if not isinstance(param, click.Option) or param.hidden:
@@ -47,7 +55,8 @@ def render_command(name: str, command: click.Command) -> str:
             if isinstance(envvar, list | tuple)
             else (f"`{envvar}`" if envvar else "")
         )
-        lines.append(f"| {flags} | {env} | {_cell(_default(param))} | {_cell(param.help or '')} |")
+        default = _cell(_default(param, ctx))
+        lines.append(f"| {flags} | {env} | {default} | {_cell(param.help or '')} |")
     return "\n".join(lines) + "\n"
 
 
@@ -56,7 +65,10 @@ def render_reference() -> str:
     parts = []
     for name in sorted(SUBCOMMANDS):
         command = main.get_command(ctx, name)
-        if command is not None:
+        if isinstance(command, click.Group):  # a group: each of its subcommands
+            for sub in sorted(command.commands):
+                parts.append(render_command(f"{name} {sub}", command.commands[sub]))
+        elif command is not None:
             parts.append(render_command(name, command))
     return "\n".join(parts)
 

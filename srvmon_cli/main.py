@@ -24,7 +24,15 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "consumer": ("srvmon_agents.consumer.command", "relay batches from Kafka to the server"),
     "server": ("srvmon_server.command", "run the HTTP server: ingest, REST, SSE, dashboard"),
     "standalone": ("srvmon_cli.standalone", "collector + server + dashboard in one process"),
+    "token": ("srvmon_server.tokencli", "create, list, rotate and revoke API tokens"),
 }
+
+
+def show_envvars(command: click.Command) -> None:
+    """Every option's environment variable appears in ``--help`` (``[env var: ...]``)."""
+    for param in command.params:
+        if isinstance(param, click.Option) and param.envvar:
+            param.show_envvar = True
 
 
 class LazyGroup(click.Group):
@@ -44,6 +52,7 @@ class LazyGroup(click.Group):
             ) from exc
         command = getattr(module, cmd_name.replace("-", "_"))
         assert isinstance(command, click.Command)
+        show_envvars(command)
         return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:

@@ -35,7 +35,9 @@ if TYPE_CHECKING:
     from srvmon_agents.consumer.work import Ready
     from srvmon_server.command import ReplicaOptions
     from srvmon_server.context import ServerContext
+    from srvmon_server.ingest import TimestampRejected
     from srvmon_server.replica import Replica
+    from srvmon_server.storage import IngestResult
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +74,18 @@ class InProcessIngest:
         except Exception as exc:  # a bug: like a 500, retried (the log has the traceback)
             log.exception("replica ingest failed")
             return IngestAnswer(Verdict.RETRY, 500, f"{type(exc).__name__}: {exc}")
-        return [IngestAnswer(Verdict.ACCEPTED, 200, "", r.stored, r.duplicates) for r in results]
+        return [answer_of(result) for result in results]
+
+
+def answer_of(result: IngestResult | TimestampRejected) -> IngestAnswer:
+    """What the HTTP endpoint would answer for one envelope: its counts, or 422 for a
+    timestamp outside the accepted window (dead-lettered, as the consumer does)."""
+    from srvmon_agents.consumer.delivery import IngestAnswer, Verdict
+    from srvmon_server.ingest import TimestampRejected
+
+    if isinstance(result, TimestampRejected):
+        return IngestAnswer(Verdict.REJECTED, 422, f"timestamp_out_of_range: {result.message}")
+    return IngestAnswer(Verdict.ACCEPTED, 200, "", result.stored, result.duplicates)
 
 
 class EventLink:
@@ -204,13 +217,10 @@ def start_replica(
     from confluent_kafka import Consumer, KafkaException, Producer
 
     from srvmon_agents.consumer.brokers import BrokerWatch
-    from srvmon_agents.consumer.command import (
-        dead_letter_producer_config,
-        parse_kafka_options,
-        relay_consumer_config,
-    )
+    from srvmon_agents.consumer.command import dead_letter_producer_config, relay_consumer_config
     from srvmon_agents.consumer.deadletter import DeadLetterSink
     from srvmon_agents.consumer.relay import Relay, RelaySettings
+    from srvmon_agents.kafka_options import parse_kafka_options
     from srvmon_core.codec import decode_for_forwarding
     from srvmon_core.errors import SrvmonError
 

@@ -26,7 +26,13 @@ from srvmon_agents.sinks.base import SinkStats
 from srvmon_core.codec import decode_batch
 from srvmon_core.errors import SrvmonError
 from srvmon_core.schema import Batch
-from srvmon_server.command import HOST_OPTION, PORT_OPTION
+from srvmon_server.command import (
+    ACCESS_LOG_OPTION,
+    DATA_DIR_OPTION,
+    HOST_OPTION,
+    LOG_LEVEL_OPTION,
+    PORT_OPTION,
+)
 
 if TYPE_CHECKING:
     from srvmon_agents.collector.loop import Agent
@@ -194,40 +200,65 @@ def start_collector(
     show_default=True,
     help="Docker socket; containers are skipped, with a message, when it does not answer",
 )
-@click.option(
-    "--data-dir",
-    envvar="SRVMON_DATA_DIR",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="database, token and host id live here (default $XDG_DATA_HOME/srvmon)",
-)
+@DATA_DIR_OPTION
+@LOG_LEVEL_OPTION
+@ACCESS_LOG_OPTION
 def standalone(
-    *, host: str, port: int, interval: float, docker_url: str, data_dir: Path | None
+    *,
+    host: str,
+    port: int,
+    interval: float,
+    docker_url: str,
+    data_dir: Path | None,
+    log_level: str,
+    access_log: bool,
 ) -> None:
-    """Collector + server + dashboard in one process, on embedded SQLite, no Kafka."""
-    from srvmon_server.command import data_dir as default_data_dir
-    from srvmon_server.command import generated_token, serve
-    from srvmon_server.config import ServerConfig
+    """Collector + server + dashboard in one process, on embedded SQLite, no Kafka.
+
+    The data dir, the port and the database are checked before anything is written: a
+    start that fails prints one line and no token.
+    """
+    from srvmon_server.command import (
+        configure_logging,
+        default_data_dir,
+        ensure_data_dir,
+        generated_token,
+        listen,
+        open_storage,
+        serve,
+        sqlite_url,
+    )
+    from srvmon_server.config import DEFAULT_INVENTORY_FLUSH_SECONDS, ServerConfig
     from srvmon_server.storage import StorageError
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(log_level, access_log)
     folder = data_dir or default_data_dir(os.environ)
+    ensure_data_dir(folder)
+    sockets = listen(host, port)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise click.ClickException(f"cannot create the data dir {folder}: {exc}") from None
-    token, created = generated_token(folder)
-    if created:
-        click.echo(f"Admin token (printed once, kept in {folder / 'server-token'}):\n{token}")
-    else:
-        click.echo(f"Admin token: in {folder / 'server-token'}")
-    config = ServerConfig(write_tokens=frozenset({token}))
-
-    def companion(context: ServerContext, url: str) -> Callable[[], None]:
-        click.echo(f"srvmon dashboard: {url}  (Ctrl-C stops)")
-        return start_collector(context, interval=interval, docker_url=docker_url, data_dir=folder)
-
+        storage = open_storage(sqlite_url(folder), DEFAULT_INVENTORY_FLUSH_SECONDS)
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
     try:
-        asyncio.run(serve(config, f"sqlite:///{folder / 'srvmon.db'}", host, port, companion))
+        token, created = generated_token(folder)
+        if created:
+            announce = f"Admin token (printed once, kept in {folder / 'server-token'}):\n{token}"
+        else:
+            announce = f"Admin token: in {folder / 'server-token'}"
+        config = ServerConfig(write_tokens=frozenset({token}))
+
+        def companion(context: ServerContext, url: str) -> Callable[[], None]:
+            click.echo(f"srvmon dashboard: {url}  (Ctrl-C stops)")
+            return start_collector(
+                context, interval=interval, docker_url=docker_url, data_dir=folder
+            )
+
+        asyncio.run(serve(config, storage, sockets, host, companion=companion, announce=announce))
     except (StorageError, SrvmonError) as exc:
         raise click.ClickException(str(exc)) from None
+    finally:
+        storage.close()
+        for sock in sockets:
+            sock.close()

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from srvmon_core.checks import Check, Plan
     from srvmon_core.rules import Rule
 
+LEVELS = ("none", "warning", "critical")
+"""Level names by number: 0 none, 1 warning, 2 critical."""
 STATE_VERSION = 1
 """Version of the whole-state document (``EngineState.to_dict``)."""
 MACHINE_STATE_VERSION = 2
@@ -84,6 +86,9 @@ class AlertEvent:
     machine_kind: str
     machine_name: str
     host_id: str
+    hostname: str = ""
+    """The host's name (for a container, its host's): ``vm`` in ``vm/db``. Empty in events
+    stored before srvmon kept it."""
     metric: str | None
     level: str
     from_state: State
@@ -93,8 +98,9 @@ class AlertEvent:
     started_at: datetime | None
     at: datetime
     silenced: bool = False
-    """An active silence matched the event when the engine created it: it is recorded and
-    published, but not notified."""
+    """An active silence matched the event when it was created: it is recorded and
+    published, but not notified. ``silenced`` / ``unsilenced`` events mark a silence
+    starting or ending on a live alert (:mod:`srvmon_core.silencing`)."""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data (timestamps as ISO 8601 with Z)."""
@@ -113,12 +119,15 @@ class ActiveAlert:
     machine_kind: str
     machine_name: str
     host_id: str
+    hostname: str
     metric: str | None
     state: State
     level: str
     since: datetime | None
     value: float | None
     threshold: float | None
+    silenced: bool
+    """An active silence matches the alert now: listed, but it asks for no attention."""
 
 
 @define
@@ -146,6 +155,8 @@ class AlertState:
     value: float | None = None
     threshold: float | None = None
     window: list[tuple[float, float]] = field(factory=list)
+    silenced: bool = False
+    """Whether an active silence matched the alert at its latest event."""
 
 
 def fingerprint(rule_id: str, machine_key: str) -> str:
@@ -303,6 +314,26 @@ class EngineState:
             self.containers_by_host.pop(host, None)
         return changes
 
+    def forget(self, keys: Iterable[str]) -> StateChanges:
+        """Drop these machines and their alerts (they were deleted): no events; the
+        returned changes delete their saved rows. A machine that reports again starts
+        fresh."""
+        gone = set(keys)
+        for key in gone:
+            machine = self.machines.pop(key, None)
+            self.alerts.pop(key, None)
+            self.plans.pop(key, None)
+            self.changed.discard(key)
+            self.touched.discard(key)
+            if machine is not None and machine.ref.kind == "container":
+                siblings = self.containers_by_host.get(machine.ref.host_id)
+                if siblings is not None:
+                    siblings.discard(key)
+            if key in self.persisted:
+                self.persisted.discard(key)
+                self.removed.add(key)
+        return self._take([])
+
     # --- the whole state as one document ----------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
@@ -379,6 +410,7 @@ def _alert_document(alert: AlertState) -> dict[str, Any]:
         "value": alert.value,
         "threshold": alert.threshold,
         "window": [[ts, value] for ts, value in alert.window],
+        "silenced": alert.silenced,
     }
 
 

@@ -13,11 +13,9 @@ from collections.abc import Sequence
 
 from attrs import define
 
-from srvmon_core.alert_state import EngineState, MachineRef
+from srvmon_core.alert_state import LEVELS, EngineState, MachineRef
 from srvmon_core.rules import Rule, effective_rules
 
-LEVELS = ("none", "warning", "critical")
-"""Level names by number: 0 none, 1 warning, 2 critical."""
 _INF = float("inf")
 
 THRESHOLD, SILENT, STOPPED, RESTARTED, UNHEALTHY = range(5)

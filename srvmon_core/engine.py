@@ -21,10 +21,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from attrs import evolve
-
 from srvmon_core.alert_state import (
     CONVERTER,
+    LEVELS,
     STATE_VERSION,
     ActiveAlert,
     AlertEvent,
@@ -37,7 +36,6 @@ from srvmon_core.alert_state import (
     fingerprint,
 )
 from srvmon_core.checks import (
-    LEVELS,
     SILENT,
     STOPPED,
     THRESHOLD,
@@ -49,6 +47,7 @@ from srvmon_core.checks import (
 from srvmon_core.rules import DEFAULT_HOLD_SECONDS, Rule
 from srvmon_core.schema import Batch, ContainerSample
 from srvmon_core.silences import Silence
+from srvmon_core.silencing import mark_silenced
 from srvmon_core.transitions import EventKind, EventState, Signal, State, transition
 from srvmon_core.view import BatchView, MachineView, batch_view
 
@@ -143,6 +142,7 @@ def _event(
         machine_kind=ref.kind,
         machine_name=ref.name,
         host_id=ref.host_id,
+        hostname=ref.hostname,
         metric=alert.metric,
         level=LEVELS[level],
         from_state=from_state,
@@ -380,17 +380,6 @@ def _container_ref(state: EngineState, view: MachineView) -> MachineRef:
     )
 
 
-def _silenced(
-    events: list[AlertEvent], silences: Sequence[Silence], now: datetime
-) -> list[AlertEvent]:
-    """The events as they leave the engine: ``silenced`` when an active silence matches."""
-    if not events or not silences:
-        return events
-    return [
-        evolve(e, silenced=True) if any(s.matches(e, now) for s in silences) else e for e in events
-    ]
-
-
 def evaluate_view(
     rules: Sequence[Rule],
     state: EngineState,
@@ -446,7 +435,7 @@ def evaluate_view(
             _forget(state, key)
     state.containers_by_host[batch.host_id] = present
     _mark_changed(state, events)
-    return state, _silenced(events, silences, now)
+    return state, mark_silenced(state, events, silences, now)
 
 
 def evaluate_batch(
@@ -495,7 +484,7 @@ def check_silence(
         if alerts is not None and not alerts:
             del state.alerts[key]
     _mark_changed(state, events)
-    return state, _silenced(events, silences, now)
+    return state, mark_silenced(state, events, silences, now)
 
 
 def active_alerts(state: EngineState) -> list[ActiveAlert]:
@@ -518,12 +507,14 @@ def active_alerts(state: EngineState) -> list[ActiveAlert]:
                     machine_kind=ref.kind,
                     machine_name=ref.name,
                     host_id=ref.host_id,
+                    hostname=ref.hostname,
                     metric=alert.metric,
                     state=alert.state,
                     level=LEVELS[alert.level],
                     since=alert.started_at,
                     value=alert.value,
                     threshold=alert.threshold,
+                    silenced=alert.silenced,
                 )
             )
     out.sort(

@@ -86,10 +86,22 @@ class _Generator:
                 f"{indent}if {var}.__class__ is not int or not ({floor} <= {var} <= INT_MAX):",
                 f"{indent}    raise Fallback",
             ]
-        if tp is str and validator in (None, schema._non_empty):
-            empty = f" or not {var}" if validator is schema._non_empty else ""
+        if tp is str and validator is None:
             return [
-                f"{indent}if {var}.__class__ is not str or not {var}.isascii(){empty}:",
+                f"{indent}if {var}.__class__ is not str or not {var}.isascii():",
+                f"{indent}    raise Fallback",
+            ]
+        if tp is str and isinstance(validator, schema.IdRule):
+            match = self.name(validator.pattern.fullmatch)
+            return [
+                f"{indent}if {var}.__class__ is not str or {match}({var}) is None:",
+                f"{indent}    raise Fallback",
+            ]
+        if tp is str and isinstance(validator, schema.TextRule):
+            empty = "" if validator.empty else f" or not {var}"
+            return [
+                f"{indent}if ({var}.__class__ is not str or not {var}.isascii()"
+                f" or len({var}) > {validator.limit} or not {var}.isprintable(){empty}):",
                 f"{indent}    raise Fallback",
             ]
         del finite  # only floats carry _finite in the schema
@@ -104,13 +116,16 @@ class _Generator:
         if tp is datetime and validator in known_validators:
             parse = self.name(self.converter.get_structure_hook(datetime))
             return [f"{indent}{var} = {parse}({var}, None)"]  # always aware
-        if get_origin(tp) is dict and get_args(tp) == (str, str) and validator is None:
-            return [
+        if get_origin(tp) is dict and get_args(tp) == (str, str):
+            lines = [
                 f"{indent}if {var}.__class__ is not dict: raise Fallback",
                 f"{indent}for x in {var}.values():",
                 f"{indent}    if x.__class__ is not str or not x.isascii(): raise Fallback",
                 f"{indent}{var} = dict({var})",
             ]
+            if validator is not None:  # the labels' limits, run once the instance is built
+                lines.append(f"{indent}V.append(({self.name(validator)}, {var!r}))")
+            return lines
         if get_origin(tp) is tuple and len(get_args(tp)) == 2 and get_args(tp)[1] is Ellipsis:
             item = get_args(tp)[0]
             lines = [f"{indent}if {var}.__class__ is not list: raise Fallback"]

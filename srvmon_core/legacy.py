@@ -16,6 +16,11 @@ Two assumptions, both parameters:
   by dividing by ``interval_seconds`` (default 1.0, the Java collector's loop period).
   A negative delta (a counter reset in the Java loop) becomes an absent rate.
 
+``hostId`` and container names are the Java system's, not srvmon's to choose: one that is
+not a valid srvmon id (docs/wire-format.md, "Ids and names") is mapped to a stable valid
+one by ``schema.host_id_for`` / ``container_name_for`` instead of being refused, so such a
+host keeps reporting, under a key no other machine can take.
+
 The document has no load average, memory total or swap: the host lists those in
 ``HostSample.not_collected`` so they are left out of the flat metrics instead of showing 0.
 docs/wire-format.md has the full mapping table. Malformed documents raise DecodeError
@@ -32,12 +37,18 @@ from typing import Any
 from srvmon_core.codec import describe
 from srvmon_core.errors import ConfigError, DecodeError
 from srvmon_core.schema import (
+    CONTAINER_ID_MAX,
+    HOSTNAME_MAX,
     AgentStats,
     Batch,
     ContainerSample,
+    FieldValueError,
     HostSample,
     NetIO,
     Temperature,
+    container_name_for,
+    host_id_for,
+    text_problem,
 )
 
 LEGACY_CONTAINER_SOURCE = "legacy-java"
@@ -89,6 +100,12 @@ def _string(doc: dict[str, Any], key: str, path: str) -> str:
             f"must be a non-empty string, got {describe(value)}", _key_path(path, key)
         )
     return value
+
+
+def _valid(problem: str | None, path: str) -> None:
+    """Raise DecodeError at ``path`` when a schema check found a problem."""
+    if problem is not None:
+        raise DecodeError(problem, path)
 
 
 def _number(value: Any, path: str, *, non_negative: bool = True) -> float:
@@ -192,10 +209,12 @@ def _container(cid: str, raw: Any, path: str, interval_seconds: float) -> Contai
     entry = _entry(raw, path)
     if not cid:
         raise DecodeError("container id must not be empty", path)
+    _valid(text_problem(cid, CONTAINER_ID_MAX), path)
+    name = container_name_for(_string(entry, "name", path))
     net = _net(entry, path, interval_seconds)
     return ContainerSample(
         id=cid,
-        name=_string(entry, "name", path),
+        name=name,
         state="running",
         cpu_percent=_optional_percent(entry, "cpuUsagePercent", path),
         memory_working_set_bytes=_optional_bytes(entry, "memoryUsedBytes", path),
@@ -244,21 +263,25 @@ def batch_from_legacy_dict(data: Any, *, tz: tzinfo = UTC, interval_seconds: flo
     if type(data) is not dict:
         raise DecodeError(f"a legacy document must be a JSON object, got {describe(data)}")
     _string(data, "type", "$")
-    host_id = _string(data, "hostId", "$")
+    host_id = host_id_for(_string(data, "hostId", "$"))
     hostname = _string(data, "name", "$")
+    _valid(text_problem(hostname, HOSTNAME_MAX), "$.name")
     timestamp = _timestamp(data, "$", tz)
-    host = _host(data, interval_seconds)
-    containers_path = "$.containers"
-    containers = tuple(
-        _container(cid, raw, _map_path(containers_path, cid), interval_seconds)
-        for cid, raw in _object(data, "containers", "$").items()
-    )
-    return Batch(
-        host_id=host_id,
-        hostname=hostname,
-        timestamp=timestamp,
-        interval_seconds=float(interval_seconds),
-        host=host,
-        containers=containers,
-        agent=AgentStats(container_source=LEGACY_CONTAINER_SOURCE),
-    )
+    try:
+        host = _host(data, interval_seconds)
+        containers_path = "$.containers"
+        containers = tuple(
+            _container(cid, raw, _map_path(containers_path, cid), interval_seconds)
+            for cid, raw in _object(data, "containers", "$").items()
+        )
+        return Batch(
+            host_id=host_id,
+            hostname=hostname,
+            timestamp=timestamp,
+            interval_seconds=float(interval_seconds),
+            host=host,
+            containers=containers,
+            agent=AgentStats(container_source=LEGACY_CONTAINER_SOURCE),
+        )
+    except FieldValueError as exc:  # a schema rule the checks above did not name
+        raise DecodeError(exc.reason, f"$.{exc.field}") from None

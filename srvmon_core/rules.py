@@ -20,6 +20,8 @@ from attrs import field, fields, frozen
 
 from srvmon_core.errors import ConfigError
 from srvmon_core.metrics import CONTAINER_METRIC_NAMES, HOST_METRIC_NAMES
+from srvmon_core.names import is_glob, names_of, pattern_matches
+from srvmon_core.schema import text_problem
 from srvmon_core.structure import structure
 
 if TYPE_CHECKING:
@@ -39,8 +41,6 @@ CONTAINER_RULE_KINDS = frozenset(
 DEFAULT_HOLD_SECONDS = 300.0
 """How long a ``container_restarted`` alert stays firing after the last restart."""
 
-_GLOB_CHARS = frozenset("*?[")
-
 
 @frozen(kw_only=True)
 class Selector:
@@ -48,7 +48,8 @@ class Selector:
 
     kind: SelectorKind = "any"
     machine: str | None = None
-    """A machine key or name; a glob (``web-*``) or an exact value."""
+    """A machine name or key, exact or a glob (``vm``, ``web-*``, ``vm/db``; see
+    :mod:`srvmon_core.names`)."""
     host: str | None = None
     """For containers: a glob matched against the host id or the hostname."""
     labels: dict[str, str] = field(factory=dict)
@@ -57,7 +58,7 @@ class Selector:
     @property
     def specificity(self) -> int:
         """2: names one machine exactly; 1: a glob, host or labels; 0: the fleet default."""
-        if self.machine is not None and not _GLOB_CHARS & set(self.machine):
+        if self.machine is not None and not is_glob(self.machine):
             return 2
         if self.machine is not None or self.host is not None or self.labels:
             return 1
@@ -67,8 +68,8 @@ class Selector:
         """Whether this selector picks ``machine``."""
         if self.kind not in ("any", machine.kind):
             return False
-        if self.machine is not None and not (
-            fnmatchcase(machine.key, self.machine) or fnmatchcase(machine.name, self.machine)
+        if self.machine is not None and not pattern_matches(
+            self.machine, names_of(machine.key, machine.kind, machine.hostname, machine.name)
         ):
             return False
         if self.host is not None and not (
@@ -119,9 +120,37 @@ def _fail(field_name: str, message: str) -> ConfigError:
     return ConfigError(message, f"$.{field_name}")
 
 
+RULE_ID_MAX = 128
+"""Longest rule id (characters): ids are stored in 255-wide key columns and used in URLs."""
+RULE_NAME_MAX = 256
+SELECTOR_GLOB_MAX = 200
+SELECTOR_LABELS_MAX = 32
+
+
+def _check_selector(selector: Selector) -> None:
+    for name in ("machine", "host"):
+        value = getattr(selector, name)
+        if value is not None and not 1 <= len(value) <= SELECTOR_GLOB_MAX:
+            raise _fail(
+                f"selector.{name}", f"must be a glob of 1 to {SELECTOR_GLOB_MAX} characters"
+            )
+    if len(selector.labels) > SELECTOR_LABELS_MAX:
+        raise _fail("selector.labels", f"must have at most {SELECTOR_LABELS_MAX} labels")
+    for key, pattern in selector.labels.items():
+        if not 1 <= len(key) <= 255 or len(pattern) > SELECTOR_GLOB_MAX:
+            raise _fail(
+                "selector.labels",
+                f"label keys are 1 to 255 characters, globs at most {SELECTOR_GLOB_MAX}",
+            )
+
+
 def _check_rule(rule: Rule) -> None:
-    if not rule.id:
-        raise _fail("id", "must not be empty")
+    problem = text_problem(rule.id, RULE_ID_MAX, empty=False)
+    if problem is not None:
+        raise _fail("id", problem)
+    if len(rule.name) > RULE_NAME_MAX:
+        raise _fail("name", f"must be at most {RULE_NAME_MAX} characters")
+    _check_selector(rule.selector)
     for name in ("for_seconds", "window_seconds"):
         value = getattr(rule, name)
         if not math.isfinite(value) or value < 0:

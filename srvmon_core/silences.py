@@ -13,15 +13,33 @@ from __future__ import annotations
 
 from datetime import datetime
 from fnmatch import fnmatchcase
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from attrs import field, fields, frozen
 
 from srvmon_core.errors import ConfigError
+from srvmon_core.names import names_of, pattern_matches
 from srvmon_core.structure import structure
 
-if TYPE_CHECKING:
-    from srvmon_core.alert_state import AlertEvent
+
+class Silenceable(Protocol):
+    """What a matcher reads: an ``AlertEvent`` or an ``ActiveAlert``."""
+
+    @property
+    def machine_key(self) -> str: ...
+    @property
+    def machine_kind(self) -> str: ...
+    @property
+    def machine_name(self) -> str: ...
+    @property
+    def hostname(self) -> str: ...
+    @property
+    def host_id(self) -> str: ...
+    @property
+    def rule_id(self) -> str: ...
+    @property
+    def rule_name(self) -> str: ...
+
 
 MAX_MATCHER_LENGTH = 200
 
@@ -38,8 +56,9 @@ def _glob(_inst: object, attribute: object, value: str | None) -> None:
 class SilenceMatchers:
     """Globs an event must all match; at least one is given.
 
-    ``machine`` globs the machine key or name, ``rule`` the rule id or name, ``host`` the
-    host id.
+    ``machine`` is a machine name or key, exact or a glob (``vm``, ``web-*``, ``vm/db``;
+    :mod:`srvmon_core.names`), ``rule`` globs the rule id or name, ``host`` the host id or
+    hostname.
     """
 
     machine: str | None = field(default=None, validator=_glob)
@@ -51,15 +70,28 @@ class SilenceMatchers:
             names = ", ".join(a.name for a in fields(SilenceMatchers))
             raise ConfigError(f"give at least one matcher ({names})")
 
-    def match(self, event: AlertEvent) -> bool:
+    def match(self, event: Silenceable) -> bool:
+        if self.machine is not None:
+            names = names_of(
+                event.machine_key, event.machine_kind, event.hostname, event.machine_name
+            )
+            if not pattern_matches(self.machine, names):
+                return False
         for pattern, values in (
-            (self.machine, (event.machine_key, event.machine_name)),
             (self.rule, (event.rule_id, event.rule_name)),
-            (self.host, (event.host_id,)),
+            (self.host, (event.host_id, event.hostname)),
         ):
-            if pattern is not None and not any(fnmatchcase(v, pattern) for v in values):
+            if pattern is not None and not any(fnmatchcase(v, pattern) for v in values if v):
                 return False
         return True
+
+
+MAX_COMMENT_LENGTH = 1000
+
+
+def _comment(_inst: object, _attribute: object, value: str) -> None:
+    if len(value) > MAX_COMMENT_LENGTH:
+        raise ConfigError(f"must be at most {MAX_COMMENT_LENGTH} characters", "$.comment")
 
 
 def _after_start(instance: SilenceRequest, _attribute: object, ends: datetime) -> None:
@@ -74,7 +106,7 @@ class SilenceRequest:
     matchers: SilenceMatchers
     starts_at: datetime | None = None
     ends_at: datetime = field(validator=_after_start)
-    comment: str = ""
+    comment: str = field(default="", validator=_comment)
 
 
 @frozen(kw_only=True)
@@ -91,7 +123,7 @@ class Silence:
     def active(self, now: datetime) -> bool:
         return self.starts_at <= now < self.ends_at
 
-    def matches(self, event: AlertEvent, now: datetime) -> bool:
+    def matches(self, event: Silenceable, now: datetime) -> bool:
         """Active at ``now`` and every matcher globs the event."""
         return self.active(now) and self.matchers.match(event)
 
@@ -126,7 +158,7 @@ def silence_request(data: object) -> SilenceRequest:
 
 
 def is_silenced(
-    silences: tuple[Silence, ...] | list[Silence], event: AlertEvent, now: datetime
+    silences: tuple[Silence, ...] | list[Silence], event: Silenceable, now: datetime
 ) -> bool:
     """Whether any of ``silences`` matches ``event`` at ``now``."""
     return any(s.matches(event, now) for s in silences)

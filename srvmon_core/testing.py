@@ -14,6 +14,8 @@ from typing import Any
 from attrs import define, field, fields
 
 from srvmon_core.schema import (
+    CONTAINER_NAME_PATTERN,
+    HOST_ID_PATTERN,
     AgentStats,
     Batch,
     ContainerSample,
@@ -240,15 +242,28 @@ def host_samples() -> Any:
     )
 
 
+def _printable(st: Any, max_size: int, min_size: int = 0) -> Any:
+    """Text without control or line-separator characters (what names may hold)."""
+    return st.text(
+        st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp", "Cf", "Co", "Cn", "Zs")),
+        min_size=min_size,
+        max_size=max_size,
+    )
+
+
+def _ids(st: Any, pattern: Any) -> Any:
+    return st.from_regex(pattern, fullmatch=True)
+
+
 def container_samples() -> Any:
     """A Hypothesis strategy of valid ContainerSamples (needs Hypothesis)."""
     st = _hypothesis()
     return st.builds(
         ContainerSample,
-        id=st.text(min_size=1),
-        name=st.text(min_size=1),
-        image=st.text(),
-        labels=st.dictionaries(st.text(), st.text(), max_size=3),
+        id=_printable(st, 64, min_size=1),
+        name=_ids(st, CONTAINER_NAME_PATTERN),
+        image=_printable(st, 64),
+        labels=st.dictionaries(st.text(min_size=1, max_size=20), st.text(), max_size=3),
         state=st.sampled_from(["running", "exited", "paused", "restarting", "created"]),
         health=st.none() | st.sampled_from(["healthy", "unhealthy", "starting"]),
         restart_count=_counts(st),
@@ -288,8 +303,8 @@ def batches() -> Any:
     st = _hypothesis()
     return st.builds(
         Batch,
-        host_id=st.text(min_size=1),
-        hostname=st.text(),
+        host_id=_ids(st, HOST_ID_PATTERN),
+        hostname=_printable(st, 64),
         timestamp=_aware_datetimes(st),
         interval_seconds=_non_negative(st),
         host=st.none() | host_samples(),

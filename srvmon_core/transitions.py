@@ -26,8 +26,18 @@ from attrs import frozen
 State = Literal["ok", "pending", "firing"]
 Signal = Literal["clear", "breach", "held", "same", "escalate", "deescalate", "repeat_due", "gone"]
 EventKind = Literal[
-    "pending", "cancelled", "firing", "escalated", "deescalated", "repeat", "resolved"
+    "pending",
+    "cancelled",
+    "firing",
+    "escalated",
+    "deescalated",
+    "repeat",
+    "resolved",
+    "silenced",
+    "unsilenced",
 ]
+"""``silenced`` / ``unsilenced`` move no state: a silence started or ended on a pending or
+firing alert (:mod:`srvmon_core.silencing`)."""
 EventState = Literal["ok", "pending", "firing", "resolved"]
 
 

@@ -40,7 +40,8 @@ from srvmon_core.engine import (
 )
 from srvmon_core.errors import DecodeError
 from srvmon_core.rules import Rule, effective_rules
-from srvmon_core.silences import Silence, is_silenced
+from srvmon_core.silences import Silence
+from srvmon_core.silencing import apply_silences, next_boundary
 from srvmon_core.transitions import State
 from srvmon_core.view import BatchView
 from srvmon_server.storage import MachineRecord, Storage
@@ -68,6 +69,10 @@ class Alerting:
         self._levels: dict[str, str] = {}
         self._active: list[ActiveAlert] = []
         self._local: list[ActiveAlert] = []
+        self._stale = False
+        """A batch may have moved an active alert's value since the last snapshot."""
+        self._boundary: datetime | None = None
+        """When the next silence starts or ends (``on_tick`` applies silences then)."""
 
     # --- loading (DB thread) --------------------------------------------------------------
 
@@ -85,7 +90,8 @@ class Alerting:
             everyone = EngineState()
             self._restore(everyone, saved, now)
             self._fleet = {a.fingerprint: a for a in active_alerts(everyone)}
-        self.reload_silences(now)
+        self.silences = self._storage.silences.all(now=now)
+        self._boundary = now  # the first tick applies them: a silence may have ended
         self._snapshot()
 
     def adopt_hosts(self, host_ids: Iterable[str], now: datetime) -> int:
@@ -99,6 +105,7 @@ class Alerting:
         if not hosts:
             return 0
         restored = self._restore(self.state, self._storage.alert_states.load(hosts), now)
+        self._boundary = now  # the next tick applies the silences to the adopted alerts
         self._snapshot()
         return restored
 
@@ -135,6 +142,15 @@ class Alerting:
             restored += 1
         return restored
 
+    def forget_machines(self, keys: Iterable[str]) -> None:
+        """These machines were deleted: drop their engine state and alerts (no events, no
+        notifications) and their saved rows."""
+        gone = set(keys)
+        self._save(self.state.forget(gone))
+        if self._fleet is not None:
+            self._fleet = {f: a for f, a in self._fleet.items() if a.machine_key not in gone}
+        self._snapshot()
+
     def save_periodic(self, limit: int | None = PERIODIC_SAVE_CHUNK) -> bool:
         """Save up to ``limit`` machines with pending timers, windows, or never saved, seen
         since their last save; True while more wait (call again: other DB work can run in
@@ -152,8 +168,24 @@ class Alerting:
     def reload_rules(self) -> None:
         self.rules = tuple(self._storage.rules.all())
 
-    def reload_silences(self, now: datetime | None = None) -> None:
+    def reload_silences(self, now: datetime) -> list[AlertEvent]:
+        """Read the silences again (one was created or expired) and apply them to the live
+        alerts at once: the ``silenced`` / ``unsilenced`` events, recorded."""
         self.silences = self._storage.silences.all(now=now)
+        return self._apply_silences(now)
+
+    def _apply_silences(self, now: datetime) -> list[AlertEvent]:
+        self.silences = [s for s in self.silences if s.ends_at > now]
+        self._boundary = next_boundary(self.silences, now)
+        self.state, events = apply_silences(self.state, self.silences, now)
+        return self._record(events)
+
+    def _record(self, events: list[AlertEvent]) -> list[AlertEvent]:
+        """Save a step's events with the machines they changed, then follow them."""
+        self._save_step(events)
+        if events:
+            self._follow(events)
+        return events
 
     # --- evaluation (DB thread) -----------------------------------------------------------
 
@@ -174,6 +206,8 @@ class Alerting:
                 out.append((levels, []))  # another replica evaluates this host
                 continue
             self.state, events = evaluate_view(self.rules, self.state, view, now, self.silences)
+            if self._local_alerts:
+                self._stale = True
             if events:
                 self._follow(events)
                 every.extend(events)
@@ -182,10 +216,14 @@ class Alerting:
         return out
 
     def on_tick(self, now: datetime) -> list[AlertEvent]:
+        """The silent-machine check; silences that started or ended since the last tick;
+        a fresh snapshot of the active alerts' values (at most one per tick)."""
         self.state, events = check_silence(self.rules, self.state, now, self.silences)
-        if events:
-            self._follow(events)
-        self._save_step(events)
+        self._record(events)
+        if self._boundary is not None and now >= self._boundary:
+            events = [*events, *self._apply_silences(now)]
+        if self._stale:
+            self._refresh_values()
         return events
 
     def _save_step(self, events: list[AlertEvent]) -> None:
@@ -223,6 +261,16 @@ class Alerting:
             else:
                 fleet.pop(event.fingerprint, None)
 
+    def _refresh_values(self) -> None:
+        """The active alerts' current values from the engine state: O(active alerts)."""
+        alerts = self.state.alerts
+        for fp, active in list(self._local_alerts.items()):
+            alert = alerts.get(active.machine_key, {}).get(active.rule_id)
+            if alert is not None and alert.value != active.value:
+                self._local_alerts[fp] = evolve(active, value=alert.value)
+        self._stale = False
+        self._publish()
+
     def _snapshot(self) -> None:
         """Rebuild this process's active set from the engine state (after a load or a
         hand-over, which change the state without events), then publish."""
@@ -239,7 +287,7 @@ class Alerting:
             active = [*local, *(a for a in self._fleet.values() if a.host_id not in owned)]
         levels: dict[str, str] = {}
         for alert in active:
-            if alert.state != "firing":
+            if alert.state != "firing" or alert.silenced:
                 continue
             key = alert.machine_key
             if SEVERITY_ORDER.get(alert.level, 0) > SEVERITY_ORDER.get(levels.get(key, "ok"), 0):
@@ -247,6 +295,7 @@ class Alerting:
         self._local = local
         self._active = active
         self._levels = levels
+        self._stale = False
 
     # --- reads (any thread: immutable snapshots) -------------------------------------------
 
@@ -259,37 +308,42 @@ class Alerting:
         self, now: datetime, host_ids: Collection[str] | None = None
     ) -> list[AlertEvent]:
         """The firing alerts this process evaluates (of ``host_ids`` only, when given) as
-        ``firing`` events at ``now`` (``silenced`` when an active silence matches), for
-        announcing the active set again after a start or a hand-over."""
+        ``firing`` events at ``now``, ``silenced`` as the alert is (its flag follows the
+        silences at once), for announcing the active set again after a start or a
+        hand-over."""
         events = []
         for alert in self._local:
             if alert.state != "firing":
                 continue
             if host_ids is not None and alert.host_id not in host_ids:
                 continue
-            event = AlertEvent(
-                fingerprint=alert.fingerprint,
-                kind="firing",
-                rule_id=alert.rule_id,
-                rule_name=alert.rule_name,
-                machine_key=alert.machine_key,
-                machine_kind=alert.machine_kind,
-                machine_name=alert.machine_name,
-                host_id=alert.host_id,
-                metric=alert.metric,
-                level=alert.level,
-                from_state="pending",
-                to_state="firing",
-                value=alert.value,
-                threshold=alert.threshold,
-                started_at=alert.since,
-                at=now,
+            events.append(
+                AlertEvent(
+                    fingerprint=alert.fingerprint,
+                    kind="firing",
+                    rule_id=alert.rule_id,
+                    rule_name=alert.rule_name,
+                    machine_key=alert.machine_key,
+                    machine_kind=alert.machine_kind,
+                    machine_name=alert.machine_name,
+                    host_id=alert.host_id,
+                    hostname=alert.hostname,
+                    metric=alert.metric,
+                    level=alert.level,
+                    from_state="pending",
+                    to_state="firing",
+                    value=alert.value,
+                    threshold=alert.threshold,
+                    started_at=alert.since,
+                    at=now,
+                    silenced=alert.silenced,
+                )
             )
-            events.append(evolve(event, silenced=is_silenced(self.silences, event, now)))
         return events
 
     def firing_levels(self) -> dict[str, str]:
-        """Worst firing level (``warning``/``critical``) per machine key."""
+        """Worst level (``warning``/``critical``) of the firing alerts that are not silenced,
+        per machine key: a silenced alert colours nothing."""
         return self._levels
 
     def rules_for(self, record: MachineRecord) -> list[Rule]:
@@ -323,10 +377,12 @@ def active_of(event: AlertEvent) -> ActiveAlert:
         machine_kind=event.machine_kind,
         machine_name=event.machine_name,
         host_id=event.host_id,
+        hostname=event.hostname,
         metric=event.metric,
         state=state,
         level=event.level,
         since=event.started_at,
         value=event.value,
         threshold=event.threshold,
+        silenced=event.silenced,
     )

@@ -20,6 +20,7 @@ import json
 from collections.abc import Callable, Collection, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from attrs import evolve, frozen
 
@@ -175,6 +176,15 @@ def notification_status(event: AlertEvent) -> str | None:
     return NOTIFIED_STATES.get(event.to_state)
 
 
+def dashboard_path(event: AlertEvent) -> str:
+    """The dashboard page of the alert's machine: ``#/host/<host id>`` for a host,
+    ``#/host/<host id>/container/<name>`` for a container."""
+    host = quote(event.host_id, safe="")
+    if event.machine_kind == "container":
+        return f"#/host/{host}/container/{quote(event.machine_name, safe='')}"
+    return f"#/host/{host}"
+
+
 class Announced:
     """The alerts srvmon holds firing, per srvmon alert fingerprint.
 
@@ -210,7 +220,7 @@ class Announced:
             labels=alert_labels(event, hostname),
             annotations=alert_annotations(event, rule, hostname),
             starts_at=starts_at,
-            generator_url=f"{self._external_url}/#/machines/{event.machine_key}",
+            generator_url=f"{self._external_url}/{dashboard_path(event)}",
         )
 
     def apply(self, event: AlertEvent) -> list[Notice]:
@@ -224,7 +234,8 @@ class Announced:
                 return []
             del self._firing[key]
             return [held.resolved(event.at)]
-        first = held is None and event.kind == "firing"
+        # a first announcement: a firing, or a silence ending on an alert that fired under it
+        first = held is None and event.kind in ("firing", "unsilenced")
         fresh = self.notice(event, (event.started_at or event.at) if first else event.at)
         if held is not None and held.labels == fresh.labels:
             updated = evolve(held, annotations=fresh.annotations)

@@ -38,7 +38,9 @@ from srvmon_server.handlers.meta import (
     OpenApiHandler,
     StaticHandler,
 )
+from srvmon_server.handlers.names import ResolveHandler
 from srvmon_server.handlers.rules import RuleHandler, RulesHandler
+from srvmon_server.handlers.tokens import TokenHandler, TokenRotateHandler, TokensHandler
 from srvmon_server.storage import Storage
 
 PACKAGE_STATIC = Path(__file__).parent / "static"
@@ -56,10 +58,14 @@ ROUTES: list[tuple[str, type[tornado.web.RequestHandler]]] = [
     (r"/api/v1/alerts/history", HistoryHandler),
     (r"/api/v1/silences", SilencesHandler),
     (rf"/api/v1/silences/{KEY}", SilenceHandler),
+    (r"/api/v1/tokens", TokensHandler),
+    (rf"/api/v1/tokens/{KEY}/rotate", TokenRotateHandler),
+    (rf"/api/v1/tokens/{KEY}", TokenHandler),
     (r"/api/v1/health", HealthHandler),
     (r"/api/v1/openapi.json", OpenApiHandler),
     (r"/api/v1/events", EventsHandler),
     (r"/metrics", MetricsHandler),
+    (r"/api/v1/resolve", ResolveHandler),
 ]
 """Every API route; the OpenAPI document lists exactly these (a test checks it)."""
 

@@ -5,6 +5,7 @@ ClickException here and nowhere else.
 from __future__ import annotations
 
 import asyncio
+import errno
 import functools
 import gc
 import inspect
@@ -16,50 +17,165 @@ import socket
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import click
 
-from srvmon_server.config import DEFAULT_MAX_BODY_BYTES, ReplicaSettings, ServerConfig
+from srvmon_server.auth import is_loopback, placeholder_problem
+from srvmon_server.config import (
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_SAMPLE_AGE_SECONDS,
+    DEFAULT_MAX_SAMPLE_AHEAD_SECONDS,
+    ReplicaSettings,
+    ServerConfig,
+)
 from srvmon_server.cors import parse_origins
+
+if TYPE_CHECKING:
+    from srvmon_server.storage import Storage
 
 log = logging.getLogger(__name__)
 TOKEN_FILE = "server-token"
 
 
-def data_dir(environ: dict[str, str] | os._Environ[str]) -> Path:
+def default_data_dir(environ: dict[str, str] | os._Environ[str]) -> Path:
     """``$XDG_DATA_HOME/srvmon``, else ``~/.local/share/srvmon``."""
     base = environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local/share")
     return Path(base) / "srvmon"
 
 
-def default_db_url(environ: dict[str, str] | os._Environ[str]) -> str:
-    """``DATABASE_*`` variables when set, else SQLite in the data dir."""
-    from srvmon_server.storage import url_from_env
+DATA_DIR_HINT = "choose another with --data-dir or SRVMON_DATA_DIR"
 
-    url = url_from_env(environ)
-    if url:
-        return url
-    folder = data_dir(environ)
-    folder.mkdir(parents=True, exist_ok=True)
+
+def sqlite_url(folder: Path) -> str:
     return f"sqlite:///{folder / 'srvmon.db'}"
 
 
+def default_db_url(environ: dict[str, str] | os._Environ[str], folder: Path) -> str:
+    """``DATABASE_*`` variables when set, else SQLite in ``folder`` (not created here)."""
+    from srvmon_server.storage import url_from_env
+
+    return url_from_env(environ) or sqlite_url(folder)
+
+
+def ensure_data_dir(folder: Path) -> None:
+    """Create the data dir and prove it writable, or a one-line ClickException."""
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        probe = folder / ".srvmon-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise click.ClickException(
+            f"the data dir {folder} is not writable ({reason}); {DATA_DIR_HINT}"
+        ) from None
+
+
 def generated_token(folder: Path) -> tuple[str, bool]:
-    """The token kept in ``folder/server-token`` (mode 0600); True when just created."""
+    """The token kept in ``folder/server-token`` (mode 0600); True when just created.
+    An existing file others can read is made 0600 again, with a warning to rotate it; one
+    this user cannot change is refused.
+    Raises ClickException when the folder cannot hold it."""
     path = folder / TOKEN_FILE
-    if path.exists():
-        token = path.read_text().strip()
-        if token:
-            return token, False
-    folder.mkdir(parents=True, exist_ok=True)
-    token = secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(token + "\n")
-    os.chmod(path, 0o600)
+    try:
+        if path.exists():
+            _private(path)
+            token = path.read_text().strip()
+            if token:
+                return token, False
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        token = secrets.token_urlsafe(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(token + "\n")
+        os.chmod(path, 0o600)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise click.ClickException(
+            f"cannot keep the token in {path} ({reason}); {DATA_DIR_HINT}, or give --token"
+        ) from None
     return token, True
+
+
+def _private(path: Path) -> None:
+    """Make a secret file readable by its owner only, or refuse it (``ClickException``)."""
+    mode = path.stat().st_mode & 0o777
+    if not mode & 0o077:
+        return
+    try:
+        os.chmod(path, 0o600)
+    except OSError as exc:
+        raise click.ClickException(
+            f"{path} is readable by other users (mode {mode:o}) and cannot be made private "
+            f"({exc.strerror}); chmod 600 it or delete it to generate a new token"
+        ) from None
+    click.echo(
+        f"warning: {path} was readable by other users (mode {mode:o}); it is 0600 now. "
+        "Delete it and restart to rotate the token if others may have read it.",
+        err=True,
+    )
+
+
+def check_tokens(given: dict[str, set[str]]) -> None:
+    """Refuse placeholder tokens and one token given for two scopes (``ClickException``:
+    one line naming the option)."""
+    seen: dict[str, str] = {}
+    for option, values in given.items():
+        for token in values:
+            problem = placeholder_problem(token)
+            if problem is not None:
+                raise click.ClickException(
+                    f"{option}: {problem}; generate one with: "
+                    "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+                )
+            if token in seen and seen[token] != option:
+                raise click.ClickException(
+                    f"the same token is given as {seen[token]} and {option}; "
+                    "give each role its own token"
+                )
+            seen[token] = option
+
+
+def listen(host: str, port: int) -> list[socket.socket]:
+    """Bind the listening sockets now (before any side effect), or a one-line
+    ClickException naming the option that fixes it."""
+    import tornado.netutil
+
+    from srvmon_server.httpserver import BACKLOG
+
+    try:
+        return tornado.netutil.bind_sockets(port, host, backlog=BACKLOG)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+            hint = "choose another port with --port or SRVMON_PORT (0 picks a free one)"
+        else:
+            hint = "choose another address with --host or SRVMON_HOST"
+        raise click.ClickException(f"cannot listen on {host}:{port}: {reason}; {hint}") from None
+
+
+def open_storage(url: str, inventory_flush_seconds: float) -> Storage:
+    """Open (and create or upgrade) the database now, or a one-line ClickException."""
+    from srvmon_server.storage import Storage, StorageError
+
+    try:
+        return Storage.open(url, inventory_flush=timedelta(seconds=inventory_flush_seconds))
+    except StorageError as exc:
+        raise click.ClickException(
+            f"database: {exc} (set it with --db-url or SRVMON_DB_URL)"
+        ) from None
+
+
+def configure_logging(level: str, access_log: bool) -> None:
+    """The root log level, and Tornado's access log: one line per request when on, only
+    failed requests (5xx) when off."""
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    access = logging.getLogger("tornado.access")
+    access.setLevel(logging.NOTSET if access_log else logging.ERROR)
 
 
 GC_THRESHOLDS = (20_000, 20, 20)
@@ -88,39 +204,32 @@ it (awaited when it returns an awaitable, with the loop still running)."""
 
 async def serve(
     config: ServerConfig,
-    db_url: str,
+    storage: Storage,
+    sockets: list[socket.socket],
     host: str,
-    port: int,
+    *,
     companion: Companion | None = None,
+    announce: str | None = None,
 ) -> None:
-    import tornado.httpserver
-    import tornado.netutil
-
+    """Serve on ``sockets`` (bound by :func:`listen`) from ``storage`` (opened by
+    :func:`open_storage`) until SIGTERM/SIGINT. ``announce`` is printed on stdout once the
+    server listens (the generated token)."""
     from srvmon_server.app import make_app
-    from srvmon_server.storage import Storage
+    from srvmon_server.httpserver import connection_limit, make_http_server
 
-    try:
-        sockets = tornado.netutil.bind_sockets(port, host)
-    except OSError as exc:
-        raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from None
     bound = sockets[0].getsockname()[1]
     if not config.external_url:
         config = attrs.evolve(config, external_url=f"http://{host}:{bound}")
     try:
-        storage = Storage.open(
-            db_url, inventory_flush=timedelta(seconds=config.inventory_flush_seconds)
-        )
-    except BaseException:
-        for sock in sockets:
-            sock.close()
-        raise
-    try:
         app = make_app(config, storage)
         context = app.settings["srvmon"]
         tune_gc()
-        server = tornado.httpserver.HTTPServer(app, max_body_size=4 * config.max_body_bytes + 1)
+        limit = connection_limit(config.max_connections)
+        server = make_http_server(app, config, max_connections=limit)
         server.add_sockets(sockets)
         click.echo(f"srvmon server listening on http://{host}:{bound}/", err=True)
+        if announce:
+            click.echo(announce)
         stop_companion = companion(context, f"http://{host}:{bound}/") if companion else None
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -140,7 +249,8 @@ async def serve(
             log.warning("some connections did not close within 5 s")
         context.close()
     finally:
-        storage.close()
+        for sock in sockets:
+            sock.close()
 
 
 # --- Replica mode: its own option group ----------------------------------------------------
@@ -264,10 +374,8 @@ def default_replica_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
-def replica_mode(
-    config: ServerConfig, db_url: str, options: ReplicaOptions
-) -> tuple[ServerConfig, Companion]:
-    """The config and the companion of a replica; a ClickException when replica mode
+def replica_mode(db_url: str, options: ReplicaOptions) -> tuple[ReplicaSettings, Companion]:
+    """The settings and the companion of a replica; a ClickException when replica mode
     cannot run here (SQLite, or no srvmon group to start the Kafka side)."""
     if db_url.startswith("sqlite"):
         raise click.ClickException(
@@ -285,7 +393,7 @@ def replica_mode(
     def companion(context: Any, url: str) -> Callable[[], object]:
         return starter(context, url, options)
 
-    return attrs.evolve(config, replica=settings), companion
+    return settings, companion
 
 
 class ServerCommand(click.Command):
@@ -319,12 +427,36 @@ PORT_OPTION = click.option(
     show_default=True,
     help="port to listen on (0: any free port)",
 )
+DATA_DIR_OPTION = click.option(
+    "--data-dir",
+    envvar="SRVMON_DATA_DIR",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="database (SQLite), token and host id live here (default $XDG_DATA_HOME/srvmon, "
+    "else ~/.local/share/srvmon)",
+)
+LOG_LEVEL_OPTION = click.option(
+    "--log-level",
+    envvar="SRVMON_LOG_LEVEL",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    default="INFO",
+    show_default=True,
+    help="least severe log messages written to stderr",
+)
+ACCESS_LOG_OPTION = click.option(
+    "--access-log/--no-access-log",
+    envvar="SRVMON_ACCESS_LOG",
+    default=False,
+    show_default=True,
+    help="log one line per HTTP request (off: only failed requests, 5xx)",
+)
 """Shared by ``srvmon server`` and ``srvmon standalone``."""
 
 
 @click.command(name="server", cls=ServerCommand)
 @HOST_OPTION
 @PORT_OPTION
+@DATA_DIR_OPTION
 @click.option(
     "--db-url",
     envvar="SRVMON_DB_URL",
@@ -336,7 +468,15 @@ PORT_OPTION = click.option(
     "tokens",
     envvar="SRVMON_TOKEN",
     multiple=True,
-    help="write/admin bearer token (repeatable); generated when none is given",
+    help="admin bearer token: everything, ingest and reads included (repeatable); "
+    "generated when no token of any scope is given",
+)
+@click.option(
+    "--ingest-token",
+    "ingest_tokens",
+    envvar="SRVMON_INGEST_TOKEN",
+    multiple=True,
+    help="bearer token that may ingest and nothing else: collectors, consumers (repeatable)",
 )
 @click.option(
     "--read-token",
@@ -348,9 +488,8 @@ PORT_OPTION = click.option(
 @click.option(
     "--read-auth/--no-read-auth",
     envvar="SRVMON_READ_AUTH",
-    default=False,
-    show_default=True,
-    help="require a token for reads too",
+    default=None,
+    help="require a token for reads too [default: on when --host is not a loopback address]",
 )
 @click.option(
     "--cors-allowed-origins",
@@ -394,6 +533,48 @@ PORT_OPTION = click.option(
     default=DEFAULT_MAX_BODY_BYTES,
     show_default=True,
     help="request body limit (413)",
+)
+@click.option(
+    "--max-connections",
+    envvar="SRVMON_MAX_CONNECTIONS",
+    type=click.IntRange(1),
+    default=4096,
+    show_default=True,
+    help="open connections at most (clamped to the file-descriptor limit); at the limit "
+    "a new one replaces the connection idle longest, or gets 503 when none is idle",
+)
+@click.option(
+    "--idle-timeout-seconds",
+    envvar="SRVMON_IDLE_TIMEOUT_SECONDS",
+    type=click.FloatRange(min=0, min_open=True),
+    default=60.0,
+    show_default=True,
+    help="close a connection that sends no complete request head for this long "
+    "(idle keep-alive connections and slow headers alike)",
+)
+@click.option(
+    "--body-timeout-seconds",
+    envvar="SRVMON_BODY_TIMEOUT_SECONDS",
+    type=click.FloatRange(min=0, min_open=True),
+    default=120.0,
+    show_default=True,
+    help="cut a request whose body takes longer than this to arrive",
+)
+@click.option(
+    "--max-sample-age-seconds",
+    envvar="SRVMON_MAX_SAMPLE_AGE_SECONDS",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_MAX_SAMPLE_AGE_SECONDS,
+    show_default=True,
+    help="refuse (422) a batch whose timestamp is older than this by the server's clock",
+)
+@click.option(
+    "--max-sample-ahead-seconds",
+    envvar="SRVMON_MAX_SAMPLE_AHEAD_SECONDS",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_MAX_SAMPLE_AHEAD_SECONDS,
+    show_default=True,
+    help="refuse (422) a batch whose timestamp is further ahead of the server's clock",
 )
 @click.option(
     "--raw-retention-days",
@@ -453,21 +634,30 @@ PORT_OPTION = click.option(
     help="/metrics drops the figures of a machine not heard from for this long "
     "(srvmon_machine_up and _last_seen_timestamp_seconds stay)",
 )
+@LOG_LEVEL_OPTION
+@ACCESS_LOG_OPTION
 @replica_options
 def server(
     *,
     host: str,
     port: int,
+    data_dir: Path | None,
     db_url: str | None,
     tokens: tuple[str, ...],
+    ingest_tokens: tuple[str, ...],
     read_tokens: tuple[str, ...],
-    read_auth: bool,
+    read_auth: bool | None,
     cors_allowed_origins: str,
     webhook_urls: tuple[str, ...],
     alertmanager_urls: tuple[str, ...],
     alertmanager_resend_seconds: float,
     external_url: str | None,
     max_body_bytes: int,
+    max_connections: int,
+    idle_timeout_seconds: float,
+    body_timeout_seconds: float,
+    max_sample_age_seconds: float,
+    max_sample_ahead_seconds: float,
     raw_retention_days: float,
     rollup_1m_retention_days: float,
     rollup_1h_retention_days: float,
@@ -475,12 +665,18 @@ def server(
     inventory_flush_seconds: float,
     heartbeat_seconds: float,
     metrics_stale_seconds: float,
+    log_level: str,
+    access_log: bool,
     replica: ReplicaOptions | None,
 ) -> None:
-    """Run the HTTP server: ingest, REST, SSE, alerts and the dashboard."""
+    """Run the HTTP server: ingest, REST, SSE, alerts and the dashboard.
+
+    Options, the port and the database are checked before anything is written: a start
+    that fails prints one line and no token.
+    """
     from srvmon_server.storage import StorageError
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(log_level, access_log)
     try:
         origins = parse_origins(cors_allowed_origins)
     except ValueError as exc:
@@ -488,40 +684,65 @@ def server(
     for url in (*webhook_urls, *alertmanager_urls):
         if not url.startswith(("http://", "https://")):
             raise click.ClickException(f"notification URL {url!r} must start with http(s)://")
+    folder = data_dir or default_data_dir(os.environ)
     try:
-        url = db_url or default_db_url(os.environ)
+        url = db_url or default_db_url(os.environ, folder)
     except StorageError as exc:
         raise click.ClickException(str(exc)) from None
-    write_tokens = {t for t in tokens if t}
-    if not write_tokens:
-        token, created = generated_token(data_dir(os.environ))
-        write_tokens = {token}
-        if created:
-            click.echo(
-                f"generated a write token (kept in {data_dir(os.environ) / TOKEN_FILE}):\n{token}"
-            )
-    config = ServerConfig(
-        write_tokens=frozenset(write_tokens),
-        read_tokens=frozenset(t for t in read_tokens if t),
-        read_auth=read_auth,
-        cors_allowed_origins=origins,
-        webhook_urls=webhook_urls,
-        alertmanager_urls=alertmanager_urls,
-        alertmanager_resend_seconds=alertmanager_resend_seconds,
-        metrics_stale_seconds=metrics_stale_seconds,
-        external_url=external_url or "",
-        max_body_bytes=max_body_bytes,
-        raw_retention_days=raw_retention_days,
-        rollup_1m_retention_days=rollup_1m_retention_days,
-        rollup_1h_retention_days=rollup_1h_retention_days,
-        alert_history_retention_days=alert_history_retention_days,
-        inventory_flush_seconds=inventory_flush_seconds,
-        heartbeat_seconds=heartbeat_seconds,
-    )
-    companion = None
-    if replica is not None:
-        config, companion = replica_mode(config, url, replica)
+    given = {
+        "--token/SRVMON_TOKEN": {t for t in tokens if t},
+        "--ingest-token/SRVMON_INGEST_TOKEN": {t for t in ingest_tokens if t},
+        "--read-token/SRVMON_READ_TOKEN": {t for t in read_tokens if t},
+    }
+    check_tokens(given)
+    replica_settings, companion = (None, None) if replica is None else replica_mode(url, replica)
+    write_tokens = given["--token/SRVMON_TOKEN"]
+    generate = not any(given.values())
+    if url == sqlite_url(folder) or generate:
+        ensure_data_dir(folder)
+    sockets = listen(host, port)
     try:
-        asyncio.run(serve(config, url, host, port, companion))
+        storage = open_storage(url, inventory_flush_seconds)
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    try:
+        announce = None
+        if generate:
+            token, created = generated_token(folder)
+            write_tokens = {token}
+            if created:
+                announce = f"generated an admin token (kept in {folder / TOKEN_FILE}):\n{token}"
+        config = ServerConfig(
+            write_tokens=frozenset(write_tokens),
+            ingest_tokens=frozenset(given["--ingest-token/SRVMON_INGEST_TOKEN"]),
+            read_tokens=frozenset(given["--read-token/SRVMON_READ_TOKEN"]),
+            read_auth=not is_loopback(host) if read_auth is None else read_auth,
+            cors_allowed_origins=origins,
+            webhook_urls=webhook_urls,
+            alertmanager_urls=alertmanager_urls,
+            alertmanager_resend_seconds=alertmanager_resend_seconds,
+            metrics_stale_seconds=metrics_stale_seconds,
+            external_url=external_url or "",
+            max_body_bytes=max_body_bytes,
+            max_connections=max_connections,
+            idle_timeout_seconds=idle_timeout_seconds,
+            body_timeout_seconds=body_timeout_seconds,
+            max_sample_age_seconds=max_sample_age_seconds,
+            max_sample_ahead_seconds=max_sample_ahead_seconds,
+            raw_retention_days=raw_retention_days,
+            rollup_1m_retention_days=rollup_1m_retention_days,
+            rollup_1h_retention_days=rollup_1h_retention_days,
+            alert_history_retention_days=alert_history_retention_days,
+            inventory_flush_seconds=inventory_flush_seconds,
+            heartbeat_seconds=heartbeat_seconds,
+            replica=replica_settings,
+        )
+        asyncio.run(serve(config, storage, sockets, host, companion=companion, announce=announce))
     except StorageError as exc:
         raise click.ClickException(f"database: {exc}") from None
+    finally:
+        storage.close()
+        for sock in sockets:
+            sock.close()

@@ -9,6 +9,9 @@ from attrs import field, frozen
 from srvmon_server.auth import TokenPolicy
 
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
+DEFAULT_MAX_SAMPLE_AGE_SECONDS = 7 * 86400.0
+DEFAULT_MAX_SAMPLE_AHEAD_SECONDS = 300.0
+DEFAULT_INVENTORY_FLUSH_SECONDS = 5.0
 
 
 def _strings(values: Iterable[str]) -> frozenset[str]:
@@ -33,7 +36,10 @@ class ReplicaSettings:
 @frozen(kw_only=True)
 class ServerConfig:
     write_tokens: frozenset[str] = field(converter=_strings)
+    """Admin tokens (``--token``): everything, ingest and reads included."""
     read_tokens: frozenset[str] = field(default=frozenset(), converter=_strings)
+    ingest_tokens: frozenset[str] = field(default=frozenset(), converter=_strings)
+    """Tokens that may ingest and nothing else (collectors, consumers)."""
     read_auth: bool = False
     cors_allowed_origins: frozenset[str] = field(default=frozenset(), converter=_strings)
     webhook_urls: tuple[str, ...] = field(default=(), converter=_string_tuple)
@@ -47,17 +53,30 @@ class ServerConfig:
     """A machine not heard from for longer drops its value series from /metrics."""
     external_url: str = "http://127.0.0.1:8004"
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_connections: int = 4096
+    """Open connections at most; at the limit a new connection replaces the one waiting
+    longest for a request head (``httpserver.py``)."""
+    idle_timeout_seconds: float = 60.0
+    """A connection waiting this long for a complete request head is closed."""
+    body_timeout_seconds: float = 120.0
+    """A request body still arriving after this long is cut."""
+    max_sample_age_seconds: float = DEFAULT_MAX_SAMPLE_AGE_SECONDS
+    """Ingest refuses a batch whose timestamp is older than this, by the server's clock."""
+    max_sample_ahead_seconds: float = DEFAULT_MAX_SAMPLE_AHEAD_SECONDS
+    """Ingest refuses a batch whose timestamp is further ahead of the server's clock."""
     raw_retention_days: float = 7.0
     rollup_1m_retention_days: float = 90.0
     rollup_1h_retention_days: float = 730.0
     alert_history_retention_days: float = 365.0
-    inventory_flush_seconds: float = 5.0
+    inventory_flush_seconds: float = DEFAULT_INVENTORY_FLUSH_SECONDS
     """How late a machine's inventory row may be written (see storage/inventory.py)."""
     prune_interval_seconds: float = 3600.0
     heartbeat_seconds: float = 15.0
     ring_buffer_size: int = 10_000
     client_queue_size: int = 1_000
     silence_check_seconds: float = 1.0
+    tokens_reload_seconds: float = 5.0
+    """How often API tokens are read again from the database (``srvmon token`` changes)."""
     alert_state_save_seconds: float = 10.0
     """How often machines with pending timers, windows or never saved are written (each
     transition is written at once)."""
@@ -80,6 +99,10 @@ class ServerConfig:
 
     @property
     def token_policy(self) -> TokenPolicy:
-        return TokenPolicy(
-            write_tokens=self.write_tokens, read_tokens=self.read_tokens, read_auth=self.read_auth
+        """The tokens given as options (the server adds the stored ones: ``tokens.py``)."""
+        return TokenPolicy.of_options(
+            write_tokens=self.write_tokens,
+            ingest_tokens=self.ingest_tokens,
+            read_tokens=self.read_tokens,
+            read_auth=self.read_auth,
         )

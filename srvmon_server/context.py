@@ -26,11 +26,13 @@ from srvmon_server.dbthread import DbThread
 from srvmon_server.hub import Hub
 from srvmon_server.latest import LatestView
 from srvmon_server.live import Live
+from srvmon_server.names import MachineDirectory
 from srvmon_server.notify import Notifier
 from srvmon_server.periodic import Periodic
 from srvmon_server.presence import Presence
 from srvmon_server.prometheus import (
     MachineCollector,
+    RejectedCollector,
     ReplicaCollector,
     ServerCollector,
     registry,
@@ -39,6 +41,7 @@ from srvmon_server.replica import Replica
 from srvmon_server.shared_bus import SharedBus
 from srvmon_server.stats import Stats, server_figures
 from srvmon_server.storage import Storage
+from srvmon_server.tokens import Tokens
 
 Clock = Callable[[], datetime]
 T = TypeVar("T")
@@ -63,6 +66,10 @@ class ServerContext:
     latest: LatestView
     metrics: CollectorRegistry
     """What /metrics exposes (docs/server.md, "Prometheus /metrics")."""
+    tokens: Tokens
+    """The live token policy (options + API tokens); ``tokens.policy`` is what auth reads."""
+    names: MachineDirectory
+    """Machine names → keys (the one resolver of names, keys and globs)."""
     replica: Replica | None = None
     """Set in replica mode (``config.replica``)."""
 
@@ -82,10 +89,32 @@ class ServerContext:
         if self.replica is not None:
             self.replica.bus.announce("rules_changed")
 
+    async def delete_machine(self, key: str) -> list[str] | None:
+        """Delete a machine (a host: with its containers) and everything stored of it but
+        its alert history: the inventory rows, samples and rollups (in short batches, so
+        ingest goes on meanwhile), its alert state. Returns the keys deleted, None for an
+        unknown key. A machine that reports again afterwards appears again, afresh."""
+        samples = self.storage.samples
+        doomed = await self.db.run(samples.doomed, key)
+        if doomed is None:
+            return None
+        keys = set(doomed.values())
+        await self.db.run(self.alerting.forget_machines, keys)
+        self.presence.forget(keys)
+        self.latest.forget(keys)
+        self.names.forget(keys)
+        while await self.db.run(samples.delete_rows, list(doomed)):
+            pass
+        await self.db.run(samples.drop_machines, doomed)
+        return sorted(keys)
+
     async def reload_silences(self) -> None:
-        """The stored silences changed: new events are matched against them (on every
-        replica: a replica announces the change)."""
-        await self.db.run(self.alerting.reload_silences, self.clock())
+        """The stored silences changed: they act at once on the live alerts (each alert
+        whose flag flips gets a ``silenced`` / ``unsilenced`` event, recorded, published
+        and announced: an alert that still fires is notified again when its silence ends),
+        and new events are matched against them (on every replica: a replica announces
+        the change)."""
+        self.live.alerts(await self.db.run(self.alerting.reload_silences, self.clock()))
         if self.replica is not None:
             self.replica.bus.announce("silences_changed")
 
@@ -141,16 +170,20 @@ def build_context(
         background=background,
         latest=latest,
     )
+    tokens = Tokens(storage, config.token_policy)
     try:
         db.call(alerting.load, clock())
-        # A replica watches only the machines of the hosts it adopts (``replica.py``).
-        records = [] if shared is not None else db.call(storage.samples.machines)
+        records = db.call(storage.samples.machines)
+        db.call(tokens.reload)
     except BaseException:
         db.shutdown()
         raise
     now = clock()
-    presence.load({r.key: r.last_received or r.last_seen for r in records}, now)
-    latest.load(records)
+    # A replica watches only the machines of the hosts it adopts (``replica.py``); the
+    # names directory knows every machine.
+    watched = [] if shared is not None else records
+    presence.load({r.key: r.last_received or r.last_seen for r in watched}, now)
+    latest.load(watched)
     notifier.restore(alerting.firing_events(now))
     replica = None
     figures = server_figures(stats, hub, db, notifier)
@@ -160,7 +193,8 @@ def build_context(
             clock,
             silent_after_seconds=config.silent_after_seconds,
             stale_after_seconds=config.metrics_stale_seconds,
-        )
+        ),
+        RejectedCollector(lambda: stats.rejected_samples_total),
     ]
     if config.replica is not None and shared is not None:
         replica = Replica(
@@ -175,10 +209,13 @@ def build_context(
             bus=shared,
             background=background,
             clock=clock,
+            publish_alerts=live.alerts,
         )
         figures = _with_replica(figures, replica)
         collectors.append(ReplicaCollector(_held(replica)))
     metrics = registry(*collectors, ServerCollector(figures))
+    names = MachineDirectory()
+    names.load(records)
     periodic = Periodic(
         config=config,
         clock=clock,
@@ -187,6 +224,7 @@ def build_context(
         alerting=alerting,
         live=live,
         background=background,
+        tokens=tokens,
     )
     return ServerContext(
         config=config,
@@ -205,6 +243,8 @@ def build_context(
         latest=latest,
         metrics=metrics,
         replica=replica,
+        tokens=tokens,
+        names=names,
     )
 
 

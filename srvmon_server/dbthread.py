@@ -18,7 +18,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from srvmon_server.storage.errors import StorageUnavailable
@@ -28,6 +28,12 @@ INTERACTIVE, BULK = 0, 1
 _STOP = 2
 
 Job = tuple[int, int, Callable[[], Any] | None, "Future[Any] | None"]
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark a ping's failure as seen (its waiters may all have timed out)."""
+    if not future.cancelled():
+        future.exception()
 
 
 class DbThread:
@@ -41,6 +47,8 @@ class DbThread:
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._work, name="srvmon-db", daemon=True)
         self._thread.start()
+        self._probe = ThreadPoolExecutor(max_workers=1, thread_name_prefix="srvmon-probe")
+        self._probing: asyncio.Future[Any] | None = None
         self.latency_seconds = 0.0
         self.errors_total = 0
 
@@ -66,6 +74,19 @@ class DbThread:
             self._queue.put((lane, next(self._order), fn, future))
         return future
 
+    async def probe(self, fn: Callable[[], Any], timeout: float) -> None:
+        """Run ``fn`` (a liveness ping) on its own thread, beside the DB thread, so health
+        answers while a long call holds the DB thread. Concurrent callers share the ping in
+        flight. Raises StorageUnavailable when it fails or takes longer than ``timeout``."""
+        if self._probing is None or self._probing.done():
+            loop = asyncio.get_running_loop()
+            self._probing = loop.run_in_executor(self._probe, fn)
+            self._probing.add_done_callback(_retrieve)
+        try:
+            await asyncio.wait_for(asyncio.shield(self._probing), timeout)
+        except TimeoutError:
+            raise StorageUnavailable(f"no answer to a ping within {timeout} s") from None
+
     async def _run(self, lane: int, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
         started = time.perf_counter()
         try:
@@ -89,11 +110,21 @@ class DbThread:
         return self._submit(INTERACTIVE, lambda: fn(*args)).result()
 
     def shutdown(self) -> None:
-        """Finish every queued call, then stop the thread."""
+        """Drop the calls still queued (they fail with CancelledError) and wait for the
+        running one (every call the server makes is bounded: a roll-up pass, a prune batch,
+        one ingest)."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
+            while True:
+                try:
+                    _lane, _order, _fn, future = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if future is not None:
+                    future.cancel()
             self._queue.put((_STOP, next(self._order), None, None))
+        self._probe.shutdown(wait=False, cancel_futures=True)
         if threading.current_thread() is not self._thread:
             self._thread.join()

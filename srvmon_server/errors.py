@@ -2,7 +2,8 @@
 become HTTP. Pure: exceptions and values in, status and bytes out.
 
 Services (ingest, alerting, storage) raise domain errors: ``DecodeError`` and
-``ConfigError`` from srvmon_core, ``StorageUnavailable`` and ``InvalidQuery`` from storage.
+``ConfigError`` from srvmon_core, ``TimestampRejected`` from the ingest pipeline,
+``StorageUnavailable`` and ``InvalidQuery`` from storage.
 Only the handlers speak HTTP: they raise :class:`ApiError` for what is HTTP's own (auth,
 sizes, unknown ids), and the base handler maps any other error through :func:`http_error`.
 """
@@ -13,6 +14,8 @@ import json
 from http import HTTPStatus
 
 from srvmon_core.errors import ConfigError, DecodeError
+from srvmon_server.ingest import TimestampRejected
+from srvmon_server.names import AmbiguousMachine, TooManyMachines, UnknownMachine
 from srvmon_server.storage.errors import InvalidQuery, StorageUnavailable
 
 CONTENT_TYPE = "application/json; charset=utf-8"
@@ -33,14 +36,22 @@ def http_error(exc: BaseException) -> ApiError | None:
     """The HTTP answer for a domain error; None for anything else (a bug: 500)."""
     if isinstance(exc, ApiError):
         return exc
-    if isinstance(exc, StorageUnavailable):
-        return ApiError(503, "db_unavailable", f"the database is unavailable: {exc}")
+    if isinstance(exc, StorageUnavailable):  # the detail names the database: log it only
+        return ApiError(503, "db_unavailable", "the database is unavailable; see the server log")
     if isinstance(exc, InvalidQuery):
         return ApiError(400, "invalid_parameter", str(exc))
+    if isinstance(exc, TimestampRejected):
+        return ApiError(422, "timestamp_out_of_range", exc.message, exc.path)
     if isinstance(exc, DecodeError):
         return ApiError(400, "invalid_body", exc.message, exc.path)
     if isinstance(exc, ConfigError):
         return ApiError(400, "invalid_body", exc.message, exc.path)
+    if isinstance(exc, UnknownMachine):
+        return ApiError(404, "unknown_machine", str(exc), "machine")
+    if isinstance(exc, AmbiguousMachine):
+        return ApiError(409, "ambiguous_machine", str(exc), "machine")
+    if isinstance(exc, TooManyMachines):
+        return ApiError(400, "invalid_parameter", str(exc), "machine")
     return None
 
 

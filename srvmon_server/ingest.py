@@ -1,29 +1,93 @@
 """The ingest pipeline shared by POST /api/v1/ingest and standalone mode.
 
-View the batch once (``srvmon_core.view``), store it durably, then publish its ``sample``
-and ``machine`` events, then evaluate the alert rules and publish their transitions. One
-path, whichever way a batch arrives. Errors are domain errors (``DecodeError`` for a bad
-body, ``StorageUnavailable`` when the database is down); the handler maps them to HTTP.
+Check the batch's timestamp against the server's clock, view the batch once
+(``srvmon_core.view``), store it durably, then publish its ``sample`` and ``machine``
+events, then evaluate the alert rules and publish their transitions. One path, whichever
+way a batch arrives. Errors are domain errors (``DecodeError`` for a bad body,
+``TimestampRejected`` for a batch outside the accepted window, ``StorageUnavailable`` when
+the database is down); the handler maps them to HTTP.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from attrs import frozen
+
 from srvmon_core import codec
-from srvmon_core.errors import DecodeError
+from srvmon_core.errors import DecodeError, SrvmonError
 from srvmon_core.schema import Batch
 from srvmon_core.view import BatchView, batch_view
 
 if TYPE_CHECKING:
+    from srvmon_server.config import ServerConfig
     from srvmon_server.context import ServerContext
     from srvmon_server.storage import IngestResult
 
 
 MAX_BATCHES_PER_REQUEST = 1000
 """Most envelopes one ``{"batches": [...]}`` body may carry."""
+
+
+class TimestampRejected(SrvmonError):
+    """A batch's timestamp lies outside the window the server accepts around its clock
+    (``$.timestamp``). Nothing of the batch is stored; sending it again changes nothing."""
+
+    path = "$.timestamp"
+
+    def __init__(self, message: str, samples: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.samples = samples
+        """Machine samples the batch carried (counted in the rejected-samples metric)."""
+
+
+@frozen(kw_only=True)
+class TimeWindow:
+    """Timestamps ingest accepts: from ``max_age`` before the server's clock to
+    ``max_ahead`` after it. Anything else is a wrong clock: a sample dated 1970 would make
+    the roll-up walk 56 years, one dated 2099 would hold the machine's inventory."""
+
+    max_age: timedelta
+    max_ahead: timedelta
+
+    @classmethod
+    def of(cls, config: ServerConfig) -> TimeWindow:
+        return cls(
+            max_age=timedelta(seconds=config.max_sample_age_seconds),
+            max_ahead=timedelta(seconds=config.max_sample_ahead_seconds),
+        )
+
+    def problem(self, timestamp: datetime, now: datetime) -> str | None:
+        """Why ``timestamp`` is refused at ``now``, or None."""
+        lead = timestamp - now
+        if -self.max_age <= lead <= self.max_ahead:
+            return None
+        when = "before" if lead < timedelta(0) else "after"
+        return (
+            f"timestamp {codec.unstructure(timestamp)} is {_span(abs(lead))} {when} the "
+            f"server's clock ({codec.unstructure(now)}); the server accepts samples from "
+            f"{_span(self.max_age)} before to {_span(self.max_ahead)} after it: check the "
+            "sending host's clock"
+        )
+
+    def check(self, view: BatchView, now: datetime) -> None:
+        """Raise TimestampRejected when ``view``'s timestamp is outside the window."""
+        problem = self.problem(view.timestamp, now)
+        if problem is not None:
+            raise TimestampRejected(problem, view.sample_count)
+
+
+def _span(delta: timedelta) -> str:
+    seconds = delta.total_seconds()
+    if seconds >= 2 * 86400:
+        return f"{seconds / 86400:.0f} days"
+    if seconds >= 2 * 3600:
+        return f"{seconds / 3600:.0f} hours"
+    return f"{seconds:.0f} s"
 
 
 def decode_request(body: bytes) -> Batch | list[Batch | DecodeError]:
@@ -58,52 +122,84 @@ def _record(ctx: ServerContext, view: BatchView, result: IngestResult) -> None:
     ctx.stats.record_ingest(view.sample_count, result.duplicates, time.monotonic())
 
 
+def _in_window(ctx: ServerContext, view: BatchView, now: datetime) -> None:
+    try:
+        TimeWindow.of(ctx.config).check(view, now)
+    except TimestampRejected as rejected:
+        ctx.stats.record_rejected("timestamp", rejected.samples)
+        raise
+
+
 async def ingest_batch(ctx: ServerContext, batch: Batch) -> IngestResult:
     """Store ``batch`` (durable when this returns), then publish and evaluate alerts.
 
     The batch is viewed once; storage, the ``sample`` events and the engine all read that
-    one view. Raises ``StorageUnavailable`` when the database is down; nothing is
+    one view. Raises ``TimestampRejected`` (counted) when its timestamp is outside the
+    accepted window, ``StorageUnavailable`` when the database is down; nothing is
     published then.
     """
     received_at = ctx.clock()
     view = batch_view(batch)
+    _in_window(ctx, view, received_at)
     result = await ctx.db.run_bulk(ctx.storage.samples.ingest, view, received_at)
     _record(ctx, view, result)
     if not result.stored:
         return result
+    ctx.names.seen(view)
     ctx.live.stored(view, received_at, ctx.alerting.firing_levels())
     ctx.live.alerts(await ctx.db.run_bulk(ctx.alerting.on_batch, view, received_at))
     return result
 
 
-async def ingest_batches(ctx: ServerContext, batches: Sequence[Batch]) -> list[IngestResult]:
+async def ingest_batches(
+    ctx: ServerContext, batches: Sequence[Batch]
+) -> list[IngestResult | TimestampRejected]:
     """Store many batches in one transaction, then for each stored batch in order publish
     its ``sample``/``machine`` events and its alert transitions, exactly as
-    :func:`ingest_batch` would one by one. Raises ``StorageUnavailable`` when the database
-    is down; nothing is stored or published then.
+    :func:`ingest_batch` would one by one. A batch outside the accepted time window is
+    not stored; its entry is the ``TimestampRejected`` (counted). Raises
+    ``StorageUnavailable`` when the database is down; nothing is stored or published then.
     """
     if not batches:
         return []
     received_at = ctx.clock()
-    views = [batch_view(batch) for batch in batches]
-    results = await ctx.db.run_bulk(ctx.storage.samples.ingest_many, views, received_at)
+    answers: list[IngestResult | TimestampRejected | BatchView] = []
+    for batch in batches:
+        view = batch_view(batch)
+        try:
+            _in_window(ctx, view, received_at)
+        except TimestampRejected as rejected:
+            answers.append(rejected)
+        else:
+            answers.append(view)
+    views = [a for a in answers if isinstance(a, BatchView)]
+    results = iter(
+        await ctx.db.run_bulk(ctx.storage.samples.ingest_many, views, received_at) if views else []
+    )
     stored: list[BatchView] = []
-    for view, result in zip(views, results, strict=True):
-        _record(ctx, view, result)
+    out: list[IngestResult | TimestampRejected] = []
+    for answer in answers:
+        if not isinstance(answer, BatchView):
+            out.append(answer)
+            continue
+        result = next(results)
+        out.append(result)
+        _record(ctx, answer, result)
         if result.stored:
-            stored.append(view)
+            stored.append(answer)
     if not stored:
-        return results
+        return out
     evaluated = await ctx.db.run_bulk(ctx.alerting.on_batches, stored, received_at)
     for view, (levels, events) in zip(stored, evaluated, strict=True):
+        ctx.names.seen(view)
         ctx.live.stored(view, received_at, levels)
         ctx.live.alerts(events)
-    return results
+    return out
 
 
 async def ingest_partitioned(
     ctx: ServerContext, arrivals: Sequence[tuple[Batch, int]]
-) -> list[IngestResult]:
+) -> list[IngestResult | TimestampRejected]:
     """Replica mode: batches taken from the metrics topic, each with its partition. The
     partitions are noted first (a host newly seen on a partition this replica holds is
     adopted, its saved alert state loaded), then the batches take :func:`ingest_batches`;

@@ -71,6 +71,11 @@ class LatestView:
                 metrics=part.metrics if newer or known is None else known.metrics,
             )
 
+    def forget(self, keys: set[str]) -> None:
+        """These machines were deleted: /metrics drops them."""
+        for key in keys:
+            self._machines.pop(key, None)
+
     def hostname(self, key: str) -> str | None:
         """The hostname of a machine (a container's host's), None when unknown."""
         machine = self._machines.get(key)

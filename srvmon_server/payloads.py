@@ -7,9 +7,11 @@ call these functions as they write.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from srvmon_core.alert_state import CONVERTER, ActiveAlert, AlertEvent
+from srvmon_core.names import MachineName, Resolution
 from srvmon_core.rules import Rule, rule_to_dict
 from srvmon_core.silences import Silence, silence_to_dict
 from srvmon_core.view import MachineView
@@ -23,10 +25,15 @@ def alert_event_json(event: AlertEvent) -> dict[str, Any]:
     return data
 
 
-def history_json(entry: HistoryEntry) -> dict[str, Any]:
-    """A history event: the ``alert`` payload plus its ``id``."""
+def history_json(
+    entry: HistoryEntry, hostname: Callable[[str], str] | None = None
+) -> dict[str, Any]:
+    """A history event: the ``alert`` payload plus its ``id``. ``hostname`` (host id →
+    name) fills the hostname of events stored before srvmon kept it."""
     data = alert_event_json(entry.event)
     data["id"] = entry.id
+    if not data["hostname"] and hostname is not None:
+        data["hostname"] = hostname(entry.event.host_id)
     return data
 
 
@@ -55,4 +62,28 @@ def sample_json(machine: MachineView, timestamp: str) -> dict[str, Any]:
         "metrics": machine.metrics,
         "state": machine.state,
         "health": machine.health,
+    }
+
+
+def machine_name_json(machine: MachineName) -> dict[str, Any]:
+    """One machine as a resolver answers it: its key, kind, names and the shown name."""
+    return {
+        "key": machine.key,
+        "kind": machine.kind,
+        "host_id": machine.host_id,
+        "hostname": machine.hostname,
+        "name": machine.name,
+        "display": machine.display,
+    }
+
+
+def resolution_json(resolution: Resolution, limit: int | None = None) -> dict[str, Any]:
+    """What a pattern picked: ``machines`` (at most ``limit``), their ``count`` and the
+    ``shared`` names (a shown name → the keys of the machines that share it)."""
+    machines = resolution.machines if limit is None else resolution.machines[:limit]
+    return {
+        "pattern": resolution.pattern,
+        "count": len(resolution.machines),
+        "machines": [machine_name_json(m) for m in machines],
+        "shared": {name: list(keys) for name, keys in resolution.shared.items()},
     }

@@ -18,6 +18,7 @@ from srvmon_server.config import ServerConfig
 from srvmon_server.dbthread import DbThread
 from srvmon_server.live import Live
 from srvmon_server.storage import Storage
+from srvmon_server.tokens import Tokens
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +37,10 @@ class Periodic:
         alerting: Alerting,
         live: Live,
         background: Background,
+        tokens: Tokens | None = None,
     ) -> None:
         self._config = config
+        self._tokens = tokens
         self._clock = clock
         self._db = db
         self._storage = storage
@@ -97,11 +100,22 @@ class Periodic:
         log.info("retention pruning deleted %d rows", deleted)
 
     async def roll_up(self) -> None:
-        """Bring the 1 m / 1 h rollups up to date (ingest leaves them to this call)."""
+        """Bring the 1 m / 1 h rollups up to date (ingest leaves them to this call), one
+        bounded pass at a time: ingest, reads and saves queued meanwhile run in between."""
         try:
-            await self._db.run_bulk(self._storage.samples.roll_up)
+            while (await self._db.run_bulk(self._storage.samples.roll_up)).more:
+                pass
         except Exception:  # the DB may be down; the next run tries again
             log.exception("rollup maintenance failed")
+
+    async def reload_tokens(self) -> None:
+        """Pick up API tokens created, rotated or revoked outside this server."""
+        if self._tokens is None:
+            return
+        try:
+            await self._db.run(self._tokens.reload)
+        except Exception:  # the DB may be down: the tokens known so far stay in force
+            log.exception("reloading the API tokens failed")
 
     def start(self) -> None:
         """Start every job on the running IOLoop (idempotent)."""
@@ -112,6 +126,7 @@ class Periodic:
             (self.save_alert_state, self._config.alert_state_save_seconds),
             (self.prune, self._config.prune_interval_seconds),
             (self.roll_up, ROLL_UP_INTERVAL_SECONDS),
+            (self.reload_tokens, self._config.tokens_reload_seconds),
         ]
         if self._live.notifier.alertmanager_urls:
             jobs.append((self.resend_alerts, self._config.alertmanager_resend_seconds))

@@ -33,7 +33,8 @@ class Presence:
                 self._silent.add(key)
 
     def forget(self, keys: Iterable[str]) -> None:
-        """Machines handed over to another process: no more events about them from here."""
+        """Machines handed over to another process, or deleted: no more events about them
+        from here (until they report again)."""
         for key in keys:
             self._last_seen.pop(key, None)
             self._silent.discard(key)

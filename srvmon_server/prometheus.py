@@ -284,6 +284,24 @@ class ReplicaCollector(Collector):
         yield family
 
 
+REJECTED_SAMPLES = "srvmon_ingest_rejected_samples_total"
+REJECTED_SAMPLES_HELP = "machine samples refused at ingest, by reason (timestamp: out of window)"
+
+
+class RejectedCollector(Collector):
+    """``srvmon_ingest_rejected_samples_total{reason}``, read from ``counts()`` at each
+    scrape (``Stats.rejected_samples_total``)."""
+
+    def __init__(self, counts: Callable[[], Mapping[str, int]]) -> None:
+        self._counts = counts
+
+    def collect(self) -> Iterator[Metric]:
+        family = Metric(REJECTED_SAMPLES.removesuffix("_total"), REJECTED_SAMPLES_HELP, "counter")
+        for reason, count in sorted(self._counts().items()):
+            family.add_sample(REJECTED_SAMPLES, {"reason": reason}, float(count))
+        yield family
+
+
 def registry(*collectors: Collector) -> CollectorRegistry:
     """A registry of its own (never the global default) holding ``collectors``."""
     out = CollectorRegistry(auto_describe=False)

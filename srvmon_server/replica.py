@@ -64,6 +64,7 @@ class Replica:
         bus: SharedBus,
         background: Background,
         clock: Clock,
+        publish_alerts: Callable[[list[AlertEvent]], None],
     ) -> None:
         self.topic = topic
         self.origin = origin
@@ -76,6 +77,7 @@ class Replica:
         self._notifier = notifier
         self._background = background
         self._clock = clock
+        self._publish_alerts = publish_alerts
         self._loop: asyncio.AbstractEventLoop | None = None
         self.received_events = 0
         self.bad_messages = 0
@@ -155,7 +157,17 @@ class Replica:
         if "rules_changed" in changes:
             self._spawn("reloading the rules", self._alerting.reload_rules)
         if "silences_changed" in changes:
-            self._spawn("reloading the silences", self._alerting.reload_silences, self._clock())
+            self._background.spawn(self._reload_silences())
+
+    async def _reload_silences(self) -> None:
+        """Silences changed on another replica: they act on this one's alerts at once (the
+        ``silenced`` / ``unsilenced`` events are recorded, published and announced here)."""
+        try:
+            events = await self._db.run(self._alerting.reload_silences, self._clock())
+        except Exception:  # the DB may be down: the next change or restart catches up
+            log.exception("reloading the silences failed")
+            return
+        self._publish_alerts(events)
 
     def _spawn(self, what: str, fn: Callable[..., object], *args: Any) -> None:
         """``fn(*args)`` on the DB thread, in the background; a failure is logged."""

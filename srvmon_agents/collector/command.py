@@ -13,26 +13,13 @@ from typing import TYPE_CHECKING
 
 import click
 
+from srvmon_agents.kafka_options import kafka_option, parse_kafka_options
 from srvmon_core.errors import SrvmonError
 
 if TYPE_CHECKING:
     from docker import APIClient
 
 DEFAULT_DOCKER_URL = "unix:///var/run/docker.sock"
-
-
-def parse_kafka_options(pairs: tuple[str, ...], env_value: str | None) -> dict[str, str]:
-    """``KEY=VALUE`` pairs from ``SRVMON_KAFKA_OPTIONS`` (comma-separated), then the flags."""
-    items = [p for p in (env_value or "").split(",") if p.strip()] + list(pairs)
-    options: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise click.BadParameter(
-                f"expected KEY=VALUE, got {item!r}", param_hint="--kafka-option"
-            )
-        options[key.strip()] = value.strip()
-    return options
 
 
 def skip_charset_detection() -> None:
@@ -99,13 +86,7 @@ def _docker_api(url: str) -> APIClient | None:
     show_default=True,
     help="Kafka topic.",
 )
-@click.option(
-    "--kafka-option",
-    "kafka_options",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="librdkafka setting (SASL, TLS, ...); repeatable. Env: SRVMON_KAFKA_OPTIONS=k=v,k=v.",
-)
+@kafka_option()
 @click.option(
     "--server-url",
     envvar="API_BASE_URL",
@@ -209,12 +190,11 @@ def collector(  # noqa: PLR0917 - click passes every option by keyword
     once: bool,
 ) -> None:
     """Collect metrics of this host and its Docker containers."""
-    import os
 
     from srvmon_agents.collector.setup import AgentConfig, build_agent
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
-    options = parse_kafka_options(kafka_options, os.environ.get("SRVMON_KAFKA_OPTIONS"))
+    options = parse_kafka_options(kafka_options)
     if once:
         output = "stdout"
     if output == "kafka" and not bootstrap_server:

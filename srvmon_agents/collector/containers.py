@@ -29,7 +29,7 @@ from srvmon_agents.collector import cgroups
 from srvmon_agents.collector.events import ContainerEvents
 from srvmon_agents.collector.procfs import KeptFile, parse_net_dev
 from srvmon_core.rates import CounterTracker
-from srvmon_core.schema import ContainerSample
+from srvmon_core.schema import ContainerSample, fit_labels
 
 if TYPE_CHECKING:
     from docker import APIClient
@@ -240,7 +240,7 @@ class ContainerCollector:
                 "id": container_id,
                 "name": name,
                 "image": str(entry.get("Image", "")),
-                "labels": dict(entry.get("Labels") or {}),
+                "labels": fit_labels(dict(entry.get("Labels") or {})),
                 "state": meta.state,
                 "health": meta.health,
                 "restart_count": meta.restart_count,

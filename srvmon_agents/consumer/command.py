@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 
+from srvmon_agents.kafka_options import kafka_option, parse_kafka_options
 from srvmon_core.errors import SrvmonError
 
 if TYPE_CHECKING:
@@ -21,19 +22,6 @@ if TYPE_CHECKING:
 DEFAULT_TOPIC = "srvmon.metrics"
 DEFAULT_GROUP = "srvmon-consumer"
 DEFAULT_SERVER_URL = "http://127.0.0.1:8004"
-
-
-def parse_kafka_options(pairs: tuple[str, ...]) -> dict[str, str]:
-    """``("security.protocol=SASL_SSL", ...)`` → a librdkafka config dict."""
-    options: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise click.BadParameter(
-                f"expected KEY=VALUE, got {pair!r}", param_hint="--kafka-option"
-            )
-        options[key.strip()] = value
-    return options
 
 
 def _timezone(name: str) -> tzinfo:
@@ -165,16 +153,7 @@ def dead_letter_producer_config(
     type=click.IntRange(1, 1000),
     help="Most envelopes posted in one ingest request (1 posts one envelope per request).",
 )
-@click.option(
-    "--kafka-option",
-    "kafka_options",
-    envvar="SRVMON_KAFKA_OPTIONS",
-    multiple=True,
-    show_envvar=True,
-    metavar="KEY=VALUE",
-    help="Extra librdkafka setting (SASL, TLS, ...); repeatable. "
-    "From the env var: space-separated.",
-)
+@kafka_option()
 @click.option(
     "--legacy-timezone",
     envvar="SRVMON_LEGACY_TZ",
@@ -271,6 +250,7 @@ def dead_letter_producer_config(
     default="INFO",
     show_envvar=True,
     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    help="Least severe log messages written to stderr.",
 )
 def consumer(  # noqa: PLR0917 - click passes every option by keyword
     bootstrap_server: str,

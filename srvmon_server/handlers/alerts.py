@@ -9,10 +9,18 @@ from attrs import evolve
 from srvmon_core.errors import ConfigError
 from srvmon_core.silences import SilenceRequest, silence_request
 from srvmon_server.handlers.base import ApiError, BaseHandler, parse_time
-from srvmon_server.payloads import active_alert_json, history_json, silence_json
+from srvmon_server.handlers.names import MAX_PATTERN_LENGTH
+from srvmon_server.payloads import (
+    active_alert_json,
+    history_json,
+    resolution_json,
+    silence_json,
+)
 
 HISTORY_LIMIT_MAX = 1000
 HISTORY_FILTERS = ("machine", "host", "rule", "severity", "state")
+MACHINES_LISTED = 50
+"""Machines a history answer lists of what its ``machine`` filter picked."""
 
 
 class ActiveAlertsHandler(BaseHandler):
@@ -43,14 +51,33 @@ class HistoryHandler(BaseHandler):
                 "limit",
             )
         filters = {name: self.get_query_argument(name, None) or None for name in HISTORY_FILTERS}
+        pattern = filters.pop("machine")
+        if pattern is not None and len(pattern) > MAX_PATTERN_LENGTH:
+            raise ApiError(
+                400, "invalid_parameter", f"machine is longer than {MAX_PATTERN_LENGTH}", "machine"
+            )
+        machines, resolution = (
+            self.ctx.names.filter_keys(pattern) if pattern is not None else (None, None)
+        )
         cursor = self.get_query_argument("cursor", None) or None
         history = self.ctx.storage.history
         page = await self.db(
-            lambda: history.page(start=start, end=end, limit=limit, cursor=cursor, **filters)
+            lambda: history.page(
+                start=start, end=end, limit=limit, cursor=cursor, machine=machines, **filters
+            )
         )
-        self.write_json(
-            {"events": [history_json(e) for e in page.entries], "next_cursor": page.next_cursor}
-        )
+        names = self.ctx.names
+
+        def build() -> dict[str, object]:
+            answer: dict[str, object] = {
+                "events": [history_json(e, names.hostname) for e in page.entries],
+                "next_cursor": page.next_cursor,
+            }
+            if resolution is not None:
+                answer["machines"] = resolution_json(resolution, MACHINES_LISTED)
+            return answer
+
+        await self.write_large_json(build)  # built and encoded off the IOLoop
 
 
 def requested_silence(data: object, now: datetime) -> SilenceRequest:

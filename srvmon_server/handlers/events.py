@@ -56,13 +56,22 @@ class EventsHandler(BaseHandler):
                 ) from None
         return Subscription(topics=topics, machines=machines), last_id
 
+    def stream_headers(self) -> None:
+        self.set_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.set_header("Cache-Control", "no-cache")
+        self.set_header("X-Accel-Buffering", "no")
+
+    async def head(self, *_args: str) -> None:
+        """The stream's status and headers, without subscribing."""
+        self.subscription()
+        self.stream_headers()
+        self.finish()
+
     async def get(self) -> None:
         subscription, last_id = self.subscription()
         ctx = self.ctx
         hub = ctx.hub
-        self.set_header("Content-Type", "text/event-stream; charset=utf-8")
-        self.set_header("Cache-Control", "no-cache")
-        self.set_header("X-Accel-Buffering", "no")
+        self.stream_headers()
         handle, client = hub.subscribe(subscription, self._wake.set, self._drop)
         try:
             self.write(format_retry())

@@ -2,7 +2,8 @@
 
 The body is one envelope (answered ``{"stored", "duplicates"}``) or ``{"batches": [...]}``
 (answered ``{"results": [...]}``, one entry per envelope in order: its counts, or the error
-envelope of an envelope that did not decode; the others are still stored).
+envelope of an envelope that did not decode or whose timestamp is outside the accepted
+window; the others are still stored).
 
 A server in replica mode refuses HTTP ingest (403 ``replica_mode``): it takes its batches
 from its Kafka partitions, which decide which replica evaluates a host. The consumer
@@ -15,12 +16,15 @@ from typing import Any
 
 from srvmon_core.errors import DecodeError
 from srvmon_core.schema import Batch
-from srvmon_server.errors import error_dict
-from srvmon_server.handlers.base import ApiError, BaseHandler
-from srvmon_server.ingest import decode_request, ingest_batch, ingest_batches
+from srvmon_server.auth import Access
+from srvmon_server.errors import ApiError, error_dict, http_error
+from srvmon_server.handlers.base import BaseHandler
+from srvmon_server.ingest import TimestampRejected, decode_request, ingest_batch, ingest_batches
 
 
 class IngestHandler(BaseHandler):
+    needs = {"POST": Access.INGEST}  # collectors' and consumers' tokens: this and nothing else
+
     async def post(self) -> None:
         replica = self.ctx.replica
         if replica is not None:
@@ -44,5 +48,12 @@ class IngestHandler(BaseHandler):
                 answers.append(error_dict(400, "invalid_body", item.message, item.path))
             else:
                 result = next(stored)
+                if isinstance(result, TimestampRejected):
+                    mapped = http_error(result)
+                    assert mapped is not None
+                    answers.append(
+                        error_dict(mapped.status, mapped.code, mapped.message, mapped.field)
+                    )
+                    continue
                 answers.append({"stored": result.stored, "duplicates": result.duplicates})
         self.write_json({"results": answers})

@@ -6,7 +6,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from srvmon_core.metrics import CONTAINER_METRIC_NAMES, HOST_METRIC_NAMES
+from srvmon_server.errors import http_error
 from srvmon_server.handlers.base import ApiError, BaseHandler, parse_time
+from srvmon_server.names import AmbiguousMachine, UnknownMachine
 from srvmon_server.payloads import rule_json
 from srvmon_server.storage import MachineRecord
 
@@ -57,8 +59,18 @@ class MachineBase(BaseHandler):
         )
 
     async def record(self, key: str) -> MachineRecord:
-        """``key`` arrives percent-decoded already (Tornado decodes path arguments)."""
+        """A machine by key, or by name through the resolver (``vm``, ``vm/db``): 404 when
+        none, 409 when several share the name. ``key`` arrives percent-decoded already
+        (Tornado decodes path arguments)."""
         record = await self.db(self.ctx.storage.samples.machine, key)
+        if record is None:
+            try:
+                named = self.ctx.names.one(key)
+            except (UnknownMachine, AmbiguousMachine) as exc:
+                mapped = http_error(exc)
+                assert mapped is not None
+                raise ApiError(mapped.status, mapped.code, mapped.message, "key") from None
+            record = await self.db(self.ctx.storage.samples.machine, named.key)
         if record is None:
             raise ApiError(404, "unknown_machine", f"no machine with key {key!r}", "key")
         return record
@@ -101,6 +113,15 @@ class MachinesHandler(MachineBase):
 
 
 class MachineHandler(MachineBase):
+    async def delete(self, raw_key: str) -> None:
+        """Delete a machine (a host with its containers), by key or name; admin scope.
+        204, 404 unknown, 409 when a name is ambiguous."""
+        record = await self.record(raw_key)
+        if await self.ctx.delete_machine(record.key) is None:  # deleted meanwhile
+            raise ApiError(404, "unknown_machine", f"no machine with key {raw_key!r}", "key")
+        self.set_status(204)
+        self.finish()
+
     async def get(self, raw_key: str) -> None:
         record = await self.record(raw_key)
         data = machine_json(record, self.status_of(record))
@@ -141,8 +162,8 @@ class SeriesHandler(MachineBase):
             )
         samples = self.ctx.storage.samples
         series = await self.db(samples.series, record.key, metric, start, end, max_points)
-        self.write_json(
-            {
+        await self.write_large_json(
+            lambda: {
                 "key": record.key,
                 "metric": metric,
                 "resolution": series.resolution,

@@ -15,16 +15,20 @@ from srvmon_server.prometheus import CONTENT_TYPE as PROMETHEUS_CONTENT_TYPE
 from srvmon_server.prometheus import exposition
 from srvmon_server.storage import StorageUnavailable
 
+HEALTH_PING_TIMEOUT_SECONDS = 2.0
+"""A database that does not answer ``SELECT 1`` within this is reported unavailable."""
+
 
 class HealthHandler(BaseHandler):
     """Always public (liveness probes carry no secrets); it reveals only up/down."""
 
     def prepare(self) -> None:
         self._body_parts = []
+        self._early = False
 
     async def get(self) -> None:
-        try:
-            await self.db(self.ctx.storage.ping)
+        try:  # not on the DB thread: a long roll-up or prune pass does not stall health
+            await self.ctx.db.probe(self.ctx.storage.ping, HEALTH_PING_TIMEOUT_SECONDS)
         except StorageUnavailable:
             self.set_status(503)
             self.finish(b'{"status":"degraded","db":"unavailable"}')
@@ -33,6 +37,12 @@ class HealthHandler(BaseHandler):
 
 
 class OpenApiHandler(BaseHandler):
+    """Always public, like health: the API's description holds no data."""
+
+    def prepare(self) -> None:
+        self._body_parts = []
+        self._early = False
+
     def get(self) -> None:
         self.finish(resources.files("srvmon_server").joinpath("openapi.json").read_bytes())
 
@@ -55,6 +65,7 @@ class IndexHandler(BaseHandler):
 
     def prepare(self) -> None:
         self._body_parts = []
+        self._early = False
 
     def get(self) -> None:
         index = Path(self.settings["static_path"]) / "index.html"
@@ -67,7 +78,15 @@ class IndexHandler(BaseHandler):
 class StaticHandler(tornado.web.StaticFileHandler):
     """The dashboard's files; errors (404) use the JSON envelope too."""
 
+    @classmethod
+    def get_absolute_path(cls, root: str, path: str) -> str:
+        if not path.isprintable():  # NUL (os.stat raises ValueError) or control characters
+            raise tornado.web.HTTPError(404)
+        return super().get_absolute_path(root, path)
+
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         self.set_header("Content-Type", CONTENT_TYPE)
+        if status_code == 405:
+            self.set_header("Allow", "GET, HEAD")
         message = "no such file" if status_code == 404 else default_code(status_code)
         self.finish(error_body(status_code, default_code(status_code), message))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from urllib.parse import quote
 
 from srvmon_core.errors import ConfigError
 from srvmon_core.rules import Rule, rule_from_dict
@@ -37,7 +38,7 @@ class RulesHandler(BaseHandler):
             raise ApiError(409, "conflict", f"rule {rule.id!r} exists; PUT to replace it", "$.id")
         await self.db(self.ctx.storage.rules.put, rule)
         await self.ctx.reload_rules()
-        self.set_header("Location", f"/api/v1/rules/{rule.id}")
+        self.set_header("Location", f"/api/v1/rules/{quote(rule.id, safe='')}")
         self.write_json(rule_json(rule), status=201)
 
 

@@ -50,9 +50,10 @@ function setConnection(state) {
 
 function toast(alert) {
   const box = document.getElementById("toasts");
-  const node = el("div", { class: `toast toast-${alert.level || "warning"}`, role: "status" },
-    el("strong", {}, `${alert.level || "alert"}: ${alert.machine}`),
-    ` ${alert.rule} ${fmtByMetric(alert.metric || "", alert.value)} (threshold ${fmtByMetric(alert.metric || "", alert.threshold)})`);
+  const again = alert.kind === "unsilenced" ? " (silence ended)" : "";
+  const node = el("div", { class: `toast toast-${alert.level || "warning"}`, role: "status", title: alert.machine },
+    el("strong", {}, `${alert.level || "alert"}: ${alert.display}`),
+    ` ${alert.rule} ${fmtByMetric(alert.metric || "", alert.value)} (threshold ${fmtByMetric(alert.metric || "", alert.threshold)})${again}`);
   node.addEventListener("click", () => node.remove());
   box.append(node);
   while (box.children.length > MAX_TOASTS) box.firstElementChild.remove();

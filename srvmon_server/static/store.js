@@ -142,14 +142,20 @@ export function applyMachine(ev) {
 
 /**
  * One shape for an active alert (`/api/v1/alerts`) and an alert event (SSE, history):
- * {fingerprint, machine, rule, metric, level, state, fromState, value, threshold, since, at, silenced}.
+ * {fingerprint, kind, machine (key), machineKind, machineName, hostname, display, hostId,
+ *  rule, ruleId, metric, level, state, fromState, value, threshold, since, at, silenced}.
  */
 export function normalizeAlert(raw) {
-  return {
+  const alert = {
     fingerprint: raw.fingerprint,
+    kind: raw.kind ?? null,
     machine: raw.machine ?? raw.machine_key ?? "",
+    machineKind: raw.machine_kind ?? "host",
+    machineName: raw.machine_name ?? "",
+    hostname: raw.hostname ?? "",
     hostId: raw.host_id ?? null,
     rule: raw.rule_name ?? raw.rule_id ?? raw.rule ?? "",
+    ruleId: raw.rule_id ?? raw.rule ?? "",
     metric: raw.metric ?? "",
     level: raw.level ?? "warning",
     state: raw.to_state ?? raw.state ?? "",
@@ -160,16 +166,52 @@ export function normalizeAlert(raw) {
     at: raw.at ?? raw.since ?? null,
     silenced: Boolean(raw.silenced),
   };
+  alert.display = displayName(alert);
+  return alert;
 }
 
-/** An SSE `alert` event (an AlertEvent transition). Returns the alert when it just fired. */
+/**
+ * The name people use for a machine: `vm` for a host, `vm/db` for a container (the host's
+ * name from the event, else from the inventory, else the key).
+ */
+export function displayName({ machine, machineKind, machineName, hostname, hostId }) {
+  if (machineKind === "host") return machineName || hosts.get(machine)?.hostname || machine;
+  const hostName = hostname || hosts.get(hostId || hostOf(machine))?.hostname;
+  if (!hostName || !machineName) return machine;
+  return `${hostName}/${machineName}`;
+}
+
+/** An SSE `alert` event (an AlertEvent transition). Returns the alert when it asks for a
+ * toast: it just fired, or a silence ended while it fires (re-notified). */
 export function applyAlert(raw) {
   const alert = normalizeAlert(raw);
   if (alert.state === "firing" || alert.state === "pending") alerts.set(alert.fingerprint, alert);
   else alerts.delete(alert.fingerprint);
   alertsDirty = true;
   markHost(alert.hostId || hostOf(alert.machine));
-  return alert.state === "firing" && alert.fromState !== "firing" ? alert : null;
+  if (alert.state !== "firing") return null;
+  return alert.fromState !== "firing" || alert.kind === "unsilenced" ? alert : null;
+}
+
+/**
+ * Take the current values of the active alerts from `/api/v1/alerts` (the engine's, at
+ * most a second old). Only alerts already known are touched: which alerts exist is the
+ * event stream's business, so an answer older than an event never undoes it.
+ */
+export async function refreshAlertValues() {
+  const answer = await api("/api/v1/alerts");
+  let changed = false;
+  for (const raw of listOf(answer, "alerts")) {
+    const known = alerts.get(raw.fingerprint);
+    if (!known || (known.value === raw.value && known.threshold === raw.threshold)) continue;
+    known.value = raw.value ?? null;
+    known.threshold = raw.threshold ?? null;
+    changed = true;
+  }
+  if (changed) {
+    alertsDirty = true;
+    schedule();
+  }
 }
 
 /** The host key of a machine key (`<host_id>` or `<host_id>:<container name>`). */

@@ -6,6 +6,8 @@ survives power loss). MySQL/MariaDB gets utf8mb4, pre-ping and recycled connecti
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +18,7 @@ from sqlalchemy import event, exc
 
 from srvmon_server.storage.errors import StorageError, StorageUnavailable
 
+log = logging.getLogger(__name__)
 SQLITE_BUSY_TIMEOUT_MS = 5000
 CONNECT_TIMEOUT_S = 5
 
@@ -63,10 +66,29 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
+def private_sqlite_file(url: sa.URL) -> None:
+    """Create a new SQLite database file with mode 0600 (its ``-wal``/``-shm`` files take
+    the same mode); warn about an existing one others can read."""
+    path = Path(url.database or "").expanduser()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077:
+            log.warning(
+                "database file %s is readable by other users (mode %o); chmod 600 it", path, mode
+            )
+        return
+    except OSError as error:
+        raise StorageError(f"cannot create the sqlite database {path}: {error}") from None
+    os.close(fd)
+
+
 def create_engine(url: sa.URL) -> sa.Engine:
     """An Engine for a vetted URL; raise StorageError if its driver is missing."""
     try:
         if url.get_backend_name() == "sqlite":
+            private_sqlite_file(url)
             engine = sa.create_engine(
                 url, connect_args={"check_same_thread": False, "timeout": 5.0}
             )

@@ -8,7 +8,8 @@
 - ``silences``: silences (``silences.py``);
 - ``alert_states``: the engine's saved state (``alert_states.py``);
 - ``partitions``: the Kafka partition of each host, for server replicas (``partitions.py``);
-- ``retention``: pruning (``retention.py``).
+- ``retention``: pruning (``retention.py``);
+- ``tokens``: API tokens, stored hashed (``tokens.py``).
 
 Handlers never build SQL; stores take and return typed records. Thread-safety: Storage is
 NOT safe for concurrent calls. The server runs every call on one worker thread. It may be
@@ -36,6 +37,7 @@ from srvmon_server.storage.rollup import ensure_progress
 from srvmon_server.storage.rules import RuleStore
 from srvmon_server.storage.samples import SampleStore
 from srvmon_server.storage.silences import SilenceStore
+from srvmon_server.storage.tokens import TokenStore
 
 INVENTORY_FLUSH = timedelta(seconds=5)
 
@@ -56,6 +58,7 @@ class Storage:
         self.alert_states = AlertStateStore(db)
         self.partitions = HostPartitionStore(db)
         self.retention = Retention(db, self.samples)
+        self.tokens = TokenStore(db)
         self.upgraded_from: int = 0
         """Schema version found at open (0: the database was new)."""
 

@@ -69,13 +69,22 @@ def encode_cursor(at_ms: int, ident: int) -> str:
     return base64.urlsafe_b64encode(f"{at_ms}.{ident}".encode()).decode().rstrip("=")
 
 
+_INT64 = range(-(2**63), 2**63)
+
+
 def decode_cursor(cursor: str) -> tuple[int, int]:
+    """(at_ms, id) of a cursor ``encode_cursor`` made; InvalidQuery for anything else
+    (bad base64, not two integers, or integers no column holds)."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         at_text, _, id_text = base64.urlsafe_b64decode(padded.encode()).decode().partition(".")
-        return int(at_text), int(id_text)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidQuery(f"cursor {cursor!r} is not one this server issued") from None
+        at_ms, ident = int(at_text), int(id_text)
+    except (ValueError, binascii.Error, UnicodeError):
+        at_ms = ident = -(2**64)
+    if at_ms not in _INT64 or ident not in _INT64:
+        shown = cursor if len(cursor) <= 40 else cursor[:37] + "..."
+        raise InvalidQuery(f"cursor {shown!r} is not one this server issued")
+    return at_ms, ident
 
 
 def _event(ident: int, body: str) -> AlertEvent:
@@ -99,7 +108,7 @@ class AlertHistory:
         *,
         start: datetime | None,
         end: datetime | None,
-        machine: str | None = None,
+        machine: str | Sequence[str] | None = None,
         host: str | None = None,
         rule: str | None = None,
         severity: str | None = None,
@@ -107,9 +116,9 @@ class AlertHistory:
         limit: int = 100,
         cursor: str | None = None,
     ) -> HistoryPage:
-        """Events newest first, ``limit`` per page; filters match exactly (``machine`` is the
-        machine key, ``host`` the host id, ``rule`` the rule id, ``severity`` the level,
-        ``state`` the ``to_state``)."""
+        """Events newest first, ``limit`` per page; filters match exactly (``machine`` is a
+        machine key or a list of them, ``host`` the host id, ``rule`` the rule id,
+        ``severity`` the level, ``state`` the ``to_state``)."""
         if not 1 <= limit <= MAX_HISTORY_LIMIT:
             raise InvalidQuery(f"limit must be between 1 and {MAX_HISTORY_LIMIT}, got {limit}")
         c = t.alert_events.c
@@ -121,8 +130,11 @@ class AlertHistory:
                 where.append(c.at_ms <= to_ms(end))
         except ValueError as error:
             raise InvalidQuery(str(error)) from None
+        if isinstance(machine, str):
+            where.append(c.machine == machine)
+        elif machine is not None:
+            where.append(c.machine.in_(list(machine)) if machine else sa.false())
         for column, wanted in (
-            (c.machine, machine),
             (c.host_id, host),
             (c.rule_id, rule),
             (c.level, severity),

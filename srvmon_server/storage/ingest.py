@@ -175,6 +175,13 @@ class Ingester:
         self._ids.update({key: int(ident) for key, ident in ids})
         return created
 
+    def forget_machines(self, ids: set[int]) -> None:
+        """These machines were deleted: drop their cached ids and waiting inventory rows
+        (a machine that reports again gets a new row)."""
+        for key in [k for k, i in self._ids.items() if i in ids]:
+            del self._ids[key]
+        self._inventory.discard(ids)
+
     def forget(self) -> None:
         """Drop the id cache and what waits for the inventory (after a reconnect to a
         different database, in tests)."""

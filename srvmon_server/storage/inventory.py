@@ -137,6 +137,13 @@ class InventoryBuffer:
         if self._since_ms is None and self._pending:
             self._since_ms = staged.received_ms
 
+    def discard(self, machine_ids: set[int]) -> None:
+        """Forget what waits for these machines (they were deleted)."""
+        for machine_id in machine_ids:
+            self._pending.pop(machine_id, None)
+        if not self._pending:
+            self._since_ms = None
+
     def drop(self) -> None:
         """Forget what waits (the database it belongs to is gone)."""
         self._pending = {}

@@ -14,15 +14,18 @@ Rules of the road:
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 
 import sqlalchemy as sa
 
+from srvmon_core.schema import container_key, container_name_for, host_id_for, host_key
 from srvmon_server.storage import tables as t
 from srvmon_server.storage.errors import StorageError
 
 Step = Callable[[sa.Connection], None]
+log = logging.getLogger(__name__)
 
 
 def _v1_to_v2(conn: sa.Connection) -> None:
@@ -51,7 +54,60 @@ def _v3_to_v4(conn: sa.Connection) -> None:
     conn.execute(sa.text("DROP TABLE alert_state"))
 
 
-MIGRATIONS: dict[int, Step] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
+FUTURE_SLACK_MS = 86_400_000
+"""v5 repairs inventory rows whose newest sample is more than this ahead of the clock."""
+
+
+def _v4_to_v5(conn: sa.Connection) -> None:
+    """v5 keeps keys unambiguous and inventories unfrozen.
+
+    A machine stored under a host id or container name that srvmon now refuses (a ``:``
+    in a host id made ``coll:web`` both a host and host ``coll``'s container ``web``) is
+    renamed with ``srvmon_core.schema.host_id_for`` / ``container_name_for``, the ids a
+    legacy Java collector's documents now map to, so such a host reports on into its
+    history; its saved alert state is dropped (keyed by the old key).
+
+    A machine whose newest sample lies more than a day in the future (a wrong collector
+    clock) gets its newest time set back to its newest sample that is not, so correct
+    samples refresh its inventory again.
+    """
+    m = t.machines.c
+    rows = conn.execute(sa.select(m.id, m.key, m.kind, m.host_id, m.name)).all()
+    taken = {row.key for row in rows}
+    for row in rows:
+        host_id = host_id_for(row.host_id)
+        if row.kind == "host":
+            key = host_key(host_id)
+            values = {"key": key, "host_id": host_id}
+        else:
+            name = container_name_for(row.name)
+            key = container_key(host_id, name)
+            values = {"key": key, "host_id": host_id, "name": name}
+        if key == row.key:
+            continue
+        if key in taken:  # pragma: no cover - needs a sha256 prefix collision
+            raise StorageError(f"cannot rename machine {row.key!r}: {key!r} exists")
+        log.warning("machine key %r is not valid any more; renamed to %r", row.key, key)
+        conn.execute(sa.update(t.machines).where(m.id == row.id).values(**values))
+        conn.execute(sa.delete(t.alert_machines).where(t.alert_machines.c.key == row.key))
+        taken.add(key)
+    horizon = _now_ms() + FUTURE_SLACK_MS
+    s = t.samples.c
+    newest_sane = (
+        sa.select(sa.func.coalesce(sa.func.max(s.ts_ms), 0))
+        .where(s.machine_id == m.id, s.ts_ms <= horizon)
+        .scalar_subquery()
+    )
+    frozen = conn.execute(
+        sa.update(t.machines)
+        .where(m.latest_ts_ms > horizon)
+        .values(latest_ts_ms=newest_sane, last_seen_ms=newest_sane)
+    ).rowcount
+    if frozen:
+        log.warning("%d machines had their newest sample in the future; repaired", frozen)
+
+
+MIGRATIONS: dict[int, Step] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5}
 
 
 def _now_ms() -> int:

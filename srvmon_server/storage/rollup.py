@@ -21,7 +21,11 @@ The watermark (table ``rollup_progress``, one row; ``series`` reads it too):
   pays nothing and a crash between ingest and roll-up loses nothing.
 
 Raw rows are scanned per machine through the primary key (machine_id, ts_ms): the machines
-considered are those whose newest sample is not older than the recompute start.
+considered are those whose newest sample is not older than the recompute start. A range
+without raw rows is skipped, not walked (one primary-key probe per machine finds the next
+sample), and one call does at most ``MAX_CHUNKS_PER_CALL`` chunks: a late mark far in the
+past (a sample dated 1970 stored before ingest checked timestamps) costs a few probes, not
+a walk of decades that held the database thread for minutes.
 """
 
 from __future__ import annotations
@@ -37,6 +41,10 @@ MINUTE_MS = 60_000
 HOUR_MS = 3_600_000
 CHUNK_MS = 6 * HOUR_MS
 """A catch-up over a long range commits every 6 hours of data (bounded transactions)."""
+MAX_CHUNKS_PER_CALL = 4
+"""At most this many chunks (24 hours of data) per call: a call is bounded whatever the
+input, so ingest and other work queued on the DB thread wait for one pass at most; the
+caller calls again while ``RollupResult.more``."""
 PROGRESS_ID = 1
 GRACE_MS = 10_000
 """A minute is closed (rolled up) once the newest stored sample is this far past its end:
@@ -72,6 +80,8 @@ class RollupResult:
     """Newest raw sample considered."""
     exact_below_ms: int | None
     """The watermark after the call."""
+    more: bool = False
+    """The call stopped at its chunk budget: closed minutes remain to roll up."""
 
 
 @cache
@@ -188,8 +198,24 @@ def _recompute_start(conn: sa.Connection) -> int | None:
     return start - start % MINUTE_MS
 
 
-def roll_up(engine: sa.Engine, now_ms: int) -> RollupResult:
-    """Recompute rollups of every closed minute from the watermark on; see module doc."""
+def _next_sample_ms(conn: sa.Connection, lo: int, hi: int) -> int | None:
+    """The oldest raw sample in ``[lo, hi]`` of any machine: one primary-key probe per
+    machine whose newest sample is not older than ``lo``."""
+    m, s = t.machines.c, t.samples.c
+    first = (
+        sa.select(sa.func.min(s.ts_ms))
+        .where(s.machine_id == m.id, s.ts_ms >= lo, s.ts_ms <= hi)
+        .scalar_subquery()
+    )
+    found = conn.execute(sa.select(sa.func.min(first)).where(m.latest_ts_ms >= lo)).scalar()
+    return None if found is None else int(found)
+
+
+def roll_up(
+    engine: sa.Engine, now_ms: int, *, max_chunks: int = MAX_CHUNKS_PER_CALL
+) -> RollupResult:
+    """Recompute rollups of closed minutes from the watermark on, at most ``max_chunks``
+    chunks of data per call; see module doc."""
     dialect = "mysql" if engine.dialect.name in ("mysql", "mariadb") else "sqlite"
     minute_sql, hour_sql = _statement(_minute_sql(dialect)), _statement(_hour_sql(dialect))
     with engine.connect() as conn:
@@ -202,29 +228,38 @@ def roll_up(engine: sa.Engine, now_ms: int) -> RollupResult:
     end = min(seal - 1, int(newest))
     written = 0
     chunk_start = start
+    chunks = 0
+    more = False
     while True:
-        chunk_end = min(end, chunk_start - chunk_start % CHUNK_MS + CHUNK_MS - 1)
         with engine.begin() as conn:
+            found = _next_sample_ms(conn, chunk_start, end) if chunk_start <= end else None
+            if found is not None:  # skip a stretch without samples at once
+                chunk_start = max(chunk_start, found - found % MINUTE_MS)
+            chunk_end = min(end, chunk_start - chunk_start % CHUNK_MS + CHUNK_MS - 1)
             ids = [
                 int(i)
                 for i in conn.execute(
                     sa.select(t.machines.c.id).where(t.machines.c.latest_ts_ms >= chunk_start)
                 ).scalars()
             ]
-            if ids and chunk_start <= chunk_end:
+            if found is not None and ids and chunk_start <= chunk_end:
                 written += conn.execute(
                     minute_sql, {"ids": ids, "lo": chunk_start, "hi": chunk_end}
                 ).rowcount
                 hour_start = chunk_start - chunk_start % HOUR_MS
                 conn.execute(hour_sql, {"ids": ids, "lo": hour_start, "hi": chunk_end})
-            last = chunk_end >= end
+            chunks += 1
+            last = found is None or chunk_end >= end
+            more = not last and chunks >= max_chunks
             below = seal if last else chunk_end + 1
             conn.execute(
                 sa.update(t.rollup_progress)
                 .where(t.rollup_progress.c.id == PROGRESS_ID)
                 .values(exact_below_ms=below, dirty_from_ms=None)
             )
-        if last:
+        if last or more:
             break
         chunk_start = chunk_end + 1
-    return RollupResult(minute_buckets=written, start_ms=start, end_ms=end, exact_below_ms=below)
+    return RollupResult(
+        minute_buckets=written, start_ms=start, end_ms=end, exact_below_ms=below, more=more
+    )

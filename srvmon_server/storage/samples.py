@@ -26,6 +26,9 @@ from srvmon_server.storage.rollup import RollupResult, roll_up
 from srvmon_server.storage.series import query_series
 
 _MACHINE_COLUMNS = [c for c in t.machines.c if c.name != "latest_sample"]
+DELETE_BATCH_ROWS = 5000
+"""Rows per transaction when a machine's samples and rollups are deleted."""
+DELETABLE = ((t.samples, "ts_ms"), (t.rollup_1m, "bucket_ms"), (t.rollup_1h, "bucket_ms"))
 
 
 def _record(row: sa.Row[Any]) -> MachineRecord:
@@ -82,8 +85,10 @@ class SampleStore:
         self._ingester.forget()
 
     def roll_up(self, now: datetime | None = None) -> RollupResult:
-        """Fold every closed minute (ended 10 s before ``now``, default: the clock) into the
-        1 m and 1 h rollups, recomputing them from raw rows; idempotent.
+        """Fold closed minutes (ended 10 s before ``now``, default: the clock) into the
+        1 m and 1 h rollups, recomputing them from raw rows; idempotent. One call does at
+        most 24 hours of data (``rollup.MAX_CHUNKS_PER_CALL``); call again while the
+        result's ``more`` is true.
 
         Ingest does not maintain rollups; the server calls this every few seconds on its DB
         thread and retention calls it before deleting raw rows. ``series`` is exact without
@@ -103,6 +108,51 @@ class SampleStore:
                 result = roll_up(self._db.engine, now_ms)
         self._ingester.rolled_up(result.exact_below_ms)
         return result
+
+    def doomed(self, key: str) -> dict[int, str] | None:
+        """The machines deleting ``key`` removes (id → key): a host with all its
+        containers, or one container; None for an unknown key."""
+        self.flush_inventory()
+        m = t.machines.c
+        with self._db.reading("doomed_machines") as conn:
+            row = conn.execute(sa.select(m.kind, m.host_id).where(m.key == key)).first()
+            if row is None:
+                return None
+            where = m.host_id == row.host_id if row.kind == "host" else m.key == key
+            return {int(i): str(k) for i, k in conn.execute(sa.select(m.id, m.key).where(where))}
+
+    def delete_rows(self, ids: Iterable[int], batch_rows: int = DELETE_BATCH_ROWS) -> bool:
+        """Delete at most ``batch_rows`` raw or rollup rows of these machines, in one short
+        transaction (oldest first, through the primary key); True while rows remain."""
+        with self._db.writing("delete_machine_rows") as conn:
+            for table, column in DELETABLE:
+                for machine_id in ids:
+                    ts = table.c[column]
+                    bound = conn.execute(
+                        sa.select(ts)
+                        .where(table.c.machine_id == machine_id)
+                        .order_by(ts)
+                        .offset(batch_rows - 1)
+                        .limit(1)
+                    ).scalar()
+                    where = table.c.machine_id == machine_id
+                    if bound is not None:
+                        where = sa.and_(where, ts <= bound)
+                    if conn.execute(sa.delete(table).where(where)).rowcount:
+                        return True
+        return False
+
+    def drop_machines(self, doomed: dict[int, str]) -> None:
+        """Delete the machines' rows (and any raw or rollup row ingested meanwhile) and
+        their saved alert state, in one transaction; forget them in the ingest caches."""
+        ids = set(doomed)
+        with self._db.writing("drop_machines") as conn:
+            for table, _ in DELETABLE:
+                conn.execute(sa.delete(table).where(table.c.machine_id.in_(ids)))
+            conn.execute(sa.delete(t.machines).where(t.machines.c.id.in_(ids)))
+            keys = list(doomed.values())
+            conn.execute(sa.delete(t.alert_machines).where(t.alert_machines.c.key.in_(keys)))
+        self._ingester.forget_machines(ids)
 
     def machines(self) -> list[MachineRecord]:
         """Every host and container ever seen, hosts first, then by key."""

@@ -18,7 +18,7 @@ from sqlalchemy.dialects import mysql
 
 from srvmon_core.metrics import CONTAINER_METRIC_NAMES, HOST_METRIC_NAMES
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """Version of the table layout. ``migrations.py`` upgrades older databases step by step."""
 
 METRIC_NAMES: tuple[str, ...] = tuple(sorted(HOST_METRIC_NAMES | CONTAINER_METRIC_NAMES))
@@ -186,3 +186,17 @@ host_partitions = sa.Table(
 batches last arrived on, per topic. A replica given a partition adopts the hosts recorded
 on it, silent ones included. Created by ``create_all`` on any schema version (no data to
 migrate)."""
+
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("scopes", sa.String(64), nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at_ms", Ms, nullable=False),
+    sa.Column("rotated_at_ms", Ms),
+    sa.Column("revoked_at_ms", Ms),
+)
+"""API tokens by SHA-256 digest (never the token), with comma-separated scopes; created
+with the first start of a server that knows them (no migration needed)."""

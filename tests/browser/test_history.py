@@ -123,7 +123,8 @@ def test_history_pages_of_100_with_older_button(
             """events => events.map((e) => [
               new Date(e.at).toLocaleString(undefined, {year: "numeric", month: "2-digit",
                 day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit"}),
-              e.machine_key, e.rule_name, e.level, `${e.from_state} → ${e.to_state}`,
+              e.machine_kind === "host" ? e.machine_name : `${e.hostname}/${e.machine_name}`,
+              e.rule_name, e.level, `${e.from_state} → ${e.to_state}`,
             ].join("|"))""",
             newest_first,
         )

@@ -40,7 +40,8 @@ def seed_hosts(server: ServerProcess, host_ids: list[str]) -> None:
 
 
 def toast_text(host_id: str, cpu: float = 97.0) -> str:
-    return f"critical: {host_id} cpu hot {cpu:.1f} % (threshold 95.0 %)"
+    """A toast names the machine as people do: its hostname (feed.batch: <id>.example)."""
+    return f"critical: {host_id}.example cpu hot {cpu:.1f} % (threshold 95.0 %)"
 
 
 def test_at_most_five_toasts_the_most_recent_ones(page: Any, srvmon_server: ServerProcess) -> None:
@@ -74,7 +75,7 @@ def test_at_most_five_toasts_the_most_recent_ones(page: Any, srvmon_server: Serv
     expect()(toasts).to_have_count(MAX_TOASTS)
     latest = hosts[-MAX_TOASTS:]  # node-08 .. node-12, oldest on top
     expect()(toasts).to_have_text([toast_text(h) for h in latest])
-    expect()(toasts.locator("strong")).to_have_text([f"critical: {h}" for h in latest])
+    expect()(toasts.locator("strong")).to_have_text([f"critical: {h}.example" for h in latest])
 
     toasts.filter(has_text="node-10").click()
     expect()(toasts).to_have_count(MAX_TOASTS - 1)

@@ -101,7 +101,10 @@ def test_broken_documents_are_never_accepted_differently(
 @pytest.mark.parametrize(
     ("change", "accepted"),
     [
-        (lambda d: d["containers"][0].update(name="café"), True),  # non-ASCII: converter
+        (lambda d: d["containers"][0].update(image="café"), True),  # non-ASCII: converter
+        (lambda d: d["containers"][0].update(name="café"), False),  # not a Docker name
+        (lambda d: d.update(host_id="coll:web"), False),  # ':' would make keys ambiguous
+        (lambda d: d["containers"][0].update(state="s" * 33), False),  # wider than its column
         (lambda d: d["containers"][0].update(cpu_percent=2**70), True),  # huge int: converter
         (lambda d: d["containers"][0].update(cpu_percent=-1.0), False),
         (lambda d: d["containers"][0].update(pids=True), False),

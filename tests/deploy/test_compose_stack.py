@@ -214,9 +214,10 @@ def host_view() -> dict[str, Any]:
     }
 
 
-def follow_alerts(url: str, found: list[dict[str, Any]], stop: threading.Event) -> None:
+def follow_alerts(url: str, token: str, found: list[dict[str, Any]], stop: threading.Event) -> None:
     """Read the SSE stream's ``alert`` events into ``found`` until ``stop``."""
-    with urllib.request.urlopen(f"{url}/api/v1/events?topics=alerts", timeout=60) as stream:
+    events = f"{url}/api/v1/events?topics=alerts&token={token}"
+    with urllib.request.urlopen(events, timeout=60) as stream:
         event, data = "", ""
         while not stop.is_set():
             line = stream.readline().decode().rstrip("\n")
@@ -261,12 +262,15 @@ def test_the_compose_stack_runs_for_real(tmp_path: Path, dockerd: Dockerd, brows
         address = stack.host_address()
         server_port, kafka_port = free_port(), free_port()
         token = secrets.token_urlsafe(16)
+        admin, read = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
         bootstrap = f"{address}:{kafka_port}"
         env_path = stack.env_file(
             {
                 "DATABASE_ROOT_PASSWORD": ROOT_PASSWORD,
                 "DATABASE_PASSWORD": "stack-" + secrets.token_hex(4),
                 "SRVMON_INGEST_TOKEN": token,
+                "SRVMON_ADMIN_TOKEN": admin,
+                "SRVMON_READ_TOKEN": read,
                 "BOOTSTRAP_SERVER": bootstrap,
                 "KAFKA_ADVERTISED_HOST": address,
                 "KAFKA_PUBLISHED_PORT": str(kafka_port),
@@ -288,8 +292,8 @@ def test_the_compose_stack_runs_for_real(tmp_path: Path, dockerd: Dockerd, brows
             check_backend(url, deployed, backend)
             check_consumer(engine)
             batch = check_collector(engine, bootstrap)
-            check_dashboard(browser, url, batch)
-            check_alert(url, token, batch)
+            check_dashboard(browser, url, batch, read)
+            check_alert(url, admin, read, batch)
         except BaseException:
             print(deployed.logs())
             raise
@@ -406,8 +410,9 @@ def check_collector(engine: BridgeDockerd, bootstrap: str) -> Batch:
     return batch
 
 
-def check_dashboard(browser: Any, url: str, batch: Batch) -> None:
-    """The host's tile is on the dashboard with a live CPU figure."""
+def check_dashboard(browser: Any, url: str, batch: Batch, read: str) -> None:
+    """The host's tile is on the dashboard with a live CPU figure (reads need a token in
+    compose: the dashboard asks for the read token once)."""
     from playwright.sync_api import expect
 
     context = browser.new_context(viewport={"width": 1280, "height": 800})
@@ -416,6 +421,9 @@ def check_dashboard(browser: Any, url: str, batch: Batch) -> None:
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     try:
         page.goto(f"{url}/#/")
+        expect(page.locator("#token-dialog")).to_be_visible(timeout=15000)
+        page.fill("#token-input", read)
+        page.click("#token-form button[type=submit]")
         expect(page.locator("#conn")).to_have_text("live", timeout=15000)
         tile = page.locator(f'.tile[data-host="{batch.host_id}"]')
         expect(tile).to_be_visible(timeout=15000)
@@ -428,11 +436,12 @@ def check_dashboard(browser: Any, url: str, batch: Batch) -> None:
     assert not errors, errors
 
 
-def check_alert(url: str, token: str, batch: Batch) -> None:
-    """A rule that the host's next sample breaks fires, and an SSE client gets the alert."""
+def check_alert(url: str, token: str, read: str, batch: Batch) -> None:
+    """A rule (put with the admin token) that the host's next sample breaks fires, and an
+    SSE client (with the read token) gets the alert."""
     found: list[dict[str, Any]] = []
     stop = threading.Event()
-    reader = threading.Thread(target=follow_alerts, args=(url, found, stop), daemon=True)
+    reader = threading.Thread(target=follow_alerts, args=(url, read, found, stop), daemon=True)
     reader.start()
     time.sleep(1.0)  # the stream is open before the rule exists
     put_rule(

@@ -8,11 +8,13 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from srvmon_core.codec import encode_batch
 from srvmon_core.testing import make_batch, make_host_sample
+from tests.helpers import missing
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -49,6 +51,46 @@ def test_notebook_code_cells_run_and_find_the_documented_alerts(
         ("09:10:00", "db-1", "db-disk", "firing", "firing", "critical"),
     ]
     assert "09:04:20  web-1" in capsys.readouterr().out
+
+
+def _outputs(cell: dict[str, Any]) -> list[tuple[str, str]]:
+    """What a code cell shows: (kind, text) of each stream and result (ids, counts and
+    timing metadata are left out)."""
+    shown = []
+    for output in cell.get("outputs", []):
+        kind = output["output_type"]
+        if kind == "stream":
+            shown.append((output["name"], "".join(output["text"])))
+        elif kind in ("execute_result", "display_data"):
+            shown.append((kind, "".join(output["data"].get("text/plain", ""))))
+        else:  # an error
+            shown.append((kind, f"{output.get('ename')}: {output.get('evalue')}"))
+    return shown
+
+
+def test_the_notebook_runs_and_its_outputs_match() -> None:
+    """The shipped notebook carries its outputs, and executing it in a real kernel (nbclient,
+    the `notebook` extra) gives exactly those outputs, cell by cell."""
+    try:
+        import nbclient
+        import nbformat
+    except ImportError as exc:
+        missing("the notebook extra", f"{exc.name} is not installed (pip install -e '.[notebook]')")
+        raise
+    path = EXAMPLES / "alerts_on_a_series.ipynb"
+    shipped = nbformat.read(path, as_version=4)
+    code = [c for c in shipped.cells if c.cell_type == "code"]
+    assert code and all(c.get("outputs") is not None for c in code)
+    assert any(_outputs(c) for c in code), "the notebook ships without outputs"
+    fresh = nbformat.read(path, as_version=4)
+    for cell in fresh.cells:
+        if cell.cell_type == "code":
+            cell.outputs = []
+    nbclient.NotebookClient(
+        fresh, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(EXAMPLES)}}
+    ).execute()
+    ran = [c for c in fresh.cells if c.cell_type == "code"]
+    assert [_outputs(c) for c in ran] == [_outputs(c) for c in code]
 
 
 def _cron(stdin: bytes) -> subprocess.CompletedProcess[bytes]:

@@ -26,6 +26,8 @@ from srvmon_core.schema import Batch, container_key, host_key
 from tests.helpers import free_port
 from tests.pipeline.streams import wait_until
 
+STREAM_AGE_ALLOWANCE_SECONDS = 10 * 365 * 86400
+"""Accept the streams' fixed 2026-01-01 timestamps whatever today's date."""
 SRVMON = [sys.executable, "-m", "srvmon_cli"]
 TOKEN = "pipeline-test-token"
 
@@ -76,6 +78,10 @@ class ServerProcess:
                 self.db_url,
                 "--token",
                 TOKEN,
+                # the streams are stamped from streams.EPOCH (2026-01-01): the time window
+                # is not what these tests are about
+                "--max-sample-age-seconds",
+                str(STREAM_AGE_ALLOWANCE_SECONDS),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -24,6 +24,7 @@ from srvmon_core.schema import Batch
 from srvmon_server.config import ServerConfig
 from srvmon_server.storage import Storage
 from srvmon_server.storage import tables as t
+from tests.pipeline.processes import STREAM_AGE_ALLOWANCE_SECONDS
 from tests.pipeline.streams import (
     FAST_GROUP,
     batches,
@@ -77,7 +78,10 @@ class CountingClient(IngestClient):
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[RunningServer]:
     storage = Storage.open(f"sqlite:///{tmp_path / 'srvmon.db'}")
-    running = RunningServer(storage, ServerConfig(write_tokens={WRITE}), lambda: datetime.now(UTC))
+    config = ServerConfig(
+        write_tokens={WRITE}, max_sample_age_seconds=STREAM_AGE_ALLOWANCE_SECONDS
+    )  # the stream is stamped from 2026-01-01 (streams.EPOCH)
+    running = RunningServer(storage, config, lambda: datetime.now(UTC))
     yield running
     running.stop()
     storage.close()

@@ -10,10 +10,11 @@ import pytest
 from click.testing import CliRunner
 
 from srvmon_agents.consumer.backoff import Backoff
-from srvmon_agents.consumer.command import consumer, parse_kafka_options
+from srvmon_agents.consumer.command import consumer
 from srvmon_agents.consumer.deadletter import dead_letter_headers
 from srvmon_agents.consumer.delivery import Verdict, classify
 from srvmon_agents.consumer.ledger import OffsetLedger
+from srvmon_agents.kafka_options import parse_kafka_options
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "consumer.md"
 P0 = ("t", 0)

@@ -154,7 +154,7 @@ def test_warning_critical_resolved_in_an_ha_pair_with_the_documented_route(
             assert alert["status"]["state"] == "active"
             assert [r["name"] for r in alert["receivers"]] == [receiver]
             assert alert["annotations"]["summary"] == summary
-            assert alert["generatorURL"] == "http://srvmon:8004/#/machines/h1"
+            assert alert["generatorURL"] == "http://srvmon:8004/#/host/h1"
             ahead = (parse(alert["endsAt"]) - datetime.now(UTC)).total_seconds()
             assert 200 < ahead <= 240  # 4 resend intervals (60 s) past the push
 

@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import tornado.httpserver
 import tornado.netutil
 
 from srvmon_core.codec import encode_batch
@@ -20,6 +19,7 @@ from srvmon_core.schema import Batch, ContainerSample, HostSample
 from srvmon_server.app import make_app
 from srvmon_server.config import ServerConfig
 from srvmon_server.context import ServerContext
+from srvmon_server.httpserver import make_http_server
 from srvmon_server.storage import Storage
 
 WRITE = "write-token"
@@ -96,7 +96,7 @@ class RunningServer:
                 self.context = app.settings["srvmon"]
                 sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
                 self.port = sockets[0].getsockname()[1]
-                server = tornado.httpserver.HTTPServer(app)
+                server = make_http_server(app, config)
                 server.add_sockets(sockets)
                 self._loop = asyncio.get_running_loop()
                 self._stop = asyncio.Event()

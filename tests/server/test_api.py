@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import urllib.parse
 
+from srvmon_core.schema import host_id_for
 from tests.server.harness import READ, T0, RunningServer, SseReader, make_batch
 
 
@@ -180,11 +181,27 @@ def test_legacy_java_document_ingested(server: RunningServer) -> None:
 
 
 def test_machine_keys_are_percent_decoded_exactly_once(server: RunningServer) -> None:
-    """A host id with '%' and '/' (legacy collectors allow any id) round-trips through paths."""
-    odd = "rack 1/50%41"  # decoded twice, "%41" would become "A"
-    assert server.ingest(make_batch(host_id=odd, cpu=7.0)).status == 200
-    encoded = urllib.parse.quote(odd, safe="")
+    """A container key's ``:`` travels as ``%3A`` and is decoded once: the key round-trips,
+    and the same key encoded twice (``%253A``) names no machine."""
+    assert server.ingest(make_batch(host_id="rack1", containers=(("web.1", 7.0),))).status == 200
+    encoded = urllib.parse.quote("rack1:web.1", safe="")
     one = server.request("GET", f"/api/v1/machines/{encoded}")
     assert one.status == 200, one.body
-    assert one.json()["key"] == odd
+    assert one.json()["key"] == "rack1:web.1"
     assert one.json()["sample"]["cpu_percent"] == 7.0
+    twice = server.request("GET", f"/api/v1/machines/{urllib.parse.quote(encoded, safe='')}")
+    assert twice.status == 404 and twice.json()["error"]["code"] == "unknown_machine"
+
+
+def test_a_legacy_host_id_that_is_not_a_valid_id_keeps_reporting(server: RunningServer) -> None:
+    """The Java system allowed any hostId ('%', '/', spaces); such a document is stored under
+    the stable valid id ``host_id_for`` derives, batch after batch."""
+    odd = "rack 1/50%41"
+    for second in (0, 1):
+        doc = {"type": "host", "hostId": odd, "name": "odd", "cpuUsagePercent": 7.0 + second}
+        doc |= {"timeStamp": f"2026-11-25T10:00:0{second}", "memoryUsedBytes": 1}
+        assert server.request("POST", "/api/v1/ingest", json.dumps(doc)).json()["stored"] == 1
+    key = host_id_for(odd)
+    one = server.request("GET", f"/api/v1/machines/{key}")
+    assert one.status == 200, one.body
+    assert one.json()["sample"]["cpu_percent"] == 8.0

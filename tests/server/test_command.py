@@ -76,7 +76,9 @@ def test_zero_config_start_token_and_sigterm(tmp_path: Path) -> None:
         token_file = tmp_path / "data" / "srvmon" / "server-token"
         assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
         token = token_file.read_text().strip()
-        assert (tmp_path / "data" / "srvmon" / "srvmon.db").is_file()
+        database = tmp_path / "data" / "srvmon" / "srvmon.db"
+        assert stat.S_IMODE(database.stat().st_mode) == 0o600
+        assert stat.S_IMODE(database.parent.stat().st_mode) == 0o700
         request = urllib.request.Request(
             f"http://127.0.0.1:{port}/api/v1/ingest",
             data=encode_batch(make_batch()),
@@ -124,20 +126,20 @@ def test_bad_options_are_clean_errors(tmp_path: Path) -> None:
         (["--port", "99999"], "99999"),
         (
             ["--alert-history-retention-days", "0"],
-            "'--alert-history-retention-days': 0.0 is not in the range x>0",
+            "(env var: 'SRVMON_ALERT_HISTORY_RETENTION_DAYS'): 0.0 is not in the range x>0",
         ),
         (
             ["--alert-history-retention-days", "-1"],
-            "'--alert-history-retention-days': -1.0 is not in the range x>0",
+            "(env var: 'SRVMON_ALERT_HISTORY_RETENTION_DAYS'): -1.0 is not in the range x>0",
         ),
         (
             ["--inventory-flush-seconds", "-0.5"],
-            "'--inventory-flush-seconds': -0.5 is not in the range x>=0",
+            "(env var: 'SRVMON_INVENTORY_FLUSH_SECONDS'): -0.5 is not in the range x>=0",
         ),
     ]
     for args, expected in cases:
         result = subprocess.run(
-            [*SRVMON, "server", "--token", "t", *args],
+            [*SRVMON, "server", "--token", "t", "--port", "0", *args],
             check=False,
             env=env,
             text=True,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 from srvmon_server.dbthread import DbThread
 
@@ -35,18 +36,33 @@ def test_an_api_call_waits_for_the_bulk_call_in_progress_only() -> None:
     db.shutdown()
 
 
-def test_shutdown_finishes_what_was_queued_and_refuses_more() -> None:
+def test_shutdown_drops_what_was_queued_waits_for_the_running_call_and_refuses_more() -> None:
+    """Shutdown lets the call in progress finish, cancels the queued ones (every call the
+    server makes is bounded; what is queued at shutdown is not waited for) and refuses
+    new calls."""
     db = DbThread()
     gate = threading.Event()
+    started = threading.Event()
     ran: list[int] = []
-    db._submit(1, lambda: gate.wait(5))
+
+    def running() -> None:
+        started.set()
+        gate.wait(5)
+        ran.append(-1)
+
+    first = db._submit(1, running)
     futures = [db._submit(1, lambda i=i: ran.append(i)) for i in range(3)]
+    assert started.wait(5)
     closer = threading.Thread(target=db.shutdown)
     closer.start()
+    time.sleep(0.05)
+    assert closer.is_alive()  # waits for the running call
     gate.set()
     closer.join(5)
-    assert [f.done() for f in futures] == [True, True, True]
-    assert ran == [0, 1, 2]
+    assert not closer.is_alive()
+    assert first.done() and not first.cancelled()
+    assert [f.cancelled() for f in futures] == [True, True, True]
+    assert ran == [-1]
     try:
         db.call(lambda: None)
     except RuntimeError as exc:

@@ -107,7 +107,7 @@ def test_domain_errors_become_http_in_one_place(tmp_path: Path) -> None:
                 "error": {
                     "status": 503,
                     "code": "db_unavailable",
-                    "message": "the database is unavailable: connection refused",
+                    "message": "the database is unavailable; see the server log",
                 }
             },
         ),

@@ -159,6 +159,8 @@ def test_dead_database_gives_503(start_server, mariadb_server) -> None:  # type:
         ]:
             resp = server.ingest(body) if body is not None else server.request(method, path)
             assert resp.status == 503, (path, resp.body)
+            text = resp.body.decode()
+            assert str(relay.port) not in text and "srvmon_dead_db" not in text  # no URL
             if path != "/api/v1/health":
                 assert resp.json()["error"]["code"] == "db_unavailable"
             else:

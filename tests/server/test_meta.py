@@ -11,7 +11,7 @@ from tests.server.harness import RunningServer, make_batch
 def route_to_openapi(pattern: str) -> str:
     names = iter(["key"] * 10)
     path = pattern
-    if pattern.startswith(("/api/v1/rules/", "/api/v1/silences/")):
+    if pattern.startswith(("/api/v1/rules/", "/api/v1/silences/", "/api/v1/tokens/")):
         names = iter(["id"])
     return re.sub(r"\(\[\^/\]\+\)", lambda _m: "{" + next(names) + "}", path)
 

@@ -101,7 +101,7 @@ def test_escalation_resolves_the_old_severity_and_fires_the_new() -> None:
     assert statuses(first) == [("firing", "warning")]
     assert first[0].labels == WARNING_LABELS
     assert first[0].starts_at == T0  # the alert's start, as the dashboard shows it
-    assert first[0].generator_url == "http://srv:8004/#/machines/h1"
+    assert first[0].generator_url == "http://srv:8004/#/host/h1"
 
     second = announced.apply(CRITICAL)
     assert statuses(second) == [("resolved", "warning"), ("firing", "critical")]

@@ -103,18 +103,26 @@ def test_subscription_filters_topics_and_machines() -> None:
         (Access.WRITE, None, False, 401),
         (Access.WRITE, "nope", False, 401),
         (Access.WRITE, "r", False, 403),
+        (Access.WRITE, "i", False, 403),
         (Access.WRITE, "w", False, None),
+        (Access.INGEST, "i", False, None),
+        (Access.INGEST, "w", False, None),
+        (Access.INGEST, "r", False, 403),
+        (Access.INGEST, None, False, 401),
         (Access.READ, None, False, None),
         (Access.READ, None, True, 401),
         (Access.READ, "r", True, None),
         (Access.READ, "w", True, None),
+        (Access.READ, "i", True, 403),
         (Access.READ, "x", True, 401),
     ],
 )
 def test_token_policy(needed: Access, token: str | None, read_auth: bool, expected: int) -> None:
-    """Write needs a write token (401 none/unknown, 403 read-only); reads open unless read_auth."""
-    policy = TokenPolicy(
-        write_tokens=frozenset({"w"}), read_tokens=frozenset({"r"}), read_auth=read_auth
+    """Admin (``WRITE``) needs an admin token, ingest an ingest or admin token, reads a read
+    or admin token when read_auth is on (401 none/unknown, 403 a token without the scope);
+    reads are open otherwise."""
+    policy = TokenPolicy.of_options(
+        write_tokens={"w"}, ingest_tokens={"i"}, read_tokens={"r"}, read_auth=read_auth
     )
     denied = policy.check(needed, token)
     assert (denied.status if denied else None) == expected

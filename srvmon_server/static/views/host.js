@@ -2,10 +2,11 @@
 
 import { api, enc } from "../api.js";
 import { drawSeriesChart } from "../charts.js";
-import { hostStatus, hosts } from "../store.js";
-import { el, fmtByMetric, fmtBytes, fmtPercent, fmtRate, setText } from "../util.js";
+import { alerts, hostStatus, hosts, isSilent } from "../store.js";
+import { el, fmtBytes, fmtPercent, fmtRate, setText, SEVERITY_RANK } from "../util.js";
 
 export const RANGES = { "15m": 900, "1h": 3600, "24h": 86400, "7d": 604800 };
+const LIVE_RANGES = new Set(["15m", "1h"]);
 const HOST_CHARTS = [
   "cpu_percent", "memory_percent", "load_1", "disk_used_percent_max",
   "net_rx_bytes_per_s", "net_tx_bytes_per_s", "disk_read_bytes_per_s", "disk_write_bytes_per_s",
@@ -38,31 +39,60 @@ function memoryText(c) {
   return `${fmtBytes(used)} / ${fmtBytes(used / (pct / 100))} (${pct.toFixed(0)} %)`;
 }
 
+/** The charts of one machine: a range picker, one canvas per metric. Points come from the
+ * series API; at 15m and 1h each live sample is appended as it arrives (`live`). */
 function chartPanel(machineKey, metrics) {
   const picker = el("div", { class: "range-picker", role: "group" });
   const charts = el("div", { class: "charts" });
   let range = sessionStorage.getItem("srvmon.range") || "1h";
   const canvases = new Map();
+  const series = new Map();
+  let loaded = 0;
   for (const metric of metrics) {
     const canvas = el("canvas", { class: "chart", "data-metric": metric, height: 140 });
     canvases.set(metric, canvas);
-    charts.append(el("figure", {}, el("figcaption", {}, metric), canvas));
+    charts.append(el("figure", {}, el("figcaption", {}, metric),
+      el("div", { class: "chart-box" }, canvas, el("div", { class: "chart-labels", "aria-hidden": "true" }))));
+  }
+  function draw(metric, to = Math.ceil(Date.now() / 1000) + 1) {
+    const canvas = canvases.get(metric);
+    const points = series.get(metric) || [];
+    const from = to - RANGES[range];
+    while (points.length && points[0][0] < from) points.shift();
+    drawSeriesChart(canvas, points, { from, to, metric });
+    canvas.dataset.points = String(points.length);
   }
   async function load() {
     for (const b of picker.children) b.classList.toggle("active", b.dataset.range === range);
     const to = Math.ceil(Date.now() / 1000) + 1; // include samples of the current second
     const from = to - RANGES[range];
+    const generation = (loaded += 1);
     await Promise.all(metrics.map(async (metric) => {
       const canvas = canvases.get(metric);
       const width = Math.max(100, Math.round(canvas.clientWidth || 600));
       try {
         const data = await api(`/api/v1/machines/${enc(machineKey)}/series?metric=${enc(metric)}&from=${from}&to=${to}&max_points=${width}`);
-        drawSeriesChart(canvas, data.points || [], { from, to, format: (v) => fmtByMetric(metric, v) });
-        canvas.dataset.points = String((data.points || []).length);
+        if (generation !== loaded) return; // a newer range was picked meanwhile
+        series.set(metric, (data.points || []).slice());
+        draw(metric, to);
+        delete canvas.dataset.error;
       } catch (error) {
         canvas.dataset.error = error.message;
       }
     }));
+  }
+  /** A live sample of this machine (flat metrics at `timestamp`): append and redraw. */
+  function live(metricsNow, timestamp) {
+    if (!LIVE_RANGES.has(range) || !metricsNow || !timestamp) return;
+    const ts = Date.parse(timestamp) / 1000;
+    for (const metric of metrics) {
+      const points = series.get(metric);
+      const value = metricsNow[metric];
+      if (!points || value === undefined || value === null) continue;
+      if (points.length && points[points.length - 1][0] >= ts) continue;
+      points.push([ts, value, value, value]);
+      draw(metric, Math.max(ts + 1, Math.ceil(Date.now() / 1000) + 1));
+    }
   }
   for (const name of Object.keys(RANGES)) {
     picker.append(el("button", {
@@ -71,18 +101,47 @@ function chartPanel(machineKey, metrics) {
     }, name));
   }
   load();
-  const timer = setInterval(load, 30000);
-  return { node: el("section", {}, picker, charts), stop: () => clearInterval(timer) };
+  // the live ranges move with the samples; the long ones are re-read now and then
+  const timer = setInterval(() => { if (!LIVE_RANGES.has(range)) load(); }, 60000);
+  let resized = null;
+  const observer = new ResizeObserver(() => {
+    clearTimeout(resized);
+    resized = setTimeout(() => { for (const metric of metrics) if (series.has(metric)) draw(metric); }, 100);
+  });
+  observer.observe(charts);
+  return {
+    node: el("section", {}, picker, charts),
+    live,
+    stop: () => { clearInterval(timer); observer.disconnect(); },
+  };
+}
+
+/** The container's own state for its pill: its worst firing alert, else its Docker state. */
+function containerStatus(host, key) {
+  const box = host.containers.get(key);
+  if (!box) return { status: "silent", text: "not reported" };
+  const text = box.health ? `${box.state} · ${box.health}` : box.state;
+  let status = "ok";
+  for (const alert of alerts.values()) {
+    if (alert.machine !== key || alert.state !== "firing" || alert.silenced) continue;
+    if (SEVERITY_RANK[alert.level] > SEVERITY_RANK[status]) status = alert.level;
+  }
+  if (status === "ok" && (box.state !== "running" || box.health === "unhealthy")) status = "warning";
+  if (isSilent(host)) status = "silent";
+  return { status, text };
 }
 
 export function mountHost(root, hostKey, containerName) {
   const host = hosts.get(hostKey);
-  const hostLabel = host && host.hostname !== hostKey ? `${host.hostname} (${hostKey})` : hostKey;
-  const title = el("h1", {}, containerName ? `${hostLabel} › ${containerName}` : hostLabel);
-  const status = el("span", { class: "status-pill" });
-  root.append(el("div", { class: "toolbar" }, el("a", { href: "#/" }, "← fleet"), title, status));
+  const hostname = host ? host.hostname : hostKey;
+  const title = el("h1", { title: containerName ? `${hostKey}:${containerName}` : hostKey },
+    containerName ? `${hostname}/${containerName}` : hostname);
+  const status = el("span", { class: "status-pill", id: "machine-status" });
+  const toolbar = el("div", { class: "toolbar" }, el("a", { href: "#/" }, "← fleet"), title, status);
+  root.append(toolbar);
   const machineKey = containerName ? `${hostKey}:${containerName}` : hostKey;
-  if (containerName) root.firstElementChild.append(el("a", { href: `#/host/${enc(hostKey)}` }, `← ${hostKey}`));
+  const back = containerName ? el("a", { href: `#/host/${enc(hostKey)}`, title: hostKey }, `← ${hostname}`) : null;
+  if (back) toolbar.append(back);
   const panel = chartPanel(machineKey, containerName ? CONTAINER_CHARTS : HOST_CHARTS);
   root.append(panel.node);
 
@@ -121,7 +180,7 @@ export function mountHost(root, hostKey, containerName) {
       let row = rows.get(c.key);
       if (!row) {
         const cells = COLUMNS.map(() => el("td"));
-        const tr = el("tr", { "data-key": c.key, onclick: () => { location.hash = `#/host/${enc(hostKey)}/container/${enc(c.name)}`; } }, ...cells);
+        const tr = el("tr", { "data-key": c.key, title: c.key, onclick: () => { location.hash = `#/host/${enc(hostKey)}/container/${enc(c.name)}`; } }, ...cells);
         row = { tr, cells };
         rows.set(c.key, row);
       }
@@ -135,12 +194,24 @@ export function mountHost(root, hostKey, containerName) {
     const current = hosts.get(hostKey);
     if (!current) return;
     if (change.all || change.alerts || change.tick || change.hosts.has(hostKey)) {
-      const s = hostStatus(current);
-      setText(status, s);
-      status.dataset.status = s;
+      setText(title, containerName ? `${current.hostname}/${containerName}` : current.hostname);
+      if (back) setText(back, `← ${current.hostname}`);
+      if (containerName) {
+        const { status: s, text } = containerStatus(current, machineKey);
+        setText(status, text);
+        status.dataset.status = s;
+      } else {
+        const s = hostStatus(current);
+        setText(status, s);
+        status.dataset.status = s;
+      }
       renderTable();
     }
+    if (change.hosts.has(hostKey)) {
+      const box = containerName ? current.containers.get(machineKey) : current;
+      if (box) panel.live(box.metrics, box.lastSeen);
+    }
   }
-  if (host) update({ hosts: new Set([hostKey]), all: true });
+  if (host) update({ hosts: new Set(), all: true });
   return { update, unmount: panel.stop };
 }

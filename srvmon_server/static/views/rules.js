@@ -1,14 +1,13 @@
-// Rules: list and edit thresholds (defaults, globs, per-machine overrides), create an
-// override, and show which rules apply to one machine. API validation errors are shown
-// next to the field the envelope names (e.g. "$.warn").
+// Rules: every rule in a compact table (edit, override for a machine, delete with
+// confirmation), a new-rule button, and the rules that apply to one machine, named as
+// people name it (vm, vm/db). Every change says whether it worked and refreshes the lists.
 
-import { api, ApiError, enc, listOf } from "../api.js";
-import { el } from "../util.js";
+import { api, enc, listOf } from "../api.js";
+import { el, setText } from "../util.js";
+import { machinePreview } from "./silences.js";
+import { newRule, ruleForm } from "./ruleform.js";
 
-const HIDDEN_KEYS = new Set(["created_at", "updated_at"]);
-const FIRST_COLUMNS = ["name", "metric", "warn", "crit", "level", "for_seconds", "selector", "kind", "enabled"];
-
-/** default (whole fleet), glob, or machine (one exact key), as srvmon_core.rules.Selector. */
+/** default (whole fleet), glob, or machine (one exact name), as srvmon_core.rules.Selector. */
 export function scopeOf(rule) {
   const sel = rule.selector || {};
   if (sel.machine && !/[*?[]/.test(sel.machine)) return "machine";
@@ -33,147 +32,178 @@ function describe(value) {
   return typeof value === "object" ? JSON.stringify(value) : String(value);
 }
 
-/** Flat `path → value` pairs of a rule's scalar fields ("a.b" for nested objects). */
-function scalarFields(obj, hidden, prefix = "") {
-  const out = [];
-  for (const [key, value] of Object.entries(obj)) {
-    if (!prefix && hidden.has(key)) continue;
-    const path = prefix ? `${prefix}.${key}` : key;
-    if (value && typeof value === "object" && !Array.isArray(value)) out.push(...scalarFields(value, hidden, path));
-    else out.push([path, value]);
-  }
-  return out;
+/** What a rule watches, in words: "cpu_percent ≥", "silent 30 s", "container_stopped". */
+function watches(rule) {
+  if (rule.kind === "threshold") return `${rule.metric} ${rule.direction === "below" ? "≤" : "≥"}`;
+  if (rule.kind === "silent") return `silent ${rule.silent_seconds} s`;
+  return rule.kind;
 }
 
-function setPath(obj, path, value) {
-  const parts = path.split(".");
-  let target = obj;
-  for (const part of parts.slice(0, -1)) target = target[part];
-  target[parts.at(-1)] = value;
-}
-
-function parseInput(original, text) {
-  if (original === null && text.trim() === "") return null;
-  if (typeof original === "number" || (original === null && text.trim() !== "" && !Number.isNaN(Number(text)))) {
-    return text.trim() === "" ? null : Number(text);
-  }
-  if (typeof original === "boolean") return text === "true";
-  if (Array.isArray(original)) return text.split(",").map((s) => s.trim()).filter(Boolean);
-  return text;
-}
-
-/** A form editing `rule` in place; `save(rule)` is awaited, ApiError fields shown inline. */
-export function ruleForm(rule, save, submitLabel, hidden = new Set([...HIDDEN_KEYS, "id"])) {
-  const inputs = new Map();
-  const errors = new Map();
-  const general = el("p", { class: "error", hidden: true });
-  const form = el("form", { class: "rule-form" });
-  for (const [path, value] of scalarFields(rule, hidden)) {
-    const input = typeof value === "boolean"
-      ? el("select", { name: path, "data-field": path }, el("option", { value: "true" }, "true"), el("option", { value: "false" }, "false"))
-      : el("input", { name: path, "data-field": path, value: Array.isArray(value) ? value.join(", ") : describe(value === null ? "" : value) });
-    if (typeof value === "boolean") input.value = String(value);
-    const error = el("span", { class: "field-error", "data-error-for": path, hidden: true });
-    inputs.set(path, { input, original: value });
-    errors.set(path, error);
-    form.append(el("label", {}, el("span", {}, path), input, error));
-  }
-  form.append(el("button", { type: "submit" }, submitLabel), general);
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    for (const error of errors.values()) error.hidden = true;
-    general.hidden = true;
-    const edited = structuredClone(rule);
-    for (const [path, { input, original }] of inputs) setPath(edited, path, parseInput(original, input.value));
-    try {
-      await save(edited);
-    } catch (error) {
-      const path = error instanceof ApiError && error.field ? error.field.replace(/^\$\.?/, "") : "";
-      const target = errors.get(path);
-      if (target) {
-        target.textContent = error.message;
-        target.hidden = false;
-        inputs.get(path).input.focus();
-      } else {
-        general.textContent = error.field ? `${error.field}: ${error.message}` : error.message;
-        general.hidden = false;
-      }
-    }
-  });
-  return form;
+function thresholdTitle(rule, level) {
+  const recovery = rule[`${level}_recovery`];
+  return recovery === null || recovery === undefined ? "" : `clears at ${recovery}`;
 }
 
 export function mountRules(root) {
   const list = el("tbody", { id: "rule-rows" });
   const editor = el("div", { id: "rule-editor" });
-  const status = el("p", { class: "muted", id: "rules-status" });
-  const machineInput = el("input", { id: "applies-machine", placeholder: "machine key, e.g. web-1 or web-1:nginx" });
+  const status = el("p", { class: "muted", id: "rules-status", role: "status" });
+  const machineInput = el("input", { id: "applies-machine", placeholder: "vm, vm/db or a key", list: "applies-names" });
+  const picks = el("small", { class: "muted", id: "applies-picks" });
   const applies = el("div", { id: "applies" });
-  let rules = [];
+  let shownMachine = "";
+
+  function say(text, ok = true) {
+    status.className = ok ? "ok" : "error";
+    setText(status, text);
+  }
 
   async function load() {
+    let rules;
     try {
       rules = listOf(await api("/api/v1/rules"), "rules");
     } catch (error) {
-      status.textContent = `error: ${error.message}`;
+      say(`error: ${error.message}`, false);
       return;
     }
-    const seen = new Set(rules.flatMap((r) => Object.keys(r)));
-    const keys = [...FIRST_COLUMNS.filter((k) => seen.has(k)),
-      ...[...seen].filter((k) => k !== "id" && !FIRST_COLUMNS.includes(k)).sort()];
-    list.parentElement.querySelector("thead").replaceChildren(
-      el("tr", {}, el("th", {}, "id"), el("th", {}, ""), el("th", {}, "scope"), ...keys.map((k) => el("th", {}, k))));
-    list.replaceChildren(...rules.map((rule) => el("tr", { "data-rule-id": rule.id, "data-scope": scopeOf(rule) },
-      el("td", {}, describe(rule.id)),
-      el("td", {}, el("button", { type: "button", class: "edit-rule", onclick: () => edit(rule) }, "Edit"),
-        " ", el("button", { type: "button", onclick: () => override(rule) }, "Override…")),
-      el("td", {}, scopeOf(rule)), ...keys.map((k) => el("td", { "data-col": k }, k === "selector" ? describeSelector(rule[k]) : describe(rule[k]))))));
-    status.textContent = `${rules.length} rules`;
+    list.replaceChildren(...rules.map(row));
+    if (!status.textContent || status.className === "muted") setText(status, `${rules.length} rules`);
+    list.dataset.count = String(rules.length);
+  }
+
+  function row(rule) {
+    const actions = el("td", { class: "row-actions" });
+    const tr = el("tr", { "data-rule-id": rule.id, "data-scope": scopeOf(rule), title: `id ${rule.id}` },
+      el("td", { "data-col": "name" }, rule.name || rule.id),
+      el("td", { "data-col": "scope" }, scopeOf(rule)),
+      el("td", { "data-col": "selector" }, describeSelector(rule.selector)),
+      el("td", { "data-col": "watches" }, watches(rule)),
+      el("td", { "data-col": "warn", title: thresholdTitle(rule, "warn") }, describe(rule.warn)),
+      el("td", { "data-col": "crit", title: thresholdTitle(rule, "crit") }, describe(rule.crit)),
+      el("td", { "data-col": "for_seconds" }, rule.for_seconds ? `${rule.for_seconds} s` : "–"),
+      el("td", { "data-col": "enabled" }, rule.enabled === false ? "off" : "on"),
+      actions);
+    function normal() {
+      actions.replaceChildren(
+        el("button", { type: "button", class: "edit-rule", onclick: () => edit(rule) }, "Edit"),
+        el("button", { type: "button", class: "override-rule", onclick: () => override(rule) }, "Override…"),
+        el("button", { type: "button", class: "delete-rule", onclick: confirmDelete }, "Delete"));
+    }
+    function confirmDelete() {
+      actions.replaceChildren(
+        el("span", { class: "confirm" }, `Delete ${rule.id}?`),
+        el("button", { type: "button", class: "confirm-delete danger", onclick: () => remove(rule) }, "Yes, delete"),
+        el("button", { type: "button", class: "cancel-delete", onclick: normal }, "Cancel"));
+    }
+    normal();
+    return tr;
+  }
+
+  async function changed(message) {
+    say(message);
+    await load();
+    if (shownMachine) await showApplies(null, shownMachine);
+  }
+
+  async function remove(rule) {
+    try {
+      await api(`/api/v1/rules/${enc(rule.id)}`, { method: "DELETE" });
+    } catch (error) {
+      say(`error: rule ${rule.id} was not deleted: ${error.message}`, false);
+      return;
+    }
+    if (editor.dataset.ruleId === rule.id) closeEditor();
+    await changed(`rule ${rule.id} deleted`);
+  }
+
+  function closeEditor() {
+    editor.replaceChildren();
+    delete editor.dataset.ruleId;
+  }
+
+  function open(title, form, ruleId) {
+    editor.replaceChildren(el("h2", {}, title), form);
+    editor.dataset.ruleId = ruleId;
+    editor.scrollIntoView({ block: "nearest" });
+  }
+
+  function saved(text) {
+    editor.replaceChildren(el("p", { class: "ok", id: "rule-saved" }, text));
+    delete editor.dataset.ruleId;
   }
 
   function edit(rule) {
-    editor.replaceChildren(el("h2", {}, `Edit rule ${describe(rule.id)}`), ruleForm(rule, async (edited) => {
-      await api(`/api/v1/rules/${enc(rule.id)}`, { method: "PUT", body: edited });
-      editor.replaceChildren(el("p", { class: "ok", id: "rule-saved" }, `rule ${describe(rule.id)} saved`));
-      await load();
-    }, "Save"));
+    open(`Edit rule ${rule.id}`, ruleForm(rule, {
+      submitLabel: "Save",
+      onCancel: closeEditor,
+      save: async (edited) => {
+        await api(`/api/v1/rules/${enc(rule.id)}`, { method: "PUT", body: edited });
+        saved(`rule ${rule.id} saved`);
+        await changed(`rule ${rule.id} saved`);
+      },
+    }), rule.id);
+  }
+
+  function create(rule, title) {
+    open(title, ruleForm(rule, {
+      submitLabel: "Create",
+      isNew: true,
+      onCancel: closeEditor,
+      save: async (created) => {
+        const answer = await api("/api/v1/rules", { method: "POST", body: created });
+        const id = describe(answer && answer.id);
+        saved(`rule ${id} created`);
+        await changed(`rule ${id} created`);
+      },
+    }), rule.id);
   }
 
   function override(rule) {
     const copy = structuredClone(rule);
     const machine = machineInput.value.trim();
     copy.id = machine ? `${rule.id}@${machine}` : `${rule.id}-override`;
+    copy.name = machine ? `${rule.name || rule.id} (${machine})` : copy.name;
     copy.selector = { ...(copy.selector || {}), machine: machine || null };
-    editor.replaceChildren(el("h2", {}, "New per-machine override"), ruleForm(copy, async (created) => {
-      const answer = await api("/api/v1/rules", { method: "POST", body: created });
-      editor.replaceChildren(el("p", { class: "ok", id: "rule-saved" }, `rule ${describe(answer && answer.id)} created`));
-      await load();
-    }, "Create", HIDDEN_KEYS));
+    create(copy, machine ? `Override ${rule.id} for ${machine}` : `Override ${rule.id}`);
   }
 
-  async function showApplies(event) {
-    event.preventDefault();
-    const key = machineInput.value.trim();
-    if (!key) return;
+  async function showApplies(event, name = machineInput.value.trim()) {
+    if (event) event.preventDefault();
+    if (!name) return;
     try {
-      const applied = listOf(await api(`/api/v1/machines/${enc(key)}/rules`), "rules");
-      applies.replaceChildren(el("ul", {}, ...applied.map((r) => el("li", { "data-rule-id": r.id },
-        `${r.id} (${scopeOf(r)}): ${r.metric || r.kind}`,
-        r.warn !== null && r.warn !== undefined ? `, warn ${r.warn}` : "",
-        r.crit !== null && r.crit !== undefined ? `, crit ${r.crit}` : ""))));
+      const answer = await api(`/api/v1/machines/${enc(name)}/rules`);
+      shownMachine = name;
+      const applied = listOf(answer, "rules");
+      applies.replaceChildren(
+        el("p", { class: "muted", title: answer.key }, `${applied.length} rules apply to ${name}`),
+        el("ul", {}, ...applied.map((r) => el("li", { "data-rule-id": r.id },
+          `${r.name || r.id} (${r.id}, ${scopeOf(r)}): ${watches(r)}`,
+          r.warn !== null && r.warn !== undefined ? ` warn ${r.warn}` : "",
+          r.crit !== null && r.crit !== undefined ? `, crit ${r.crit}` : ""))));
     } catch (error) {
+      shownMachine = "";
       applies.replaceChildren(el("p", { class: "error" }, error.message));
     }
   }
 
-  root.append(el("h1", {}, "Rules"),
+  const preview = machinePreview(machineInput, picks);
+  root.append(
+    el("div", { class: "toolbar" }, el("h1", {}, "Rules"),
+      el("button", { type: "button", id: "new-rule", onclick: () => create(newRule(), "New rule") }, "New rule")),
     el("form", { class: "filters", onsubmit: showApplies },
-      el("label", {}, "Machine ", machineInput),
+      el("label", { title: "a hostname (vm), host/container (vm/db) or a key" }, "Machine ", machineInput),
+      el("datalist", { id: "applies-names" }),
       el("button", { type: "submit" }, "Show the rules that apply"),
       el("span", { class: "muted" }, "(also the target of “Override…”)")),
-    applies, status,
-    el("div", { class: "scroll-x" }, el("table", { class: "grid", id: "rules" }, el("thead"), list)),
-    editor);
+    picks, applies, editor, status,
+    el("div", { class: "scroll-x" }, el("table", { class: "grid", id: "rules" },
+      el("thead", {}, el("tr", {}, ...["Rule", "Scope", "Applies to", "Watches", "Warn", "Crit", "For", "On", ""]
+        .map((h) => el("th", {}, h)))), list)));
+  api("/api/v1/resolve?machine=*").then((answer) => {
+    const names = [...new Set(answer.machines.map((m) => m.display))];
+    root.querySelector("#applies-names").replaceChildren(...names.map((n) => el("option", { value: n })));
+  }).catch(() => {});
   load();
+  preview();
   return { update() {}, unmount() {} };
 }

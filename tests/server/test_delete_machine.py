@@ -1,0 +1,118 @@
+"""Deleting a machine (issue 17): ``DELETE /api/v1/machines/{key}`` removes a host with its
+containers (or one container) and everything stored of it but its alert history; it
+re-appears only if it reports again, afresh."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import timedelta
+from urllib.parse import quote
+
+import sqlalchemy as sa
+
+from srvmon_server.storage import Storage
+from srvmon_server.storage import tables as t
+from tests.server.harness import T0, FakeClock, RunningServer, make_batch
+from tests.server.test_time_sanity import roll_up_now
+from tests.storage.factory import batch
+
+CPU = {"id": "cpu", "name": "cpu", "metric": "cpu_percent", "warn": 80.0, "for_seconds": 0}
+
+
+def rows(storage: Storage, table: sa.Table, ids: set[int]) -> int:
+    with storage.engine.connect() as conn:
+        query = sa.select(sa.func.count()).select_from(table).where(table.c.machine_id.in_(ids))
+        return int(conn.execute(query).scalar_one())
+
+
+def machine_ids(storage: Storage) -> dict[str, int]:
+    with storage.engine.connect() as conn:
+        return {k: int(i) for k, i in conn.execute(sa.select(t.machines.c.key, t.machines.c.id))}
+
+
+def host_keys(server: RunningServer) -> dict[str, list[str]]:
+    hosts = server.request("GET", "/api/v1/machines").json()["hosts"]
+    return {h["key"]: sorted(c["key"] for c in h["containers"]) for h in hosts}
+
+
+def test_deleting_a_host_removes_it_with_its_containers(
+    server_any_db: RunningServer, clock: FakeClock
+) -> None:
+    """h1 (two containers, a firing alert, 20 s of samples rolled up) is deleted: its
+    inventory, samples, rollups, alert state, live alert and /metrics series go; h2 and
+    the alert history stay; an ingest token may not delete (403); h1 reporting again
+    starts afresh (first_seen and its series are new)."""
+    server = server_any_db
+    storage = server.storage
+    assert server.request("POST", "/api/v1/rules", json.dumps(CPU)).status == 201
+    for second in range(20):
+        at = T0 + timedelta(seconds=second)
+        for host in ("h1", "h2"):
+            server.ingest(make_batch(host, at=at, cpu=95.0, containers=(("web", 1.0), ("db", 2.0))))
+    firing = [a["machine_key"] for a in server.request("GET", "/api/v1/alerts").json()["alerts"]]
+    assert set(firing) == {"h1", "h2"}
+    clock.advance(380)  # nothing newer arrives: the minute closes 5 min + 10 s after its end
+    roll_up_now(server).result(timeout=30)  # on the server's DB thread
+    ids = machine_ids(storage)
+    doomed = {ids[k] for k in ("h1", "h1:web", "h1:db")}
+    assert rows(storage, t.samples, doomed) == 60 and rows(storage, t.rollup_1m, doomed) == 3
+    history_before = len(server.request("GET", "/api/v1/alerts/history").json()["events"])
+
+    denied = server.request("DELETE", "/api/v1/machines/h1", token="read-token")
+    assert denied.status == 403
+    gone = server.request("DELETE", "/api/v1/machines/h1")
+    assert gone.status == 204, gone.body
+
+    assert host_keys(server) == {"h2": ["h2:db", "h2:web"]}
+    for path in ("/api/v1/machines/h1", "/api/v1/machines/h1%3Aweb"):
+        assert server.request("GET", path).status == 404
+    assert rows(storage, t.samples, doomed) == 0
+    assert rows(storage, t.rollup_1m, doomed) == rows(storage, t.rollup_1h, doomed) == 0
+    with storage.engine.connect() as conn:
+        saved = set(conn.execute(sa.select(t.alert_machines.c.key)).scalars())
+    assert not saved & {"h1", "h1:web", "h1:db"} and "h2" in saved
+    active = server.request("GET", "/api/v1/alerts").json()["alerts"]
+    hosts = {a["host_id"] for a in active}
+    assert "h2" in hosts and "h1" not in hosts
+    metrics = server.request("GET", "/metrics").body.decode()
+    assert 'host_id="h2"' in metrics and not re.search(r'host_id="h1"', metrics)
+    history = server.request("GET", "/api/v1/alerts/history").json()["events"]
+    assert len(history) == history_before  # history is kept
+    assert server.request("DELETE", "/api/v1/machines/h1").status == 404
+
+    back = T0 + timedelta(minutes=5)
+    assert server.ingest(make_batch("h1", at=back, cpu=10.0)).status == 200
+    again = server.request("GET", "/api/v1/machines/h1").json()
+    assert again["first_seen"] == "2026-11-25T10:05:00Z"
+    series = server.request(
+        "GET",
+        "/api/v1/machines/h1/series?metric=cpu_percent&from=2026-11-25T09:00:00Z&to=2026-11-25T10:10:00Z",
+    ).json()["points"]
+    assert [p[1] for p in series] == [10.0]
+    assert host_keys(server)["h1"] == []
+
+
+def test_deleting_one_container_leaves_its_host(server: RunningServer) -> None:
+    """``host:container`` deletes that container only."""
+    server.ingest(make_batch("h1", containers=(("web", 1.0), ("db", 2.0))))
+    assert server.request("DELETE", f"/api/v1/machines/{quote('h1:web', safe='')}").status == 204
+    assert host_keys(server) == {"h1": ["h1:db"]}
+
+
+def test_rows_are_deleted_in_short_batches(server_any_db: RunningServer) -> None:
+    """``delete_rows`` removes at most ``batch_rows`` rows per call (one short transaction
+    each, so ingest goes on between them), raw rows first, then rollups."""
+    storage = server_any_db.storage
+    for second in range(30):
+        storage.samples.ingest(batch(T0 + timedelta(seconds=second), containers=0), T0)
+    doomed = storage.samples.doomed("h1")
+    assert doomed is not None and list(doomed.values()) == ["h1"]
+    calls = 0
+    while storage.samples.delete_rows(list(doomed), batch_rows=7):
+        calls += 1
+        assert rows(storage, t.samples, set(doomed)) == max(0, 30 - 7 * calls)
+    assert calls == 5 and rows(storage, t.samples, set(doomed)) == 0
+    storage.samples.drop_machines(doomed)
+    assert storage.samples.machine("h1") is None
+    assert storage.samples.ingest(batch(T0, containers=0), T0).new_machines == ["h1"]
