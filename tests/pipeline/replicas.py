@@ -23,6 +23,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
+
 from srvmon_core.codec import encode_batch
 from srvmon_core.schema import Batch, ContainerSample, HostSample
 from tests.helpers import free_port
@@ -62,6 +64,8 @@ class Replica:
         webhook_url: str | None = None,
     ) -> None:
         self.name = name
+        self.group = group
+        self.topic = topic
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = workdir / f"replica-{name}.log"
@@ -135,6 +139,15 @@ class Replica:
             os.kill(self.process.pid, signal.SIGKILL)
             self.process.wait(10)
 
+    def freeze(self) -> None:
+        """SIGSTOP: it stores and commits nothing more until :meth:`thaw` (or a kill)."""
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGCONT)
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
@@ -174,16 +187,19 @@ class Fleet:
         from confluent_kafka import Producer
 
         self.topic = topic
+        self.bootstrap = bootstrap
         self.host_ids = host_ids
         self.containers = containers
         self.cpu = dict.fromkeys(host_ids, 12.0)
         self.memory = dict.fromkeys(host_ids, 40.0)
         self.produced: list[Batch] = []
         self.partition_of: dict[str, int] = {}
+        self.offset_of: dict[tuple[str, int], tuple[int, int]] = {}
+        """(host, ts_ms) → (partition, offset) of each acknowledged batch."""
         self.sent_at: dict[tuple[str, float, float], float] = {}
         """(host, cpu, memory) → wall time its first batch with those values was produced."""
         self._producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0})
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -221,9 +237,11 @@ class Fleet:
     def _delivered(self, batch: Batch) -> Any:
         def report(error: Any, message: Any) -> None:
             if error is None:
-                with self._lock:
+                with self.lock:
                     self.produced.append(batch)
                     self.partition_of[batch.host_id] = message.partition()
+                    at = round(batch.timestamp.timestamp() * 1000)
+                    self.offset_of[(batch.host_id, at)] = (message.partition(), message.offset())
 
         return report
 
@@ -252,3 +270,66 @@ class Fleet:
         self._stop.set()
         self._thread.join(10)
         self._producer.flush(10)
+
+
+def committed_offsets(
+    bootstrap: str, group: str, topic: str, partitions: set[int]
+) -> dict[int, int]:
+    """The group's committed offset per partition, as the broker has it (0 when nothing
+    was committed yet: the next holder starts from the beginning)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    reader = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        answer = reader.committed([TopicPartition(topic, p) for p in sorted(partitions)], 10)
+    finally:
+        reader.close()
+    return {tp.partition: max(0, tp.offset) for tp in answer}
+
+
+def kill_with_stored_uncommitted(
+    replica: Replica, fleet: Fleet, bootstrap: str, db_url: str, timeout: float = 20.0
+) -> list[tuple[str, int]]:
+    """SIGKILL ``replica`` at a moment it has stored batches whose offsets it has not
+    committed (what the next holder must get again and must not store twice).
+
+    Each try freezes the replica (SIGSTOP), reads the group's committed offsets from the
+    broker and the stored rows from the database, and kills it if a stored batch of its
+    partitions sits at or past the committed offset; else it thaws it and tries again.
+    Returns those batches as (host id, ts_ms): the work in flight the kill hit.
+    """
+    from srvmon_core.schema import host_key
+
+    held = replica.partitions()
+    engine = sa.create_engine(db_url, poolclass=sa.pool.NullPool)
+    query = sa.text(
+        "SELECT m.`key`, s.ts_ms FROM samples s JOIN machines m ON m.id = s.machine_id "
+        "WHERE m.`key` IN :keys"
+    ).bindparams(sa.bindparam("keys", expanding=True))
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            replica.freeze()
+            committed = committed_offsets(bootstrap, replica.group, replica.topic, held)
+            with fleet.lock:
+                placed = dict(fleet.offset_of)
+            hosts = {h for h, p in fleet.partition_of.items() if p in held}
+            with engine.connect() as conn:
+                stored = conn.execute(query, {"keys": [host_key(h) for h in hosts]}).all()
+            by_key = {host_key(h): h for h in hosts}
+            in_flight = []
+            for key, at in stored:
+                batch = (by_key[key], int(at))
+                partition, offset = placed.get(batch, (-1, -1))
+                if partition >= 0 and offset >= committed[partition]:
+                    in_flight.append(batch)
+            if in_flight:
+                replica.kill()
+                return sorted(in_flight)
+            replica.thaw()
+            time.sleep(0.03)
+    finally:
+        engine.dispose()
+    raise AssertionError(
+        "the replica never had stored, uncommitted batches: the kill would hit nothing"
+    )

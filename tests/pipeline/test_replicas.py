@@ -28,6 +28,7 @@ from tests.pipeline.replicas import (
     Fleet,
     Replica,
     host_on_partition,
+    kill_with_stored_uncommitted,
     librdkafka_partition,
     request,
 )
@@ -205,10 +206,11 @@ def rule_through_b_applies(replicas: dict[str, Replica], x: str) -> dict[str, fl
 
 
 def kill_c_while_y_is_pending(
-    replicas: dict[str, Replica], fleet: Fleet, stream: AlertStream, y: str
-) -> None:
+    replicas: dict[str, Replica], fleet: Fleet, stream: AlertStream, y: str, db_url: str
+) -> list[tuple[str, int]]:
     """(b): y (evaluated by C) goes pending on the 30 s rule; C is killed 8 s into the
-    window; another replica takes y over and fires it at the original deadline +- 2 s."""
+    window, at a moment it has stored batches it has not committed; another replica takes
+    y over and fires it at the original deadline +- 2 s. Returns the batches in flight."""
     a, c = replicas["A"], replicas["C"]
     fleet.cpu[y] = 97.0
     wait_until(lambda: bool(when(stream.events, y, "pending")), 10, "y pending")
@@ -217,7 +219,7 @@ def kill_c_while_y_is_pending(
     time.sleep(max(0.0, deadline - FOR_SECONDS + 8 - time.time()))
     assert fleet.partition_of[y] in c.partitions()  # C holds y's timer at the kill
     killed_at = time.time()
-    c.kill()
+    in_flight = kill_with_stored_uncommitted(c, fleet, fleet.bootstrap, db_url)
     wait_until(lambda: bool(when(stream.events, y, "firing")), FOR_SECONDS + 30, "y firing", 0.05)
     arrived = time.time()
     firing = when(stream.events, y, "firing")[0]
@@ -231,6 +233,7 @@ def kill_c_while_y_is_pending(
     assert firing["started_at"] == pending["started_at"]
     assert abs(utc(firing["at"]).timestamp() - deadline) <= 2.0
     assert abs(arrived - deadline) <= 2.0
+    return in_flight
 
 
 def test_three_replicas_share_alerts_rules_and_a_killed_ones_hosts(
@@ -240,7 +243,8 @@ def test_three_replicas_share_alerts_rules_and_a_killed_ones_hosts(
     (c) a rule changed through B applies on A and C within 1 s; (b) C is killed while a
     host it evaluates is pending on a 30 s rule: another replica takes the host over and
     the alert fires once, at the original deadline +- 2 s, stored once and notified once;
-    (d) every produced sample is stored exactly once after the kill."""
+    (d) every produced sample is stored exactly once after the kill, which hit batches C
+    had stored and not committed (the takers got them again: redelivered > 0)."""
     replicas: dict[str, Replica] = replicas_setting["replicas"]
     hooks: Webhooks = replicas_setting["hooks"]
     a, c = replicas["A"], replicas["C"]
@@ -277,7 +281,12 @@ def test_three_replicas_share_alerts_rules_and_a_killed_ones_hosts(
             "the memory alert resolved under the changed rule",
         )
 
-        kill_c_while_y_is_pending(replicas, fleet, stream, y)
+        duplicates_before = sum(
+            replicas[n].figure("srvmon_server_ingest_duplicates_total") for n in ("A", "B")
+        )
+        in_flight = kill_c_while_y_is_pending(
+            replicas, fleet, stream, y, replicas_setting["db_url"]
+        )
         time.sleep(3)  # a second firing (or notification) would come within this
     finally:
         fleet.stop()
@@ -299,6 +308,18 @@ def test_three_replicas_share_alerts_rules_and_a_killed_ones_hosts(
         expected = expected_rows(fleet.produced)
         wait_until(lambda: counter() >= sum(expected.values()), 30, "every sample stored")
         assert counter.rows() == expected
-        print(f"(d) {sum(expected.values())} samples produced, stored exactly once each")
+        redelivered = (
+            sum(replicas[n].figure("srvmon_server_ingest_duplicates_total") for n in ("A", "B"))
+            - duplicates_before
+        )
+        per_batch = 1 + fleet.containers
+        print(
+            f"(d) {sum(expected.values())} samples produced, stored exactly once each; "
+            f"the kill hit {len(in_flight)} stored, uncommitted batch(es) "
+            f"({len(in_flight) * per_batch} samples), the takers got {redelivered:.0f} "
+            "samples again and stored none twice"
+        )
+        assert in_flight
+        assert redelivered >= len(in_flight) * per_batch
     finally:
         counter.close()
