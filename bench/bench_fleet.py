@@ -282,7 +282,7 @@ def run(args: argparse.Namespace, db_url: str, ceiling_url: str, workdir: Path) 
             " AND to_state = 'firing'",
         )
         steady = [v for path in latencies for t, v in latencies[path] if t >= window["at"]]
-        ceiling = raw_insert_ceiling(
+        ceiling, _ = raw_insert_ceiling(
             ceiling_url, [make_batch(h, s, args.containers) for s in range(10) for h in range(100)]
         )
         cpu_us = (end["cpu"] - window["cpu"]) / max(1.0, end["accepted"] - window["accepted"])

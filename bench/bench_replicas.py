@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -158,8 +159,12 @@ def main() -> None:
     parser.add_argument("--ticks", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()
+    # Recent timestamps: the server refuses samples older than 7 days (--max-sample-age).
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=args.ticks)
     items = [
-        make_batch(h, s, args.containers) for s in range(args.ticks) for h in range(args.hosts)
+        make_batch(h, s, args.containers, at=start + timedelta(seconds=s))
+        for s in range(args.ticks)
+        for h in range(args.hosts)
     ]
     samples = len(items) * (1 + args.containers)
     print(f"{len(items)} batches, {samples:,} samples ({args.hosts} hosts x {args.ticks} s)")
@@ -177,7 +182,8 @@ def main() -> None:
                 cpu: dict[int, list[dict[str, float]]] = {1: [], 2: []}
                 ceilings = []
                 for _ in range(args.rounds):
-                    ceilings.append(raw_insert_ceiling(fresh_database(mariadb), items))
+                    rows_per_second, _ = raw_insert_ceiling(fresh_database(mariadb), items)
+                    ceilings.append(rows_per_second)
                     for n in (1, 2):
                         database = fresh_database(mariadb)
                         rate, used = throughput(
