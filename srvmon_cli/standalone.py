@@ -3,7 +3,8 @@
 No Kafka, no consumer and no JSON in between: the collector reads on its own thread and
 hands each ``Batch`` object to the server's ingest pipeline
 (``srvmon_server.ingest.ingest_batch``) on the IOLoop, the same path an HTTP ingest takes
-after decoding. Storage is SQLite in the user data dir. Ctrl-C stops both cleanly.
+after decoding. Storage is SQLite in the user data dir. Ctrl-C stops both cleanly. The
+``--legacy-*`` options serve the original Java back end's routes, as ``srvmon server`` does.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from srvmon_server.command import (
     LOG_LEVEL_OPTION,
     PORT_OPTION,
 )
+from srvmon_server.legacy.config import LegacyConfig
+from srvmon_server.legacy.options import legacy_options
 
 if TYPE_CHECKING:
     from srvmon_agents.collector.loop import Agent
@@ -203,6 +206,7 @@ def start_collector(
 @DATA_DIR_OPTION
 @LOG_LEVEL_OPTION
 @ACCESS_LOG_OPTION
+@legacy_options
 def standalone(
     *,
     host: str,
@@ -212,6 +216,7 @@ def standalone(
     data_dir: Path | None,
     log_level: str,
     access_log: bool,
+    legacy: LegacyConfig,
 ) -> None:
     """Collector + server + dashboard in one process, on embedded SQLite, no Kafka.
 
@@ -247,7 +252,7 @@ def standalone(
             announce = f"Admin token (printed once, kept in {folder / 'server-token'}):\n{token}"
         else:
             announce = f"Admin token: in {folder / 'server-token'}"
-        config = ServerConfig(write_tokens=frozenset({token}))
+        config = ServerConfig(write_tokens=frozenset({token}), legacy=legacy)
 
         def companion(context: ServerContext, url: str) -> Callable[[], None]:
             click.echo(f"srvmon dashboard: {url}  (Ctrl-C stops)")

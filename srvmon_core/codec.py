@@ -42,8 +42,23 @@ class WireTypeError(Exception):
         self.message = message
 
 
+class NonFiniteLiteral:
+    """A ``NaN``/``Infinity``/``-Infinity`` literal kept in place of its value, so that the
+    legacy decoder can name the field that carries it (only legacy documents get these)."""
+
+    __slots__ = ("literal",)
+
+    def __init__(self, literal: str) -> None:
+        self.literal = literal
+
+    def __repr__(self) -> str:
+        return self.literal
+
+
 def describe(value: Any) -> str:
     """A short, JSON-flavoured description of a value for error messages."""
+    if isinstance(value, NonFiniteLiteral):
+        return value.literal
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -361,25 +376,39 @@ def _reject_constant(name: str) -> Any:
     raise WireTypeError(f"{name} is not a JSON number; send finite numbers only")
 
 
-def parse_json(data: bytes | str) -> Any:
-    """Parse untrusted JSON text, raising DecodeError only.
-
-    ``NaN``/``Infinity`` literals, invalid UTF-8 and absurd nesting are rejected.
-    """
-    if not isinstance(data, bytes | bytearray | memoryview | str):
-        raise DecodeError(f"expected bytes or str, got {type(data).__name__}")
-    if isinstance(data, memoryview):
-        data = bytes(data)
+def _loads(data: bytes | str, parse_constant: Callable[[str], Any]) -> Any:
+    """``json.loads``; every failure but a refused constant (WireTypeError) → DecodeError."""
     try:
-        return json.loads(data, parse_constant=_reject_constant)
-    except WireTypeError as exc:
-        raise DecodeError(f"not valid JSON: {exc.message}") from None
+        return json.loads(data, parse_constant=parse_constant)
     except UnicodeDecodeError as exc:
         raise DecodeError(f"not valid UTF-8: {exc.reason} at byte {exc.start}") from None
     except RecursionError:
         raise DecodeError("not valid JSON: nested too deeply") from None
     except ValueError as exc:
         raise DecodeError(f"not valid JSON: {exc}") from None
+
+
+def parse_json(data: bytes | str) -> Any:
+    """Parse untrusted JSON text, raising DecodeError only.
+
+    ``NaN``/``Infinity`` literals, invalid UTF-8 and absurd nesting are rejected. In a
+    legacy Java document (see :mod:`srvmon_core.legacy`) a non-finite literal is instead
+    kept as a :class:`NonFiniteLiteral`, which the legacy decoder refuses with the path of
+    its field.
+    """
+    if not isinstance(data, bytes | bytearray | memoryview | str):
+        raise DecodeError(f"expected bytes or str, got {type(data).__name__}")
+    if isinstance(data, memoryview):
+        data = bytes(data)
+    try:
+        return _loads(data, _reject_constant)
+    except WireTypeError as refused:
+        from srvmon_core.legacy import is_legacy_document  # legacy builds on this module
+
+        kept = _loads(data, NonFiniteLiteral)  # another fault further on is reported instead
+        if is_legacy_document(kept):
+            return kept
+        raise DecodeError(f"not valid JSON: {refused.message}") from None
 
 
 def encode_batch(batch: Batch) -> bytes:

@@ -292,7 +292,8 @@ def _observe(
             last = machine.last_restart_at
             recent = last is not None and (now - last).total_seconds() < hold
             target = check.level if recent else 0
-            value = float(view.restart_count)
+            count = view.restart_count
+            value = None if count is None else float(count)
         if target == 0 and alert is None:
             continue
         if alerts is None:
@@ -312,8 +313,14 @@ def _observe(
 
 
 def _seen(
-    state: EngineState, ref: MachineRef, now: datetime, sample: ContainerSample | None
+    state: EngineState, ref: MachineRef, now: datetime, container: MachineView | None
 ) -> MachineState:
+    """Mark a machine seen at ``now``; for a container, note a restart.
+
+    A restart is a new Docker id for the same container key (even when the source reports
+    no restart counts), or a restart count higher than the last known one (both known). An
+    absent count (``None``: the legacy Java collector) is no news: the last known one stays.
+    """
     machine = state.machines.get(ref.key)
     if machine is None:
         machine = MachineState(ref=ref, last_seen=now)
@@ -322,17 +329,20 @@ def _seen(
         machine.ref = ref
         machine.last_seen = now
     state.touched.add(ref.key)
-    if sample is not None:
-        if machine.container_id is not None and (
-            sample.id != machine.container_id or sample.restart_count != machine.restart_count
-        ):
-            state.changed.add(ref.key)  # new restart memory: save it with the next write
-            if machine.restart_count is not None and (
-                sample.id != machine.container_id or sample.restart_count > machine.restart_count
-            ):
+    if container is not None:
+        sample = container.sample
+        assert isinstance(sample, ContainerSample)
+        docker_id = sample.id
+        count, known = container.restart_count, machine.restart_count
+        if machine.container_id is not None:
+            new_id = docker_id != machine.container_id
+            if new_id or (count is not None and count != known):
+                state.changed.add(ref.key)  # new restart memory: save it with the next write
+            if new_id or (count is not None and known is not None and count > known):
                 machine.last_restart_at = now
-        machine.container_id = sample.id
-        machine.restart_count = sample.restart_count
+        machine.container_id = docker_id
+        if count is not None:
+            machine.restart_count = count
     return machine
 
 
@@ -410,9 +420,7 @@ def evaluate_view(
     for container in view.containers:
         ref = _container_ref(state, container)
         present.add(ref.key)
-        sample = container.sample
-        assert isinstance(sample, ContainerSample)
-        machine = _seen(state, ref, now, sample)
+        machine = _seen(state, ref, now, container)
         plan = plan_for(rules, state, ref)
         _observe(
             plan,

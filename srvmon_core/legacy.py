@@ -1,28 +1,34 @@
 """The legacy Java collector document, converted into a srvmon Batch.
 
-The original system's collector sent one JSON object per host and collection loop::
+The original system's collector sent one JSON object per host and collection loop, with
+its numbers as Java wrote them (Gson/Jackson turn ``long`` byte counts into doubles)::
 
     {"type": "host", "hostId": "...", "name": "...", "timeStamp": "2024-03-01T12:00:05",
-     "cpuUsagePercent": 12.5, "memoryUsedBytes": 123, "diskReadBytesDelta": 4096,
-     "diskWriteBytesDelta": 0, "networkDelta": {"eth0": {"rxBytesDelta": 1, "txBytesDelta": 2}},
+     "cpuUsagePercent": 12.5, "memoryUsedBytes": 1.551929344E10, "diskReadBytesDelta": 4096.0,
+     "diskWriteBytesDelta": 0, "networkDelta": {"eth0_1": {"rxBytesDelta": 1, "txBytesDelta": 2}},
      "temperatures": {"cpu": 51.0},
-     "containers": {"<id>": {"name": "web", "cpuUsagePercent": 3.0, ...}}}
+     "containers": {"<id>": {"name": "/web", "cpuUsagePercent": 3.0, ...}}}
 
-Two assumptions, both parameters:
-
+* Byte counts and deltas are whole numbers: a JSON integer or a double with an integral
+  value (``4096.0``, ``1.551929344E10``). A fraction, NaN, Infinity or a wrong type is refused
+  with the field path and what was expected.
 * ``timeStamp`` is a local time without a zone; ``tz`` names the zone (default UTC).
   A timestamp that does carry an offset keeps it.
 * ``...Delta`` figures count bytes since the previous loop; they become per-second rates
   by dividing by ``interval_seconds`` (default 1.0, the Java collector's loop period).
   A negative delta (a counter reset in the Java loop) becomes an absent rate.
+* Network keys are the interface name plus the line index (``eth0_1``); the suffix is cut.
+* Container names keep Docker's leading ``/`` (``/mysql-db``); it is cut as srvmon's
+  collector does, so a container keeps one history across a migration.
 
 ``hostId`` and container names are the Java system's, not srvmon's to choose: one that is
 not a valid srvmon id (docs/wire-format.md, "Ids and names") is mapped to a stable valid
 one by ``schema.host_id_for`` / ``container_name_for`` instead of being refused, so such a
 host keeps reporting, under a key no other machine can take.
 
-The document has no load average, memory total or swap: the host lists those in
-``HostSample.not_collected`` so they are left out of the flat metrics instead of showing 0.
+What the document does not carry stays absent: the host has no load average, memory
+total or swap (``HostSample.not_collected`` lists them, so they are left out of the flat
+metrics and the alert engine), and containers have no restart count (``None``).
 docs/wire-format.md has the full mapping table. Malformed documents raise DecodeError
 whose path uses the legacy field names, e.g. ``$.containers["a1b2"].cpuUsagePercent``.
 """
@@ -31,10 +37,11 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
-from srvmon_core.codec import describe
+from srvmon_core.codec import NonFiniteLiteral, describe
 from srvmon_core.errors import ConfigError, DecodeError
 from srvmon_core.schema import (
     CONTAINER_ID_MAX,
@@ -108,26 +115,52 @@ def _valid(problem: str | None, path: str) -> None:
         raise DecodeError(problem, path)
 
 
-def _number(value: Any, path: str, *, non_negative: bool = True) -> float:
+def _finite(value: Any, path: str, expected: str) -> float:
+    """A JSON number as a finite float; NaN/Infinity literals and other types refused."""
+    if isinstance(value, NonFiniteLiteral):
+        raise DecodeError(f"must be {expected}, got {value.literal}", path)
     if type(value) not in (int, float):
-        raise DecodeError(f"must be a number, got {describe(value)}", path)
+        raise DecodeError(f"must be {expected}, got {describe(value)}", path)
     try:
         number = float(value)
     except OverflowError:
-        raise DecodeError(f"must be a finite number, got {describe(value)}", path) from None
+        raise DecodeError(f"must be {expected}, got {describe(value)}", path) from None
     if not math.isfinite(number):
-        raise DecodeError(f"must be a finite number, got {describe(value)}", path)
-    if non_negative and number < 0:
-        raise DecodeError(f"must be a finite number >= 0, got {describe(value)}", path)
+        raise DecodeError(f"must be {expected}, got {describe(value)}", path)
+    return number
+
+
+def _number(value: Any, path: str, *, non_negative: bool = True) -> float:
+    if non_negative:
+        number = _finite(value, path, "a finite number >= 0")
+        if number < 0:
+            raise DecodeError(f"must be a finite number >= 0, got {describe(value)}", path)
+        return number
+    return _finite(value, path, "a finite number")
+
+
+_WHOLE = "a whole number of bytes (an integer, or a double such as 4096.0 or 1.551929344E10)"
+
+
+def _whole(value: Any, path: str) -> int:
+    """A byte count or delta as Java writes it: an integer, or an integral double."""
+    if type(value) is int:
+        number = value
+    else:
+        as_float = _finite(value, path, _WHOLE)
+        if not as_float.is_integer():
+            raise DecodeError(f"must be {_WHOLE}, got {describe(value)}", path)
+        number = int(as_float)
+    if not -_INT_MAX <= number <= _INT_MAX:
+        raise DecodeError(f"must fit in 64 bits, got {describe(value)}", path)
     return number
 
 
 def _bytes(value: Any, path: str) -> int:
-    if type(value) is not int:
-        raise DecodeError(f"must be an integer, got {describe(value)}", path)
-    if not 0 <= value <= _INT_MAX:
-        raise DecodeError(f"must be an integer from 0 to 2**63-1, got {describe(value)}", path)
-    return value
+    number = _whole(value, path)
+    if number < 0:
+        raise DecodeError(f"must be a byte count >= 0, got {describe(value)}", path)
+    return number
 
 
 def _optional_bytes(doc: dict[str, Any], key: str, path: str) -> int | None:
@@ -145,7 +178,7 @@ def _rate(doc: dict[str, Any], key: str, path: str, interval_seconds: float) -> 
     value = doc.get(key)
     if value is None:
         return None
-    delta = _number(value, _key_path(path, key), non_negative=False)
+    delta = _whole(value, _key_path(path, key))
     if delta < 0:
         return None
     return delta / interval_seconds
@@ -184,15 +217,25 @@ def _timestamp(doc: dict[str, Any], path: str, tz: tzinfo) -> datetime:
         raise DecodeError(f"is out of range, got {describe(text)}", where) from None
 
 
+_LINE_INDEX = re.compile(r"(.+)_\d+")
+
+
+def interface_name(key: str) -> str:
+    """The interface of a legacy ``networkDelta`` key: ``eth0_1`` (name plus the line index
+    of /proc/net/dev) is ``eth0``; a key without such a suffix is taken as it is."""
+    match = _LINE_INDEX.fullmatch(key)
+    return key if match is None else match.group(1)
+
+
 def _net(doc: dict[str, Any], path: str, interval_seconds: float) -> list[NetIO]:
     out = []
     net_path = _key_path(path, "networkDelta")
-    for interface, raw in _object(doc, "networkDelta", path).items():
-        where = _map_path(net_path, interface)
+    for key, raw in _object(doc, "networkDelta", path).items():
+        where = _map_path(net_path, key)
         entry = _entry(raw, where)
         out.append(
             NetIO(
-                interface=interface,
+                interface=interface_name(key),
                 rx_bytes_per_s=_rate(entry, "rxBytesDelta", where, interval_seconds),
                 tx_bytes_per_s=_rate(entry, "txBytesDelta", where, interval_seconds),
             )
@@ -211,11 +254,12 @@ def _container(cid: str, raw: Any, path: str, interval_seconds: float) -> Contai
         raise DecodeError("container id must not be empty", path)
     _valid(text_problem(cid, CONTAINER_ID_MAX), path)
     name = container_name_for(_string(entry, "name", path))
-    net = _net(entry, path, interval_seconds)
+    net = [n for n in _net(entry, path, interval_seconds) if n.interface != "lo"]
     return ContainerSample(
         id=cid,
         name=name,
         state="running",
+        restart_count=None,
         cpu_percent=_optional_percent(entry, "cpuUsagePercent", path),
         memory_working_set_bytes=_optional_bytes(entry, "memoryUsedBytes", path),
         block_read_bytes_per_s=_rate(entry, "diskReadBytesDelta", path, interval_seconds),

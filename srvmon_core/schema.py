@@ -350,7 +350,9 @@ class ContainerSample:
     (:func:`fit_labels` trims a set to that)."""
     state: str = field(default="running", validator=_state)
     health: str | None = field(default=None, validator=_state)
-    restart_count: int = field(default=0, validator=_nn)
+    restart_count: int | None = field(default=0, validator=_nn)
+    """Restarts since the container was created; ``None`` when the source does not report
+    it (the legacy Java collector), never a placeholder 0."""
     started_at: datetime | None = field(default=None, validator=_aware)
     finished_at: datetime | None = field(default=None, validator=_aware)
     exit_code: int | None = None

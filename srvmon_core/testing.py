@@ -266,7 +266,7 @@ def container_samples() -> Any:
         labels=st.dictionaries(st.text(min_size=1, max_size=20), st.text(), max_size=3),
         state=st.sampled_from(["running", "exited", "paused", "restarting", "created"]),
         health=st.none() | st.sampled_from(["healthy", "unhealthy", "starting"]),
-        restart_count=_counts(st),
+        restart_count=st.none() | _counts(st),
         started_at=st.none() | _aware_datetimes(st),
         finished_at=st.none() | _aware_datetimes(st),
         exit_code=st.none() | st.integers(min_value=-(2**63), max_value=_INT_MAX),

@@ -50,7 +50,9 @@ class MachineView:
     image: str | None
     labels: dict[str, str]
     """Container labels; empty for a host. Shared with the sample: do not modify."""
-    restart_count: int
+    restart_count: int | None
+    """Docker's restart count of a container; ``None`` for a host, and for a container
+    whose source does not report it (the legacy Java collector), never a placeholder 0."""
     metrics: dict[str, float]
     """Flat metrics (docs/metrics.md): only the figures the sample carries."""
     sample: HostSample | ContainerSample
@@ -102,7 +104,7 @@ def host_view(batch: Batch, sample: HostSample) -> MachineView:
         health=None,
         image=None,
         labels={},
-        restart_count=0,
+        restart_count=None,
         metrics=host_metrics(sample),
         sample=sample,
     )

@@ -117,6 +117,11 @@ def make_app(
     static_path = config.static_path or os.fspath(PACKAGE_STATIC)
     handlers: list[Any] = [*ROUTES]
     handlers.append((r"/", IndexHandler))
+    if config.legacy.enabled:  # the original Java back end's routes (srvmon_server/legacy)
+        from srvmon_server.legacy.routes import install
+
+        legacy_routes, settings["srvmon_legacy"] = install(context, config.legacy)
+        handlers.extend(legacy_routes)
     app = tornado.web.Application(
         handlers,
         default_handler_class=NotFoundHandler,

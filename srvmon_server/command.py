@@ -31,6 +31,8 @@ from srvmon_server.config import (
     ServerConfig,
 )
 from srvmon_server.cors import parse_origins
+from srvmon_server.legacy.config import LegacyConfig
+from srvmon_server.legacy.options import legacy_options
 
 if TYPE_CHECKING:
     from srvmon_server.storage import Storage
@@ -243,6 +245,7 @@ async def serve(
                 await stopped
         server.stop()
         context.hub.close_all()
+        context.live.close()
         try:
             await asyncio.wait_for(server.close_all_connections(), timeout=5)
         except TimeoutError:
@@ -636,6 +639,7 @@ ACCESS_LOG_OPTION = click.option(
 )
 @LOG_LEVEL_OPTION
 @ACCESS_LOG_OPTION
+@legacy_options
 @replica_options
 def server(
     *,
@@ -667,6 +671,7 @@ def server(
     metrics_stale_seconds: float,
     log_level: str,
     access_log: bool,
+    legacy: LegacyConfig,
     replica: ReplicaOptions | None,
 ) -> None:
     """Run the HTTP server: ingest, REST, SSE, alerts and the dashboard.
@@ -737,6 +742,7 @@ def server(
             alert_history_retention_days=alert_history_retention_days,
             inventory_flush_seconds=inventory_flush_seconds,
             heartbeat_seconds=heartbeat_seconds,
+            legacy=legacy,
             replica=replica_settings,
         )
         asyncio.run(serve(config, storage, sockets, host, companion=companion, announce=announce))

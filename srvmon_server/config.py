@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from attrs import field, frozen
 
 from srvmon_server.auth import TokenPolicy
+from srvmon_server.legacy.config import LegacyConfig
 
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 DEFAULT_MAX_SAMPLE_AGE_SECONDS = 7 * 86400.0
@@ -90,6 +91,8 @@ class ServerConfig:
     replica: ReplicaSettings | None = None
     """Set: this server is one of several replicas (it evaluates only the hosts of the
     Kafka partitions it holds, and shares live events with the others)."""
+    legacy: LegacyConfig = field(factory=LegacyConfig)
+    """The original Java back end's routes (off by default; srvmon_server/legacy)."""
 
     @property
     def alertmanagers(self) -> tuple[str, ...]:

@@ -122,6 +122,7 @@ class ServerContext:
         """Close every stream, stop the jobs and tasks, save the alert state that waits for
         the periodic save (if the database answers), then stop the DB thread."""
         self.hub.close_all()
+        self.live.close()
         self.periodic.stop()
         self.background.cancel_all()
         try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING
 
 from attrs import frozen
@@ -90,16 +90,21 @@ def _span(delta: timedelta) -> str:
     return f"{seconds:.0f} s"
 
 
-def decode_request(body: bytes) -> Batch | list[Batch | DecodeError]:
+def decode_request(
+    body: bytes, *, legacy_tz: tzinfo = UTC, legacy_interval_seconds: float = 1.0
+) -> Batch | list[Batch | DecodeError]:
     """One envelope (or legacy document) → a Batch; ``{"batches": [...]}`` → one Batch or
     one ``DecodeError`` per envelope, in order (its field path under ``$.batches[i]``).
+    Legacy Java documents are read in ``legacy_tz`` with ``legacy_interval_seconds`` loops.
 
     Raises ``DecodeError`` when the body as a whole is not JSON, is not a valid envelope,
     or ``batches`` is not a list of 1 to ``MAX_BATCHES_PER_REQUEST`` items.
     """
     data = codec.parse_json(body)
     if type(data) is not dict or "batches" not in data:
-        return codec.message_from_dict(data)
+        return codec.message_from_dict(
+            data, legacy_tz=legacy_tz, legacy_interval_seconds=legacy_interval_seconds
+        )
     items = data["batches"]
     if type(items) is not list or not items:
         raise DecodeError("must be a non-empty list of envelopes", "$.batches")
@@ -112,7 +117,11 @@ def decode_request(body: bytes) -> Batch | list[Batch | DecodeError]:
     decoded: list[Batch | DecodeError] = []
     for index, item in enumerate(items):
         try:
-            decoded.append(codec.message_from_dict(item))
+            decoded.append(
+                codec.message_from_dict(
+                    item, legacy_tz=legacy_tz, legacy_interval_seconds=legacy_interval_seconds
+                )
+            )
         except DecodeError as exc:
             decoded.append(DecodeError(exc.message, f"$.batches[{index}]{exc.path[1:]}"))
     return decoded

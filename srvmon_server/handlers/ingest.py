@@ -12,7 +12,7 @@ retries a 403 with a warning rather than dead-lettering (a configuration problem
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from srvmon_core.errors import DecodeError
 from srvmon_core.schema import Batch
@@ -21,21 +21,33 @@ from srvmon_server.errors import ApiError, error_dict, http_error
 from srvmon_server.handlers.base import BaseHandler
 from srvmon_server.ingest import TimestampRejected, decode_request, ingest_batch, ingest_batches
 
+if TYPE_CHECKING:
+    from srvmon_server.context import ServerContext
+
+
+def refuse_in_replica_mode(ctx: ServerContext) -> None:
+    """403 ``replica_mode`` for HTTP ingest (``/api/v1/ingest``, legacy ``/api/metrics``)
+    on a replica: its Kafka partitions decide which replica stores and evaluates a host."""
+    replica = ctx.replica
+    if replica is not None:
+        raise ApiError(
+            403,
+            "replica_mode",
+            f"this server is a replica: it takes batches from Kafka topic {replica.topic!r}"
+            ", not over HTTP",
+        )
+
 
 class IngestHandler(BaseHandler):
     needs = {"POST": Access.INGEST}  # collectors' and consumers' tokens: this and nothing else
 
     async def post(self) -> None:
-        replica = self.ctx.replica
-        if replica is not None:
-            raise ApiError(
-                403,
-                "replica_mode",
-                f"this server is a replica: it takes batches from Kafka topic {replica.topic!r}"
-                ", not over HTTP",
-            )
+        refuse_in_replica_mode(self.ctx)
         self._check_size()
-        decoded = decode_request(self.body)
+        legacy = self.ctx.config.legacy  # the zone and loop of legacy Java documents
+        decoded = decode_request(
+            self.body, legacy_tz=legacy.tz, legacy_interval_seconds=legacy.interval_seconds
+        )
         if isinstance(decoded, Batch):
             result = await ingest_batch(self.ctx, decoded)
             self.write_json({"stored": result.stored, "duplicates": result.duplicates})

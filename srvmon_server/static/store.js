@@ -60,7 +60,7 @@ function ensureHost(hostId) {
 function containerFrom(raw) {
   return {
     key: raw.key, name: raw.name, image: raw.image || "", state: raw.state || "running",
-    health: raw.health ?? null, restartCount: raw.restart_count ?? 0, labels: raw.labels || {},
+    health: raw.health ?? null, restartCount: raw.restart_count ?? null, labels: raw.labels || {},
     serverStatus: raw.status || "ok", lastSeen: raw.last_seen || null, metrics: raw.metrics || {},
   };
 }

@@ -10,6 +10,9 @@ Rules of the road:
   ``srvmon_core.metrics`` gets its columns (a metric added to the core needs no hand-written
   migration).
 - A database newer than this code is refused, never downgraded.
+- The v6 step rebuilds ``machines`` on SQLite in the *current* layout, so a later step
+  that adds a column to ``machines`` must check that it is missing first (as
+  ``_missing_metric_columns`` does for metric columns).
 """
 
 from __future__ import annotations
@@ -107,7 +110,34 @@ def _v4_to_v5(conn: sa.Connection) -> None:
         log.warning("%d machines had their newest sample in the future; repaired", frozen)
 
 
-MIGRATIONS: dict[int, Step] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5}
+def _v5_to_v6(conn: sa.Connection) -> None:
+    """v6 stores an unreported restart count as NULL, not 0 (hosts have none; the legacy
+    Java collector does not send one). SQLite cannot drop NOT NULL in place: the table is
+    rebuilt in the current layout (``tables.machines``) with the rows of the old one, copying
+    the columns both tables have (a column only the new layout has gets its default)."""
+    quote = conn.dialect.identifier_preparer.quote
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("ALTER TABLE machines RENAME TO machines_v5")
+        inspector = sa.inspect(conn)
+        for index in inspector.get_indexes("machines_v5"):
+            conn.exec_driver_sql(f"DROP INDEX {quote(str(index['name']))}")
+        old = {column["name"] for column in inspector.get_columns("machines_v5")}
+        t.machines.create(conn)
+        columns = ", ".join(quote(c.name) for c in t.machines.c if c.name in old)
+        conn.exec_driver_sql(f"INSERT INTO machines ({columns}) SELECT {columns} FROM machines_v5")
+        conn.exec_driver_sql("DROP TABLE machines_v5")
+    else:
+        conn.exec_driver_sql("ALTER TABLE machines MODIFY restart_count INTEGER NULL")
+    conn.execute(sa.text("UPDATE machines SET restart_count = NULL WHERE kind = 'host'"))
+
+
+MIGRATIONS: dict[int, Step] = {
+    1: _v1_to_v2,
+    2: _v2_to_v3,
+    3: _v3_to_v4,
+    4: _v4_to_v5,
+    5: _v5_to_v6,
+}
 
 
 def _now_ms() -> int:

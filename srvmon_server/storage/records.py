@@ -32,7 +32,8 @@ class MachineRecord:
     labels: dict[str, str]
     state: str | None
     health: str | None
-    restart_count: int
+    restart_count: int | None
+    """None when the source does not report it (hosts, legacy Java containers)."""
     first_seen: datetime
     last_seen: datetime
     last_received: datetime | None

@@ -42,7 +42,7 @@ def _record(row: sa.Row[Any]) -> MachineRecord:
         labels=json.loads(row.labels),
         state=row.state,
         health=row.health,
-        restart_count=int(row.restart_count),
+        restart_count=None if row.restart_count is None else int(row.restart_count),
         first_seen=from_ms(int(row.first_seen_ms)),
         last_seen=from_ms(int(row.last_seen_ms)),
         last_received=None if row.last_received_ms is None else from_ms(int(row.last_received_ms)),

@@ -18,7 +18,7 @@ from sqlalchemy.dialects import mysql
 
 from srvmon_core.metrics import CONTAINER_METRIC_NAMES, HOST_METRIC_NAMES
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 """Version of the table layout. ``migrations.py`` upgrades older databases step by step."""
 
 METRIC_NAMES: tuple[str, ...] = tuple(sorted(HOST_METRIC_NAMES | CONTAINER_METRIC_NAMES))
@@ -69,7 +69,7 @@ machines = sa.Table(
     sa.Column("labels", sa.Text, nullable=False),
     sa.Column("state", sa.String(32)),
     sa.Column("health", sa.String(32)),
-    sa.Column("restart_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("restart_count", sa.Integer),  # NULL: not reported (hosts, legacy containers)
     sa.Column("first_seen_ms", Ms, nullable=False),
     sa.Column("last_seen_ms", Ms, nullable=False),
     sa.Column("last_received_ms", Ms),

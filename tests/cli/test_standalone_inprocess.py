@@ -91,3 +91,57 @@ def test_handoff_is_bounded(server: RunningServer) -> None:
     loop.call_soon_threadsafe(release.set)
     wait_for(lambda: handoff.stats().queue_depth == 0)
     assert handoff.stats().delivered_batches == 2
+
+
+def test_standalone_takes_the_legacy_options(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``srvmon standalone --legacy-*`` hands the server the same LegacyConfig as
+    ``srvmon server`` would (routes on, tokenless networks, zone and loop); a bad value is
+    a click error naming the option."""
+    from datetime import UTC
+    from ipaddress import ip_network
+    from zoneinfo import ZoneInfo
+
+    from click.testing import CliRunner
+
+    import srvmon_server.command
+    from srvmon_server.config import ServerConfig
+
+    seen: list[ServerConfig] = []
+
+    async def fake_serve(config: ServerConfig, *_args: Any, **_kwargs: Any) -> None:
+        seen.append(config)
+
+    monkeypatch.setattr(srvmon_server.command, "serve", fake_serve)
+    data = ["--data-dir", str(tmp_path), "--port", "0"]
+
+    def invoke(args: list[str]) -> Any:
+        """On a thread of its own: the command calls asyncio.run, and another test's
+        browser may hold this thread's event loop."""
+        box: list[Any] = []
+
+        def run() -> None:
+            box.append(CliRunner().invoke(standalone.standalone, args))
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        thread.join(30)
+        return box[0]
+
+    result = invoke(data)
+    assert result.exit_code == 0, result.output
+    assert seen[-1].legacy.enabled is False
+    result = invoke(
+        [*data, "--legacy-api", "--legacy-timezone", "Europe/Berlin",
+         "--legacy-interval-seconds", "5", "--legacy-tokenless-networks", "10.0.0.0/8"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    legacy = seen[-1].legacy
+    assert (legacy.enabled, legacy.tz, legacy.interval_seconds) == (
+        True, ZoneInfo("Europe/Berlin"), 5.0,
+    )  # fmt: skip
+    assert legacy.tokenless_networks == (ip_network("10.0.0.0/8"),)
+    assert len(seen) == 2 and seen[0].legacy.tz is UTC
+    result = invoke([*data, "--legacy-timezone", "Mars/Olympus"])
+    assert result.exit_code == 2 and "--legacy-timezone" in result.output

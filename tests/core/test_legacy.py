@@ -174,6 +174,9 @@ def test_decode_message_detects_legacy_and_srvmon() -> None:
     assert not is_legacy_document([JAVA_DOC])
 
 
+WHOLE = "a whole number of bytes (an integer, or a double such as 4096.0 or 1.551929344E10)"
+
+
 def _without(key: str) -> dict[str, Any]:
     doc = _doc()
     del doc[key]
@@ -220,19 +223,19 @@ INVALID: list[tuple[str, Any, str, str]] = [
         "string memory",
         _doc(memoryUsedBytes="6GB"),
         "$.memoryUsedBytes",
-        'must be an integer, got string "6GB"',
+        f'must be {WHOLE}, got string "6GB"',
     ),
     (
         "fractional memory",
         _doc(memoryUsedBytes=1.5),
         "$.memoryUsedBytes",
-        "must be an integer, got 1.5",
+        f"must be {WHOLE}, got 1.5",
     ),
     (
         "boolean delta",
         _doc(diskWriteBytesDelta=True),
         "$.diskWriteBytesDelta",
-        "must be a number, got true",
+        f"must be {WHOLE}, got true",
     ),
     (
         "network not an object",
@@ -244,13 +247,13 @@ INVALID: list[tuple[str, Any, str, str]] = [
         "bad interface delta",
         _doc(networkDelta={"eth0": {"rxBytesDelta": "x"}}),
         '$.networkDelta["eth0"].rxBytesDelta',
-        'must be a number, got string "x"',
+        f'must be {WHOLE}, got string "x"',
     ),
     (
         "bad temperature",
         _doc(temperatures={"Core 0": None}),
         '$.temperatures["Core 0"]',
-        "must be a number, got null",
+        "must be a finite number, got null",
     ),
     (
         "huge temperature",
@@ -280,7 +283,7 @@ INVALID: list[tuple[str, Any, str, str]] = [
         "container memory too big",
         _container_change(memoryUsedBytes=2**64),
         '$.containers["17ac55e9b0f4"].memoryUsedBytes',
-        "must be an integer from 0 to 2**63-1, got 18446744073709551616",
+        "must fit in 64 bits, got 18446744073709551616",
     ),
     (
         "container net entry not an object",

@@ -72,6 +72,20 @@ def test_one_view_per_machine_in_batch_order() -> None:
     assert shop.metrics == {"cpu_percent": 5.0, "pids": 12.0, "restart_count": 0.0}
     assert (old.state, old.restart_count, old.metrics) == ("exited", 2, {"restart_count": 2.0})
     assert all(m.timestamp == T0 for m in view.machines)
+    assert view.host.restart_count is None  # a host has no restart count, not 0
+
+
+def test_a_restart_count_nobody_reported_is_absent_in_the_view() -> None:
+    """A legacy Java container carries no restart count: None in the view, no flat metric."""
+    batch = Batch(
+        host_id="h1",
+        hostname="web-1",
+        timestamp=T0,
+        containers=(ContainerSample(id="a", name="shop", cpu_percent=1.0, restart_count=None),),
+    )
+    (shop,) = batch_view(batch).containers
+    assert shop.restart_count is None
+    assert shop.metrics == {"cpu_percent": 1.0}
 
 
 def test_a_batch_without_host_sample_views_only_containers() -> None:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import tornado.netutil
+import tornado.web
 
 from srvmon_core.codec import encode_batch
 from srvmon_core.schema import Batch, ContainerSample, HostSample
@@ -88,11 +89,13 @@ class RunningServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._error: BaseException | None = None
         self.context: ServerContext | None = None
+        self.app: tornado.web.Application | None = None
         self.port = 0
 
         def run() -> None:
             async def main() -> None:
                 app = make_app(config, storage, clock=clock)
+                self.app = app
                 self.context = app.settings["srvmon"]
                 sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
                 self.port = sockets[0].getsockname()[1]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from srvmon_server.app import ROUTES
+from srvmon_server.legacy.routes import ROUTES as LEGACY_ROUTES
 from tests.server.harness import RunningServer, make_batch
 
 
@@ -17,14 +18,15 @@ def route_to_openapi(pattern: str) -> str:
 
 
 def test_openapi_lists_exactly_the_routes(server: RunningServer) -> None:
-    """Every app route is an OpenAPI path with the same methods, and vice versa."""
+    """Every app route (and every legacy route) is an OpenAPI path with the same methods,
+    and vice versa."""
     resp = server.request("GET", "/api/v1/openapi.json")
     assert resp.status == 200
     doc = resp.json()
     assert doc["openapi"].startswith("3.1")
     documented = {path: set(ops) for path, ops in doc["paths"].items()}
     served = {}
-    for pattern, handler in ROUTES:
+    for pattern, handler in [*ROUTES, *LEGACY_ROUTES]:
         methods = {
             m.lower()
             for m in ("GET", "POST", "PUT", "DELETE")
@@ -32,6 +34,14 @@ def test_openapi_lists_exactly_the_routes(server: RunningServer) -> None:
         }
         served[route_to_openapi(pattern)] = methods
     assert documented == served
+    legacy = {route_to_openapi(pattern) for pattern, _ in LEGACY_ROUTES}
+    tagged = {
+        p
+        for p, ops in doc["paths"].items()
+        if any("legacy" in o.get("tags", ()) for o in ops.values())
+    }
+    assert tagged == legacy  # the legacy routes, and only they, under the legacy tag
+    assert [t["name"] for t in doc["tags"]] == ["legacy"]
 
 
 def test_metrics_exposition(server: RunningServer) -> None:

@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from srvmon_core.codec import encode_batch
 from srvmon_core.schema import Batch
@@ -223,6 +224,25 @@ def test_a_replica_refuses_http_ingest(pair: list[RunningServer], clock: FakeClo
     answer = pair[0].request("POST", "/api/v1/ingest", encode_batch(make_batch("h1", clock.now)))
     assert answer.status == 403
     assert answer.json()["error"]["code"] == "replica_mode"
+
+
+def test_a_replica_refuses_legacy_http_ingest_too(
+    start_server: StartServer, clock: FakeClock
+) -> None:
+    """With the Java routes on, ``POST /api/metrics`` (an original collector's document) is
+    refused the same way: nothing is stored that no partition owner would evaluate."""
+    from srvmon_server.legacy.config import LegacyConfig
+    from tests.server.legacy_client import java_document
+
+    replica = start_server(
+        replica=ReplicaSettings(topic=TOPIC, replica_id="a"), legacy=LegacyConfig(enabled=True)
+    )
+    local = clock.now.strftime("%Y-%m-%dT%H:%M:%S")
+    answer = replica.request("POST", "/api/metrics", java_document(local))
+    assert answer.status == 403, answer.body
+    assert answer.json()["error"]["code"] == "replica_mode"
+    with replica.storage.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT COUNT(*) FROM samples")).scalar_one() == 0
 
 
 def test_events_travel_in_few_messages_under_the_size_limit() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 import sqlalchemy as sa
 
 from srvmon_core.rules import Rule
@@ -128,3 +129,72 @@ def test_a_newer_schema_is_refused(db_url: str) -> None:
         assert "newer than this srvmon" in str(error)
     else:
         raise AssertionError("opening a newer schema must fail")
+
+
+def test_upgrade_from_v5_lets_restart_counts_be_absent(db_url: str) -> None:
+    """A v5 database (restart_count NOT NULL, 0 for hosts) opens as v6: rows, ids and the
+    unique key kept, hosts' placeholder 0 cleared, a container without a count storable.
+
+    On SQLite the v5 table here also lacks a column the current layout has
+    (``last_received_ms``) and has one it no longer has: the rebuild copies the columns
+    both tables have, as it must once a later version adds columns to ``machines``."""
+    from srvmon_core.schema import Batch, ContainerSample
+
+    store = Storage.open(db_url)
+    store.samples.ingest(batch(T0, containers=1), T0)
+    with store.engine.connect() as conn:
+        before = conn.execute(sa.select(t.machines.c.key, t.machines.c.id)).all()
+    sqlite = store.dialect == "sqlite"
+    with store.engine.begin() as conn:
+        conn.execute(sa.update(t.machines).values(restart_count=0))
+        if sqlite:  # rebuild the v5 table: NOT NULL DEFAULT 0, one column less, one more
+            conn.exec_driver_sql("ALTER TABLE machines RENAME TO machines_new")
+            conn.exec_driver_sql("DROP INDEX ix_machines_host_id")
+            ddl = str(sa.schema.CreateTable(t.machines).compile(conn))
+            ddl = ddl.replace(
+                "restart_count INTEGER,", "restart_count INTEGER DEFAULT '0' NOT NULL,"
+            ).replace("last_received_ms BIGINT,", "retired_column TEXT,")
+            assert "NOT NULL," in ddl and "last_received_ms" not in ddl
+            conn.exec_driver_sql(ddl)
+            conn.exec_driver_sql("CREATE INDEX ix_machines_host_id ON machines (host_id)")
+            kept = ", ".join(c.name for c in t.machines.c if c.name != "last_received_ms")
+            conn.exec_driver_sql(f"INSERT INTO machines ({kept}) SELECT {kept} FROM machines_new")
+            conn.exec_driver_sql("DROP TABLE machines_new")
+        else:
+            conn.exec_driver_sql(
+                "ALTER TABLE machines MODIFY restart_count INTEGER NOT NULL DEFAULT 0"
+            )
+        conn.execute(sa.update(t.schema_version).values(version=5))
+    store.close()
+
+    store = Storage.open(db_url)
+    try:
+        assert store.upgraded_from == 5
+        with store.engine.connect() as conn:
+            assert conn.execute(sa.select(t.schema_version.c.version)).scalar() == 6
+            assert conn.execute(sa.select(t.machines.c.key, t.machines.c.id)).all() == before
+            columns = {c["name"]: c for c in sa.inspect(conn).get_columns("machines")}
+        assert columns["restart_count"]["nullable"] is True
+        assert "retired_column" not in columns
+        host, c0 = store.samples.machines()
+        assert (host.key, host.restart_count) == ("h1", None)
+        assert (c0.key, c0.restart_count) == ("h1:c0", 0)
+        if sqlite:  # the column the v5 table lacked exists now, empty
+            assert (host.last_received, c0.last_received) == (None, None)
+        legacy = ContainerSample(id="j1", name="c0", restart_count=None, cpu_percent=1.0)
+        store.samples.ingest(Batch(host_id="h1", hostname="h1.room", timestamp=T0 + seconds(1),
+                                   containers=(legacy,)), T0)  # fmt: skip
+        record = store.samples.machine("h1:c0")
+        assert record is not None
+        assert record.restart_count is None
+        assert "restart_count" not in record.metrics
+        # the unique key survived the rebuild
+        with pytest.raises(sa.exc.IntegrityError), store.engine.begin() as conn:
+            conn.execute(sa.insert(t.machines).values(**_copy_of(conn, "h1")))
+    finally:
+        store.close()
+
+
+def _copy_of(conn: sa.Connection, key: str) -> dict[str, object]:
+    row = conn.execute(sa.select(t.machines).where(t.machines.c.key == key)).mappings().one()
+    return {k: v for k, v in row.items() if k != "id"}

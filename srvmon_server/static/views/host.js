@@ -22,7 +22,7 @@ const COLUMNS = [
   ["project", "Compose project", (c) => c.labels["com.docker.compose.project"] || "", (c) => c.labels["com.docker.compose.project"] || ""],
   ["state", "State", (c) => c.state, (c) => c.state],
   ["health", "Health", (c) => c.health || "–", (c) => c.health || ""],
-  ["restarts", "Restarts", (c) => String(c.restartCount), (c) => c.restartCount],
+  ["restarts", "Restarts", (c) => (c.restartCount === null ? "–" : String(c.restartCount)), (c) => c.restartCount ?? -1],
   ["cpu", "CPU", (c) => fmtPercent(c.metrics.cpu_percent), (c) => c.metrics.cpu_percent ?? -1],
   ["memory", "Memory / limit", memoryText, (c) => c.metrics.memory_working_set_bytes ?? -1],
   ["net", "Net rx / tx", (c) => `${fmtRate(c.metrics.net_rx_bytes_per_s)} / ${fmtRate(c.metrics.net_tx_bytes_per_s)}`,
