@@ -60,6 +60,7 @@ from srvmon_core.codec import encode_batch  # noqa: E402
 
 MARK = "2026-01-01T00:00:00Z"
 """The timestamp every template envelope carries, replaced per tick."""
+MARK_AT = datetime(2026, 1, 1, tzinfo=UTC)
 HOT_RULE = {
     "id": "bench-hot",
     "name": "bench hot",
@@ -76,9 +77,11 @@ def templates(hosts: int, containers: int, hot: int) -> tuple[list[bytes], list[
     """Per host, its envelope at rest and (hot hosts) its envelope above the rule."""
     calm, burning = [], []
     for h in range(hosts):
-        batch = make_batch(h, 0, containers, cpu=20.0)
+        batch = make_batch(h, 0, containers, cpu=20.0, at=MARK_AT)
         calm.append(encode_batch(batch))
-        burning.append(encode_batch(make_batch(h, 0, containers, cpu=97.0)) if h < hot else b"")
+        burning.append(
+            encode_batch(make_batch(h, 0, containers, cpu=97.0, at=MARK_AT)) if h < hot else b""
+        )
     if MARK.encode() not in calm[0]:
         raise SystemExit("the template envelope does not carry the expected timestamp")
     return calm, burning
