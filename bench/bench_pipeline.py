@@ -55,7 +55,8 @@ from tests.helpers import free_port  # noqa: E402
 
 TOKEN = "bench-token"
 SRVMON = str(Path(sys.executable).with_name("srvmon"))
-EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+EPOCH = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
+"""Where the pre-produced batches start: inside the server's accepted window (7 days back)."""
 
 
 def make_batch(

@@ -11,6 +11,8 @@ Domain errors become ``click.ClickException`` here and nowhere else.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
+from typing import Any
 
 import click
 
@@ -59,7 +61,21 @@ class LazyGroup(click.Group):
             formatter.write_dl(rows)
 
 
+REPLICA_STARTER = "srvmon.replica_starter"
+"""The click meta key ``srvmon server`` reads its replica-mode starter from
+(``srvmon_server.command.REPLICA_STARTER``; a test keeps the two equal)."""
+
+
+def start_replica(context: Any, url: str, options: Any) -> Callable[[], object]:
+    """Replica mode's Kafka side (``srvmon_cli.replica``), imported only when used."""
+    from srvmon_cli.replica import start_replica as start
+
+    return start(context, url, options)
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="srvmon")
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """srvmon: live monitoring of a server room."""
+    ctx.meta[REPLICA_STARTER] = start_replica

@@ -17,7 +17,7 @@ notice it holds firing; resolves and resends reuse that notice's exact labels.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -250,6 +250,13 @@ class Announced:
             self._firing[key] = fresh
             out.append(fresh)
         return out
+
+    def release(self, host_ids: Collection[str]) -> None:
+        """Stop holding the alerts of these hosts: another process evaluates them now and
+        sends their resends and resolves."""
+        self._firing = {
+            k: n for k, n in self._firing.items() if n.labels.get("host_id") not in host_ids
+        }
 
     def restore(self, events: Iterable[AlertEvent]) -> None:
         """Hold these firing alerts (the active set at a start), without notifying."""

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import gc
+import inspect
 import logging
 import os
 import secrets
@@ -25,6 +27,7 @@ from srvmon_server.config import (
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_SAMPLE_AGE_SECONDS,
     DEFAULT_MAX_SAMPLE_AHEAD_SECONDS,
+    ReplicaSettings,
     ServerConfig,
 )
 from srvmon_server.cors import parse_origins
@@ -195,9 +198,10 @@ def tune_gc() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-Companion = Callable[[Any, str], Callable[[], None]]
-"""Runs beside the server (standalone's collector): gets the ServerContext and the base URL
-once the server listens, returns the function that stops it."""
+Companion = Callable[[Any, str], Callable[[], object]]
+"""Runs beside the server (standalone's collector, a replica's Kafka side): gets the
+ServerContext and the base URL once the server listens, returns the function that stops
+it (awaited when it returns an awaitable, with the loop still running)."""
 
 
 async def serve(
@@ -236,7 +240,9 @@ async def serve(
         await stop.wait()
         click.echo("srvmon server stopping", err=True)
         if stop_companion is not None:
-            stop_companion()
+            stopped = stop_companion()
+            if inspect.isawaitable(stopped):
+                await stopped
         server.stop()
         context.hub.close_all()
         context.live.close()
@@ -248,6 +254,165 @@ async def serve(
     finally:
         for sock in sockets:
             sock.close()
+
+
+# --- Replica mode: its own option group ----------------------------------------------------
+# Setting --kafka-bootstrap makes this server one of several replicas on one MySQL/MariaDB
+# database (docs/server.md, "Replica mode"). The Kafka side lives in the composition layer
+# (srvmon_cli.replica): the srvmon group leaves its starter in the click context's meta
+# under REPLICA_STARTER, so this package never imports a Kafka client.
+
+REPLICA_STARTER = "srvmon.replica_starter"
+REPLICA_GROUP_TITLE = "Replica mode (set --kafka-bootstrap; docs/server.md)"
+DEFAULT_REPLICA_TOPIC = "srvmon.metrics"
+DEFAULT_REPLICA_GROUP = "srvmon-server"
+DEFAULT_EVENTS_TOPIC = "srvmon.events"
+
+
+@attrs.frozen(kw_only=True)
+class ReplicaOptions:
+    """The replica-mode options, as given."""
+
+    bootstrap: str
+    topic: str
+    group: str
+    events_topic: str
+    kafka_options: tuple[str, ...]
+    replica_id: str
+
+
+ReplicaStarter = Callable[[Any, str, ReplicaOptions], Callable[[], object]]
+"""(ServerContext, base URL, options) → the function that stops the replica's Kafka side."""
+
+REPLICA_OPTIONS = [
+    click.option(
+        "--kafka-bootstrap",
+        envvar="SRVMON_REPLICA_KAFKA_BOOTSTRAP",
+        default=None,
+        help="Kafka bootstrap servers (host:port[,host:port]); set, this server is a "
+        "replica: it consumes the metrics topic in the replicas' group and evaluates the "
+        "hosts of its partitions",
+    ),
+    click.option(
+        "--kafka-topic",
+        envvar="SRVMON_REPLICA_KAFKA_TOPIC",
+        default=DEFAULT_REPLICA_TOPIC,
+        show_default=True,
+        help="the metrics topic the collectors produce to (key = host id)",
+    ),
+    click.option(
+        "--kafka-group",
+        envvar="SRVMON_REPLICA_KAFKA_GROUP",
+        default=DEFAULT_REPLICA_GROUP,
+        show_default=True,
+        help="the replicas' consumer group (not the srvmon consumers' group)",
+    ),
+    click.option(
+        "--kafka-events-topic",
+        envvar="SRVMON_REPLICA_EVENTS_TOPIC",
+        default=DEFAULT_EVENTS_TOPIC,
+        show_default=True,
+        help="live events and rule/silence changes shared by the replicas (created with "
+        "one partition when missing)",
+    ),
+    click.option(
+        "--kafka-option",
+        "replica_kafka_options",
+        envvar="SRVMON_REPLICA_KAFKA_OPTIONS",
+        multiple=True,
+        default=(),
+        metavar="KEY=VALUE",
+        help="extra librdkafka setting for the replica's clients (SASL, TLS, timeouts), repeatable",
+    ),
+    click.option(
+        "--replica-id",
+        envvar="SRVMON_REPLICA_ID",
+        default=None,
+        help="this replica's name on the events topic; default <hostname>-<pid>-<random>",
+    ),
+]
+REPLICA_PARAMS = frozenset(
+    {
+        "kafka_bootstrap",
+        "kafka_topic",
+        "kafka_group",
+        "kafka_events_topic",
+        "replica_kafka_options",
+        "replica_id",
+    }
+)
+
+
+def replica_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Add the replica-mode options; the command gets them as one ``replica`` argument
+    (``ReplicaOptions``, or None without ``--kafka-bootstrap``)."""
+
+    @functools.wraps(command)
+    def with_replica(**kwargs: Any) -> None:
+        given = {name: kwargs.pop(name) for name in REPLICA_PARAMS}
+        replica = None
+        if given["kafka_bootstrap"]:
+            for pair in given["replica_kafka_options"]:
+                key, sep, _ = pair.partition("=")
+                if not sep or not key.strip():
+                    raise click.BadParameter(
+                        f"expected KEY=VALUE, got {pair!r}", param_hint="--kafka-option"
+                    )
+            replica = ReplicaOptions(
+                bootstrap=given["kafka_bootstrap"],
+                topic=given["kafka_topic"],
+                group=given["kafka_group"],
+                events_topic=given["kafka_events_topic"],
+                kafka_options=tuple(given["replica_kafka_options"]),
+                replica_id=given["replica_id"] or default_replica_id(),
+            )
+        command(replica=replica, **kwargs)
+
+    for option in reversed(REPLICA_OPTIONS):
+        with_replica = option(with_replica)
+    return with_replica
+
+
+def default_replica_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+def replica_mode(db_url: str, options: ReplicaOptions) -> tuple[ReplicaSettings, Companion]:
+    """The settings and the companion of a replica; a ClickException when replica mode
+    cannot run here (SQLite, or no srvmon group to start the Kafka side)."""
+    if db_url.startswith("sqlite"):
+        raise click.ClickException(
+            "replica mode needs a database shared by the replicas (MySQL/MariaDB: --db-url "
+            "mysql+pymysql://...); SQLite allows one writing process"
+        )
+    starter: ReplicaStarter | None = click.get_current_context().meta.get(REPLICA_STARTER)
+    if starter is None:
+        raise click.ClickException(
+            "replica mode is started by the srvmon command (srvmon_cli) and needs the "
+            "agents extra: pip install 'srvmon[all]', then srvmon server --kafka-bootstrap ..."
+        )
+    settings = ReplicaSettings(topic=options.topic, replica_id=options.replica_id)
+
+    def companion(context: Any, url: str) -> Callable[[], object]:
+        return starter(context, url, options)
+
+    return settings, companion
+
+
+class ServerCommand(click.Command):
+    """``srvmon server``'s help lists the replica-mode options in a section of their own."""
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        general: list[tuple[str, str]] = []
+        replica: list[tuple[str, str]] = []
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is not None:
+                (replica if param.name in REPLICA_PARAMS else general).append(record)
+        with formatter.section("Options"):
+            formatter.write_dl(general)
+        with formatter.section(REPLICA_GROUP_TITLE):
+            formatter.write_dl(replica)
 
 
 HOST_OPTION = click.option(
@@ -291,7 +456,7 @@ ACCESS_LOG_OPTION = click.option(
 """Shared by ``srvmon server`` and ``srvmon standalone``."""
 
 
-@click.command(name="server")
+@click.command(name="server", cls=ServerCommand)
 @HOST_OPTION
 @PORT_OPTION
 @DATA_DIR_OPTION
@@ -475,6 +640,7 @@ ACCESS_LOG_OPTION = click.option(
 @LOG_LEVEL_OPTION
 @ACCESS_LOG_OPTION
 @legacy_options
+@replica_options
 def server(
     *,
     host: str,
@@ -506,6 +672,7 @@ def server(
     log_level: str,
     access_log: bool,
     legacy: LegacyConfig,
+    replica: ReplicaOptions | None,
 ) -> None:
     """Run the HTTP server: ingest, REST, SSE, alerts and the dashboard.
 
@@ -533,6 +700,7 @@ def server(
         "--read-token/SRVMON_READ_TOKEN": {t for t in read_tokens if t},
     }
     check_tokens(given)
+    replica_settings, companion = (None, None) if replica is None else replica_mode(url, replica)
     write_tokens = given["--token/SRVMON_TOKEN"]
     generate = not any(given.values())
     if url == sqlite_url(folder) or generate:
@@ -575,8 +743,9 @@ def server(
             inventory_flush_seconds=inventory_flush_seconds,
             heartbeat_seconds=heartbeat_seconds,
             legacy=legacy,
+            replica=replica_settings,
         )
-        asyncio.run(serve(config, storage, sockets, host, announce=announce))
+        asyncio.run(serve(config, storage, sockets, host, companion=companion, announce=announce))
     except StorageError as exc:
         raise click.ClickException(f"database: {exc}") from None
     finally:

@@ -24,6 +24,17 @@ def _string_tuple(values: Iterable[str]) -> tuple[str, ...]:
 
 
 @frozen(kw_only=True)
+class ReplicaSettings:
+    """Replica mode (docs/server.md, "Replica mode"): what the server itself needs to know;
+    the Kafka connection is the composition layer's (``srvmon_cli.replica``)."""
+
+    topic: str
+    """The metrics topic: a host is evaluated by the replica holding its partition."""
+    replica_id: str
+    """This process's name among the replicas (events it sent are not taken back)."""
+
+
+@frozen(kw_only=True)
 class ServerConfig:
     write_tokens: frozenset[str] = field(converter=_strings)
     """Admin tokens (``--token``): everything, ingest and reads included."""
@@ -87,6 +98,9 @@ class ServerConfig:
     webhook_timeout_seconds: float = 5.0
     static_path: str | None = None
     """Directory of the dashboard; defaults to the package's ``static`` folder."""
+    replica: ReplicaSettings | None = None
+    """Set: this server is one of several replicas (it evaluates only the hosts of the
+    Kafka partitions it holds, and shares live events with the others)."""
     legacy: LegacyConfig = field(factory=LegacyConfig)
     """The original Java back end's routes (off by default; srvmon_server/legacy)."""
 

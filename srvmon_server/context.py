@@ -3,7 +3,8 @@
 One value per job: the configuration, the storage gateway, the DB thread, the SSE hub
 and the event bus it is published through, presence, notifications, the server's own
 figures, background tasks, the alerting service, the live publisher (with the fleet's
-host summaries) and the periodic jobs.
+host summaries) and the periodic jobs; in replica mode also the replica (``replica.py``:
+partitions, hosts, the shared bus).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from attrs import frozen
-from prometheus_client.registry import CollectorRegistry
+from prometheus_client.registry import Collector, CollectorRegistry
 
 from srvmon_core.rules import Rule
 from srvmon_server.alerting import Alerting
@@ -34,9 +35,12 @@ from srvmon_server.presence import Presence
 from srvmon_server.prometheus import (
     MachineCollector,
     RejectedCollector,
+    ReplicaCollector,
     ServerCollector,
     registry,
 )
+from srvmon_server.replica import Replica
+from srvmon_server.shared_bus import SharedBus
 from srvmon_server.stats import Stats, server_figures
 from srvmon_server.storage import Storage
 from srvmon_server.tokens import Tokens
@@ -68,6 +72,8 @@ class ServerContext:
     """The live token policy (options + API tokens); ``tokens.policy`` is what auth reads."""
     names: MachineDirectory
     """Machine names → keys (the one resolver of names, keys and globs)."""
+    replica: Replica | None = None
+    """Set in replica mode (``config.replica``)."""
 
     def start(self) -> None:
         """Start the periodic jobs on the running IOLoop (idempotent)."""
@@ -80,8 +86,10 @@ class ServerContext:
 
     async def reload_rules(self) -> None:
         """The stored rules changed: the engine applies them from the next step on. The one
-        place a rule change takes effect (a shared bus would announce it here)."""
+        place a rule change takes effect; a replica announces it to the others."""
         await self.db.run(self.alerting.reload_rules)
+        if self.replica is not None:
+            self.replica.bus.announce("rules_changed")
 
     async def delete_machine(self, key: str) -> list[str] | None:
         """Delete a machine (a host: with its containers) and everything stored of it but
@@ -107,8 +115,11 @@ class ServerContext:
         """The stored silences changed: they act at once on the live alerts (each alert
         whose flag flips gets a ``silenced`` / ``unsilenced`` event, recorded, published
         and announced: an alert that still fires is notified again when its silence ends),
-        and new events are matched against them."""
+        and new events are matched against them (on every replica: a replica announces
+        the change)."""
         self.live.alerts(await self.db.run(self.alerting.reload_silences, self.clock()))
+        if self.replica is not None:
+            self.replica.bus.announce("silences_changed")
 
     def close(self) -> None:
         """Close every stream, stop the jobs and tasks, save the alert state that waits for
@@ -134,7 +145,12 @@ def build_context(
     """
     db = DbThread()
     hub = Hub(ring_size=config.ring_buffer_size, client_queue_size=config.client_queue_size)
-    alerting = Alerting(storage)
+    alerting = Alerting(storage, partial=config.replica is not None)
+    shared = None
+    if config.replica is not None:
+        if bus is not None:
+            raise ValueError("replica mode brings its own event bus")
+        bus = shared = SharedBus(hub, config.replica.replica_id)
     latest = LatestView()
     notifier = Notifier(
         webhook_urls=config.webhook_urls,
@@ -171,20 +187,42 @@ def build_context(
         db.shutdown()
         raise
     now = clock()
-    presence.load({r.key: r.last_received or r.last_seen for r in records}, now)
-    latest.load(records)
-    fleet.load(records, presence.is_silent, alerting.active())
+    # A replica watches only the machines of the hosts it adopts (``replica.py``); the
+    # names directory knows every machine.
+    watched = [] if shared is not None else records
+    presence.load({r.key: r.last_received or r.last_seen for r in watched}, now)
+    latest.load(watched)
+    fleet.load(watched, presence.is_silent, alerting.active())
     notifier.restore(alerting.firing_events(now))
-    metrics = registry(
+    replica = None
+    figures = server_figures(stats, hub, db, notifier)
+    collectors: list[Collector] = [
         MachineCollector(
             latest,
             clock,
             silent_after_seconds=config.silent_after_seconds,
             stale_after_seconds=config.metrics_stale_seconds,
         ),
-        ServerCollector(server_figures(stats, hub, db, notifier)),
         RejectedCollector(lambda: stats.rejected_samples_total),
-    )
+    ]
+    if config.replica is not None and shared is not None:
+        replica = Replica(
+            topic=config.replica.topic,
+            origin=config.replica.replica_id,
+            storage=storage,
+            db=db,
+            alerting=alerting,
+            presence=presence,
+            latest=latest,
+            notifier=notifier,
+            bus=shared,
+            background=background,
+            clock=clock,
+            publish_alerts=live.alerts,
+        )
+        figures = _with_replica(figures, replica)
+        collectors.append(ReplicaCollector(_held(replica)))
+    metrics = registry(*collectors, ServerCollector(figures))
     names = MachineDirectory()
     names.load(records)
     periodic = Periodic(
@@ -213,9 +251,20 @@ def build_context(
         periodic=periodic,
         latest=latest,
         metrics=metrics,
+        replica=replica,
         tokens=tokens,
         names=names,
     )
+
+
+def _with_replica(
+    figures: Callable[[], dict[str, float]], replica: Replica
+) -> Callable[[], dict[str, float]]:
+    return lambda: {**figures(), **replica.figures()}
+
+
+def _held(replica: Replica) -> Callable[[], tuple[str, frozenset[int]]]:
+    return lambda: (replica.topic, replica.ownership.partitions)
 
 
 def _rule_finder(alerting: Alerting) -> Callable[[str], Rule | None]:

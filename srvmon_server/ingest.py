@@ -21,13 +21,11 @@ from typing import TYPE_CHECKING
 from attrs import frozen
 
 from srvmon_core import codec
-from srvmon_core.alert_state import AlertEvent
 from srvmon_core.errors import DecodeError, SrvmonError
 from srvmon_core.schema import Batch
 from srvmon_core.view import BatchView, batch_view
 
 if TYPE_CHECKING:
-    from srvmon_server.alerting import Alerting
     from srvmon_server.config import ServerConfig
     from srvmon_server.context import ServerContext
     from srvmon_server.storage import IngestResult
@@ -201,27 +199,16 @@ async def ingest_batch(ctx: ServerContext, batch: Batch | BatchView) -> IngestRe
     received_at = ctx.clock()
     view = batch if isinstance(batch, BatchView) else batch_view(batch)
     _in_window(ctx, view, received_at)
-    result = await ctx.db.run(ctx.storage.samples.ingest, view, received_at)
+    result = await ctx.db.run_bulk(ctx.storage.samples.ingest, view, received_at)
     _record(ctx, view, result)
     if not result.stored:
         return result
     levels = ctx.alerting.firing_levels()
-    events = await ctx.db.run(ctx.alerting.on_batch, view, received_at)
+    events = await ctx.db.run_bulk(ctx.alerting.on_batch, view, received_at)
     ctx.names.seen(view)
     ctx.live.stored(view, received_at, levels)
     ctx.live.alerts(events)
     return result
-
-
-def _evaluate_in_order(
-    alerting: Alerting, views: list[BatchView], received_at: datetime
-) -> list[tuple[dict[str, str], list[AlertEvent]]]:
-    """On the DB thread: per batch, the firing levels before it and its alert events."""
-    out: list[tuple[dict[str, str], list[AlertEvent]]] = []
-    for view in views:
-        levels = alerting.firing_levels()
-        out.append((levels, alerting.on_batch(view, received_at)))
-    return out
 
 
 async def ingest_batches(
@@ -247,7 +234,7 @@ async def ingest_batches(
             answers.append(view)
     views = [a for a in answers if isinstance(a, BatchView)]
     results = iter(
-        await ctx.db.run(ctx.storage.samples.ingest_many, views, received_at) if views else []
+        await ctx.db.run_bulk(ctx.storage.samples.ingest_many, views, received_at) if views else []
     )
     stored: list[BatchView] = []
     out: list[IngestResult | TimestampRejected] = []
@@ -262,9 +249,26 @@ async def ingest_batches(
             stored.append(answer)
     if not stored:
         return out
-    evaluated = await ctx.db.run(_evaluate_in_order, ctx.alerting, stored, received_at)
+    evaluated = await ctx.db.run_bulk(ctx.alerting.on_batches, stored, received_at)
     for view, (levels, events) in zip(stored, evaluated, strict=True):
         ctx.names.seen(view)
         ctx.live.stored(view, received_at, levels)
         ctx.live.alerts(events)
     return out
+
+
+async def ingest_partitioned(
+    ctx: ServerContext, arrivals: Sequence[tuple[Batch, int]]
+) -> list[IngestResult | TimestampRejected]:
+    """Replica mode: batches taken from the metrics topic, each with its partition. The
+    partitions are noted first (a host newly seen on a partition this replica holds is
+    adopted, its saved alert state loaded), then the batches take :func:`ingest_batches`;
+    the alert rules run only for hosts this replica evaluates."""
+    replica = ctx.replica
+    if replica is None:
+        raise RuntimeError("ingest_partitioned needs replica mode (config.replica)")
+    pairs = [(batch.host_id, partition) for batch, partition in arrivals]
+    adopted = await ctx.db.run_bulk(replica.ownership.arrived, pairs, ctx.clock())
+    if adopted:
+        replica.adopted(adopted, ())
+    return await ingest_batches(ctx, [batch for batch, _ in arrivals])

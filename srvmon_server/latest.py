@@ -7,7 +7,7 @@ Loaded from the inventory at start (``load``), then updated with every stored ba
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
 from typing import Literal
 
@@ -41,19 +41,17 @@ class LatestView:
 
     def load(self, records: Iterable[MachineRecord]) -> None:
         """Start from the stored inventory."""
-        self._machines = {
-            r.key: LatestMachine(
-                key=r.key,
-                kind=r.kind,
-                host_id=r.host_id,
-                hostname=r.hostname,
-                name=r.name,
-                timestamp=r.last_seen,
-                received_at=r.last_received or r.last_seen,
-                metrics=r.metrics,
-            )
-            for r in records
-        }
+        self._machines = {r.key: _from_record(r) for r in records}
+
+    def add(self, records: Iterable[MachineRecord]) -> None:
+        """Machines handed over to this process (a server replica adopted their hosts),
+        from the stored inventory; machines known already keep what this process saw."""
+        for record in records:
+            self._machines.setdefault(record.key, _from_record(record))
+
+    def forget_hosts(self, host_ids: Collection[str]) -> None:
+        """Machines handed over to another process: ``/metrics`` here stops showing them."""
+        self._machines = {k: m for k, m in self._machines.items() if m.host_id not in host_ids}
 
     def update(self, view: BatchView, received_at: datetime) -> None:
         """A stored batch: its machines are heard from now; their figures are the newest
@@ -89,3 +87,16 @@ class LatestView:
         machines = list(self._machines.values())
         machines.sort(key=lambda m: (m.kind != "host", m.key))
         return machines
+
+
+def _from_record(record: MachineRecord) -> LatestMachine:
+    return LatestMachine(
+        key=record.key,
+        kind=record.kind,
+        host_id=record.host_id,
+        hostname=record.hostname,
+        name=record.name,
+        timestamp=record.last_seen,
+        received_at=record.last_received or record.last_seen,
+        metrics=record.metrics,
+    )

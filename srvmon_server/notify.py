@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from datetime import datetime, timedelta
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
@@ -86,6 +86,11 @@ class Notifier:
         """Hold the alerts that fire at start (``silenced`` ones are left out); the next
         :meth:`resend` sends them."""
         self.announced.restore(firing)
+
+    def release(self, host_ids: Collection[str]) -> None:
+        """Another process (a server replica) evaluates these hosts now: their firing
+        alerts are its to re-send and resolve."""
+        self.announced.release(host_ids)
 
     async def post(self, url: str, body: object) -> bool:
         """POST JSON until a 2xx answer or the retries run out; True when delivered.

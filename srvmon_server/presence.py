@@ -6,6 +6,7 @@ change becomes one ``machine`` SSE event.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 
@@ -19,6 +20,24 @@ class Presence:
         """Start from stored inventory; machines already quiet start silent (no event)."""
         self._last_seen = dict(last_seen)
         self._silent = {k for k, at in last_seen.items() if self._quiet(at, now)}
+
+    def add(self, last_seen: dict[str, datetime], now: datetime) -> None:
+        """Machines handed over to this process (a server replica adopted their hosts):
+        watched from now on, quiet ones already silent (no event: their previous owner
+        announced it). Machines known already keep what this process saw."""
+        for key, at in last_seen.items():
+            if key in self._last_seen:
+                continue
+            self._last_seen[key] = at
+            if self._quiet(at, now):
+                self._silent.add(key)
+
+    def forget(self, keys: Iterable[str]) -> None:
+        """Machines handed over to another process, or deleted: no more events about them
+        from here (until they report again)."""
+        for key in keys:
+            self._last_seen.pop(key, None)
+            self._silent.discard(key)
 
     def _quiet(self, at: datetime, now: datetime) -> bool:
         return (now - at).total_seconds() > self.silent_after_seconds
@@ -47,9 +66,3 @@ class Presence:
 
     def is_silent(self, key: str) -> bool:
         return key in self._silent
-
-    def forget(self, keys: set[str]) -> None:
-        """These machines were deleted: no ``machine`` event for them until they report."""
-        for key in keys:
-            self._last_seen.pop(key, None)
-        self._silent -= keys

@@ -176,6 +176,15 @@ OWN_HELP: dict[str, tuple[MetricType, str]] = {
         "gauge",
         "alerts srvmon holds firing in Alertmanager (re-sent every resend interval)",
     ),
+    "replica_hosts": ("gauge", "hosts this replica evaluates (replica mode only)"),
+    "replica_events_sent_total": (
+        "counter",
+        "live events sent to the other replicas (replica mode only)",
+    ),
+    "replica_events_received_total": (
+        "counter",
+        "live events received from the other replicas (replica mode only)",
+    ),
 }
 """The server's own figures: ``srvmon_server_<name>`` → (type, help)."""
 
@@ -258,6 +267,26 @@ class ServerCollector(Collector):
             family = Metric(base, help_text, metric_type)
             family.add_sample(full, {}, float(figures[name]))
             yield family
+
+
+REPLICA_PARTITION = "srvmon_server_replica_partition_assigned"
+
+
+class ReplicaCollector(Collector):
+    """``srvmon_server_replica_partition_assigned{topic, partition}``: 1 per partition of
+    the metrics topic this replica holds (replica mode only)."""
+
+    def __init__(self, held: Callable[[], tuple[str, frozenset[int]]]) -> None:
+        self._held = held
+
+    def collect(self) -> Iterator[Metric]:
+        topic, partitions = self._held()
+        family = Metric(
+            REPLICA_PARTITION, "1 for each metrics-topic partition this replica holds", "gauge"
+        )
+        for partition in sorted(partitions):
+            family.add_sample(REPLICA_PARTITION, {"topic": topic, "partition": str(partition)}, 1)
+        yield family
 
 
 REJECTED_SAMPLES = "srvmon_ingest_rejected_samples_total"

@@ -8,12 +8,16 @@ import threading
 from datetime import tzinfo
 from functools import partial
 from types import FrameType
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 
 from srvmon_agents.kafka_options import kafka_option, parse_kafka_options
 from srvmon_core.errors import SrvmonError
+
+if TYPE_CHECKING:
+    from srvmon_agents.consumer.brokers import BrokerWatch
 
 DEFAULT_TOPIC = "srvmon.metrics"
 DEFAULT_GROUP = "srvmon-consumer"
@@ -27,6 +31,51 @@ def _timezone(name: str) -> tzinfo:
         raise click.BadParameter(
             f"unknown time zone {name!r}", param_hint="--legacy-timezone"
         ) from exc
+
+
+def relay_consumer_config(
+    bootstrap: str, group: str, extra: dict[str, str], broker: BrokerWatch
+) -> dict[str, Any]:
+    """The relay's Kafka consumer settings (docs/consumer.md, "Kafka settings that the
+    consumer fixes itself"); ``extra`` (``--kafka-option``) overrides the tunable ones.
+    Shared with server replicas (``srvmon_cli.replica``)."""
+    from srvmon_agents.consumer.brokers import STATISTICS_INTERVAL_MS, rate_limited_kafka_logger
+
+    return {
+        "session.timeout.ms": 10_000,
+        "heartbeat.interval.ms": 1_000,
+        # Bounds how long a fetch may wait on a quiet topic (alerts must be fast).
+        "fetch.wait.max.ms": 50,
+        "auto.offset.reset": "earliest",
+        # librdkafka's own lines go through Python logging, rate-limited (brokers.py).
+        "bootstrap.servers": bootstrap,
+        "logger": rate_limited_kafka_logger(),
+        **extra,
+        # Not overridable: offsets are committed only after the server acknowledged.
+        "group.id": group,
+        "enable.auto.commit": False,
+        "enable.partition.eof": False,
+        "statistics.interval.ms": STATISTICS_INTERVAL_MS,
+        "stats_cb": broker.on_stats,
+        "error_cb": broker.on_error,
+    }
+
+
+def dead_letter_producer_config(
+    bootstrap: str, extra: dict[str, str], timeout_seconds: float
+) -> dict[str, Any]:
+    """The dead-letter producer's settings: acks from all replicas, idempotent."""
+    from srvmon_agents.consumer.brokers import log_kafka_error, rate_limited_kafka_logger
+
+    return {
+        "acks": "all",
+        "enable.idempotence": True,
+        "message.timeout.ms": int(timeout_seconds * 1000),
+        "bootstrap.servers": bootstrap,
+        "logger": rate_limited_kafka_logger(),
+        **extra,
+        "error_cb": log_kafka_error,
+    }
 
 
 @click.command(context_settings={"show_default": True})
@@ -232,12 +281,7 @@ def consumer(  # noqa: PLR0917 - click passes every option by keyword
     from confluent_kafka import Consumer, KafkaException, Producer
 
     from srvmon_agents.consumer.backoff import Backoff
-    from srvmon_agents.consumer.brokers import (
-        STATISTICS_INTERVAL_MS,
-        BrokerWatch,
-        log_kafka_error,
-        rate_limited_kafka_logger,
-    )
+    from srvmon_agents.consumer.brokers import BrokerWatch
     from srvmon_agents.consumer.deadletter import DeadLetterSink
     from srvmon_agents.consumer.delivery import IngestClient
     from srvmon_agents.consumer.relay import Relay, RelaySettings
@@ -252,36 +296,11 @@ def consumer(  # noqa: PLR0917 - click passes every option by keyword
         ingest = IngestClient(server_url, token, timeout_seconds=request_timeout)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--server-url") from exc
-    kafka_log = rate_limited_kafka_logger()
     broker = BrokerWatch(bootstrap_server)
-    # librdkafka's own lines go through Python logging, rate-limited (brokers.py).
-    common = {"bootstrap.servers": bootstrap_server, "logger": kafka_log, **extra}
     try:
-        kafka_consumer = Consumer(
-            {
-                "session.timeout.ms": 10_000,
-                "heartbeat.interval.ms": 1_000,
-                # Bounds how long a fetch may wait on a quiet topic (alerts must be fast).
-                "fetch.wait.max.ms": 50,
-                "auto.offset.reset": "earliest",
-                **common,
-                # Not overridable: offsets are committed only after the server acknowledged.
-                "group.id": group,
-                "enable.auto.commit": False,
-                "enable.partition.eof": False,
-                "statistics.interval.ms": STATISTICS_INTERVAL_MS,
-                "stats_cb": broker.on_stats,
-                "error_cb": broker.on_error,
-            }
-        )
+        kafka_consumer = Consumer(relay_consumer_config(bootstrap_server, group, extra, broker))
         producer = Producer(
-            {
-                "acks": "all",
-                "enable.idempotence": True,
-                "message.timeout.ms": int(dead_letter_timeout * 1000),
-                **common,
-                "error_cb": log_kafka_error,
-            }
+            dead_letter_producer_config(bootstrap_server, extra, dead_letter_timeout)
         )
     except KafkaException as exc:
         raise click.ClickException(f"bad Kafka configuration: {exc}") from exc

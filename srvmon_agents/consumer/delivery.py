@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 
 from attrs import frozen
 
+from srvmon_agents.consumer.work import Ready
+
 INGEST_PATH = "/api/v1/ingest"
 
 # Answers that mean "this body will never be accepted": the message is poison.
@@ -186,6 +188,13 @@ class IngestClient:
         if isinstance(exchanged, IngestAnswer):
             return exchanged
         return classify_many(exchanged[0], exchanged[1], len(bodies))
+
+    def post_ready(self, group: list[Ready]) -> list[IngestAnswer] | IngestAnswer:
+        """One attempt for a lane's run of decoded messages: a lone envelope as itself,
+        several as one ``{"batches": [...]}`` request (the sender's ``Ingest``)."""
+        if len(group) == 1:
+            return [self.post(group[0].body)]
+        return self.post_many([item.body for item in group])
 
     def close(self) -> None:
         self._drop_connection()

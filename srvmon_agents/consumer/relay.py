@@ -22,18 +22,20 @@ from attrs import Factory, frozen
 from srvmon_agents.consumer.backoff import Backoff
 from srvmon_agents.consumer.brokers import KAFKA_LOG, BrokerWatch
 from srvmon_agents.consumer.deadletter import DeadLetterSink
-from srvmon_agents.consumer.delivery import IngestClient
 from srvmon_agents.consumer.lag import partition_lag
 from srvmon_agents.consumer.lanes import Lanes
 from srvmon_agents.consumer.offsets import OffsetCommitter
-from srvmon_agents.consumer.sender import Decoder, Sender, SendLimits
+from srvmon_agents.consumer.sender import Decoder, Ingest, Sender, SendLimits
 from srvmon_agents.consumer.stats import RelayStats, StatsSnapshot, rate_per_second
 from srvmon_agents.consumer.work import PartitionKey
 from srvmon_core.errors import SrvmonError
 
 LOG = logging.getLogger("srvmon.consumer")
 
-__all__ = ["Decoder", "Relay", "RelayError", "RelaySettings"]
+__all__ = ["Decoder", "PartitionHook", "Relay", "RelayError", "RelaySettings"]
+
+PartitionHook = Callable[[set[PartitionKey]], None]
+"""Called on the Kafka thread with the partitions of a rebalance (see ``Relay``)."""
 
 
 @frozen(kw_only=True)
@@ -69,20 +71,30 @@ def _keys(partitions: list[Any]) -> set[PartitionKey]:
 
 
 class Relay:
-    """Runs the consumer loop until ``stop`` is set. Build it with the real or a test consumer."""
+    """Runs the consumer loop until ``stop`` is set. Build it with the real or a test consumer.
+
+    ``on_assigned`` runs when partitions are assigned, before any of their messages is
+    taken; ``on_revoked`` after revoked partitions were finished (or given up) and
+    committed, ``on_lost`` after lost ones were abandoned. A server replica
+    (``srvmon_cli.replica``) adopts and releases the partitions' hosts there.
+    """
 
     def __init__(
         self,
         consumer: Any,
         *,
-        ingest: IngestClient,
+        ingest: Ingest,
         dead_letter: DeadLetterSink,
         decode: Decoder,
         settings: RelaySettings,
         clock: Callable[[], float] = time.monotonic,
         broker: BrokerWatch | None = None,
+        on_assigned: PartitionHook | None = None,
+        on_revoked: PartitionHook | None = None,
+        on_lost: PartitionHook | None = None,
     ) -> None:
         self._consumer = consumer
+        self._hooks = (on_assigned, on_revoked, on_lost)
         self._dead_letter = dead_letter
         self.settings = settings
         self._clock = clock
@@ -212,6 +224,8 @@ class Relay:
 
     def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
         keys = _keys(partitions)
+        if self._hooks[0] is not None:
+            self._hooks[0](keys)
         self._lanes.assign(keys)
         LOG.info("assigned %s", sorted(keys))
         if self._paused:
@@ -226,11 +240,15 @@ class Relay:
         self._offsets.maybe_commit(force=True, keys=keys)
         self._lanes.abandon(keys)
         LOG.info("revoked %s", sorted(keys))
+        if self._hooks[1] is not None:
+            self._hooks[1](keys)
 
     def _on_lost(self, _consumer: Any, partitions: list[Any]) -> None:
         keys = _keys(partitions)
         self._lanes.abandon(keys)
         LOG.warning("lost %s without a chance to commit; the new owner re-delivers", sorted(keys))
+        if self._hooks[2] is not None:
+            self._hooks[2](keys)
 
     def _shutdown(self) -> None:
         LOG.info("shutting down: finishing %d in-flight message(s)", self._lanes.in_flight())

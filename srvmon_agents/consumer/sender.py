@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Protocol
 
 from attrs import Factory, frozen
 
@@ -20,7 +21,6 @@ from srvmon_agents.consumer.deadletter import DeadLetterSink, ParkOutcome, dead_
 from srvmon_agents.consumer.delivery import (
     BATCHES_BODY_OVERHEAD,
     IngestAnswer,
-    IngestClient,
     Verdict,
 )
 from srvmon_agents.consumer.lanes import Lanes
@@ -36,6 +36,14 @@ Decoder = Callable[[bytes], tuple[Batch, bytes]]
 ``srvmon_core.codec.decode_for_forwarding``); raises ``SrvmonError`` when undecodable."""
 
 Answers = list[IngestAnswer] | IngestAnswer
+
+
+class Ingest(Protocol):
+    """Where a lane's messages go: ``IngestClient`` (HTTP to a server), or a server in
+    the same process (``srvmon_cli.replica``). One attempt per call: an answer per
+    message, or one for the whole group; never raises for an unavailable server."""
+
+    def post_ready(self, group: list[Ready]) -> Answers: ...
 
 
 @frozen(kw_only=True)
@@ -84,7 +92,7 @@ class Sender:
         self,
         *,
         lanes: Lanes,
-        ingest: IngestClient,
+        ingest: Ingest,
         dead_letter: DeadLetterSink,
         decode: Decoder,
         stats: RelayStats,
@@ -130,9 +138,7 @@ class Sender:
                     self._park(item.work, f"internal error: {type(exc).__name__}: {exc}")
 
     def _post(self, group: list[Ready]) -> Answers:
-        if len(group) == 1:
-            return [self._ingest.post(group[0].body)]
-        return self._ingest.post_many([item.body for item in group])
+        return self._ingest.post_ready(group)
 
     def _deliver(self, lane: PartitionKey, group: list[Ready]) -> None:
         """Post ``group`` until every message is acked or parked; retry the whole request

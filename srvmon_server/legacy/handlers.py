@@ -29,6 +29,7 @@ from srvmon_core.alert_state import AlertEvent
 from srvmon_core.rules import Rule
 from srvmon_server.auth import Access
 from srvmon_server.handlers.base import ApiError, BaseHandler
+from srvmon_server.handlers.ingest import refuse_in_replica_mode
 from srvmon_server.ingest import ingest_batch
 from srvmon_server.legacy.live import LegacyLive
 from srvmon_server.legacy.messages import (
@@ -148,6 +149,7 @@ class MetricsHandler(LegacyHandler):
             self.clear_header("WWW-Authenticate")
 
     async def post(self) -> None:
+        refuse_in_replica_mode(self.ctx)
         self._check_size()
         config = self.live.config
         batch = codec.message_from_dict(  # a DecodeError is answered 400 with its field

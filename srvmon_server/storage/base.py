@@ -16,6 +16,7 @@ from attrs import frozen
 
 from srvmon_server.storage.clock import to_ms
 from srvmon_server.storage.connection import translated
+from srvmon_server.storage.errors import StorageError
 
 Clock = Callable[[], datetime]
 
@@ -48,6 +49,46 @@ class Database:
         """A connection for reads; driver errors become StorageError naming ``what``."""
         with translated(what, self.where), self.engine.connect() as conn:
             yield conn
+
+    @contextmanager
+    def exclusive(self, name: str, timeout_seconds: int = 120) -> Iterator[None]:
+        """One process at a time inside the block, among processes sharing a MySQL/MariaDB
+        database (``GET_LOCK`` held on a connection of its own), e.g. server replicas
+        starting together on an empty database. A no-op on SQLite: one writing process."""
+        if self.dialect != "mysql":
+            yield
+            return
+        with translated(f"lock {name}", self.where), self.engine.connect() as conn:
+            got = conn.execute(
+                sa.text("SELECT GET_LOCK(:name, :timeout)"),
+                {"name": name, "timeout": timeout_seconds},
+            ).scalar()
+            if got != 1:
+                raise StorageError(
+                    f"another process held the database lock {name!r} for {timeout_seconds} s"
+                )
+            try:
+                yield
+            finally:
+                conn.execute(sa.text("SELECT RELEASE_LOCK(:name)"), {"name": name})
+
+    @contextmanager
+    def try_exclusive(self, name: str) -> Iterator[bool]:
+        """Like ``exclusive`` without waiting: yields False (and the block should skip its
+        work) while another process holds the lock. Server replicas run the shared
+        maintenance (roll-ups, pruning) in whichever replica gets there first."""
+        if self.dialect != "mysql":
+            yield True
+            return
+        with translated(f"lock {name}", self.where), self.engine.connect() as conn:
+            got = conn.execute(sa.text("SELECT GET_LOCK(:name, 0)"), {"name": name}).scalar()
+            if got != 1:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                conn.execute(sa.text("SELECT RELEASE_LOCK(:name)"), {"name": name})
 
     @contextmanager
     def writing(self, what: str) -> Iterator[sa.Connection]:

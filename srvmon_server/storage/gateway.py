@@ -7,6 +7,7 @@
 - ``history``: alert events, newest first (``history.py``);
 - ``silences``: silences (``silences.py``);
 - ``alert_states``: the engine's saved state (``alert_states.py``);
+- ``partitions``: the Kafka partition of each host, for server replicas (``partitions.py``);
 - ``retention``: pruning (``retention.py``);
 - ``tokens``: API tokens, stored hashed (``tokens.py``).
 
@@ -30,6 +31,7 @@ from srvmon_server.storage.connection import create_engine, parse_url, translate
 from srvmon_server.storage.errors import StorageError, StorageUnavailable
 from srvmon_server.storage.history import AlertHistory
 from srvmon_server.storage.migrations import ensure_schema
+from srvmon_server.storage.partitions import HostPartitionStore
 from srvmon_server.storage.retention import Retention
 from srvmon_server.storage.rollup import ensure_progress
 from srvmon_server.storage.rules import RuleStore
@@ -54,6 +56,7 @@ class Storage:
         self.history = AlertHistory(db)
         self.silences = SilenceStore(db)
         self.alert_states = AlertStateStore(db)
+        self.partitions = HostPartitionStore(db)
         self.retention = Retention(db, self.samples)
         self.tokens = TokenStore(db)
         self.upgraded_from: int = 0
@@ -78,18 +81,20 @@ class Storage:
         parsed = parse_url(url)
         where = parsed.render_as_string(hide_password=True)
         engine = create_engine(parsed)
+        database = Database(engine, where, clock or _utc_now)
         try:
             with translated("open", where):
                 with engine.connect() as conn:
                     conn.execute(sa.text("SELECT 1"))
-                found = ensure_schema(engine)
-                with engine.begin() as conn:
-                    ensure_progress(conn)
+                with database.exclusive("srvmon.schema"):  # replicas may start together
+                    found = ensure_schema(engine)
+                    with engine.begin() as conn:
+                        ensure_progress(conn)
         except BaseException:
             engine.dispose()
             raise
         flush_ms = int(inventory_flush.total_seconds() * 1000)
-        storage = cls(Database(engine, where, clock or _utc_now), inventory_flush_ms=flush_ms)
+        storage = cls(database, inventory_flush_ms=flush_ms)
         storage.upgraded_from = found
         return storage
 

@@ -106,6 +106,10 @@ class Ingester:
         """A roll-up finished: remember the new watermark (late samples are below it)."""
         self._watermark = (exact_below_ms, None)
 
+    def reread_watermark(self) -> None:
+        """Another process rolled up (server replicas): read the watermark again."""
+        self._watermark = None
+
     def _note_timestamp(self, conn: sa.Connection, ts_ms: int) -> None:
         """Record a sample older than the rollup watermark (see ``rollup.py``)."""
         if self._watermark is None:
@@ -204,9 +208,16 @@ class Ingester:
             self._watermark = None
             raise
 
-    def flush_inventory(self) -> None:
-        """Write every machine's newest stored sample to its inventory row now."""
+    def flush_inventory(self, keys: Iterable[str] | None = None) -> None:
+        """Write every machine's newest stored sample to its inventory row now (of the
+        machines ``keys`` only, when given)."""
         if not self._inventory.waiting:
+            return
+        if keys is not None:
+            ids = [self._ids[k] for k in keys if k in self._ids]
+            with self._engine.begin() as conn:
+                written = self._inventory.flush_some(conn, ids)
+            self._inventory.forget_written(written)
             return
         with self._engine.begin() as conn:
             staged = self._inventory.flush(conn)

@@ -9,8 +9,9 @@ oldest one waiting, inside the transaction of the batch that makes it due.
 
 Nothing is lost or reordered by waiting: raw samples are committed at once; only the
 inventory row lags, by at most ``flush_after_ms``. ``Storage`` flushes before it reads the
-inventory, on every roll-up (every few seconds in the server) and at close, so readers in
-the same process always see the newest sample. A crash loses only the lag (the next
+inventory (a read of one machine writes that machine's row only), on every roll-up
+(every few seconds in the server) and at close, so readers in the same process always see
+the newest sample. A crash loses only the lag (the next
 sample of each machine refreshes its row). ``flush_after_ms = 0`` writes through.
 
 Only committed work is kept: ``stage`` returns the transaction's part, and the caller
@@ -111,6 +112,20 @@ class InventoryBuffer:
         """Write every waiting row in ``conn``; ``adopt`` the result after the commit."""
         self._write(conn, self._pending)
         return Staged({}, written=True, received_ms=0)
+
+    def flush_some(self, conn: sa.Connection, machine_ids: Iterable[int]) -> list[int]:
+        """Write the waiting rows of these machines only (a read of one machine need not
+        write the whole fleet's); ``forget_written`` them after the commit."""
+        some = {i: self._pending[i] for i in machine_ids if i in self._pending}
+        self._write(conn, some)
+        return sorted(some)
+
+    def forget_written(self, machine_ids: Iterable[int]) -> None:
+        """The transaction of ``flush_some`` committed: those rows are written."""
+        for machine_id in machine_ids:
+            self._pending.pop(machine_id, None)
+        if not self._pending:
+            self._since_ms = None
 
     def adopt(self, staged: Staged) -> None:
         """The transaction that returned ``staged`` committed."""

@@ -172,10 +172,35 @@ class Retention:
 
         Rolls up first, and never deletes raw rows a roll-up has not yet covered.
         ``alert_history_retention`` applies to alert events (by when they happened) and to
-        silences (by when they ended).
+        silences (by when they ended). Among processes sharing a MySQL/MariaDB database
+        (server replicas), one prunes at a time; the others skip (returning 0).
         """
         if batch_rows < 1:
             raise StorageError(f"batch_rows must be >= 1, got {batch_rows}")
+        with self._db.try_exclusive("srvmon.prune") as mine:
+            if not mine:  # another process sharing the database (a replica) prunes now
+                return 0
+            return self._prune(
+                now,
+                raw_retention=raw_retention,
+                rollup_1m_retention=rollup_1m_retention,
+                rollup_1h_retention=rollup_1h_retention,
+                alert_history_retention=alert_history_retention,
+                batch_rows=batch_rows,
+                on_batch=on_batch,
+            )
+
+    def _prune(
+        self,
+        now: datetime,
+        *,
+        raw_retention: timedelta,
+        rollup_1m_retention: timedelta,
+        rollup_1h_retention: timedelta,
+        alert_history_retention: timedelta,
+        batch_rows: int,
+        on_batch: OnBatch | None,
+    ) -> int:
         now_ms = to_ms(now)
         self._samples.roll_up(now)
         engine = self._db.engine

@@ -10,7 +10,8 @@ The watermark (table ``rollup_progress``, one row; ``series`` reads it too):
 
 - ``exact_below_ms`` — rollups are exact for raw rows older than this, always the start of
   a minute. ``roll_up(now)`` recomputes the minutes from there to the last *closed* one
-  (ended ``GRACE_MS`` before ``now``) and moves the watermark past it, so in the steady
+  (ended ``GRACE_MS`` before the newest stored sample, or ``IDLE_MS`` before ``now`` when
+  nothing newer arrives; see ``seal_ms``) and moves the watermark past it, so in the steady
   state every minute is aggregated once. The open minute is never in the rollup tables:
   ``series`` reads everything from the watermark on from raw rows and merges it.
 - ``dirty_from_ms`` — the oldest sample ingest stored below ``exact_below_ms`` since the last
@@ -46,8 +47,25 @@ input, so ingest and other work queued on the DB thread wait for one pass at mos
 caller calls again while ``RollupResult.more``."""
 PROGRESS_ID = 1
 GRACE_MS = 10_000
-"""A minute is closed (rolled up) once ``now`` is this far past its end: batches usually
-arrive within seconds; later ones take the late path."""
+"""A minute is closed (rolled up) once the newest stored sample is this far past its end:
+batches usually arrive within seconds of each other; later ones take the late path."""
+IDLE_MS = 300_000
+"""When no newer sample arrives (a quiet fleet), a minute closes this long after its end
+by the clock."""
+
+
+def seal_ms(now_ms: int, newest_ms: int) -> int:
+    """Start of the oldest minute that stays open: minutes before it are closed.
+
+    Closing follows the data (the newest sample stored), not the clock alone: when ingest
+    runs behind (a backlog after an outage, a replica catching up, a server that cannot keep
+    up), every batch would otherwise arrive "late" for minutes the clock has closed, and
+    each roll-up would recompute them again, slowing the catch-up it waits for. A clock
+    ``IDLE_MS`` past the newest sample closes minutes of a quiet fleet all the same.
+    """
+    data_time = min(now_ms, max(newest_ms, now_ms - IDLE_MS))
+    seal = data_time - GRACE_MS
+    return seal - seal % MINUTE_MS
 
 
 @frozen
@@ -200,12 +218,11 @@ def roll_up(
     chunks of data per call; see module doc."""
     dialect = "mysql" if engine.dialect.name in ("mysql", "mariadb") else "sqlite"
     minute_sql, hour_sql = _statement(_minute_sql(dialect)), _statement(_hour_sql(dialect))
-    seal = now_ms - GRACE_MS
-    seal -= seal % MINUTE_MS
     with engine.connect() as conn:
         below, _ = read_watermark(conn)
         start = _recompute_start(conn)
         newest = conn.execute(sa.select(sa.func.max(t.machines.c.latest_ts_ms))).scalar()
+    seal = seal_ms(now_ms, now_ms if newest is None else int(newest))
     if start is None or newest is None or seal <= start:
         return RollupResult(minute_buckets=0, start_ms=None, end_ms=None, exact_below_ms=below)
     end = min(seal - 1, int(newest))

@@ -76,8 +76,9 @@ class RuleStore:
             return bool(conn.execute(sa.delete(t.rules).where(t.rules.c.id == rule_id)).rowcount)
 
     def seed(self, rules: Sequence[Rule]) -> int:
-        """Insert ``rules`` on the first start of a database only; return how many."""
-        with self._db.writing("seed_rules") as conn:
+        """Insert ``rules`` on the first start of a database only; return how many (one
+        process at a time: replicas may start together)."""
+        with self._db.exclusive("srvmon.seed_rules"), self._db.writing("seed_rules") as conn:
             marker = conn.execute(
                 sa.select(t.meta.c.value).where(t.meta.c.name == SEEDED_MARKER)
             ).scalar()

@@ -74,11 +74,11 @@ class SampleStore:
         with self._db.guarded("ingest_many"):
             return self._ingester.ingest_many(batches, received_at)
 
-    def flush_inventory(self) -> None:
-        """Write each machine's newest stored sample to its inventory row now (the reads
-        and ``roll_up`` call this; see ``inventory.py``)."""
+    def flush_inventory(self, keys: Iterable[str] | None = None) -> None:
+        """Write each machine's newest stored sample to its inventory row now, or only
+        those of ``keys`` (the reads and ``roll_up`` call this; see ``inventory.py``)."""
         with self._db.guarded("flush_inventory"):
-            self._ingester.flush_inventory()
+            self._ingester.flush_inventory(keys)
 
     def forget(self) -> None:
         """Drop cached ids and what waits for the inventory (the database was replaced)."""
@@ -92,12 +92,20 @@ class SampleStore:
 
         Ingest does not maintain rollups; the server calls this every few seconds on its DB
         thread and retention calls it before deleting raw rows. ``series`` is exact without
-        it (it reads the not yet rolled-up tail from raw rows). See ``rollup.py``.
+        it (it reads the not yet rolled-up tail from raw rows). See ``rollup.py``. Processes
+        sharing a MySQL/MariaDB database (server replicas) take turns: while one rolls up,
+        the others skip (the work is the same for all) and re-read the watermark.
         """
         now_ms = self._db.now_ms() if now is None else to_ms(now)
         self.flush_inventory()
-        with self._db.guarded("roll_up"):
-            result = roll_up(self._db.engine, now_ms)
+        with self._db.try_exclusive("srvmon.roll_up") as mine:
+            if not mine:  # another process (a server replica) is rolling up right now
+                self._ingester.reread_watermark()
+                return RollupResult(
+                    minute_buckets=0, start_ms=None, end_ms=None, exact_below_ms=None
+                )
+            with self._db.guarded("roll_up"):
+                result = roll_up(self._db.engine, now_ms)
         self._ingester.rolled_up(result.exact_below_ms)
         return result
 
@@ -158,7 +166,7 @@ class SampleStore:
         return [_record(row) for row in rows]
 
     def machine(self, key: str) -> MachineRecord | None:
-        self.flush_inventory()
+        self.flush_inventory([key])
         with self._db.reading("machine") as conn:
             row = conn.execute(sa.select(*_MACHINE_COLUMNS).where(t.machines.c.key == key)).first()
         return None if row is None else _record(row)
@@ -166,7 +174,7 @@ class SampleStore:
     def latest_sample(self, key: str) -> dict[str, Any] | None:
         """The newest stored sample as its JSON document (the full sample, unstructured,
         with its ``timestamp``), served as it was stored; None for an unknown machine."""
-        self.flush_inventory()
+        self.flush_inventory([key])
         with self._db.reading("latest_sample") as conn:
             body = conn.execute(
                 sa.select(t.machines.c.latest_sample).where(t.machines.c.key == key)

@@ -174,6 +174,19 @@ silences = sa.Table(
     sa.Column("body", sa.Text, nullable=False),
 )
 
+host_partitions = sa.Table(
+    "host_partitions",
+    metadata,
+    sa.Column("topic", Key, primary_key=True),
+    sa.Column("host_id", Key, primary_key=True),
+    sa.Column("kafka_partition", sa.Integer, nullable=False),
+    sa.Column("seen_at_ms", Ms, nullable=False),
+)
+"""Server replicas (docs/server.md, "Replica mode"): the Kafka partition each host's
+batches last arrived on, per topic. A replica given a partition adopts the hosts recorded
+on it, silent ones included. Created by ``create_all`` on any schema version (no data to
+migrate)."""
+
 api_tokens = sa.Table(
     "api_tokens",
     metadata,

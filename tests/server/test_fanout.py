@@ -368,3 +368,17 @@ def test_summary_throttle_never_ratchets_behind_a_steady_host() -> None:
     assert max(delays) <= 0.05, max(delays)
     windows = [int(t) for t in published_at]
     assert len(windows) == len(set(windows))  # at most one per window
+
+
+def test_another_replicas_events_keep_their_host() -> None:
+    """Events from another replica are published here with their host key, so a host view
+    (``view=host&host=``) gets them: a summary's own key, a payload's ``host_id``, else the
+    machine key's host part."""
+    from srvmon_server.replica import host_of_event
+
+    assert host_of_event("summary", "h1", {"key": "h1"}) == "h1"
+    assert host_of_event("sample", "h1:web", {"key": "h1:web", "host_id": "h1"}) == "h1"
+    assert host_of_event("alert", "h2:db", {"host_id": "h2"}) == "h2"
+    assert host_of_event("machine", "h3:web", {"key": "h3:web", "status": "silent"}) == "h3"
+    assert host_of_event("machine", "h3", {"key": "h3", "status": "ok"}) == "h3"
+    assert host_of_event("hello", None, {}) is None

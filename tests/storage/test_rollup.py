@@ -57,16 +57,52 @@ def test_ingest_leaves_rollups_to_roll_up(storage: Storage) -> None:
 
 
 def test_only_closed_minutes_are_rolled_up(storage: Storage) -> None:
-    """roll_up(now) folds minutes that ended 10 s before ``now``; the open one waits."""
+    """A minute closes once the newest stored sample is 10 s past its end; the open one
+    waits, whatever the clock says."""
     values: dict[float, float] = {}
     ingest(storage, values, 0, 10.0)
     ingest(storage, values, 20, 30.0)
     ingest(storage, values, 65, 50.0)
-    result = storage.samples.roll_up(T0 + seconds(70))
+    assert storage.samples.roll_up(T0 + seconds(80)).minute_buckets == 0  # newest: 1:05
+    ingest(storage, values, 75, 60.0)
+    result = storage.samples.roll_up(T0 + seconds(80))
     assert result.exact_below_ms == round((T0 + seconds(60)).timestamp() * 1000)
     assert host_rollup(storage, t.rollup_1m) == {T0.timestamp(): (2, 40.0, 10.0, 30.0)}
-    assert storage.samples.roll_up(T0 + seconds(125)).minute_buckets == 0  # 1:00-2:00 ended 5 s ago
-    storage.samples.roll_up(T0 + seconds(130))
+    ingest(storage, values, 125, 70.0)
+    assert storage.samples.roll_up(T0 + seconds(130)).minute_buckets == 0  # 1:00-2:00 open
+    ingest(storage, values, 130, 80.0)
+    storage.samples.roll_up(T0 + seconds(131))
+    del values[(T0 + seconds(125)).timestamp()]
+    del values[(T0 + seconds(130)).timestamp()]  # minute 2:00-3:00 is still open
+    assert_exact(storage, values)
+
+
+def test_a_quiet_fleets_minutes_close_by_the_clock(storage: Storage) -> None:
+    """With no newer sample, a minute closes IDLE_MS (5 min) after its end by the clock."""
+    values: dict[float, float] = {}
+    ingest(storage, values, 0, 10.0)
+    assert storage.samples.roll_up(T0 + seconds(60 + 10 + 299)).minute_buckets == 0
+    assert storage.samples.roll_up(T0 + seconds(60 + 10 + 300)).minute_buckets == 2
+    assert_exact(storage, values)
+
+
+def test_a_backlog_is_not_late_for_minutes_only_the_clock_passed(storage: Storage) -> None:
+    """Ingest 100 s behind the clock (a backlog, a replica catching up): roll-ups close the
+    minutes the data passed, so the batches still to come are not late (no recompute of
+    the same minutes at every roll-up)."""
+    values: dict[float, float] = {}
+    for offset in range(0, 101, 10):
+        ingest(storage, values, offset, float(offset))
+    result = storage.samples.roll_up(T0 + seconds(200))
+    assert result.exact_below_ms == round((T0 + seconds(60)).timestamp() * 1000)
+    for offset in range(110, 181, 10):
+        ingest(storage, values, offset, float(offset))
+    with storage.engine.connect() as conn:
+        dirty = conn.execute(sa.select(t.rollup_progress.c.dirty_from_ms)).scalar()
+    assert dirty is None
+    storage.samples.roll_up(T0 + seconds(280))
+    for key in [k for k in values if k >= (T0 + seconds(120)).timestamp()]:
+        del values[key]  # newest 3:00: minute 2:00-3:00 is open
     assert_exact(storage, values)
 
 
@@ -162,17 +198,18 @@ def test_series_before_any_roll_up_reads_raw_rows(storage: Storage) -> None:
 
 def test_prune_rolls_up_before_deleting_raw_rows(storage: Storage) -> None:
     """prune(now) rolls up first, then deletes only raw rows below the watermark: the open
-    minute stays although retention has passed, and every rollup is exact."""
+    minutes stay although retention has passed, and every rollup is exact."""
     values: dict[float, float] = {}
     for i in range(20):
         ingest(storage, values, i * 60.0, float(i))
     now = T0 + timedelta(minutes=19, seconds=20)
     deleted = storage.retention.prune(now, raw_retention=timedelta(0))
-    assert deleted == 19 * 2
+    assert deleted == 18 * 2  # the newest sample (19:00) closed minutes up to 18:00
     with storage.engine.connect() as conn:
         kept = conn.execute(sa.select(t.samples.c.ts_ms).distinct().order_by("ts_ms")).scalars()
-        assert [ms / 1000 for ms in kept] == [T0.timestamp() + 19 * 60]
-    del values[T0.timestamp() + 19 * 60]  # the open minute is not rolled up yet
+        assert [ms / 1000 for ms in kept] == [T0.timestamp() + m * 60 for m in (18, 19)]
+    del values[T0.timestamp() + 18 * 60]  # the open minutes are not rolled up yet
+    del values[T0.timestamp() + 19 * 60]
     assert_exact(storage, values)
 
 
