@@ -219,6 +219,7 @@ def build_context(
             background=background,
             clock=clock,
             publish_alerts=live.alerts,
+            fleet=fleet,
         )
         figures = _with_replica(figures, replica)
         collectors.append(ReplicaCollector(_held(replica)))

@@ -202,6 +202,16 @@ class Fleet:
         )
         return True
 
+    def take(self, summary: HostSummary) -> bool:
+        """Another replica's summary of a host (replica mode): kept for paging unless a
+        newer sample of the host is held already."""
+        held = self._hosts.get(summary.key)
+        newest = None if held is None else held.last_seen
+        if newest is not None and (summary.last_seen is None or summary.last_seen < newest):
+            return False
+        self._put(summary)
+        return True
+
     def set_alerts(self, active: Iterable[ActiveAlert]) -> set[str]:
         """Take the active alerts; the hosts whose worst alert changed."""
         worst = worst_alerts(active)

@@ -16,7 +16,7 @@ from srvmon_core.names import MachineName, Resolution
 from srvmon_core.rules import Rule, rule_to_dict
 from srvmon_core.silences import Silence, silence_to_dict
 from srvmon_core.view import MachineView
-from srvmon_server.fleet import HostSummary
+from srvmon_server.fleet import ContainerCounts, HostSummary
 from srvmon_server.storage.history import HistoryEntry
 
 
@@ -87,6 +87,29 @@ def summary_json(summary: HostSummary) -> dict[str, Any]:
         },
         "alert": None if summary.alert is None else active_alert_json(summary.alert),
     }
+
+
+def summary_from_json(data: dict[str, Any]) -> HostSummary:
+    """A ``summary`` payload (another replica's) back into its typed value; raises
+    ``KeyError``, ``TypeError`` or ``ValueError`` for one this version cannot read."""
+    counts = data["container_counts"]
+    seen = data["last_seen"]
+    return HostSummary(
+        key=str(data["key"]),
+        host_id=str(data["host_id"]),
+        hostname=str(data["hostname"]),
+        last_seen=None if seen is None else datetime.fromisoformat(seen.replace("Z", "+00:00")),
+        silent=data["status"] == "silent",
+        metrics={str(k): float(v) for k, v in data["metrics"].items()},
+        containers=ContainerCounts(
+            total=int(counts["total"]),
+            running=int(counts["running"]),
+            unhealthy=int(counts["unhealthy"]),
+            problems=int(counts["problems"]),
+            states={str(k): int(v) for k, v in counts["states"].items()},
+        ),
+        alert=None if data["alert"] is None else CONVERTER.structure(data["alert"], ActiveAlert),
+    )
 
 
 def _iso(value: datetime) -> str:

@@ -30,9 +30,11 @@ from srvmon_core.schema import host_key
 from srvmon_server.alerting import Alerting
 from srvmon_server.background import Background
 from srvmon_server.dbthread import DbThread
+from srvmon_server.fleet import Fleet
 from srvmon_server.latest import LatestView
 from srvmon_server.notify import Notifier
 from srvmon_server.ownership import Ownership
+from srvmon_server.payloads import summary_from_json
 from srvmon_server.presence import Presence
 from srvmon_server.shared_bus import CHANGE_EVENTS, Item, SharedBus
 from srvmon_server.storage import MachineRecord, Storage
@@ -80,6 +82,7 @@ class Replica:
         background: Background,
         clock: Clock,
         publish_alerts: Callable[[list[AlertEvent]], None],
+        fleet: Fleet | None = None,
     ) -> None:
         self.topic = topic
         self.origin = origin
@@ -93,6 +96,7 @@ class Replica:
         self._background = background
         self._clock = clock
         self._publish_alerts = publish_alerts
+        self._fleet = fleet
         self._loop: asyncio.AbstractEventLoop | None = None
         self.received_events = 0
         self.bad_messages = 0
@@ -161,6 +165,11 @@ class Replica:
                 changes.add(name)
                 continue
             hub.publish(name, data, key, host=host_of_event(name, key, data))
+            if name == "summary" and self._fleet is not None and isinstance(data, dict):
+                try:  # GET /api/v1/machines here lists the other replicas' hosts too
+                    self._fleet.take(summary_from_json(data))
+                except (KeyError, TypeError, ValueError) as exc:
+                    log.warning("a summary from another replica is unreadable: %s", exc)
             if name == "alert":
                 try:
                     alerts.append(alert_event_from_json(data))

@@ -266,6 +266,14 @@ def test_three_replicas_share_alerts_rules_and_a_killed_ones_hosts(
             20,
             "every host adopted by exactly one replica",
         )
+        wait_until(  # the fleet view's first load on A lists the hosts B and C hold too
+            lambda: (
+                sorted(h["key"] for h in request(a.url, "/api/v1/machines")["hosts"])
+                == sorted(host_key(h) for h in hosts)
+            ),
+            10,
+            "replica A's /api/v1/machines lists every replica's hosts",
+        )
         x, y = [h for h in hosts if fleet.partition_of[h] in held["C"]][:2]
 
         latency = browser_on_a_sees_c_alert(page, a, c, fleet, x)

@@ -382,3 +382,26 @@ def test_another_replicas_events_keep_their_host() -> None:
     assert host_of_event("machine", "h3:web", {"key": "h3:web", "status": "silent"}) == "h3"
     assert host_of_event("machine", "h3", {"key": "h3", "status": "ok"}) == "h3"
     assert host_of_event("hello", None, {}) is None
+
+
+def test_another_replicas_summary_is_kept_for_paging() -> None:
+    """A summary as JSON (as another replica sends it) reads back into the same typed value,
+    worst alert included; the fleet takes it unless it holds a newer sample of the host."""
+    from srvmon_server.payloads import summary_from_json
+
+    fleet = Fleet()
+    states = [("running", None), ("exited", None)]
+    fleet.observe(batch_view(host_batch("h1", T0, 10.0, states)))
+    fleet.set_alerts([firing("h1", "h1", "critical", T0)])
+    sent = fleet.get("h1")
+    assert sent is not None
+    back = summary_from_json(summary_json(sent))
+    assert back == sent
+    here = Fleet()
+    assert here.take(back) and here.get("h1") == sent
+    older = summary_from_json(summary_json(sent) | {"last_seen": "2026-11-25T09:59:59Z"})
+    assert not here.take(older) and here.get("h1") == sent
+    silent = summary_json(sent) | {"status": "silent", "last_seen": "2026-11-25T10:00:01Z"}
+    assert here.take(summary_from_json(silent))
+    assert summary_json(here.get("h1"))["status"] == "silent"  # type: ignore[arg-type]
+    assert [s.key for s in here.page(None, 10)[0]] == ["h1"]
