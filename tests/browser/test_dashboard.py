@@ -5,12 +5,15 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import attrs
 import pytest
 
-from tests.browser.feed import batch, container, ingest, request
+from srvmon_core.schema import NetIO
+from tests.browser.feed import batch, container, host_sample, ingest, request
 from tests.fixtures.browser import PHONE, ServerProcess, screenshot
 
 pytestmark = pytest.mark.browser
+MIB = 1024**2
 
 LIVE_MS = 2000
 """The spec: what is ingested shows on screen within 2 s."""
@@ -337,3 +340,27 @@ def test_overview_sorts_by_cpu_and_status_and_keeps_it_in_the_url(
     page.reload()
     expect()(page.locator("#fleet-sort")).to_have_value("status")
     expect()(order.nth(0)).to_have_attribute("data-host", "beta")
+
+
+def test_a_tile_shows_its_whole_network_figure_at_every_width(
+    page: Any, srvmon_server: ServerProcess
+) -> None:
+    """The Net row holds two rates; on a narrow tile it wraps between them, and neither is
+    clipped (the value's scroll box fits its box) at the screenshots', a laptop's and a
+    phone's width."""
+    sample = attrs.evolve(
+        batch("netty"),
+        host=attrs.evolve(
+            host_sample(),
+            net=(NetIO(interface="eth0", rx_bytes_per_s=7.6 * MIB, tx_bytes_per_s=1.8 * MIB),),
+        ),
+    )
+    ingest(srvmon_server.base_url, srvmon_server.token, sample)
+    open_page(page, srvmon_server, "#/?q=&sort=name&mode=tiles")
+    value = page.locator('.tile[data-host="netty"] .tile-value[data-metric="net_bytes_per_s"]')
+    expect()(value).to_have_text("↓7.6 MiB/s ↑1.8 MiB/s")  # (playwright folds white space)
+    assert value.text_content() == "↓7.6\u00a0MiB/s ↑1.8\u00a0MiB/s"
+    for size in ({"width": 1280, "height": 800}, {"width": 1366, "height": 768}, PHONE):
+        page.set_viewport_size(size)
+        box = value.evaluate("e => [e.scrollWidth, e.clientWidth, e.scrollHeight, e.clientHeight]")
+        assert box[0] <= box[1] and box[2] <= box[3], (size, box)

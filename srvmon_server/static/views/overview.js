@@ -30,7 +30,8 @@ const TILE_ROWS = [
   ["memory_percent", "Mem", (m) => fmtPercent(m.memory_percent), 100],
   ["disk_used_percent_max", "Disk", (m) => fmtPercent(m.disk_used_percent_max), 100],
   ["net_bytes_per_s", "Net", (m) => (m.net_rx_bytes_per_s === undefined ? "–"
-    : `↓${fmtRate(m.net_rx_bytes_per_s)} ↑${fmtRate(m.net_tx_bytes_per_s)}`), 0],
+    // no-break spaces inside each figure: a narrow tile wraps between them, never clips one
+    : `↓${fmtRate(m.net_rx_bytes_per_s)} ↑${fmtRate(m.net_tx_bytes_per_s)}`.replace(/ (?=[KMGTP]?i?B)/g, "\u00a0")), 0],
 ];
 
 function hostLabel(host) {
