@@ -62,6 +62,13 @@ class SummaryThrottle:
     Fixed windows, not "interval since the last one": a host that reports every interval
     with a little jitter then gets each sample published as it comes. A minimum gap would
     hold a sample that came a moment early, and every later one by as much, for good.
+
+    A held summary released when its window is up counts for the window it was held in,
+    not the one it goes out in: that window stays free for the host's next sample. Two
+    samples of a host within one window (a request that waited, then the next right behind
+    it) would otherwise push every later summary of the host to the next window boundary,
+    up to one interval late, for good. A host thus gets at most two summaries in a window
+    (the held one at its start, its own), and one per window when it reports once a window.
     """
 
     def __init__(self, interval: float) -> None:
@@ -86,6 +93,16 @@ class SummaryThrottle:
                 due.append(key)
             else:
                 self.held.add(key)
+        return due
+
+    def release(self, now: float) -> list[str]:
+        """The held hosts whose window is up, to publish now; each counts for the window
+        it was held in (see the class), so its next sample is not held behind it."""
+        window = self._window_of(now)
+        due = sorted(k for k in self.held if window > self._window[k])
+        for key in due:
+            self._window[key] = window - 1
+            self.held.discard(key)
         return due
 
     def next_due(self) -> float | None:
@@ -223,8 +240,7 @@ class Live:
 
     def _release_held(self) -> None:
         self._timer = None
-        held = set(self._throttle.held)
-        for key in self._throttle.offer(held, self._monotonic()):
+        for key in self._throttle.release(self._monotonic()):
             self._publish_summary(key)
         self._arm_timer()
 
