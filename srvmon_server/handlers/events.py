@@ -14,7 +14,8 @@ import socket
 
 from tornado.iostream import StreamClosedError
 
-from srvmon_server.handlers.base import ApiError, BaseHandler, iso
+from srvmon_server.handlers.base import ApiError, iso
+from srvmon_server.handlers.stream import StreamHandler
 from srvmon_server.sse import (
     Client,
     Subscription,
@@ -30,27 +31,7 @@ WRITE_CHUNK_BYTES = 64 * 1024
 """At most this much (plus one frame) is handed to the socket per write."""
 
 
-class EventsHandler(BaseHandler):
-    def token(self) -> str | None:
-        # EventSource cannot set headers, so the token may come as ?token=
-        return super().token() or self.get_query_argument("token", None) or None
-
-    def prepare(self) -> None:
-        self._transforms = []  # never compress a stream, even with compress_response on
-        self._closed = False
-        self._wake = asyncio.Event()
-        super().prepare()
-
-    def on_connection_close(self) -> None:
-        self._closed = True
-        self._wake.set()
-
-    def _drop(self) -> None:
-        """The server closes the stream (shutdown, or a stalled socket)."""
-        self._closed = True
-        self._wake.set()
-        self.request.connection.close()  # type: ignore[union-attr]
-
+class EventsHandler(StreamHandler):
     def subscription(self) -> tuple[Subscription, int | None]:
         view = self.get_query_argument("view", None)
         raw_topics = self.get_query_argument("topics", None)

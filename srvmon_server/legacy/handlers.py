@@ -30,6 +30,7 @@ from srvmon_core.rules import Rule
 from srvmon_server.auth import Access
 from srvmon_server.handlers.base import ApiError, BaseHandler
 from srvmon_server.handlers.ingest import refuse_in_replica_mode
+from srvmon_server.handlers.stream import StreamHandler
 from srvmon_server.ingest import ingest_batch
 from srvmon_server.legacy.live import LegacyLive
 from srvmon_server.legacy.messages import (
@@ -303,27 +304,8 @@ class InventoryHandler(LegacyHandler):
         self.write_json({"host": hosts, "container": containers})
 
 
-class AlertStreamHandler(LegacyHandler):
+class AlertStreamHandler(StreamHandler, LegacyHandler):
     """``GET /api/metrics/threshold-alert``: unnamed SSE events, keep-alive comments."""
-
-    def token(self) -> str | None:
-        return super().token() or self.get_query_argument("token", None) or None
-
-    def prepare(self) -> None:
-        self._transforms = []  # never compress a stream
-        self._closed = False
-        self._wake = asyncio.Event()
-        super().prepare()
-
-    def on_connection_close(self) -> None:
-        self._closed = True
-        self._wake.set()
-
-    def _drop(self) -> None:
-        """Too slow (its queue overflowed): close, which also ends a stuck flush."""
-        self._closed = True
-        self._wake.set()
-        self.request.connection.close()  # type: ignore[union-attr]
 
     async def get(self) -> None:
         self.set_header("Content-Type", "text/event-stream; charset=utf-8")
