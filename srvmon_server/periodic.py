@@ -103,7 +103,7 @@ class Periodic:
         """Bring the 1 m / 1 h rollups up to date (ingest leaves them to this call), one
         bounded pass at a time: ingest, reads and saves queued meanwhile run in between."""
         try:
-            while (await self._db.run_bulk(self._storage.samples.roll_up)).more:
+            while (await self._db.run_bulk(self._storage.samples.roll_up_step)).more:
                 pass
         except Exception:  # the DB may be down; the next run tries again
             log.exception("rollup maintenance failed")

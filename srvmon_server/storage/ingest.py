@@ -101,10 +101,24 @@ class Ingester:
         self._ids: dict[str, int] = {}
         self._watermark: tuple[int | None, int | None] | None = None
         """Cached (exact_below_ms, dirty_from_ms) of ``rollup_progress``; None: not read."""
+        self._pending_seal: int | None = None
+        self.late_during_pass: int | None = None
+        """During a stepped roll-up: the oldest sample stored below its seal."""
 
-    def rolled_up(self, exact_below_ms: int | None) -> None:
+    def rolled_up(self, exact_below_ms: int | None, dirty_from_ms: int | None = None) -> None:
         """A roll-up finished: remember the new watermark (late samples are below it)."""
-        self._watermark = (exact_below_ms, None)
+        self._watermark = (exact_below_ms, dirty_from_ms)
+        self.pass_ended()
+
+    def pass_started(self, seal_ms: int) -> None:
+        """A stepped roll-up (``rollup.RollupPass``) is under way up to ``seal_ms``: until
+        it ends, a sample older than that is late too, and the oldest one is remembered."""
+        self._pending_seal = seal_ms
+        self.late_during_pass = None
+
+    def pass_ended(self) -> None:
+        self._pending_seal = None
+        self.late_during_pass = None
 
     def reread_watermark(self) -> None:
         """Another process rolled up (server replicas): read the watermark again."""
@@ -116,8 +130,14 @@ class Ingester:
             self._watermark = read_watermark(conn)
         below, dirty = self._watermark
         threshold = below if below is not None else dirty
+        pending = self._pending_seal
+        if pending is not None and (threshold is None or pending > threshold):
+            threshold = pending
         if threshold is not None and ts_ms >= threshold:
             return
+        if pending is not None:
+            late = self.late_during_pass
+            self.late_during_pass = ts_ms if late is None else min(late, ts_ms)
         mark_dirty(conn, ts_ms)
         self._watermark = (below, ts_ms if dirty is None else min(dirty, ts_ms))
 

@@ -22,7 +22,14 @@ from srvmon_server.storage.base import Database
 from srvmon_server.storage.clock import from_ms, to_ms
 from srvmon_server.storage.ingest import Ingester
 from srvmon_server.storage.records import IngestResult, MachineRecord, Series
-from srvmon_server.storage.rollup import RollupResult, roll_up
+from srvmon_server.storage.rollup import (
+    SLICE_MACHINES,
+    RollupPass,
+    RollupResult,
+    plan_pass,
+    roll_up,
+    roll_up_slice,
+)
 from srvmon_server.storage.series import query_series
 
 _MACHINE_COLUMNS = [c for c in t.machines.c if c.name != "latest_sample"]
@@ -56,6 +63,7 @@ class SampleStore:
     def __init__(self, db: Database, *, inventory_flush_ms: int = 0) -> None:
         self._db = db
         self._ingester = Ingester(db.engine, inventory_flush_ms=inventory_flush_ms)
+        self._pass: RollupPass | None = None
 
     def ingest(self, batch: Batch | BatchView, received_at: datetime) -> IngestResult:
         """Store one batch; committed when this returns. Replays store 0 and count duplicates."""
@@ -97,6 +105,7 @@ class SampleStore:
         the others skip (the work is the same for all) and re-read the watermark.
         """
         now_ms = self._db.now_ms() if now is None else to_ms(now)
+        self._pass = None  # a stepped pass under way: this call redoes its range whole
         self.flush_inventory()
         with self._db.try_exclusive("srvmon.roll_up") as mine:
             if not mine:  # another process (a server replica) is rolling up right now
@@ -108,6 +117,47 @@ class SampleStore:
                 result = roll_up(self._db.engine, now_ms)
         self._ingester.rolled_up(result.exact_below_ms)
         return result
+
+    def roll_up_step(
+        self, now: datetime | None = None, machines: int = SLICE_MACHINES
+    ) -> RollupResult:
+        """``roll_up`` in steps that hold the database thread briefly: each call
+        recomputes the closed minutes of ``machines`` machines; call again while the
+        result's ``more`` is true (the server's periodic job does, letting ingest and reads
+        run in between). On SQLite; processes sharing a MySQL/MariaDB database take turns
+        with a lock per call, so there each call is a whole ``roll_up``. A catch-up over
+        more than one chunk is one ``roll_up`` call per step too."""
+        if self._db.dialect == "mysql":
+            return self.roll_up(now)
+        if self._pass is None:
+            now_ms = self._db.now_ms() if now is None else to_ms(now)
+            self.flush_inventory()
+            with self._db.guarded("roll_up"):
+                planned = plan_pass(self._db.engine, now_ms)
+            if planned is None:
+                return self.roll_up(now)
+            self._pass = planned
+            self._ingester.pass_started(planned.seal)
+        step = self._pass
+        late = self._ingester.late_during_pass
+        with self._db.guarded("roll_up"):
+            last = roll_up_slice(self._db.engine, step, late, machines)
+        if not last:
+            return RollupResult(
+                minute_buckets=0,
+                start_ms=step.start,
+                end_ms=step.end,
+                exact_below_ms=None,
+                more=True,
+            )
+        self._pass = None
+        self._ingester.rolled_up(step.seal, late)
+        return RollupResult(
+            minute_buckets=step.written,
+            start_ms=step.start,
+            end_ms=step.end,
+            exact_below_ms=step.seal,
+        )
 
     def doomed(self, key: str) -> dict[int, str] | None:
         """The machines deleting ``key`` removes (id → key): a host with all its
