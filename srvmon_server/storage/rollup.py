@@ -139,8 +139,19 @@ def _replace_into(dialect: str, table: str, columns: list[str], source: str) -> 
     )
 
 
+@cache
 def _statement(sql: str) -> sa.TextClause:
     return sa.text(sql).bindparams(sa.bindparam("ids", expanding=True))
+
+
+def _recompute(conn: sa.Connection, ids: list[int], lo: int, hi: int) -> int:
+    """Recompute the 1 m buckets of ``ids`` in ``[lo, hi]`` from raw rows, then the 1 h
+    buckets they touch; the count of 1 m rows written."""
+    dialect = "mysql" if conn.dialect.name in ("mysql", "mariadb") else "sqlite"
+    bounds = {"ids": ids, "lo": lo, "hi": hi}
+    written = int(conn.execute(_statement(_minute_sql(dialect)), bounds).rowcount)
+    conn.execute(_statement(_hour_sql(dialect)), {**bounds, "lo": lo - lo % HOUR_MS})
+    return written
 
 
 def ensure_progress(conn: sa.Connection) -> None:
@@ -224,8 +235,6 @@ def roll_up(
 ) -> RollupResult:
     """Recompute rollups of closed minutes from the watermark on, at most ``max_chunks``
     chunks of data per call; see module doc."""
-    dialect = "mysql" if engine.dialect.name in ("mysql", "mariadb") else "sqlite"
-    minute_sql, hour_sql = _statement(_minute_sql(dialect)), _statement(_hour_sql(dialect))
     with engine.connect() as conn:
         below, _ = read_watermark(conn)
         start = _recompute_start(conn)
@@ -251,11 +260,7 @@ def roll_up(
                 ).scalars()
             ]
             if found is not None and ids and chunk_start <= chunk_end:
-                written += conn.execute(
-                    minute_sql, {"ids": ids, "lo": chunk_start, "hi": chunk_end}
-                ).rowcount
-                hour_start = chunk_start - chunk_start % HOUR_MS
-                conn.execute(hour_sql, {"ids": ids, "lo": hour_start, "hi": chunk_end})
+                written += _recompute(conn, ids, chunk_start, chunk_end)
             chunks += 1
             last = found is None or chunk_end >= end
             more = not last and chunks >= max_chunks
@@ -316,8 +321,6 @@ def roll_up_slice(
     when that was the last slice: the watermark then moves to the pass's seal, with
     ``late_from_ms`` (the oldest sample stored below the seal during the pass) as the
     place the next roll-up starts from."""
-    dialect = "mysql" if engine.dialect.name in ("mysql", "mariadb") else "sqlite"
-    minute_sql, hour_sql = _statement(_minute_sql(dialect)), _statement(_hour_sql(dialect))
     m = t.machines.c
     with engine.begin() as conn:
         ids = [
@@ -330,10 +333,7 @@ def roll_up_slice(
             ).scalars()
         ]
         if ids:
-            bounds = {"ids": ids, "lo": step.start, "hi": step.end}
-            step.written += conn.execute(minute_sql, bounds).rowcount
-            hour_bounds = {**bounds, "lo": step.start - step.start % HOUR_MS}
-            conn.execute(hour_sql, hour_bounds)
+            step.written += _recompute(conn, ids, step.start, step.end)
             step.after_id = ids[-1]
         last = len(ids) < machines
         if last:
