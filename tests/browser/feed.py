@@ -13,6 +13,24 @@ from srvmon_core.codec import encode_batch
 from srvmon_core.schema import Batch, ContainerSample, DiskUsage, HostSample, NetIO
 
 GIB = 1024**3
+CPU_RULE = {
+    "id": "cpu-hot",
+    "name": "cpu hot",
+    "kind": "threshold",
+    "selector": {"kind": "host"},
+    "metric": "cpu_percent",
+    "direction": "above",
+    "warn": 80.0,
+    "crit": 95.0,
+}
+"""A host CPU rule the browser tests put: warning above 80 %, critical above 95 %."""
+
+
+def expect() -> Any:
+    """playwright's ``expect``, imported when a test runs (playwright is a test extra)."""
+    from playwright.sync_api import expect as playwright_expect
+
+    return playwright_expect
 
 
 def host_sample(cpu: float = 10.0, memory_percent: float = 40.0) -> HostSample:

@@ -9,7 +9,15 @@ import attrs
 import pytest
 
 from srvmon_core.schema import NetIO
-from tests.browser.feed import batch, container, host_sample, ingest, request
+from tests.browser.feed import (
+    CPU_RULE,
+    batch,
+    container,
+    expect,
+    host_sample,
+    ingest,
+    request,
+)
 from tests.fixtures.browser import PHONE, ServerProcess, screenshot
 
 pytestmark = pytest.mark.browser
@@ -17,23 +25,6 @@ MIB = 1024**2
 
 LIVE_MS = 2000
 """The spec: what is ingested shows on screen within 2 s."""
-
-CPU_RULE = {
-    "id": "cpu-hot",
-    "name": "cpu hot",
-    "kind": "threshold",
-    "selector": {"kind": "host"},
-    "metric": "cpu_percent",
-    "direction": "above",
-    "warn": 80.0,
-    "crit": 95.0,
-}
-
-
-def expect() -> Any:
-    from playwright.sync_api import expect as playwright_expect
-
-    return playwright_expect
 
 
 def open_page(page: Any, server: ServerProcess, route: str = "#/") -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.feed import batch, container, ingest, request
+from tests.browser.feed import CPU_RULE, batch, container, expect, ingest, request
 from tests.browser.live import (
     EVENT_PROBE,
     SlowLink,
@@ -28,22 +28,6 @@ from tests.helpers import missing
 pytestmark = pytest.mark.browser
 
 LAPTOP = {"width": 1366, "height": 768}
-CPU_RULE = {
-    "id": "cpu-hot",
-    "name": "cpu hot",
-    "kind": "threshold",
-    "selector": {"kind": "host"},
-    "metric": "cpu_percent",
-    "direction": "above",
-    "warn": 80.0,
-    "crit": 95.0,
-}
-
-
-def expect() -> Any:
-    from playwright.sync_api import expect as playwright_expect
-
-    return playwright_expect
 
 
 def open_page(page: Any, base_url: str, route: str = "#/") -> None:

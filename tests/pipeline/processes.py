@@ -32,6 +32,20 @@ SRVMON = [sys.executable, "-m", "srvmon_cli"]
 TOKEN = "pipeline-test-token"
 
 
+def terminate_gracefully(process: subprocess.Popen[bytes], role: str, timeout: float) -> int:
+    """SIGTERM and wait for the graceful exit; its exit code. A process still running after
+    ``timeout`` is killed and the test fails."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+            raise AssertionError(f"{role} ignored SIGTERM for {timeout} s") from None
+    return int(process.returncode)
+
+
 def _srvmon_command() -> list[str]:
     script = Path(sys.executable).with_name("srvmon")
     return [str(script)] if script.exists() else SRVMON
@@ -204,15 +218,7 @@ class ConsumerProcess:
     def terminate(self, timeout: float = 40) -> int:
         """SIGTERM and wait for the graceful exit; return the exit code."""
         assert self.process is not None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-                raise AssertionError(f"consumer ignored SIGTERM for {timeout} s") from None
-        return int(self.process.returncode)
+        return terminate_gracefully(self.process, "consumer", timeout)
 
 
 class CollectorProcess:
@@ -270,15 +276,7 @@ class CollectorProcess:
     def terminate(self, timeout: float = 30) -> int:
         """SIGTERM: the collector hands what it holds to Kafka (up to 10 s) and exits."""
         assert self.process is not None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-                raise AssertionError(f"collector ignored SIGTERM for {timeout} s") from None
-        return int(self.process.returncode)
+        return terminate_gracefully(self.process, "collector", timeout)
 
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:
