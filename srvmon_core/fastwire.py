@@ -123,7 +123,10 @@ class _Generator:
                 f"{indent}    if x.__class__ is not str or not x.isascii(): raise Fallback",
                 f"{indent}{var} = dict({var})",
             ]
-            if validator is not None:  # the labels' limits, run once the instance is built
+            if validator is schema._labels:  # inline: most label sets are empty or small
+                problem = self.name(schema.labels_problem)
+                lines.append(f"{indent}if {var} and {problem}({var}) is not None: raise Fallback")
+            elif validator is not None:  # run once the instance is built
                 lines.append(f"{indent}V.append(({self.name(validator)}, {var!r}))")
             return lines
         if get_origin(tp) is tuple and len(get_args(tp)) == 2 and get_args(tp)[1] is Ellipsis:

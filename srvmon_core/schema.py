@@ -153,8 +153,19 @@ def text_problem(value: str, limit: int, *, empty: bool = True) -> str | None:
 def labels_problem(labels: dict[str, str]) -> str | None:
     """Why a container's label set breaks the limits (count, key and value length, JSON
     size), or None."""
+    if not labels:
+        return None
     if len(labels) > LABELS_MAX:
         return f"must have at most {LABELS_MAX} labels, got {len(labels)}"
+    keys = list(map(len, labels))
+    values = list(map(len, labels.values()))
+    if (  # the common case, checked in C: every limit holds, no JSON size to compute
+        min(keys) > 0
+        and max(keys) <= LABEL_KEY_MAX
+        and max(values) <= LABEL_VALUE_MAX
+        and (sum(keys) + sum(values) + 6 * len(keys)) * 12 <= LABELS_JSON_MAX
+    ):
+        return None
     chars = 0
     for key, value in labels.items():
         if not key or len(key) > LABEL_KEY_MAX:

@@ -98,6 +98,11 @@ def test_broken_documents_are_never_accepted_differently(
         assert fast == slow
 
 
+def _wide_labels(width: int) -> dict[str, str]:
+    """11 labels of ``width`` characters: near the 16 KiB JSON limit of a label set."""
+    return {f"k{i}": "v" * width for i in range(11)}
+
+
 @pytest.mark.parametrize(
     ("change", "accepted"),
     [
@@ -113,6 +118,12 @@ def test_broken_documents_are_never_accepted_differently(
         (lambda d: d["containers"][0].pop("image"), True),  # a default
         (lambda d: d["containers"][0].pop("name"), False),
         (lambda d: d["containers"][0].update(labels={"a": 1}), False),
+        (lambda d: d["containers"][0].update(labels={"com.example/tier": "web"}), True),
+        (lambda d: d["containers"][0].update(labels={"": "v"}), False),
+        (lambda d: d["containers"][0].update(labels={"k": "v" * 4097}), False),
+        (lambda d: d["containers"][0].update(labels={f"k{i}": "v" for i in range(129)}), False),
+        (lambda d: d["containers"][0].update(labels=_wide_labels(1400)), True),  # 15.6 KB
+        (lambda d: d["containers"][0].update(labels=_wide_labels(1500)), False),  # 16.7 KB
         (lambda d: d["host"].update(not_collected=["load_1"]), True),
         (lambda d: d["host"].update(not_collected=["no_such_field"]), False),
         (lambda d: d.update(timestamp="2026-01-01T00:00:00"), False),

@@ -24,6 +24,8 @@ from srvmon_core.schema import (
     HOST_ID_MAX,
     HOST_ID_PATTERN,
     KEY_MAX,
+    LABEL_KEY_MAX,
+    LABEL_VALUE_MAX,
     LABELS_JSON_MAX,
     LABELS_MAX,
     Batch,
@@ -202,6 +204,34 @@ def test_label_limits() -> None:
     assert fit_labels({"": "x", "k" * 300: "y", "ok": "z" * 5000, "fine": "1"}) == {"fine": "1"}
     assert len(fit_labels(too_many)) == LABELS_MAX
     assert list(ContainerSample(id="i", name="web", labels=fit_labels(wide)).labels) == ["key0"]
+
+
+def _within_limits(labels: dict[str, str]) -> bool:
+    """The label limits as docs/wire-format.md states them, checked the long way."""
+    return (
+        len(labels) <= LABELS_MAX
+        and all(0 < len(k) <= LABEL_KEY_MAX for k in labels)
+        and all(len(v) <= LABEL_VALUE_MAX for v in labels.values())
+        and len(json.dumps(labels, sort_keys=True)) <= LABELS_JSON_MAX
+    )
+
+
+_label_text = st.one_of(
+    st.integers(0, 300).map(lambda n: "k" * n),
+    st.integers(3800, 4200).map(lambda n: "v" * n),
+    st.integers(0, 1500).map(lambda n: "\u00e9" * n),  # 6 bytes each as a JSON escape
+    st.text(max_size=20),
+)
+
+
+@given(
+    st.dictionaries(_label_text, _label_text, max_size=12)
+    | st.integers(120, 135).map(lambda n: {f"k{i:03}": "v" for i in range(n)})
+)
+def test_label_problem_matches_the_limits(labels: dict[str, str]) -> None:
+    """labels_problem (checked in C for the common case) refuses exactly the label sets
+    that break a stated limit, near every boundary."""
+    assert (labels_problem(labels) is None) == _within_limits(labels)
 
 
 @pytest.mark.parametrize(
