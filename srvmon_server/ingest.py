@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, tzinfo
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from attrs import frozen
 
@@ -24,6 +24,7 @@ from srvmon_core import codec
 from srvmon_core.errors import DecodeError, SrvmonError
 from srvmon_core.schema import Batch
 from srvmon_core.view import BatchView, batch_view
+from srvmon_server import wirejson
 
 if TYPE_CHECKING:
     from srvmon_server.config import ServerConfig
@@ -102,8 +103,32 @@ def decode_request(
 
     Raises ``DecodeError`` when the body as a whole is not JSON, is not a valid envelope,
     or ``batches`` is not a list of 1 to ``MAX_BATCHES_PER_REQUEST`` items.
+
+    The body is parsed by orjson when it accepts it (``srvmon_server.wirejson``). A body
+    orjson refuses, or one that then fails to decode anywhere, is decoded from
+    ``codec.parse_json`` (the standard library's parse): the result and every error are
+    the ones that parse gives.
     """
-    data = codec.parse_json(body)
+    read = functools.partial(
+        _decode_parsed, legacy_tz=legacy_tz, legacy_interval_seconds=legacy_interval_seconds
+    )
+    data = wirejson.parse(body)
+    if data is not wirejson.REFUSED:
+        try:
+            decoded = read(data)
+        except DecodeError:
+            pass
+        else:
+            if isinstance(decoded, Batch) or not any(
+                isinstance(item, DecodeError) for item in decoded
+            ):
+                return decoded
+    return read(codec.parse_json(body))
+
+
+def _decode_parsed(
+    data: Any, *, legacy_tz: tzinfo, legacy_interval_seconds: float
+) -> Batch | list[Batch | DecodeError]:
     if type(data) is not dict or "batches" not in data:
         return codec.message_from_dict(
             data, legacy_tz=legacy_tz, legacy_interval_seconds=legacy_interval_seconds

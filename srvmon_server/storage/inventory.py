@@ -30,6 +30,7 @@ from attrs import frozen
 
 from srvmon_core.codec import unstructure
 from srvmon_core.view import MachineView
+from srvmon_server import wirejson
 from srvmon_server.storage.clock import iso
 
 Pending = dict[int, tuple[MachineView, int, int]]
@@ -58,8 +59,8 @@ def inventory_values(
 ) -> tuple[Any, ...]:
     """Parameters of ``WriteSql.refresh_inventory`` (column order: see ``write_sql``)."""
     labels = json.dumps(part.labels, sort_keys=True)
-    metrics = json.dumps(part.metrics)
-    sample = json.dumps(latest_sample_document(part))
+    metrics = wirejson.dumps(part.metrics)
+    sample = wirejson.dumps(latest_sample_document(part))
     if dialect == "mysql":
         return (
             machine_id, part.key, part.kind, part.host_id, part.hostname, part.name,
