@@ -11,15 +11,19 @@ from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
 from typing import Literal
 
-from attrs import frozen
+from attrs import define
 
 from srvmon_core.view import BatchView
 from srvmon_server.storage import MachineRecord
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class LatestMachine:
-    """One machine as ``/metrics`` shows it."""
+    """One machine as ``/metrics`` shows it.
+
+    Updated in place by each stored sample, so that 31,000 machines a second allocate
+    nothing here. A scrape (on another thread) reads each field whole: at worst one
+    machine's ``received_at`` is a sample newer than its ``metrics``."""
 
     key: str
     kind: Literal["host", "container"]
@@ -59,17 +63,24 @@ class LatestView:
         machines = self._machines
         for part in view.machines:
             known = machines.get(part.key)
-            newer = known is None or part.timestamp >= known.timestamp
-            machines[part.key] = LatestMachine(
-                key=part.key,
-                kind=part.kind,
-                host_id=part.host_id,
-                hostname=part.hostname,
-                name=part.name,
-                timestamp=part.timestamp if newer or known is None else known.timestamp,
-                received_at=received_at,
-                metrics=part.metrics if newer or known is None else known.metrics,
-            )
+            if known is None:
+                machines[part.key] = LatestMachine(
+                    key=part.key,
+                    kind=part.kind,
+                    host_id=part.host_id,
+                    hostname=part.hostname,
+                    name=part.name,
+                    timestamp=part.timestamp,
+                    received_at=received_at,
+                    metrics=part.metrics,
+                )
+                continue
+            known.received_at = received_at
+            known.hostname = part.hostname
+            known.name = part.name
+            if part.timestamp >= known.timestamp:
+                known.timestamp = part.timestamp
+                known.metrics = part.metrics
 
     def forget(self, keys: set[str]) -> None:
         """These machines were deleted: /metrics drops them."""
