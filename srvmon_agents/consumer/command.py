@@ -140,10 +140,18 @@ def dead_letter_producer_config(
 @click.option(
     "--max-in-flight",
     envvar="SRVMON_CONSUMER_MAX_IN_FLIGHT",
-    default=2000,
+    default=8000,
     show_envvar=True,
     type=click.IntRange(1, 1_000_000),
     help="Most unacknowledged messages held; above it consumption pauses.",
+)
+@click.option(
+    "--max-in-flight-bytes",
+    envvar="SRVMON_CONSUMER_MAX_IN_FLIGHT_BYTES",
+    default=64 * 1024 * 1024,
+    show_envvar=True,
+    type=click.IntRange(1, 2**40),
+    help="Most bytes of unacknowledged messages held; above it consumption pauses.",
 )
 @click.option(
     "--max-request-batches",
@@ -262,6 +270,7 @@ def consumer(  # noqa: PLR0917 - click passes every option by keyword
     batch_size: int,
     parallelism: int,
     max_in_flight: int,
+    max_in_flight_bytes: int,
     max_request_batches: int,
     kafka_options: tuple[str, ...],
     legacy_timezone: str,
@@ -309,6 +318,7 @@ def consumer(  # noqa: PLR0917 - click passes every option by keyword
         batch_size=batch_size,
         parallelism=parallelism,
         max_in_flight=max_in_flight,
+        max_in_flight_bytes=max_in_flight_bytes,
         max_request_batches=max_request_batches,
         backoff=Backoff(initial_seconds=initial_retry_seconds, max_seconds=max_retry_seconds),
         shutdown_grace_seconds=shutdown_timeout,

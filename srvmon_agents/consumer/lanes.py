@@ -29,6 +29,9 @@ class Lanes:
         self._epochs: dict[PartitionKey, int] = {}
         self._assigned: set[PartitionKey] = set()
         self._ledger = OffsetLedger()
+        self._sizes: dict[PartitionKey, dict[int, int]] = {}
+        """Bytes of each message in flight, per lane and offset."""
+        self._bytes = 0
         self.hard_stop = threading.Event()
         """Set when the relay gives up on in-flight work (shutdown timeout): workers stop."""
 
@@ -54,6 +57,7 @@ class Lanes:
                 if queue is not None:
                     queue.clear()
                 self._retrying.discard(key)
+                self._bytes -= sum(self._sizes.pop(key, {}).values())
             self._ledger.forget(keys)
             self._cond.notify_all()
 
@@ -71,6 +75,9 @@ class Lanes:
                 return False
             work = Work(key, offset, message_key, value, timestamp_ms, self._epochs.get(key, 0))
             self._ledger.track(key, offset)
+            size = len(value) if value is not None else 0
+            self._sizes.setdefault(key, {})[offset] = size
+            self._bytes += size
             self._queues.setdefault(key, deque()).append(work)
             start = key not in self._active
             if start:
@@ -103,6 +110,7 @@ class Lanes:
             self._retrying.discard(work.key)
             if self._epochs.get(work.key) == work.epoch:
                 self._ledger.finish(work.key, work.offset)
+                self._bytes -= self._sizes.get(work.key, {}).pop(work.offset, 0)
             self._cond.notify_all()
 
     def set_retrying(self, lane: PartitionKey, retrying: bool) -> None:
@@ -121,6 +129,11 @@ class Lanes:
     def in_flight(self, keys: set[PartitionKey] | None = None) -> int:
         with self._cond:
             return self._ledger.in_flight(keys)
+
+    def in_flight_bytes(self) -> int:
+        """Bytes of the messages :meth:`in_flight` counts."""
+        with self._cond:
+            return self._bytes
 
     def uncommitted(self) -> int:
         with self._cond:

@@ -30,7 +30,9 @@ pytestmark = [pytest.mark.kafka, pytest.mark.timeout(120)]
 
 
 class RunningRelay:
-    def __init__(self, bootstrap: str, topic: str, group: str, receiver: Receiver) -> None:
+    def __init__(
+        self, bootstrap: str, topic: str, group: str, receiver: Receiver, **settings: Any
+    ) -> None:
         consumer = Consumer(
             {
                 "bootstrap.servers": bootstrap,
@@ -52,6 +54,7 @@ class RunningRelay:
                 parallelism=4,
                 backoff=Backoff(initial_seconds=0.02, max_seconds=0.3),
                 stats_interval_seconds=0.5,
+                **settings,
             ),
         )
         self.stop_event = threading.Event()
@@ -144,6 +147,33 @@ def test_server_unavailable_pauses_commits_nothing_then_delivers(
         wait_until(lambda: not running.relay.snapshot().paused, 10, "consumption resumed")
     finally:
         running.stop()
+    assert receiver.stored_keys() == expected_keys(items)
+    assert committed_total(kafka_broker.bootstrap, topic, group) == len(items)
+
+
+def test_bytes_in_flight_pause_consumption_then_everything_arrives(
+    kafka_broker: Any, topic: str, receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A slow server and --max-in-flight-bytes far below what the topic holds: consumption
+    pauses on bytes (the message count stays far below its limit), resumes, and every
+    batch arrives once, with the end committed."""
+    items = batches(hosts=10, steps=range(30))
+    produce(kafka_broker.bootstrap, topic, items)
+    receiver.delay_seconds = 0.2
+    group = unique_name("g")
+    caplog.set_level("INFO", logger="srvmon.consumer")
+    running = RunningRelay(
+        kafka_broker.bootstrap, topic, group, receiver, max_in_flight_bytes=16 * 1024
+    )
+    try:
+        wait_until(lambda: running.relay.snapshot().paused, 30, "consumption paused on bytes")
+        assert running.relay.snapshot().in_flight < running.relay.settings.max_in_flight
+        receiver.delay_seconds = 0.0
+        wait_until(lambda: len(receiver.stored_keys()) >= len(items), 60, "all batches")
+        wait_until(lambda: not running.relay.snapshot().paused, 10, "consumption resumed")
+    finally:
+        running.stop()
+    assert "bytes of messages in flight (limit 16384)" in caplog.text
     assert receiver.stored_keys() == expected_keys(items)
     assert committed_total(kafka_broker.bootstrap, topic, group) == len(items)
 
