@@ -103,3 +103,30 @@ def test_url_from_env_rejects_incomplete_settings(environ: dict[str, str], fragm
     """HOST without NAME, or a non-numeric PORT, is a clear StorageError."""
     with pytest.raises(StorageError, match=fragment):
         url_from_env(environ)
+
+
+def test_sqlite_connections_get_the_documented_settings(tmp_path: Path) -> None:
+    """docs/storage.md: WAL, FULL sync, foreign keys, a 128 MiB page cache and a checkpoint
+    every 10,000 WAL pages, on every connection of the pool."""
+    storage = Storage.open(f"sqlite:///{tmp_path / 'settings.db'}")
+    try:
+        with storage.engine.connect() as conn:
+            read = {
+                name: conn.exec_driver_sql(f"PRAGMA {name}").scalar()
+                for name in (
+                    "journal_mode",
+                    "synchronous",
+                    "foreign_keys",
+                    "cache_size",
+                    "wal_autocheckpoint",
+                )
+            }
+    finally:
+        storage.close()
+    assert read == {
+        "journal_mode": "wal",
+        "synchronous": 2,  # FULL
+        "foreign_keys": 1,
+        "cache_size": -131072,  # KiB when negative
+        "wal_autocheckpoint": 10_000,
+    }
