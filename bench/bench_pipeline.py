@@ -1,6 +1,6 @@
 """End-to-end pipeline benchmark: Kafka topic → srvmon consumer → srvmon server → DB.
 
-Run: ``python bench/bench_pipeline.py [--batches 1500] [--containers 10] [--alerts 40]``
+Run: ``python bench/bench_pipeline.py [--batches 8000] [--containers 10] [--alerts 40]``
 
 It starts its own tansu broker, a ``srvmon server`` on SQLite and on MariaDB (its own
 mariadbd), and a ``srvmon consumer``, all on 127.0.0.1, and stops them by pid.
@@ -429,7 +429,7 @@ def alert_latency(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batches", type=int, default=1500)
+    parser.add_argument("--batches", type=int, default=8000)
     parser.add_argument("--containers", type=int, default=10)
     parser.add_argument("--alerts", type=int, default=40)
     parser.add_argument("--skip-mariadb", action="store_true")
