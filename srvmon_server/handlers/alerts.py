@@ -51,7 +51,8 @@ class HistoryHandler(BaseHandler):
                 "limit",
             )
         filters = {name: self.get_query_argument(name, None) or None for name in HISTORY_FILTERS}
-        pattern = filters.pop("machine")
+        filters.pop("machine")
+        pattern = self.get_query_argument("machine", None, strip=False) or None  # bounded as sent
         if pattern is not None and len(pattern) > MAX_PATTERN_LENGTH:
             raise ApiError(
                 400, "invalid_parameter", f"machine is longer than {MAX_PATTERN_LENGTH}", "machine"

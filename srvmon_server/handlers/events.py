@@ -35,13 +35,14 @@ class EventsHandler(StreamHandler):
     def subscription(self) -> tuple[Subscription, int | None]:
         view = self.get_query_argument("view", None)
         raw_topics = self.get_query_argument("topics", None)
-        machines = self.get_query_argument("machines", "*") or "*"
+        # strip=False on the bounded values: their limits are on the value as sent
+        machines = self.get_query_argument("machines", "*", strip=False) or "*"
         if view is not None:
             for name, given in (("topics", raw_topics), ("machines", machines != "*")):
                 if given:
                     message = f"{name} cannot be combined with view (a view sets both)"
                     raise ApiError(400, "invalid_parameter", message, name)
-            host = self.get_query_argument("host", None)
+            host = self.get_query_argument("host", None, strip=False)
             try:
                 subscription = view_subscription(view, host)
             except ValueError as exc:

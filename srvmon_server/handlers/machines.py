@@ -87,7 +87,8 @@ class MachinesHandler(MachineBase):
 
     def get(self) -> None:
         limit = self.int_argument("limit", DEFAULT_HOSTS_PAGE, MAX_HOSTS_PAGE)
-        cursor = self.get_query_argument("cursor", None) or None
+        # strip=False: the length limit is the OpenAPI document's, on the value as sent
+        cursor = self.get_query_argument("cursor", None, strip=False) or None
         if cursor is not None and len(cursor) > MAX_CURSOR_LENGTH:
             raise ApiError(400, "invalid_parameter", "cursor is not one this server gave", "cursor")
         fleet = self.ctx.live.fleet

@@ -12,7 +12,7 @@ RESOLVE_LIMIT = 1000
 
 class ResolveHandler(BaseHandler):
     def get(self) -> None:
-        pattern = self.get_query_argument("machine", "*") or "*"
+        pattern = self.get_query_argument("machine", "*", strip=False) or "*"  # bounded as sent
         if len(pattern) > MAX_PATTERN_LENGTH:
             raise ApiError(
                 400,

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from srvmon_agents.consumer.delivery import Verdict, classify, classify_many
 from srvmon_core.codec import encode_batch
 from tests.server.harness import RunningServer, make_batch
@@ -87,3 +89,28 @@ def test_the_widest_valid_key_is_stored(server_any_db: RunningServer) -> None:
     key = "h" * 128 + "%3A" + "n" * 126
     got = server.request("GET", f"/api/v1/machines/{key}").json()
     assert len(got["key"]) == 255 and got["metrics"]["cpu_percent"] == 1.5
+
+
+@pytest.mark.parametrize(
+    ("query", "limit", "field"),
+    [
+        ("/api/v1/machines?cursor=", 1000, "cursor"),
+        ("/api/v1/alerts/history?machine=", 200, "machine"),
+        ("/api/v1/resolve?machine=", 200, "machine"),
+        ("/api/v1/events?machines=", 200, "machines"),
+        ("/api/v1/events?view=host&host=", 200, "host"),
+    ],
+)
+def test_a_bounded_parameter_past_its_limit_is_a_400_even_when_padded(
+    server_any_db: RunningServer, query: str, limit: int, field: str
+) -> None:
+    """openapi.json bounds these query parameters' lengths. A value padded with whitespace
+    past the bound was stripped to a short one and answered 200 (found by schemathesis: a
+    schema-violating request accepted); the bound holds on the value as sent."""
+    server = server_any_db
+    server.request("POST", "/api/v1/ingest", encode_batch(make_batch("ok")))
+    resp = server.request("GET", query + "a" + "%0D" * limit)
+    assert resp.status == 400, resp.body
+    assert resp.json()["error"]["field"] == field
+    if field == "cursor":  # within the bound the page is served
+        assert server.request("GET", query + "a" + "%0D" * (limit - 1)).status == 200
