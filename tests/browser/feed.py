@@ -23,7 +23,7 @@ CPU_RULE = {
     "warn": 80.0,
     "crit": 95.0,
 }
-"""A host CPU rule the browser tests put: warning above 80 %, critical above 95 %."""
+"""A host CPU rule the browser and SSE tests put: warning above 80 %, critical above 95 %."""
 
 
 def expect() -> Any:

@@ -10,18 +10,8 @@ from datetime import timedelta
 
 import pytest
 
+from tests.browser.feed import CPU_RULE
 from tests.server.harness import T0, RunningServer, SseReader, make_batch, wait_for
-
-CPU_RULE = {
-    "id": "cpu-hot",
-    "name": "cpu hot",
-    "kind": "threshold",
-    "selector": {"kind": "host"},
-    "metric": "cpu_percent",
-    "direction": "above",
-    "warn": 80.0,
-    "crit": 95.0,
-}
 
 
 def put_cpu_rule(server: RunningServer) -> None:
