@@ -8,6 +8,10 @@ reads and writes, the silent check, state saves) goes before ``run_bulk`` (inges
 pruning). Calls of one lane run in the order they were made. So when ingest cannot keep
 up and its work queues, an API request waits for at most the bulk call in progress, not
 for the whole queue (bench/bench_fleet.py).
+
+Beside it, ``beside`` runs work that uses connections of its own and reaches the DB
+thread's objects only through ``call``: on MySQL/MariaDB the roll-up recomputes there while
+ingest goes on (``SampleStore.roll_up_beside``).
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ class DbThread:
         self._thread.start()
         self._probe = ThreadPoolExecutor(max_workers=1, thread_name_prefix="srvmon-probe")
         self._probing: asyncio.Future[Any] | None = None
+        self._beside = ThreadPoolExecutor(max_workers=1, thread_name_prefix="srvmon-beside")
         self.latency_seconds = 0.0
         self.errors_total = 0
 
@@ -105,6 +110,12 @@ class DbThread:
         """``fn(*args)`` on the DB thread once no ``run`` call waits (ingest, roll-ups)."""
         return await self._run(BULK, fn, args)
 
+    async def beside(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on the one thread beside the DB thread, awaited from the IOLoop.
+        ``fn`` must not touch what the DB thread owns except through ``call``."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._beside, lambda: fn(*args))
+
     def call(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` on the DB thread, waited for (start-up, or another thread)."""
         return self._submit(INTERACTIVE, lambda: fn(*args)).result()
@@ -126,5 +137,6 @@ class DbThread:
                     future.cancel()
             self._queue.put((_STOP, next(self._order), None, None))
         self._probe.shutdown(wait=False, cancel_futures=True)
+        self._beside.shutdown(wait=False, cancel_futures=True)
         if threading.current_thread() is not self._thread:
             self._thread.join()

@@ -49,6 +49,7 @@ class Periodic:
         self._background = background
         self._callbacks: list[PeriodicCallback] = []
         self._ticking = False
+        self._rolling = False
 
     async def tick(self) -> None:
         """Presence sweep and the silent-machine check (skipped while the last one runs)."""
@@ -101,12 +102,24 @@ class Periodic:
 
     async def roll_up(self) -> None:
         """Bring the 1 m / 1 h rollups up to date (ingest leaves them to this call), one
-        bounded pass at a time: ingest, reads and saves queued meanwhile run in between."""
+        bounded pass at a time (skipped while the last one runs). On SQLite in steps on the
+        DB thread: ingest, reads and saves queued meanwhile run in between. On
+        MySQL/MariaDB the recompute runs beside the DB thread, which goes on ingesting."""
+        if self._rolling:
+            return
+        self._rolling = True
+        samples = self._storage.samples
         try:
-            while (await self._db.run_bulk(self._storage.samples.roll_up_step)).more:
-                pass
+            if self._storage.dialect == "mysql":
+                while (await self._db.beside(samples.roll_up_beside, self._db.call)).more:
+                    pass
+            else:
+                while (await self._db.run_bulk(samples.roll_up_step)).more:
+                    pass
         except Exception:  # the DB may be down; the next run tries again
             log.exception("rollup maintenance failed")
+        finally:
+            self._rolling = False
 
     async def reload_tokens(self) -> None:
         """Pick up API tokens created, rotated or revoked outside this server."""

@@ -101,7 +101,7 @@ class Storage:
     @property
     def dialect(self) -> str:
         """``sqlite`` or ``mysql``."""
-        return str(self._db.engine.dialect.name)
+        return self._db.dialect
 
     @property
     def engine(self) -> sa.Engine:

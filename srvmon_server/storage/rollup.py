@@ -321,25 +321,44 @@ def roll_up_slice(
     when that was the last slice: the watermark then moves to the pass's seal, with
     ``late_from_ms`` (the oldest sample stored below the seal during the pass) as the
     place the next roll-up starts from."""
-    m = t.machines.c
     with engine.begin() as conn:
-        ids = [
-            int(i)
-            for i in conn.execute(
-                sa.select(m.id)
-                .where(m.latest_ts_ms >= step.start, m.id > step.after_id)
-                .order_by(m.id)
-                .limit(machines)
-            ).scalars()
-        ]
-        if ids:
-            step.written += _recompute(conn, ids, step.start, step.end)
-            step.after_id = ids[-1]
-        last = len(ids) < machines
+        last = _recompute_slice(conn, step, machines)
         if last:
-            conn.execute(
-                sa.update(t.rollup_progress)
-                .where(t.rollup_progress.c.id == PROGRESS_ID)
-                .values(exact_below_ms=step.seal, dirty_from_ms=late_from_ms)
-            )
+            seal_pass(conn, step, late_from_ms)
     return last
+
+
+def recompute_slice(engine: sa.Engine, step: RollupPass, machines: int) -> bool:
+    """Recompute the pass's range for its next ``machines`` machines in one transaction,
+    leaving the watermark alone; True when no machine is left (then ``seal_pass``). What a
+    pass run beside the ingest thread does (``SampleStore.roll_up_beside``)."""
+    with engine.begin() as conn:
+        return _recompute_slice(conn, step, machines)
+
+
+def _recompute_slice(conn: sa.Connection, step: RollupPass, machines: int) -> bool:
+    m = t.machines.c
+    ids = [
+        int(i)
+        for i in conn.execute(
+            sa.select(m.id)
+            .where(m.latest_ts_ms >= step.start, m.id > step.after_id)
+            .order_by(m.id)
+            .limit(machines)
+        ).scalars()
+    ]
+    if ids:
+        step.written += _recompute(conn, ids, step.start, step.end)
+        step.after_id = ids[-1]
+    return len(ids) < machines
+
+
+def seal_pass(conn: sa.Connection, step: RollupPass, late_from_ms: int | None) -> None:
+    """Move the watermark to the pass's seal once every slice is done; ``late_from_ms``
+    (the oldest sample stored below the seal during the pass) is where the next roll-up
+    starts from."""
+    conn.execute(
+        sa.update(t.rollup_progress)
+        .where(t.rollup_progress.c.id == PROGRESS_ID)
+        .values(exact_below_ms=step.seal, dirty_from_ms=late_from_ms)
+    )

@@ -8,10 +8,11 @@ this process never sees the lag); ``roll_up`` maintains the 1 m / 1 h rollups.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
 
@@ -27,10 +28,22 @@ from srvmon_server.storage.rollup import (
     RollupPass,
     RollupResult,
     plan_pass,
+    recompute_slice,
     roll_up,
     roll_up_slice,
+    seal_pass,
 )
 from srvmon_server.storage.series import query_series
+
+T = TypeVar("T")
+
+
+class OnDbThread(Protocol):
+    """Runs a call on the thread that makes every other storage call, and returns its
+    result (``srvmon_server.dbthread.DbThread.call``)."""
+
+    def __call__(self, fn: Callable[[], T], /) -> T: ...
+
 
 _MACHINE_COLUMNS = [c for c in t.machines.c if c.name != "latest_sample"]
 DELETE_BATCH_ROWS = 5000
@@ -104,7 +117,6 @@ class SampleStore:
         sharing a MySQL/MariaDB database (server replicas) take turns: while one rolls up,
         the others skip (the work is the same for all) and re-read the watermark.
         """
-        now_ms = self._db.now_ms() if now is None else to_ms(now)
         self._pass = None  # a stepped pass under way: this call redoes its range whole
         self.flush_inventory()
         with self._db.try_exclusive("srvmon.roll_up") as mine:
@@ -113,8 +125,13 @@ class SampleStore:
                 return RollupResult(
                     minute_buckets=0, start_ms=None, end_ms=None, exact_below_ms=None
                 )
-            with self._db.guarded("roll_up"):
-                result = roll_up(self._db.engine, now_ms)
+            return self._roll_up_held(now)
+
+    def _roll_up_held(self, now: datetime | None) -> RollupResult:
+        """``roll_up`` once this process holds the roll-up (the lock, on MySQL/MariaDB)."""
+        now_ms = self._db.now_ms() if now is None else to_ms(now)
+        with self._db.guarded("roll_up"):
+            result = roll_up(self._db.engine, now_ms)
         self._ingester.rolled_up(result.exact_below_ms)
         return result
 
@@ -151,6 +168,60 @@ class SampleStore:
                 more=True,
             )
         self._pass = None
+        self._ingester.rolled_up(step.seal, late)
+        return RollupResult(
+            minute_buckets=step.written,
+            start_ms=step.start,
+            end_ms=step.end,
+            exact_below_ms=step.seal,
+        )
+
+    def roll_up_beside(
+        self, on_db: OnDbThread, now: datetime | None = None, machines: int = SLICE_MACHINES
+    ) -> RollupResult:
+        """``roll_up`` from a thread of its own, beside the one that ingests (MySQL/MariaDB:
+        ingest and the recompute then run at once, as they do in two server replicas).
+        ``on_db(fn)`` runs ``fn`` on the thread that makes every other call and returns its
+        result (``DbThread.call``). Call again while the result's ``more`` is true.
+
+        Under the roll-up lock, the DB thread flushes the inventory, plans the pass and
+        tells the ingester its seal; this thread recomputes the slices (one transaction
+        each, the watermark untouched); the DB thread then moves the watermark, with the
+        oldest sample stored below the seal meanwhile as where the next roll-up starts. A
+        catch-up over more than one chunk is a whole ``roll_up`` on the DB thread."""
+        with self._db.try_exclusive("srvmon.roll_up") as mine:
+            if not mine:  # another process (a server replica) is rolling up right now
+                on_db(self._ingester.reread_watermark)
+                return RollupResult(
+                    minute_buckets=0, start_ms=None, end_ms=None, exact_below_ms=None
+                )
+            step = on_db(lambda: self._begin_pass(now))
+            if step is None:
+                return on_db(lambda: self._roll_up_held(now))
+            try:
+                while True:
+                    with self._db.guarded("roll_up"):
+                        if recompute_slice(self._db.engine, step, machines):
+                            break
+                return on_db(lambda: self._end_pass(step))
+            except BaseException:
+                with contextlib.suppress(Exception):  # the marks stored meanwhile stay
+                    on_db(self._ingester.pass_ended)
+                raise
+
+    def _begin_pass(self, now: datetime | None) -> RollupPass | None:
+        now_ms = self._db.now_ms() if now is None else to_ms(now)
+        self.flush_inventory()
+        with self._db.guarded("roll_up"):
+            planned = plan_pass(self._db.engine, now_ms)
+        if planned is not None:
+            self._ingester.pass_started(planned.seal)
+        return planned
+
+    def _end_pass(self, step: RollupPass) -> RollupResult:
+        late = self._ingester.late_during_pass
+        with self._db.writing("roll_up") as conn:
+            seal_pass(conn, step, late)
         self._ingester.rolled_up(step.seal, late)
         return RollupResult(
             minute_buckets=step.written,
