@@ -60,7 +60,10 @@ class OffsetLedger:
 
     def track(self, key: PartitionKey, offset: int) -> None:
         """A message at ``offset`` was handed to delivery (call in consumption order)."""
-        self._partitions.setdefault(key, _PartitionLedger()).track(offset)
+        ledger = self._partitions.get(key)
+        if ledger is None:  # not setdefault: that would build a ledger per message
+            ledger = self._partitions[key] = _PartitionLedger()
+        ledger.track(offset)
 
     def finish(self, key: PartitionKey, offset: int) -> None:
         """The message at ``offset`` was acknowledged or moved past (twice is harmless)."""
