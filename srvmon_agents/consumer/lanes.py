@@ -76,9 +76,14 @@ class Lanes:
             work = Work(key, offset, message_key, value, timestamp_ms, self._epochs.get(key, 0))
             self._ledger.track(key, offset)
             size = len(value) if value is not None else 0
-            self._sizes.setdefault(key, {})[offset] = size
+            sizes, queue = self._sizes.get(key), self._queues.get(key)
+            if sizes is None:  # (not setdefault: it would build both for every message)
+                sizes = self._sizes[key] = {}
+            if queue is None:
+                queue = self._queues[key] = deque()
+            sizes[offset] = size
             self._bytes += size
-            self._queues.setdefault(key, deque()).append(work)
+            queue.append(work)
             start = key not in self._active
             if start:
                 self._active.add(key)
