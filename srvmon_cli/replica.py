@@ -20,6 +20,7 @@ docs/server.md ("Replica mode") and docs/operations.md ("Sizing", "Failover") de
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import signal
@@ -33,9 +34,11 @@ from srvmon_core.errors import DecodeError
 if TYPE_CHECKING:
     from srvmon_agents.consumer.delivery import IngestAnswer
     from srvmon_agents.consumer.work import Ready
+    from srvmon_core.schema import Batch
     from srvmon_server.command import ReplicaOptions
     from srvmon_server.context import ServerContext
     from srvmon_server.ingest import TimestampRejected
+    from srvmon_server.legacy.config import LegacyConfig
     from srvmon_server.replica import Replica
     from srvmon_server.storage import IngestResult
 
@@ -184,6 +187,17 @@ class EventLink:
         self._producer.flush(5)
 
 
+def message_decoder(legacy: LegacyConfig) -> Callable[[bytes], tuple[Batch, bytes]]:
+    """How the replica's relay decodes a metrics message: orjson first
+    (``srvmon_server.ingest.decode_message``), a legacy Java document in the server's
+    configured zone and loop, as its HTTP ingest reads one."""
+    from srvmon_server.ingest import decode_message
+
+    return functools.partial(
+        decode_message, legacy_tz=legacy.tz, legacy_interval_seconds=legacy.interval_seconds
+    )
+
+
 def decode_events(payload: bytes) -> tuple[str, list[Any]]:
     from srvmon_server.shared_bus import decode_events as decode
 
@@ -221,7 +235,6 @@ def start_replica(
     from srvmon_agents.consumer.deadletter import DeadLetterSink
     from srvmon_agents.consumer.relay import Relay, RelaySettings
     from srvmon_agents.kafka_options import parse_kafka_options
-    from srvmon_core.codec import decode_for_forwarding
     from srvmon_core.errors import SrvmonError
 
     replica = context.replica
@@ -251,7 +264,7 @@ def start_replica(
         consumer,
         ingest=InProcessIngest(context, loop),
         dead_letter=DeadLetterSink(producer, f"{options.topic}.dead", retry_seconds=30.0),
-        decode=decode_for_forwarding,
+        decode=message_decoder(context.config.legacy),
         settings=RelaySettings(topic=options.topic, shutdown_grace_seconds=10.0),
         broker=broker,
         on_assigned=lambda keys: replica.assigned(partitions_of(keys)),

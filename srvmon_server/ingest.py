@@ -22,6 +22,7 @@ from attrs import frozen
 
 from srvmon_core import codec
 from srvmon_core.errors import DecodeError, SrvmonError
+from srvmon_core.legacy import is_legacy_document
 from srvmon_core.schema import Batch
 from srvmon_core.view import BatchView, batch_view
 from srvmon_server import wirejson
@@ -124,6 +125,28 @@ def decode_request(
             ):
                 return decoded
     return read(codec.parse_json(body))
+
+
+def decode_message(
+    data: bytes, *, legacy_tz: tzinfo = UTC, legacy_interval_seconds: float = 1.0
+) -> tuple[Batch, bytes]:
+    """A Kafka message → its batch and the envelope bytes, as
+    ``codec.decode_for_forwarding`` gives them (what a server replica's relay decodes).
+
+    A srvmon envelope that orjson parses and that then decodes is returned with its own
+    bytes. Anything else (a legacy Java document, read in ``legacy_tz`` with
+    ``legacy_interval_seconds`` loops; another encoding; a message that does not decode)
+    goes through ``decode_for_forwarding``, so every result and error is its own.
+    """
+    parsed = wirejson.parse(data)
+    if parsed is not wirejson.REFUSED and not is_legacy_document(parsed):
+        try:
+            return codec.message_from_dict(parsed), bytes(data)
+        except DecodeError:
+            pass
+    return codec.decode_for_forwarding(
+        data, legacy_tz=legacy_tz, legacy_interval_seconds=legacy_interval_seconds
+    )
 
 
 def _decode_parsed(

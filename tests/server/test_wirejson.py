@@ -9,15 +9,21 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from srvmon_cli.replica import message_decoder
+from srvmon_core import codec
+from srvmon_core.codec import decode_for_forwarding
 from srvmon_core.errors import DecodeError
 from srvmon_server import wirejson
-from srvmon_server.ingest import decode_request
+from srvmon_server.ingest import decode_message, decode_request
+from srvmon_server.legacy.config import LegacyConfig
 
 json_values = st.recursive(
     st.none()
@@ -142,3 +148,76 @@ def _leaves(value: Any) -> list[Any]:
     if isinstance(value, list):
         return [leaf for v in value for leaf in _leaves(v)]
     return [value]
+
+
+JAVA_DOCUMENT = json.dumps(  # as the Java collector writes one (docs/legacy.md)
+    {
+        "type": "host",
+        "hostId": "java-7",
+        "name": "java-7",
+        "timeStamp": "2026-01-15T12:00:05",
+        "cpuUsagePercent": 12.5,
+        "memoryUsedBytes": 1024,
+        "containers": {"a1b2": {"name": "web", "cpuUsagePercent": 3.0}},
+    }
+).encode()
+
+
+def _message_outcome(data: bytes, **legacy: Any) -> Any:
+    try:
+        return decode_message(data, **legacy)
+    except DecodeError as exc:
+        return (exc.message, exc.path)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        json.dumps(_envelope(cpu_percent=3.25)).encode(),
+        json.dumps(_envelope(pids=BIG)).encode(),
+        json.dumps(_envelope(cpu_percent=BIG)).encode(),
+        json.dumps(_envelope(image="caf\u00e9"), ensure_ascii=False).encode(),
+        json.dumps(_envelope()).encode("utf-16"),  # another encoding: encoded anew
+        json.dumps({"batches": [_envelope()]}).encode(),  # not a message
+        JAVA_DOCUMENT,
+        JAVA_DOCUMENT.replace(b"12.5", b"NaN"),
+        b'{"host_id": 5}',
+        b"not json",
+    ],
+)
+def test_decode_message_gives_decode_for_forwardings_outcome(
+    data: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A replica's relay decodes each message as the consumer's does: the same batch, the
+    same bytes to post, the same error (message and field path)."""
+    berlin = {"legacy_tz": ZoneInfo("Europe/Berlin"), "legacy_interval_seconds": 5.0}
+    fast = _message_outcome(data, **berlin)
+    try:
+        slow: Any = decode_for_forwarding(data, **berlin)
+    except DecodeError as exc:
+        slow = (exc.message, exc.path)
+    assert fast == slow
+    monkeypatch.setattr(wirejson, "parse", lambda _body: wirejson.REFUSED)
+    assert _message_outcome(data, **berlin) == slow
+
+
+def test_decode_message_reads_an_envelope_without_the_standard_librarys_parse(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    data = json.dumps(_envelope(cpu_percent=3.25)).encode()
+
+    def refuse(_data: bytes) -> None:
+        raise AssertionError("the standard library's parse was used")
+
+    monkeypatch.setattr(codec, "parse_json", refuse)
+    batch, body = decode_message(data)
+    assert (batch.host_id, batch.containers[0].cpu_percent, body) == ("web-01", 3.25, data)
+
+
+def test_a_replica_reads_java_documents_in_the_servers_zone() -> None:
+    """``--legacy-tz Europe/Berlin``: a January local 12:00:05 is 11:00:05 UTC, as the
+    server's HTTP ingest and the consumer read it."""
+    decode = message_decoder(LegacyConfig(tz=ZoneInfo("Europe/Berlin"), interval_seconds=5.0))
+    batch, body = decode(JAVA_DOCUMENT)
+    assert batch.timestamp == datetime(2026, 1, 15, 11, 0, 5, tzinfo=UTC)
+    assert json.loads(body)["timestamp"] == "2026-01-15T11:00:05Z"
