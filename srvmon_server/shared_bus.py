@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from srvmon_core.errors import DecodeError
+from srvmon_server import wirejson
 from srvmon_server.hub import Hub
 from srvmon_server.sse import Event
 
@@ -48,7 +49,7 @@ def encode_events(origin: str, items: list[Item]) -> list[bytes]:
     parts: list[bytes] = []
     size = len(head) + 2
     for name, key, data in items:
-        part = _ENCODER.encode([name, key, data]).encode()
+        part = wirejson.dumps_utf8([name, key, data])
         if parts and size + len(part) + 1 > MAX_MESSAGE_BYTES:
             messages.append(head + b",".join(parts) + b"]}")
             parts, size = [], len(head) + 2

@@ -16,6 +16,11 @@ the server uses orjson only where the outcome cannot differ:
   operator reads is the same either way (see ``srvmon_server.ingest.decode_request``).
 - :func:`dumps` writes compact ASCII text, as ``json.dumps`` does (non-ASCII text goes
   through ``json.dumps``), so a column of any character set holds it.
+- :func:`dumps_utf8` writes compact UTF-8 bytes (the replicas' events topic); what orjson
+  refuses to write (an integer beyond 64 bits, a key that is not a string) is written by
+  the standard library instead, so every value reads back the same. A non-finite float,
+  which orjson writes as ``null``, cannot occur there: samples, rules and alerts carry
+  finite figures only.
 """
 
 from __future__ import annotations
@@ -50,3 +55,14 @@ def dumps(value: Any) -> str:
     if text.isascii():
         return text.decode("ascii")
     return json.dumps(value, separators=(",", ":"))
+
+
+_UTF8 = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
+def dumps_utf8(value: Any) -> bytes:
+    """Compact UTF-8 JSON of plain data; what orjson refuses, the standard library writes."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:  # orjson.JSONEncodeError included
+        return _UTF8.encode(value).encode()

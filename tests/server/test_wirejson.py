@@ -221,3 +221,18 @@ def test_a_replica_reads_java_documents_in_the_servers_zone() -> None:
     batch, body = decode(JAVA_DOCUMENT)
     assert batch.timestamp == datetime(2026, 1, 15, 11, 0, 5, tzinfo=UTC)
     assert json.loads(body)["timestamp"] == "2026-01-15T11:00:05Z"
+
+
+@given(json_values)
+def test_dumps_utf8_reads_back_as_the_value(value: Any) -> None:
+    """The events topic's encoding: what orjson cannot write, the standard library does."""
+    assert _same(json.loads(wirejson.dumps_utf8(value)), value)
+
+
+def test_dumps_utf8_writes_what_orjson_refuses_with_the_standard_library() -> None:
+    value = {"big": 2**70, "nested": {1: "int key"}, "text": "caf\u00e9"}
+    assert json.loads(wirejson.dumps_utf8(value)) == {
+        "big": 2**70,
+        "nested": {"1": "int key"},
+        "text": "caf\u00e9",
+    }
