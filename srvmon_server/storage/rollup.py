@@ -328,6 +328,15 @@ class RollupPass:
     after_id: int = -1
     written: int = 0
 
+    def finished(self) -> RollupResult:
+        """What the pass did, once its last slice is done (the watermark is at its seal)."""
+        return RollupResult(
+            minute_buckets=self.written,
+            start_ms=self.start,
+            end_ms=self.end,
+            exact_below_ms=self.seal,
+        )
+
 
 def plan_pass(engine: sa.Engine, now_ms: int) -> RollupPass | None:
     """The stepped pass for the closed minutes from the watermark on, or None when the

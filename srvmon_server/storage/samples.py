@@ -169,12 +169,7 @@ class SampleStore:
             )
         self._pass = None
         self._ingester.rolled_up(step.seal, late)
-        return RollupResult(
-            minute_buckets=step.written,
-            start_ms=step.start,
-            end_ms=step.end,
-            exact_below_ms=step.seal,
-        )
+        return step.finished()
 
     def roll_up_beside(
         self, on_db: OnDbThread, now: datetime | None = None, machines: int = SLICE_MACHINES
@@ -223,12 +218,7 @@ class SampleStore:
         with self._db.writing("roll_up") as conn:
             seal_pass(conn, step, late)
         self._ingester.rolled_up(step.seal, late)
-        return RollupResult(
-            minute_buckets=step.written,
-            start_ms=step.start,
-            end_ms=step.end,
-            exact_below_ms=step.seal,
-        )
+        return step.finished()
 
     def doomed(self, key: str) -> dict[int, str] | None:
         """The machines deleting ``key`` removes (id → key): a host with all its
