@@ -34,6 +34,7 @@ a walk of decades that held the database thread for minutes.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from functools import cache
 
 import sqlalchemy as sa
@@ -91,6 +92,10 @@ class RollupResult:
     """The watermark after the call."""
     more: bool = False
     """The call stopped at its chunk budget: closed minutes remain to roll up."""
+
+
+SKIPPED = RollupResult(minute_buckets=0, start_ms=None, end_ms=None, exact_below_ms=None)
+"""What a roll-up call returns when another process (a server replica) is rolling up."""
 
 
 CARRIED: dict[str, frozenset[str]] = {
@@ -175,9 +180,9 @@ def _recompute(conn: sa.Connection, machines: list[tuple[int, str]], lo: int, hi
     raw rows, then the 1 h buckets they touch, one kind at a time; the count of 1 m rows
     written."""
     dialect = "mysql" if conn.dialect.name in ("mysql", "mariadb") else "sqlite"
-    kinds: dict[str, list[int]] = {}
+    kinds: defaultdict[str, list[int]] = defaultdict(list)
     for ident, kind in machines:
-        kinds.setdefault(kind, []).append(ident)
+        kinds[kind].append(ident)
     written = 0
     for kind, ids in sorted(kinds.items()):
         bounds = {"ids": ids, "lo": lo, "hi": hi}

@@ -24,6 +24,7 @@ from srvmon_server.storage.clock import from_ms, to_ms
 from srvmon_server.storage.ingest import Ingester
 from srvmon_server.storage.records import IngestResult, MachineRecord, Series
 from srvmon_server.storage.rollup import (
+    SKIPPED,
     SLICE_MACHINES,
     RollupPass,
     RollupResult,
@@ -122,9 +123,7 @@ class SampleStore:
         with self._db.try_exclusive("srvmon.roll_up") as mine:
             if not mine:  # another process (a server replica) is rolling up right now
                 self._ingester.reread_watermark()
-                return RollupResult(
-                    minute_buckets=0, start_ms=None, end_ms=None, exact_below_ms=None
-                )
+                return SKIPPED
             return self._roll_up_held(now)
 
     def _roll_up_held(self, now: datetime | None) -> RollupResult:
@@ -187,9 +186,7 @@ class SampleStore:
         with self._db.try_exclusive("srvmon.roll_up") as mine:
             if not mine:  # another process (a server replica) is rolling up right now
                 on_db(self._ingester.reread_watermark)
-                return RollupResult(
-                    minute_buckets=0, start_ms=None, end_ms=None, exact_below_ms=None
-                )
+                return SKIPPED
             step = on_db(lambda: self._begin_pass(now))
             if step is None:
                 return on_db(lambda: self._roll_up_held(now))
