@@ -11,7 +11,9 @@ for the whole queue (bench/bench_fleet.py).
 
 Beside it, ``beside`` runs work that uses connections of its own and reaches the DB
 thread's objects only through ``call``: on MySQL/MariaDB the roll-up recomputes there while
-ingest goes on (``SampleStore.roll_up_beside``).
+ingest goes on (``SampleStore.roll_up_beside``). On SQLite a third thread copies the
+write-ahead log into the database file (``checkpoint``), so commits on the DB thread
+seldom do.
 """
 
 from __future__ import annotations
@@ -54,6 +56,9 @@ class DbThread:
         self._probe = ThreadPoolExecutor(max_workers=1, thread_name_prefix="srvmon-probe")
         self._probing: asyncio.Future[Any] | None = None
         self._beside = ThreadPoolExecutor(max_workers=1, thread_name_prefix="srvmon-beside")
+        self._checkpointer = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="srvmon-checkpoint"
+        )
         self.latency_seconds = 0.0
         self.errors_total = 0
 
@@ -116,6 +121,12 @@ class DbThread:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._beside, lambda: fn(*args))
 
+    async def checkpoint(self, fn: Callable[[], T]) -> T:
+        """``fn()`` on a thread of its own (SQLite's WAL checkpoint, ``Storage.checkpoint``),
+        so neither the DB thread nor a roll-up pass beside it waits for the copy."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._checkpointer, fn)
+
     def call(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` on the DB thread, waited for (start-up, or another thread)."""
         return self._submit(INTERACTIVE, lambda: fn(*args)).result()
@@ -138,5 +149,6 @@ class DbThread:
             self._queue.put((_STOP, next(self._order), None, None))
         self._probe.shutdown(wait=False, cancel_futures=True)
         self._beside.shutdown(wait=False, cancel_futures=True)
+        self._checkpointer.shutdown(wait=False, cancel_futures=True)
         if threading.current_thread() is not self._thread:
             self._thread.join()

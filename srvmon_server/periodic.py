@@ -1,12 +1,14 @@
 """The server's periodic jobs on the IOLoop: the silent-machine check, the periodic save
-of alert state, roll-ups, retention pruning, and re-sending firing alerts to Alertmanager.
-Each runs its work on the DB thread (the resend only posts); a failure is logged and the
-next run tries again (the database may be down)."""
+of alert state, roll-ups, retention pruning, SQLite's WAL checkpoint, and re-sending firing
+alerts to Alertmanager. Each runs its work on the DB thread or a thread beside it (the
+resend only posts); a failure is logged and the next run tries again (the database may be
+down)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,6 +26,10 @@ log = logging.getLogger(__name__)
 
 ROLL_UP_INTERVAL_SECONDS = 5.0
 """How often the DB thread folds newly ingested raw rows into the rollups."""
+CHECKPOINT_INTERVAL_SECONDS = 1.0
+"""How often SQLite's write-ahead log is copied into the database file, on a thread of its
+own (``Storage.checkpoint``): a second of a large fleet's commits is a few thousand pages,
+which the DB thread's commits would otherwise copy themselves, holding up ingest."""
 
 
 class Periodic:
@@ -48,21 +54,31 @@ class Periodic:
         self._live = live
         self._background = background
         self._callbacks: list[PeriodicCallback] = []
-        self._ticking = False
-        self._rolling = False
+        self._running: set[str] = set()
+
+    @contextmanager
+    def _alone(self, job: str) -> Iterator[bool]:
+        """True when no run of ``job`` is under way (it is then marked running for the
+        block); False tells the caller to skip this run."""
+        if job in self._running:
+            yield False
+            return
+        self._running.add(job)
+        try:
+            yield True
+        finally:
+            self._running.discard(job)
 
     async def tick(self) -> None:
         """Presence sweep and the silent-machine check (skipped while the last one runs)."""
         self._live.sweep(self._clock())
-        if self._ticking:
-            return
-        self._ticking = True
-        try:
-            self._live.alerts(await self._db.run(self._alerting.on_tick, self._clock()))
-        except Exception:  # the DB may be down; the next tick tries again
-            log.exception("periodic alert check failed")
-        finally:
-            self._ticking = False
+        with self._alone("tick") as alone:
+            if not alone:
+                return
+            try:
+                self._live.alerts(await self._db.run(self._alerting.on_tick, self._clock()))
+            except Exception:  # the DB may be down; the next tick tries again
+                log.exception("periodic alert check failed")
         notifier = self._live.notifier
         if notifier.enabled:  # alerts that fired under a silence which has ended
             self._live.send(notifier.reconcile(self._alerting.firing_events(self._clock())))
@@ -105,21 +121,31 @@ class Periodic:
         bounded pass at a time (skipped while the last one runs). On SQLite in steps on the
         DB thread: ingest, reads and saves queued meanwhile run in between. On
         MySQL/MariaDB the recompute runs beside the DB thread, which goes on ingesting."""
-        if self._rolling:
-            return
-        self._rolling = True
-        samples = self._storage.samples
-        try:
-            if self._storage.dialect == "mysql":
-                while (await self._db.beside(samples.roll_up_beside, self._db.call)).more:
-                    pass
-            else:
-                while (await self._db.run_bulk(samples.roll_up_step)).more:
-                    pass
-        except Exception:  # the DB may be down; the next run tries again
-            log.exception("rollup maintenance failed")
-        finally:
-            self._rolling = False
+        with self._alone("roll_up") as alone:
+            if not alone:
+                return
+            samples = self._storage.samples
+            try:
+                if self._storage.dialect == "mysql":
+                    while (await self._db.beside(samples.roll_up_beside, self._db.call)).more:
+                        pass
+                else:
+                    while (await self._db.run_bulk(samples.roll_up_step)).more:
+                        pass
+            except Exception:  # the DB may be down; the next run tries again
+                log.exception("rollup maintenance failed")
+
+    async def checkpoint(self) -> None:
+        """Copy SQLite's write-ahead log into the database file on a thread of its own
+        (skipped while the last copy runs); nothing on MySQL/MariaDB, which is not
+        scheduled."""
+        with self._alone("checkpoint") as alone:
+            if not alone:
+                return
+            try:
+                await self._db.checkpoint(self._storage.checkpoint)
+            except Exception:  # the DB may be down; the next run tries again
+                log.exception("WAL checkpoint failed")
 
     async def reload_tokens(self) -> None:
         """Pick up API tokens created, rotated or revoked outside this server."""
@@ -141,6 +167,8 @@ class Periodic:
             (self.roll_up, ROLL_UP_INTERVAL_SECONDS),
             (self.reload_tokens, self._config.tokens_reload_seconds),
         ]
+        if self._storage.dialect == "sqlite":
+            jobs.append((self.checkpoint, CHECKPOINT_INTERVAL_SECONDS))
         if self._live.notifier.alertmanager_urls:
             jobs.append((self.resend_alerts, self._config.alertmanager_resend_seconds))
             self._background.spawn(self.resend_alerts())  # the active set, at once after a start

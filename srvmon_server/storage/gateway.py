@@ -32,6 +32,7 @@ from srvmon_server.storage.errors import StorageError, StorageUnavailable
 from srvmon_server.storage.history import AlertHistory
 from srvmon_server.storage.migrations import ensure_schema
 from srvmon_server.storage.partitions import HostPartitionStore
+from srvmon_server.storage.records import Checkpoint
 from srvmon_server.storage.retention import Retention
 from srvmon_server.storage.rollup import ensure_progress
 from srvmon_server.storage.rules import RuleStore
@@ -121,6 +122,20 @@ class Storage:
             pass  # raw samples are stored; the next sample of each machine refreshes its row
         finally:
             self._db.engine.dispose()
+
+    def checkpoint(self) -> Checkpoint | None:
+        """Copy SQLite's write-ahead log into the database file, without waiting for or
+        blocking a writer (``PRAGMA wal_checkpoint(PASSIVE)``); None on MySQL/MariaDB.
+
+        Unlike every other call this one may run on a thread of its own, beside the one
+        that makes the others: it touches no store, only a connection of its own. The
+        server runs it every second (``Periodic.checkpoint``), so the log stays short and
+        commits seldom copy it themselves (``connection.SQLITE_WAL_CHECKPOINT_PAGES``)."""
+        if self._db.dialect != "sqlite":
+            return None
+        with self._db.reading("checkpoint") as conn:
+            _busy, log_frames, copied = conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
+        return Checkpoint(log_frames=int(log_frames), copied_frames=int(copied))
 
     def ping(self) -> float:
         """Seconds a ``SELECT 1`` took; raise StorageUnavailable when the DB does not answer."""

@@ -50,3 +50,14 @@ class Series:
     resolution: Resolution
     bucket_seconds: float
     points: list[tuple[float, float, float, float]]
+
+
+@frozen(kw_only=True)
+class Checkpoint:
+    """What one SQLite WAL checkpoint (``Storage.checkpoint``) did."""
+
+    log_frames: int
+    """Frames (pages) in the write-ahead log when it ran."""
+    copied_frames: int
+    """Of those, the frames now copied into the database file; fewer when a reader still
+    needs older pages or a writer committed meanwhile (the next checkpoint copies them)."""

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import shutil
+import sqlite3
+import time
 from pathlib import Path
 
 import pytest
 
 from srvmon_server.storage import Storage, StorageError, StorageUnavailable, url_from_env
 from tests.helpers import free_port
+from tests.storage.factory import T0, batch, seconds
 
 
 @pytest.mark.parametrize(
@@ -106,8 +111,8 @@ def test_url_from_env_rejects_incomplete_settings(environ: dict[str, str], fragm
 
 
 def test_sqlite_connections_get_the_documented_settings(tmp_path: Path) -> None:
-    """docs/storage.md: WAL, FULL sync, foreign keys, a 128 MiB page cache and a checkpoint
-    every 10,000 WAL pages, on every connection of the pool."""
+    """docs/storage.md: WAL, FULL sync, foreign keys, a 384 MiB page cache and a fallback
+    checkpoint every 50,000 WAL pages, on every connection of the pool."""
     storage = Storage.open(f"sqlite:///{tmp_path / 'settings.db'}")
     try:
         with storage.engine.connect() as conn:
@@ -127,6 +132,54 @@ def test_sqlite_connections_get_the_documented_settings(tmp_path: Path) -> None:
         "journal_mode": "wal",
         "synchronous": 2,  # FULL
         "foreign_keys": 1,
-        "cache_size": -131072,  # KiB when negative
-        "wal_autocheckpoint": 10_000,
+        "cache_size": -393216,  # KiB when negative
+        "wal_autocheckpoint": 50_000,
     }
+
+
+def rows_in_file_alone(database: Path, copy: Path) -> int:
+    """The samples a copy of the database file holds without its write-ahead log (what
+    a checkpoint has copied back); 0 while even the schema is only in the log."""
+    shutil.copyfile(database, copy)
+    with contextlib.closing(sqlite3.connect(copy)) as conn:
+        try:
+            return int(conn.execute("SELECT COUNT(*) FROM samples").fetchone()[0])
+        except sqlite3.OperationalError:  # no such table: nothing copied back yet
+            return 0
+
+
+def test_a_checkpoint_copies_the_log_while_a_writer_holds_its_transaction(
+    tmp_path: Path,
+) -> None:
+    """docs/storage.md: ``checkpoint()`` copies every committed frame into the database
+    file without waiting for the writer, whose open transaction stays its own."""
+    database = tmp_path / "wal.db"
+    storage = Storage.open(f"sqlite:///{database}")
+    try:
+        for second in range(20):
+            storage.samples.ingest(batch(T0 + seconds(second), containers=3), T0)
+        before = rows_in_file_alone(database, tmp_path / "before.db")
+        with storage.engine.connect() as writer:
+            writer.exec_driver_sql("BEGIN IMMEDIATE")  # holds the write lock
+            writer.exec_driver_sql("DELETE FROM samples")
+            began = time.perf_counter()
+            done = storage.checkpoint()
+            took = time.perf_counter() - began
+            writer.rollback()
+        after = rows_in_file_alone(database, tmp_path / "after.db")
+    finally:
+        storage.close()
+    assert done is not None
+    assert done.log_frames > 0
+    assert done.copied_frames == done.log_frames
+    assert took < 1.0, "a PASSIVE checkpoint does not wait for the writer's busy timeout"
+    assert (before, after) == (0, 20 * 4)
+
+
+def test_checkpoint_is_none_on_mariadb(mariadb_url: str) -> None:
+    """MySQL/MariaDB has no write-ahead log to copy: the call says so with None."""
+    storage = Storage.open(mariadb_url)
+    try:
+        assert storage.checkpoint() is None
+    finally:
+        storage.close()
