@@ -9,13 +9,14 @@ from srvmon_server.storage.env import url_from_env
 from srvmon_server.storage.errors import InvalidQuery, StorageError, StorageUnavailable
 from srvmon_server.storage.gateway import Storage
 from srvmon_server.storage.history import HistoryEntry, HistoryPage
-from srvmon_server.storage.records import IngestResult, MachineRecord, Series
+from srvmon_server.storage.records import Checkpoint, IngestResult, MachineRecord, Series
 from srvmon_server.storage.rollup import RollupResult
 from srvmon_server.storage.tables import METRIC_NAMES, SCHEMA_VERSION
 
 __all__ = [
     "METRIC_NAMES",
     "SCHEMA_VERSION",
+    "Checkpoint",
     "HistoryEntry",
     "HistoryPage",
     "IngestResult",

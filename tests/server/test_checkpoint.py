@@ -9,7 +9,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from srvmon_server.storage.records import Checkpoint
+from srvmon_server.storage import Checkpoint
 from tests.server.conftest import StartServer
 from tests.server.harness import T0, make_batch
 from tests.storage.test_open import rows_in_file_alone
