@@ -4,9 +4,10 @@ Per call: look up (or create) machine ids (cached), insert the raw rows of every
 one insert-ignore, and — when the rowcount shows every row was new — hand the stored rows
 to the inventory buffer (``inventory.py``), which refreshes each machine's inventory row
 from its newest sample, in the same transaction, once its write-behind delay has passed.
-Rollups are not touched here: ``rollup.roll_up`` recomputes them from raw rows later. A
-sample older than the rollup watermark additionally records itself in ``rollup_progress``
-(same transaction).
+Rollups are not touched here: ``rollup.roll_up`` recomputes them from raw rows later. The
+transaction's oldest sample is marked for it in ``rollup_progress`` when it is late (below
+the watermark as committed, or stored while a roll-up is under way; ``rollup.mark_late``,
+the transaction's last statement).
 
 When the rowcount shows a duplicate (a replay, or one machine twice at one timestamp in
 the call), the transaction is undone and redone batch by batch on the careful path, still
@@ -29,7 +30,7 @@ from srvmon_server.storage import tables as t
 from srvmon_server.storage.clock import to_ms
 from srvmon_server.storage.inventory import InventoryBuffer, Staged, latest_sample_document
 from srvmon_server.storage.records import IngestResult
-from srvmon_server.storage.rollup import mark_dirty, read_watermark
+from srvmon_server.storage.rollup import mark_late
 from srvmon_server.storage.write_sql import (
     insert_samples,
     insert_samples_head,
@@ -99,47 +100,15 @@ class Ingester:
             self._dialect, self._sql.refresh_inventory, inventory_flush_ms
         )
         self._ids: dict[str, int] = {}
-        self._watermark: tuple[int | None, int | None] | None = None
-        """Cached (exact_below_ms, dirty_from_ms) of ``rollup_progress``; None: not read."""
         self._pending_seal: int | None = None
-        self.late_during_pass: int | None = None
-        """During a stepped roll-up: the oldest sample stored below its seal."""
-
-    def rolled_up(self, exact_below_ms: int | None, dirty_from_ms: int | None = None) -> None:
-        """A roll-up finished: remember the new watermark (late samples are below it)."""
-        self._watermark = (exact_below_ms, dirty_from_ms)
-        self.pass_ended()
 
     def pass_started(self, seal_ms: int) -> None:
-        """A stepped roll-up (``rollup.RollupPass``) is under way up to ``seal_ms``: until
-        it ends, a sample older than that is late too, and the oldest one is remembered."""
+        """A stepped roll-up of this process (``rollup.RollupPass``) is under way up to
+        ``seal_ms``: until it ends, a sample older than that is late too."""
         self._pending_seal = seal_ms
-        self.late_during_pass = None
 
     def pass_ended(self) -> None:
         self._pending_seal = None
-        self.late_during_pass = None
-
-    def reread_watermark(self) -> None:
-        """Another process rolled up (server replicas): read the watermark again."""
-        self._watermark = None
-
-    def _note_timestamp(self, conn: sa.Connection, ts_ms: int) -> None:
-        """Record a sample older than the rollup watermark (see ``rollup.py``)."""
-        if self._watermark is None:
-            self._watermark = read_watermark(conn)
-        below, dirty = self._watermark
-        threshold = below if below is not None else dirty
-        pending = self._pending_seal
-        if pending is not None and (threshold is None or pending > threshold):
-            threshold = pending
-        if threshold is not None and ts_ms >= threshold:
-            return
-        if pending is not None:
-            late = self.late_during_pass
-            self.late_during_pass = ts_ms if late is None else min(late, ts_ms)
-        mark_dirty(conn, ts_ms)
-        self._watermark = (below, ts_ms if dirty is None else min(dirty, ts_ms))
 
     def _machine_ids_many(
         self,
@@ -225,7 +194,6 @@ class Ingester:
             return self._write_many(work, received_ms)
         except BaseException:
             self._ids.clear()  # ids cached inside a rolled-back transaction are not real
-            self._watermark = None
             raise
 
     def flush_inventory(self, keys: Iterable[str] | None = None) -> None:
@@ -319,7 +287,11 @@ class Ingester:
     def _fold(
         self, conn: sa.Connection, rows: list[tuple[int, MachineView, int]], received_ms: int
     ) -> Staged:
-        """Note the oldest sample for the roll-up; stage the stored rows for the inventory
-        (written now when due; see ``inventory.py``)."""
-        self._note_timestamp(conn, min(ts_ms for _, _, ts_ms in rows))
-        return self._inventory.stage(conn, rows, received_ms)
+        """Stage the stored rows for the inventory (written now when due; see
+        ``inventory.py``), then mark the oldest sample for the roll-up when it is late: the
+        progress row is locked from there to the commit only."""
+        staged = self._inventory.stage(conn, rows, received_ms)
+        oldest = min(ts_ms for _, _, ts_ms in rows)
+        seal = self._pending_seal
+        mark_late(conn, self._dialect, oldest, in_pass=seal is not None and oldest < seal)
+        return staged

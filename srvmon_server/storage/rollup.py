@@ -16,9 +16,19 @@ The watermark (table ``rollup_progress``, one row; ``series`` reads it too):
   ``series`` reads everything from the watermark on from raw rows and merges it.
 - ``dirty_from_ms`` — the oldest sample ingest stored below ``exact_below_ms`` since the last
   roll-up (a late batch), or, before the first roll-up of a new database (watermark NULL),
-  the oldest sample stored at all. Ingest sets it in its own transaction, only when a
-  sample is older than what it knows (``Ingester`` caches both values), so in-order ingest
-  pays nothing and a crash between ingest and roll-up loses nothing.
+  the oldest sample stored at all. Ingest marks it in its own transaction (``mark_late``:
+  one conditional UPDATE that reads the watermark as committed, not a cached copy, so a
+  sample stored by one server replica below a watermark another replica just moved is
+  marked all the same), so a crash between ingest and roll-up loses nothing.
+
+A roll-up *claims* the marks it is about to fold in (``claim``): in the transaction that
+reads them, the watermark moves down to where the recompute starts and the marks are
+cleared, so a mark made from then on (by this process or another) stays for the next
+roll-up, and a roll-up cut short leaves a watermark that is still true. While a roll-up
+is under way anywhere (the ``ROLL_UP_LOCK`` held by any process on MySQL/MariaDB, or a
+stepped pass of this process), ingest marks every transaction's oldest sample: a mark at
+or above the watermark the pass leaves costs nothing, and one below it is the late
+sample the pass may have missed.
 
 The server's periodic job rolls up in steps (``plan_pass`` / ``roll_up_slice`` through
 ``SampleStore.roll_up_step``): a closed range a slice of machines at a time, so ingest and
@@ -52,6 +62,9 @@ MAX_CHUNKS_PER_CALL = 4
 input, so ingest and other work queued on the DB thread wait for one pass at most; the
 caller calls again while ``RollupResult.more``."""
 PROGRESS_ID = 1
+ROLL_UP_LOCK = "srvmon.roll_up"
+"""The lock (``GET_LOCK`` on MySQL/MariaDB) a process holds while it rolls up; processes
+sharing the database take turns, and ingest elsewhere sees a pass under way by it."""
 GRACE_MS = 10_000
 """A minute is closed (rolled up) once the newest stored sample is this far past its end:
 batches usually arrive within seconds of each other; later ones take the late path."""
@@ -226,19 +239,26 @@ def read_watermark(conn: sa.Connection) -> tuple[int | None, int | None]:
     return (None if below is None else int(below)), (None if dirty is None else int(dirty))
 
 
-def mark_dirty(conn: sa.Connection, ts_ms: int) -> None:
-    """Record that a sample at ``ts_ms`` was stored below the watermark (ingest calls this)."""
-    dirty = t.rollup_progress.c.dirty_from_ms
-    conn.execute(
-        sa.update(t.rollup_progress)
-        .where(t.rollup_progress.c.id == PROGRESS_ID)
-        .values(
-            dirty_from_ms=sa.case(
-                (sa.or_(dirty.is_(None), dirty > ts_ms), ts_ms),
-                else_=dirty,
-            )
-        )
-    )
+_MARK_LATE = (
+    "UPDATE rollup_progress SET dirty_from_ms = "
+    "CASE WHEN dirty_from_ms IS NULL OR dirty_from_ms > :ts THEN :ts ELSE dirty_from_ms END "
+    "WHERE id = 1 AND (:in_pass = 1 OR exact_below_ms IS NULL OR exact_below_ms > :ts"
+)
+MARK_LATE_SQL = {
+    "sqlite": sa.text(_MARK_LATE + ")"),
+    "mysql": sa.text(_MARK_LATE + f" OR IS_USED_LOCK('{ROLL_UP_LOCK}') IS NOT NULL)"),
+}
+"""``mark_late`` per dialect: the row is changed only when the sample is below the
+watermark as committed now, or a roll-up is under way (this process's: ``in_pass``; on
+MySQL/MariaDB any process's, by its lock)."""
+
+
+def mark_late(conn: sa.Connection, dialect: str, ts_ms: int, *, in_pass: bool) -> None:
+    """Mark ``ts_ms`` (a transaction's oldest stored sample) for the next roll-up when it
+    is late: below the committed watermark, or stored while a roll-up is under way
+    (``in_pass``: this process's stepped pass has not moved the watermark yet). A no-op
+    UPDATE otherwise; ingest runs it last, just before its commit."""
+    conn.execute(MARK_LATE_SQL[dialect], {"ts": ts_ms, "in_pass": int(in_pass)})
 
 
 def read_watermark_of(engine: sa.Engine) -> tuple[int | None, int | None]:
@@ -246,13 +266,40 @@ def read_watermark_of(engine: sa.Engine) -> tuple[int | None, int | None]:
         return read_watermark(conn)
 
 
-def _recompute_start(conn: sa.Connection) -> int | None:
-    """Where to recompute from: the older of the watermark and the oldest late sample."""
-    known = [v for v in read_watermark(conn) if v is not None]
+def claim(conn: sa.Connection) -> int | None:
+    """Where a roll-up starts (the minute of the older of the watermark and the oldest late
+    mark; None when nothing was ever stored), read with the progress row locked (MySQL).
+    The caller either does nothing or calls ``take_marks`` in the same transaction."""
+    row = conn.execute(
+        sa.select(t.rollup_progress.c.exact_below_ms, t.rollup_progress.c.dirty_from_ms)
+        .where(t.rollup_progress.c.id == PROGRESS_ID)
+        .with_for_update()
+    ).first()
+    known = [] if row is None else [int(v) for v in row if v is not None]
     if not known:
         return None
     start = min(known)
     return start - start % MINUTE_MS
+
+
+def take_marks(conn: sa.Connection, start: int) -> None:
+    """The roll-up about to recompute from ``start`` takes the late marks: the watermark
+    moves down to ``start`` (rollups are exact below it, and stay so if the roll-up is cut
+    short) and the marks are cleared; a sample marked from now on stays for the next."""
+    conn.execute(
+        sa.update(t.rollup_progress)
+        .where(t.rollup_progress.c.id == PROGRESS_ID)
+        .values(exact_below_ms=start, dirty_from_ms=None)
+    )
+
+
+def _move_watermark(conn: sa.Connection, below: int) -> None:
+    """Rollups are exact below ``below`` now (late marks made meanwhile stay)."""
+    conn.execute(
+        sa.update(t.rollup_progress)
+        .where(t.rollup_progress.c.id == PROGRESS_ID)
+        .values(exact_below_ms=below)
+    )
 
 
 def _next_sample_ms(conn: sa.Connection, lo: int, hi: int) -> int | None:
@@ -273,13 +320,14 @@ def roll_up(
 ) -> RollupResult:
     """Recompute rollups of closed minutes from the watermark on, at most ``max_chunks``
     chunks of data per call; see module doc."""
-    with engine.connect() as conn:
-        below, _ = read_watermark(conn)
-        start = _recompute_start(conn)
+    with engine.begin() as conn:
+        start = claim(conn)
         newest = conn.execute(sa.select(sa.func.max(t.machines.c.latest_ts_ms))).scalar()
-    seal = seal_ms(now_ms, now_ms if newest is None else int(newest))
-    if start is None or newest is None or seal <= start:
-        return RollupResult(minute_buckets=0, start_ms=None, end_ms=None, exact_below_ms=below)
+        seal = seal_ms(now_ms, now_ms if newest is None else int(newest))
+        if start is None or newest is None or seal <= start:
+            below, _ = read_watermark(conn)
+            return RollupResult(minute_buckets=0, start_ms=None, end_ms=None, exact_below_ms=below)
+        take_marks(conn, start)
     end = min(seal - 1, int(newest))
     written = 0
     chunk_start = start
@@ -304,11 +352,7 @@ def roll_up(
             last = found is None or chunk_end >= end
             more = not last and chunks >= max_chunks
             below = seal if last else chunk_end + 1
-            conn.execute(
-                sa.update(t.rollup_progress)
-                .where(t.rollup_progress.c.id == PROGRESS_ID)
-                .values(exact_below_ms=below, dirty_from_ms=None)
-            )
+            _move_watermark(conn, below)
         if last or more:
             break
         chunk_start = chunk_end + 1
@@ -321,10 +365,12 @@ def roll_up(
 class RollupPass:
     """One closed range rolled up a slice of machines at a time (``roll_up_slice``).
 
-    The watermark stays where it is until the last slice; meanwhile the ingester treats a
-    sample older than ``seal`` as late (``Ingester.pass_started``), so a sample that lands
-    in a machine already done is recomputed by the next roll-up, not lost. A crash in
-    between loses nothing either: the stored watermark and marks still say where to start.
+    Planning takes the late marks (``take_marks``); the watermark then stays where the
+    range starts until the last slice moves it to ``seal``. Meanwhile the ingester treats
+    every sample as possibly late (``Ingester.pass_started``) and marks it, so a sample
+    that lands in a machine already done is recomputed by the next roll-up, not lost. A
+    crash in between loses nothing either: the stored watermark and marks still say where
+    to start.
     """
 
     start: int
@@ -347,8 +393,8 @@ def plan_pass(engine: sa.Engine, now_ms: int) -> RollupPass | None:
     """The stepped pass for the closed minutes from the watermark on, or None when the
     range is empty, has no raw rows, or spans more than one chunk (a catch-up, which
     ``roll_up`` does chunk by chunk, skipping what has no rows)."""
-    with engine.connect() as conn:
-        start = _recompute_start(conn)
+    with engine.begin() as conn:
+        start = claim(conn)
         newest = conn.execute(sa.select(sa.func.max(t.machines.c.latest_ts_ms))).scalar()
         if start is None or newest is None:
             return None
@@ -357,22 +403,21 @@ def plan_pass(engine: sa.Engine, now_ms: int) -> RollupPass | None:
         if seal <= start or start - start % CHUNK_MS + CHUNK_MS - 1 < end:
             return None
         found = _next_sample_ms(conn, start, end)
-    if found is None:
-        return None
-    return RollupPass(start=max(start, found - found % MINUTE_MS), end=end, seal=seal)
+        if found is None:
+            return None
+        step = RollupPass(start=max(start, found - found % MINUTE_MS), end=end, seal=seal)
+        take_marks(conn, step.start)
+    return step
 
 
-def roll_up_slice(
-    engine: sa.Engine, step: RollupPass, late_from_ms: int | None, machines: int
-) -> bool:
+def roll_up_slice(engine: sa.Engine, step: RollupPass, machines: int) -> bool:
     """Recompute the pass's range for its next ``machines`` machines (in id order); True
-    when that was the last slice: the watermark then moves to the pass's seal, with
-    ``late_from_ms`` (the oldest sample stored below the seal during the pass) as the
-    place the next roll-up starts from."""
+    when that was the last slice: the watermark then moves to the pass's seal (late marks
+    made during the pass stay for the next roll-up)."""
     with engine.begin() as conn:
         last = _recompute_slice(conn, step, machines)
         if last:
-            seal_pass(conn, step, late_from_ms)
+            seal_pass(conn, step)
     return last
 
 
@@ -401,12 +446,7 @@ def _recompute_slice(conn: sa.Connection, step: RollupPass, machines: int) -> bo
     return len(ids) < machines
 
 
-def seal_pass(conn: sa.Connection, step: RollupPass, late_from_ms: int | None) -> None:
-    """Move the watermark to the pass's seal once every slice is done; ``late_from_ms``
-    (the oldest sample stored below the seal during the pass) is where the next roll-up
-    starts from."""
-    conn.execute(
-        sa.update(t.rollup_progress)
-        .where(t.rollup_progress.c.id == PROGRESS_ID)
-        .values(exact_below_ms=step.seal, dirty_from_ms=late_from_ms)
-    )
+def seal_pass(conn: sa.Connection, step: RollupPass) -> None:
+    """Move the watermark to the pass's seal once every slice is done; the late marks
+    made during the pass (by any process) are where the next roll-up starts from."""
+    _move_watermark(conn, step.seal)

@@ -24,6 +24,7 @@ from srvmon_server.storage.clock import from_ms, to_ms
 from srvmon_server.storage.ingest import Ingester
 from srvmon_server.storage.records import IngestResult, MachineRecord, Series
 from srvmon_server.storage.rollup import (
+    ROLL_UP_LOCK,
     SKIPPED,
     SLICE_MACHINES,
     RollupPass,
@@ -116,13 +117,12 @@ class SampleStore:
         thread and retention calls it before deleting raw rows. ``series`` is exact without
         it (it reads the not yet rolled-up tail from raw rows). See ``rollup.py``. Processes
         sharing a MySQL/MariaDB database (server replicas) take turns: while one rolls up,
-        the others skip (the work is the same for all) and re-read the watermark.
+        the others skip (the work is the same for all).
         """
         self._pass = None  # a stepped pass under way: this call redoes its range whole
         self.flush_inventory()
-        with self._db.try_exclusive("srvmon.roll_up") as mine:
+        with self._db.try_exclusive(ROLL_UP_LOCK) as mine:
             if not mine:  # another process (a server replica) is rolling up right now
-                self._ingester.reread_watermark()
                 return SKIPPED
             return self._roll_up_held(now)
 
@@ -130,9 +130,7 @@ class SampleStore:
         """``roll_up`` once this process holds the roll-up (the lock, on MySQL/MariaDB)."""
         now_ms = self._db.now_ms() if now is None else to_ms(now)
         with self._db.guarded("roll_up"):
-            result = roll_up(self._db.engine, now_ms)
-        self._ingester.rolled_up(result.exact_below_ms)
-        return result
+            return roll_up(self._db.engine, now_ms)
 
     def roll_up_step(
         self, now: datetime | None = None, machines: int = SLICE_MACHINES
@@ -155,9 +153,8 @@ class SampleStore:
             self._pass = planned
             self._ingester.pass_started(planned.seal)
         step = self._pass
-        late = self._ingester.late_during_pass
         with self._db.guarded("roll_up"):
-            last = roll_up_slice(self._db.engine, step, late, machines)
+            last = roll_up_slice(self._db.engine, step, machines)
         if not last:
             return RollupResult(
                 minute_buckets=0,
@@ -167,7 +164,7 @@ class SampleStore:
                 more=True,
             )
         self._pass = None
-        self._ingester.rolled_up(step.seal, late)
+        self._ingester.pass_ended()
         return step.finished()
 
     def roll_up_beside(
@@ -178,14 +175,14 @@ class SampleStore:
         ``on_db(fn)`` runs ``fn`` on the thread that makes every other call and returns its
         result (``DbThread.call``). Call again while the result's ``more`` is true.
 
-        Under the roll-up lock, the DB thread flushes the inventory, plans the pass and
-        tells the ingester its seal; this thread recomputes the slices (one transaction
-        each, the watermark untouched); the DB thread then moves the watermark, with the
-        oldest sample stored below the seal meanwhile as where the next roll-up starts. A
-        catch-up over more than one chunk is a whole ``roll_up`` on the DB thread."""
-        with self._db.try_exclusive("srvmon.roll_up") as mine:
+        Under the roll-up lock, the DB thread flushes the inventory, plans the pass (taking
+        the late marks) and tells the ingester its seal; this thread recomputes the slices
+        (one transaction each, the watermark untouched); the DB thread then moves the
+        watermark to the seal, leaving the marks made meanwhile (by this process or
+        another) as where the next roll-up starts. A catch-up over more than one chunk is
+        a whole ``roll_up`` on the DB thread."""
+        with self._db.try_exclusive(ROLL_UP_LOCK) as mine:
             if not mine:  # another process (a server replica) is rolling up right now
-                on_db(self._ingester.reread_watermark)
                 return SKIPPED
             step = on_db(lambda: self._begin_pass(now))
             if step is None:
@@ -211,10 +208,9 @@ class SampleStore:
         return planned
 
     def _end_pass(self, step: RollupPass) -> RollupResult:
-        late = self._ingester.late_during_pass
         with self._db.writing("roll_up") as conn:
-            seal_pass(conn, step, late)
-        self._ingester.rolled_up(step.seal, late)
+            seal_pass(conn, step)
+        self._ingester.pass_ended()
         return step.finished()
 
     def doomed(self, key: str) -> dict[int, str] | None:
