@@ -25,6 +25,7 @@ from srvmon_server.bus import EventBus
 from srvmon_server.config import ServerConfig
 from srvmon_server.dbthread import DbThread
 from srvmon_server.fleet import Fleet
+from srvmon_server.forgetting import Forgetting
 from srvmon_server.hub import Hub
 from srvmon_server.latest import LatestView
 from srvmon_server.live import Live
@@ -72,6 +73,8 @@ class ServerContext:
     """The live token policy (options + API tokens); ``tokens.policy`` is what auth reads."""
     names: MachineDirectory
     """Machine names → keys (the one resolver of names, keys and globs)."""
+    forgetting: Forgetting
+    """What a deleted machine leaves in memory (here, or announced by another replica)."""
     replica: Replica | None = None
     """Set in replica mode (``config.replica``)."""
 
@@ -95,21 +98,19 @@ class ServerContext:
         """Delete a machine (a host: with its containers) and everything stored of it but
         its alert history: the inventory rows, samples and rollups (in short batches, so
         ingest goes on meanwhile), its alert state. Returns the keys deleted, None for an
-        unknown key. A machine that reports again afterwards appears again, afresh."""
+        unknown key. A machine that reports again afterwards appears again, afresh.
+        Browsers (of every replica) get one ``machine_deleted`` event with the keys."""
         samples = self.storage.samples
         doomed = await self.db.run(samples.doomed, key)
         if doomed is None:
             return None
-        keys = set(doomed.values())
-        await self.db.run(self.alerting.forget_machines, keys)
-        self.presence.forget(keys)
-        self.latest.forget(keys)
-        self.names.forget(keys)
-        self.hub.forget_summaries(self.live.forget(keys))
+        keys = sorted(doomed.values())
+        await self.forgetting.forget(keys)
         while await self.db.run(samples.delete_rows, list(doomed)):
             pass
         await self.db.run(samples.drop_machines, doomed)
-        return sorted(keys)
+        self.live.deleted(keys)
+        return keys
 
     async def reload_silences(self) -> None:
         """The stored silences changed: they act at once on the live alerts (each alert
@@ -194,6 +195,17 @@ def build_context(
     latest.load(watched)
     fleet.load(watched, presence.is_silent, alerting.active())
     notifier.restore(alerting.firing_events(now))
+    names = MachineDirectory()
+    names.load(records)
+    forgetting = Forgetting(
+        db=db,
+        alerting=alerting,
+        presence=presence,
+        latest=latest,
+        names=names,
+        live=live,
+        hub=hub,
+    )
     replica = None
     figures = server_figures(stats, hub, db, notifier)
     collectors: list[Collector] = [
@@ -220,12 +232,11 @@ def build_context(
             clock=clock,
             publish_alerts=live.alerts,
             fleet=fleet,
+            forgetting=forgetting,
         )
         figures = _with_replica(figures, replica)
         collectors.append(ReplicaCollector(_held(replica)))
     metrics = registry(*collectors, ServerCollector(figures))
-    names = MachineDirectory()
-    names.load(records)
     periodic = Periodic(
         config=config,
         clock=clock,
@@ -255,6 +266,7 @@ def build_context(
         replica=replica,
         tokens=tokens,
         names=names,
+        forgetting=forgetting,
     )
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -261,6 +261,14 @@ class Live:
         summary = self.fleet.get(key)
         if summary is not None:
             self.bus.publish("summary", summary_json(summary), key, host=key)
+
+    def deleted(self, keys: Iterable[str]) -> None:
+        """Tell subscribers these machines were deleted: one ``machine_deleted`` event per
+        key, on the ``alerts`` topic (every dashboard view has it; the machine's alerts
+        went with it), routed by the key and its host (a host id has no ``:``)."""
+        for key in keys:
+            host = key.partition(":")[0]
+            self.bus.publish("machine_deleted", {"key": key, "host_key": host}, key, host=host)
 
     def forget(self, keys: set[str]) -> list[str]:
         """Deleted machines: their hosts leave the fleet and the held summaries; the host

@@ -31,6 +31,7 @@ from srvmon_server.alerting import Alerting
 from srvmon_server.background import Background
 from srvmon_server.dbthread import DbThread
 from srvmon_server.fleet import Fleet
+from srvmon_server.forgetting import Forgetting
 from srvmon_server.latest import LatestView
 from srvmon_server.notify import Notifier
 from srvmon_server.ownership import Ownership
@@ -83,6 +84,7 @@ class Replica:
         clock: Clock,
         publish_alerts: Callable[[list[AlertEvent]], None],
         fleet: Fleet | None = None,
+        forgetting: Forgetting | None = None,
     ) -> None:
         self.topic = topic
         self.origin = origin
@@ -97,6 +99,7 @@ class Replica:
         self._clock = clock
         self._publish_alerts = publish_alerts
         self._fleet = fleet
+        self._forgetting = forgetting
         self._loop: asyncio.AbstractEventLoop | None = None
         self.received_events = 0
         self.bad_messages = 0
@@ -159,6 +162,7 @@ class Replica:
         """Events from another replica: to this replica's browsers, and what they change."""
         hub = self.bus.hub
         alerts: list[AlertEvent] = []
+        deleted: list[str] = []
         changes: set[str] = set()
         for name, key, data in items:
             if name in CHANGE_EVENTS:
@@ -170,6 +174,8 @@ class Replica:
                     self._fleet.take(summary_from_json(data))
                 except (KeyError, TypeError, ValueError) as exc:
                     log.warning("a summary from another replica is unreadable: %s", exc)
+            if name == "machine_deleted" and isinstance(key, str):
+                deleted.append(key)
             if name == "alert":
                 try:
                     alerts.append(alert_event_from_json(data))
@@ -178,10 +184,21 @@ class Replica:
         self.received_events += len(items)
         if alerts:
             self._spawn("following other replicas' alerts", self._alerting.observe, alerts)
+        if deleted and self._forgetting is not None:
+            self._background.spawn(self._forget(deleted))
         if "rules_changed" in changes:
             self._spawn("reloading the rules", self._alerting.reload_rules)
         if "silences_changed" in changes:
             self._background.spawn(self._reload_silences())
+
+    async def _forget(self, keys: list[str]) -> None:
+        """Machines deleted through another replica: gone from this one's memory too (the
+        engine's state and alerts, presence, names, the fleet)."""
+        assert self._forgetting is not None
+        try:
+            await self._forgetting.forget(keys)
+        except Exception:  # the DB thread is shut down: the process is stopping
+            log.exception("forgetting machines deleted on another replica failed")
 
     async def _reload_silences(self) -> None:
         """Silences changed on another replica: they act on this one's alerts at once (the

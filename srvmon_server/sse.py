@@ -31,6 +31,7 @@ TOPIC_OF_EVENT: dict[str, str | None] = {
     "machine": "metrics",
     "summary": "summaries",
     "alert": "alerts",
+    "machine_deleted": "alerts",
     "resync": None,
 }
 """The topic that filters each event; ``None`` means every client gets it."""

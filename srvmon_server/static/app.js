@@ -3,7 +3,8 @@
 
 import { LiveStream } from "./sse.js";
 import {
-  alerts, applyAlert, applyMachine, applySample, applySummary, dataAgeMs, freshness, hosts,
+  alerts, applyAlert, applyDeleted, applyMachine, applySample, applySummary, dataAgeMs,
+  freshness, hosts,
   keepContainersOf, loadContainers, reloadAll, resetFreshness, setServerTime, subscribe,
 } from "./store.js";
 import { el, fmtByMetric, setText } from "./util.js";
@@ -139,6 +140,7 @@ async function start() {
     },
     sample: applySample,
     machine: applyMachine,
+    machine_deleted: applyDeleted,
     summary: (data) => applySummary(data),
     alert(data) {
       const fired = applyAlert(data);

@@ -45,7 +45,7 @@ export class LiveStream {
         this.onState(this.failures >= OFFLINE_AFTER_FAILURES ? "offline" : "reconnecting");
       }
     };
-    for (const name of ["hello", "sample", "machine", "summary", "alert", "resync"]) {
+    for (const name of ["hello", "sample", "machine", "summary", "alert", "machine_deleted", "resync"]) {
       source.addEventListener(name, (event) => this.dispatch(name, event));
     }
   }

@@ -232,6 +232,20 @@ export function applyMachine(ev) {
 }
 
 /**
+ * An SSE `machine_deleted` event (one per machine: a deleted host sends one for itself and
+ * one for each container): the machine and its alerts leave the screen.
+ */
+export function applyDeleted(ev) {
+  const hostKey = ev.host_key || hostOf(ev.key);
+  for (const alert of [...alerts.values()]) {
+    if (alert.machine === ev.key) indexAlert({ ...alert, state: "resolved" });
+  }
+  if (ev.key === hostKey) hosts.delete(hostKey);
+  else hosts.get(hostKey)?.containers.delete(ev.key);
+  markAll();
+}
+
+/**
  * One shape for an active alert (`/api/v1/alerts`) and an alert event (SSE, history):
  * {fingerprint, kind, machine (key), machineKind, machineName, hostname, display, hostId,
  *  rule, ruleId, metric, level, state, fromState, value, threshold, since, at, silenced}.

@@ -213,3 +213,35 @@ def test_an_active_alert_value_keeps_up(page: Any, srvmon_server: ServerProcess)
     expect()(row).to_contain_text("97.0 % vs 95.0 %")
     named(srvmon_server, A, "vm", 98.5)
     expect()(row).to_contain_text("98.5 % vs 95.0 %", timeout=8000)
+
+
+def test_a_deleted_host_leaves_every_open_screen(page: Any, srvmon_server: ServerProcess) -> None:
+    """vm fires and web-2 does not; vm is deleted through the API (another operator's
+    browser, a script): its tile and its alert row go, the badge with them, within 2 s and
+    without a reload, on the fleet screen and on the alerts screen of a second tab."""
+    put_rule(srvmon_server, CPU_RULE)
+    named(srvmon_server, A, "vm", 97.0, [container("db")])
+    named(srvmon_server, B, "web-2", 40.0)
+    with_token(page, srvmon_server)
+    open_page(page, srvmon_server, "#/")
+    second = page.context.new_page()
+    open_page(second, srvmon_server, "#/alerts")
+    tile = page.locator(f'.tile[data-host="{A}"]')
+    expect()(tile).to_have_attribute("data-status", "critical")
+    expect()(page.locator(f'.tile[data-host="{B}"]')).to_have_count(1)
+    expect()(page.locator("#alert-count")).to_have_text("1")
+    row = second.locator("#active-alerts tr[data-fingerprint]", has_text="cpu hot")
+    expect()(row).to_have_count(1)
+    page.evaluate("window.__reloads = 0")
+
+    status, _ = request(
+        srvmon_server.base_url, f"/api/v1/machines/{A}", srvmon_server.token, "DELETE"
+    )
+    assert status == 204
+    expect()(tile).to_have_count(0, timeout=LIVE_MS)
+    expect()(page.locator("#alert-count")).to_be_hidden(timeout=LIVE_MS)
+    expect()(page.locator(f'.tile[data-host="{B}"]')).to_have_count(1)
+    expect()(row).to_have_count(0, timeout=LIVE_MS)
+    expect()(second.locator("#alert-count")).to_be_hidden(timeout=LIVE_MS)
+    assert page.evaluate("window.__reloads") == 0  # the same page: no reload happened
+    second.close()

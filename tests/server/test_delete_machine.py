@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from srvmon_server.storage import Storage
 from srvmon_server.storage import tables as t
-from tests.server.harness import T0, FakeClock, RunningServer, make_batch
+from tests.server.harness import T0, FakeClock, RunningServer, SseReader, make_batch
 from tests.server.test_time_sanity import roll_up_now
 from tests.storage.factory import batch
 
@@ -104,6 +104,47 @@ def test_deleting_one_container_leaves_its_host(server: RunningServer) -> None:
     server.ingest(make_batch("h1", containers=(("web", 1.0), ("db", 2.0))))
     assert server.request("DELETE", f"/api/v1/machines/{quote('h1:web', safe='')}").status == 204
     assert host_keys(server) == {"h1": ["h1:db"]}
+
+
+def deleted_events(stream: SseReader, count: int) -> list[dict[str, str]]:
+    """The data of the next ``count`` ``machine_deleted`` events on ``stream``."""
+    found: list[dict[str, str]] = []
+    stream.until(
+        lambda f: (
+            (f.get("event") == "machine_deleted" and found.append(f["data"]) is None)
+            and len(found) == count
+        )
+    )
+    return found
+
+
+def test_every_dashboard_view_hears_of_the_deletion(server: RunningServer) -> None:
+    """One ``machine_deleted`` event per machine deleted (the host, then its containers)
+    reaches the fleet view, the alerts view and every host view (each has every alert,
+    whose machine is gone), the deleted host's own and another's alike."""
+    server.ingest(make_batch("h1", containers=(("web", 1.0), ("db", 2.0))))
+    server.ingest(make_batch("h2", containers=(("web", 1.0),)))
+    views = {
+        path: SseReader(server.port, f"/api/v1/events?{path}")
+        for path in ("view=fleet", "view=alerts", "view=host&host=h1")
+    }
+    other = SseReader(server.port, "/api/v1/events?view=host&host=h2")
+    try:
+        assert server.request("DELETE", "/api/v1/machines/h1").status == 204
+        expected = [
+            {"key": "h1", "host_key": "h1"},
+            {"key": "h1:db", "host_key": "h1"},
+            {"key": "h1:web", "host_key": "h1"},
+        ]
+        for stream in (*views.values(), other):
+            assert deleted_events(stream, 3) == expected
+        assert (
+            server.request("DELETE", f"/api/v1/machines/{quote('h2:web', safe='')}").status == 204
+        )
+        assert deleted_events(other, 1) == [{"key": "h2:web", "host_key": "h2"}]
+    finally:
+        for stream in (*views.values(), other):
+            stream.close()
 
 
 def test_rows_are_deleted_in_short_batches(server_any_db: RunningServer) -> None:

@@ -21,6 +21,7 @@ from srvmon_server.shared_bus import MAX_MESSAGE_BYTES, decode_events, encode_ev
 from srvmon_server.storage import IngestResult
 from tests.server.conftest import StartServer
 from tests.server.harness import FakeClock, RunningServer, SseReader, make_batch, wait_for
+from tests.server.test_delete_machine import deleted_events
 
 TOPIC = "srvmon.metrics"
 NOW_RULE = {
@@ -216,6 +217,41 @@ def test_rule_and_silence_changes_apply_on_every_replica(pair: list[RunningServe
     assert a.context is not None and b.context is not None
     assert [r.warn for r in a.context.alerting.rules if r.id == "cpu-now"] == [99.0]
     assert [s.matchers.machine for s in b.context.alerting.silences] == ["h*"]
+
+
+def test_a_machine_deleted_through_one_replica_leaves_every_other(
+    pair: list[RunningServer], clock: FakeClock
+) -> None:
+    """h1 is b's (partition 0) and fires; deleted through a, it leaves b's alerts, b's
+    fleet and b's engine (its next periodic save writes nothing of it back), and b's
+    browsers hear of it."""
+    a, b = pair
+    replica_of(a).assigned({1})
+    replica_of(b).assigned({0})
+    h1 = make_batch("h1", clock.now, cpu=95.0, containers=(("web", 1.0),))
+    assert ingest(b, h1, 0).stored == 2
+    assert ingest(a, make_batch("h2", clock.now, cpu=10.0), 1).stored == 1
+    settle(a, b)
+    assert ("h1", "cpu-now", "firing") in alerts(b)
+    stream = SseReader(b.port, "/api/v1/events?view=fleet")
+    try:
+        assert a.request("DELETE", "/api/v1/machines/h1").status == 204
+        assert deleted_events(stream, 2) == [
+            {"key": "h1", "host_key": "h1"},
+            {"key": "h1:web", "host_key": "h1"},
+        ]
+    finally:
+        stream.close()
+    wait_for(lambda: alerts(b) == [])
+    assert alerts(a) == []
+    for server in (a, b):
+        hosts = server.request("GET", "/api/v1/machines").json()["hosts"]
+        assert [h["key"] for h in hosts] == ["h2"]
+    assert b.context is not None
+    b.context.db.call(lambda: b.context.alerting.save_periodic(None))  # type: ignore[union-attr]
+    with b.storage.engine.connect() as conn:
+        saved = set(conn.execute(sa.text("SELECT `key` FROM alert_machines")).scalars())
+    assert not saved & {"h1", "h1:web"}, saved
 
 
 def test_a_replica_refuses_http_ingest(pair: list[RunningServer], clock: FakeClock) -> None:
