@@ -258,6 +258,12 @@ class Announced:
             k: n for k, n in self._firing.items() if n.labels.get("host_id") not in host_ids
         }
 
+    def forget(self, machine_keys: Collection[str], at: datetime) -> list[Notice]:
+        """Stop holding the alerts of these (deleted) machines; their notices resolved at
+        ``at``, for the Alertmanagers to close now rather than when they expire."""
+        gone = [k for k, n in self._firing.items() if n.labels.get("machine") in machine_keys]
+        return [self._firing.pop(k).resolved(at) for k in gone]
+
     def restore(self, events: Iterable[AlertEvent]) -> None:
         """Hold these firing alerts (the active set at a start), without notifying."""
         for event in events:

@@ -92,6 +92,12 @@ class Notifier:
         alerts are its to re-send and resolve."""
         self.announced.release(host_ids)
 
+    def forget(self, machine_keys: Collection[str]) -> Outbox:
+        """These machines were deleted: their firing alerts are no longer re-sent, and the
+        Alertmanagers get them resolved now (webhooks are not told: a deletion is no
+        alert transition)."""
+        return self._push(self.announced.forget(machine_keys, self._clock()))
+
     async def post(self, url: str, body: object) -> bool:
         """POST JSON until a 2xx answer or the retries run out; True when delivered.
         Posts to one URL go out one at a time, in the order they were asked for."""

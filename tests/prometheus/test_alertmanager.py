@@ -268,3 +268,25 @@ def test_a_restarted_server_sends_its_active_set_at_once(
     assert alert["labels"] == {**LABELS, "severity": "critical"}
     # the saved state keeps milliseconds
     assert abs((parse(alert["startsAt"]) - parse(active["since"])).total_seconds()) < 0.001
+
+
+def test_a_deleted_machines_alert_is_resolved_in_alertmanager_at_once(
+    start_alertmanager: StartAlertmanager, srvmon: Callable[..., RunningServer], recorder: Recorder
+) -> None:
+    """h1 fires in Alertmanager (valid 4 minutes ahead); h1 is deleted: Alertmanager holds
+    no alert within seconds (it would have for 4 minutes), and the next resend (the active
+    set, every minute) does not bring it back."""
+    manager = start_alertmanager(plain_config(f"{recorder.url}/hook"))
+    server = srvmon(alertmanager_urls=[manager.url])
+    only_cpu_rule(server)
+    report(server, 95.0)
+    wait(lambda: severities(manager) == ["critical"], 10, "the alert in Alertmanager")
+    (alert,) = manager.alerts()
+    assert (parse(alert["endsAt"]) - datetime.now(UTC)).total_seconds() > 200
+
+    deleted_at = time.monotonic()
+    assert server.request("DELETE", "/api/v1/machines/h1").status == 204
+    wait(lambda: manager.alerts() == [], 10, "no alert left in Alertmanager")
+    assert time.monotonic() - deleted_at < 5
+    assert server.context is not None
+    assert server.context.notifier.announced.firing() == []  # no resend brings it back
