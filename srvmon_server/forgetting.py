@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
+from attrs import frozen
+
 from srvmon_server.alerting import Alerting
 from srvmon_server.dbthread import DbThread
 from srvmon_server.hub import Hub
@@ -20,34 +22,24 @@ from srvmon_server.names import MachineDirectory
 from srvmon_server.presence import Presence
 
 
+@frozen(kw_only=True)
 class Forgetting:
-    def __init__(
-        self,
-        *,
-        db: DbThread,
-        alerting: Alerting,
-        presence: Presence,
-        latest: LatestView,
-        names: MachineDirectory,
-        live: Live,
-        hub: Hub,
-    ) -> None:
-        self._db = db
-        self._alerting = alerting
-        self._presence = presence
-        self._latest = latest
-        self._names = names
-        self._live = live
-        self._hub = hub
+    db: DbThread
+    alerting: Alerting
+    presence: Presence
+    latest: LatestView
+    names: MachineDirectory
+    live: Live
+    hub: Hub
 
     async def forget(self, keys: Collection[str]) -> None:
         """Forget these machines (their saved alert state too, on the DB thread). No alert
         event or webhook is sent for the alerts that go with them; the Alertmanagers get
         those this process held firing as resolved (``Notifier.forget``)."""
         gone = set(keys)
-        await self._db.run(self._alerting.forget_machines, gone)
-        self._presence.forget(gone)
-        self._latest.forget(gone)
-        self._names.forget(gone)
-        self._hub.forget_summaries(self._live.forget(gone))
-        self._live.send(self._live.notifier.forget(gone))
+        await self.db.run(self.alerting.forget_machines, gone)
+        self.presence.forget(gone)
+        self.latest.forget(gone)
+        self.names.forget(gone)
+        self.hub.forget_summaries(self.live.forget(gone))
+        self.live.send(self.live.notifier.forget(gone))
