@@ -24,11 +24,12 @@ The watermark (table ``rollup_progress``, one row; ``series`` reads it too):
 A roll-up *claims* the marks it is about to fold in (``claim``): in the transaction that
 reads them, the watermark moves down to where the recompute starts and the marks are
 cleared, so a mark made from then on (by this process or another) stays for the next
-roll-up, and a roll-up cut short leaves a watermark that is still true. While a roll-up
-is under way anywhere (the ``ROLL_UP_LOCK`` held by any process on MySQL/MariaDB, or a
-stepped pass of this process), ingest marks every transaction's oldest sample: a mark at
-or above the watermark the pass leaves costs nothing, and one below it is the late
-sample the pass may have missed.
+roll-up, and a roll-up cut short leaves a watermark that is still true. While this
+process's stepped pass is under way, ingest also marks a sample older than the pass's
+seal; while any process holds the ``ROLL_UP_LOCK`` (MySQL/MariaDB), whose seal is not
+known here, it marks every transaction's oldest sample: a mark at or above the watermark
+the pass leaves costs nothing, and one below it is the late sample the pass may have
+missed.
 
 The server's periodic job rolls up in steps (``plan_pass`` / ``roll_up_slice`` through
 ``SampleStore.roll_up_step``): a closed range a slice of machines at a time, so ingest and
@@ -242,7 +243,7 @@ def read_watermark(conn: sa.Connection) -> tuple[int | None, int | None]:
 _MARK_LATE = (
     "UPDATE rollup_progress SET dirty_from_ms = "
     "CASE WHEN dirty_from_ms IS NULL OR dirty_from_ms > :ts THEN :ts ELSE dirty_from_ms END "
-    "WHERE id = 1 AND (:in_pass = 1 OR exact_below_ms IS NULL OR exact_below_ms > :ts"
+    f"WHERE id = {PROGRESS_ID} AND (:in_pass = 1 OR exact_below_ms IS NULL OR exact_below_ms > :ts"
 )
 MARK_LATE_SQL = {
     "sqlite": sa.text(_MARK_LATE + ")"),
@@ -367,7 +368,7 @@ class RollupPass:
 
     Planning takes the late marks (``take_marks``); the watermark then stays where the
     range starts until the last slice moves it to ``seal``. Meanwhile the ingester treats
-    every sample as possibly late (``Ingester.pass_started``) and marks it, so a sample
+    a sample older than ``seal`` as late (``Ingester.pass_started``) and marks it, so a sample
     that lands in a machine already done is recomputed by the next roll-up, not lost. A
     crash in between loses nothing either: the stored watermark and marks still say where
     to start.

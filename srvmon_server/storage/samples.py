@@ -120,6 +120,7 @@ class SampleStore:
         the others skip (the work is the same for all).
         """
         self._pass = None  # a stepped pass under way: this call redoes its range whole
+        self._ingester.pass_ended()
         self.flush_inventory()
         with self._db.try_exclusive(ROLL_UP_LOCK) as mine:
             if not mine:  # another process (a server replica) is rolling up right now
