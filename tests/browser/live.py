@@ -34,7 +34,8 @@ window.__probe = {urls: [], errors: 0, opens: 0, counts: {}, cpu: {}, sampleHost
       probe.urls.push(String(url));
       this.addEventListener("open", () => { probe.opens += 1; });
       this.addEventListener("error", () => { probe.errors += 1; });
-      for (const name of ["hello", "sample", "machine", "summary", "alert", "resync"]) {
+      const names = ["hello", "sample", "machine", "summary", "alert", "machine_deleted", "resync"];
+      for (const name of names) {
         this.addEventListener(name, (event) => {
           probe.counts[name] = (probe.counts[name] || 0) + 1;
           const data = JSON.parse(event.data);

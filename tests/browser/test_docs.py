@@ -29,6 +29,6 @@ def test_every_route_and_handled_event_is_documented() -> None:
     events = re.search(r"for \(const name of \[([^\]]+)\]\)", sse)
     assert events is not None
     names = re.findall(r'"(\w+)"', events.group(1))
-    assert names == ["hello", "sample", "machine", "summary", "alert", "resync"]
+    assert names == ["hello", "sample", "machine", "summary", "alert", "machine_deleted", "resync"]
     for name in names:
         assert f"`{name}`" in DOC, name
