@@ -10,7 +10,8 @@ a value with spaces must come from the command line.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
@@ -21,7 +22,10 @@ HELP = (
 )
 
 
-def kafka_option() -> Any:
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def kafka_option() -> Callable[[F], F]:
     """The shared ``--kafka-option`` click option."""
     return click.option(
         "--kafka-option",

@@ -24,6 +24,7 @@ serve it through :func:`make_http_server`.
 from __future__ import annotations
 
 import errno
+import http.client
 import logging
 import socket
 from collections import OrderedDict
@@ -65,7 +66,7 @@ def _answer(status: int, code: str, message: str, *, closing: bool) -> Answer:
     headers = httputil.HTTPHeaders({"Content-Type": CONTENT_TYPE, "Content-Length": str(len(body))})
     if closing:
         headers["Connection"] = "close"
-    reason = httputil.responses.get(status, "Error")
+    reason = http.client.responses.get(status, "Error")
     return httputil.ResponseStartLine("HTTP/1.1", status, reason), headers, body
 
 

@@ -165,10 +165,7 @@ class Relay:
                 reason = f"{in_bytes} bytes of messages in flight (limit {byte_limit})"
             self._pause(reason)
         elif (
-            self._paused
-            and not retrying
-            and in_flight < limit // 2
-            and in_bytes < byte_limit // 2
+            self._paused and not retrying and in_flight < limit // 2 and in_bytes < byte_limit // 2
         ):
             self._resume()
         if self._paused:

@@ -169,8 +169,10 @@ def test_server_down_is_named_and_shutdown_is_quiet(kafka_broker: Any, tmp_path:
     consumer.start()
     try:
         wait_until(
-            lambda: consumer.figure("srvmon_consumer_retries_total") >= 2
-            and consumer.figure("srvmon_consumer_paused") == 1.0,
+            lambda: (
+                consumer.figure("srvmon_consumer_retries_total") >= 2
+                and consumer.figure("srvmon_consumer_paused") == 1.0
+            ),
             60,
             "retries against the down server, consumption paused",
         )
