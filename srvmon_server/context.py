@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from attrs import frozen
-from prometheus_client.registry import Collector, CollectorRegistry
+from prometheus_client.registry import Collector
 
 from srvmon_core.rules import Rule
 from srvmon_server.alerting import Alerting
@@ -37,6 +37,7 @@ from srvmon_server.prometheus import (
     MachineCollector,
     RejectedCollector,
     ReplicaCollector,
+    Scrape,
     ServerCollector,
     registry,
 )
@@ -67,7 +68,7 @@ class ServerContext:
     live: Live
     periodic: Periodic
     latest: LatestView
-    metrics: CollectorRegistry
+    metrics: Scrape
     """What /metrics exposes (docs/server.md, "Prometheus /metrics")."""
     tokens: Tokens
     """The live token policy (options + API tokens); ``tokens.policy`` is what auth reads."""
@@ -208,15 +209,13 @@ def build_context(
     )
     replica = None
     figures = server_figures(stats, hub, db, notifier)
-    collectors: list[Collector] = [
-        MachineCollector(
-            latest,
-            clock,
-            silent_after_seconds=config.silent_after_seconds,
-            stale_after_seconds=config.metrics_stale_seconds,
-        ),
-        RejectedCollector(lambda: stats.rejected_samples_total),
-    ]
+    machine_families = MachineCollector(
+        latest,
+        clock,
+        silent_after_seconds=config.silent_after_seconds,
+        stale_after_seconds=config.metrics_stale_seconds,
+    )
+    collectors: list[Collector] = [RejectedCollector(lambda: stats.rejected_samples_total)]
     if config.replica is not None and shared is not None:
         replica = Replica(
             topic=config.replica.topic,
@@ -236,7 +235,7 @@ def build_context(
         )
         figures = _with_replica(figures, replica)
         collectors.append(ReplicaCollector(_held(replica)))
-    metrics = registry(*collectors, ServerCollector(figures))
+    metrics = Scrape(machine_families, registry(*collectors, ServerCollector(figures)))
     periodic = Periodic(
         config=config,
         clock=clock,

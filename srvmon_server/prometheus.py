@@ -10,6 +10,16 @@ database:
   flat metrics under Prometheus names (:data:`EXPOSED`) while the machine is fresh;
 - :class:`ServerCollector` reads the server's own counters (:data:`OWN_HELP`).
 
+A fleet of 1,000 hosts x 30 containers is about 380,000 machine series; prometheus_client's
+``generate_latest`` writes each sample line generically (sorting and escaping every label
+each time), about 10 us a series, and the scrape's thread holds the GIL for seconds that
+ingest needs. So :class:`Scrape` writes the machine families with
+:meth:`MachineCollector.render`: the same bytes (``tests/server/test_prometheus_render.py``
+compares them with ``generate_latest`` of :meth:`MachineCollector.collect`), each
+machine's label set escaped once and kept, each family's ``# HELP``/``# TYPE`` lines
+written by prometheus_client itself and each value by its ``floatToGoString``. Everything
+else goes through ``generate_latest``.
+
 Names follow Prometheus conventions: base units (ratios 0-1, not percent; bytes;
 seconds), ``_per_second`` for rates, ``_total`` only on counters, no ``_count`` on gauges.
 """
@@ -18,12 +28,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
+from functools import cache
 from typing import Literal
 
 from attrs import frozen
 from prometheus_client.exposition import generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector, CollectorRegistry
+from prometheus_client.utils import floatToGoString as _untyped_go_float
 
 from srvmon_core.metrics import METRICS
 from srvmon_server.latest import LatestMachine, LatestView
@@ -32,6 +44,9 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 """The text format 0.0.4: what Prometheus, promtool and curl all read."""
 
 MetricType = Literal["gauge", "counter"]
+
+_go_float: Callable[[float], str] = _untyped_go_float
+"""prometheus_client's value formatting (``1.0``, ``1.7e+09``, ``+Inf``), typed."""
 
 
 @frozen(kw_only=True)
@@ -216,6 +231,8 @@ class MachineCollector(Collector):
         self._clock = clock
         self._silent_after = silent_after_seconds
         self._stale_after = stale_after_seconds
+        self._labels: dict[tuple[str, str, str, str], tuple[str, str]] = {}
+        """Each machine's label text (``_label_text``), by what it is written from."""
 
     def collect(self) -> Iterator[Metric]:
         now = self._clock().timestamp()
@@ -244,6 +261,75 @@ class MachineCollector(Collector):
         yield last_seen
         for name in sorted(families):
             yield families[name]
+
+    def render(self) -> bytes:
+        """The text format of :meth:`collect`, byte for byte what ``generate_latest`` writes
+        for it, in a tenth of the time (see the module's docstring)."""
+        now = self._clock().timestamp()
+        up: list[str] = []
+        last_seen: list[str] = []
+        families: dict[str, list[str]] = {}
+        labels_of = self._labels
+        for machine in self._latest.machines():
+            shown = (machine.kind, machine.host_id, machine.hostname, machine.name)
+            labels = labels_of.get(shown)
+            if labels is None:
+                labels = labels_of[shown] = _label_text(machine)
+            plain, with_kind = labels
+            heard = machine.received_at.timestamp()
+            quiet = now - heard
+            up.append(f"{UP}{with_kind} {'0.0' if quiet > self._silent_after else '1.0'}\n")
+            last_seen.append(f"{LAST_SEEN}{with_kind} {_go_float(heard)}\n")
+            if quiet > self._stale_after:
+                continue
+            kind = machine.kind
+            for flat, value in machine.metrics.items():
+                exposed = EXPOSED.get((kind, flat))
+                if exposed is None:
+                    continue  # a name this server does not know (a newer collector)
+                lines = families.get(exposed.name)
+                if lines is None:
+                    lines = families[exposed.name] = []
+                lines.append(f"{exposed.name}{plain} {_go_float(value / exposed.divisor)}\n")
+        if len(labels_of) > 2 * len(up) + 1024:  # machines gone (deleted, handed over)
+            labels_of.clear()
+        parts = [_header(UP), *up, _header(LAST_SEEN), *last_seen]
+        for name in sorted(families):
+            parts.append(_header(name))
+            parts.extend(families[name])
+        return "".join(parts).encode()
+
+
+def _escape(value: str) -> str:
+    """A label value as the text format writes it (backslash, newline, double quote)."""
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _label_text(machine: LatestMachine) -> tuple[str, str]:
+    """``{...}`` of the machine's labels without and with ``kind``, sorted by name as
+    ``generate_latest`` sorts them (``kind`` after ``container``, ``host_id`` and
+    ``hostname``)."""
+    plain = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(_labels(machine).items()))
+    return f"{{{plain}}}", f'{{{plain},kind="{_escape(machine.kind)}"}}'
+
+
+@cache
+def _header(name: str) -> str:
+    """The ``# HELP`` and ``# TYPE`` lines of the family ``name`` (a machine family, or
+    ``UP`` / ``LAST_SEEN``), written by prometheus_client."""
+    if name in MACHINE_HELP:
+        family = Metric(name, MACHINE_HELP[name], "gauge")
+    else:
+        family = _family(next(e for e in EXPOSED.values() if e.name == name))
+    return generate_latest(_Fixed([family])).decode()
+
+
+class _Fixed(Collector):
+    def __init__(self, families: list[Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self._families)
 
 
 def _family(exposed: Exposed) -> Metric:
@@ -318,6 +404,19 @@ def registry(*collectors: Collector) -> CollectorRegistry:
 def exposition(source: CollectorRegistry) -> bytes:
     """The text exposition (format 0.0.4) of everything ``source`` collects."""
     return generate_latest(source)
+
+
+@frozen
+class Scrape:
+    """What ``/metrics`` serves: the machine families (:meth:`MachineCollector.render`),
+    then everything ``others`` collects (``generate_latest``)."""
+
+    machines: MachineCollector
+    others: CollectorRegistry
+
+    def body(self) -> bytes:
+        """The text exposition (format 0.0.4)."""
+        return self.machines.render() + generate_latest(self.others)
 
 
 def names_table() -> str:

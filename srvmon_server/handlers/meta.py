@@ -12,7 +12,6 @@ import tornado.web
 from srvmon_server.errors import CONTENT_TYPE, default_code, error_body
 from srvmon_server.handlers.base import ApiError, BaseHandler
 from srvmon_server.prometheus import CONTENT_TYPE as PROMETHEUS_CONTENT_TYPE
-from srvmon_server.prometheus import exposition
 from srvmon_server.storage import StorageUnavailable
 
 HEALTH_PING_TIMEOUT_SECONDS = 2.0
@@ -49,12 +48,12 @@ class OpenApiHandler(BaseHandler):
 
 class MetricsHandler(BaseHandler):
     """Built from memory (the latest view and the server's counters): no database call.
-    Formatting runs on a worker thread, so a large fleet's scrape (about 7 us a series,
-    bench/bench_metrics.py) does not hold the IOLoop (SSE, ingest) for its whole length."""
+    Formatting runs on a worker thread (``Scrape.body``), so a large fleet's scrape
+    (bench/bench_metrics.py) does not hold the IOLoop (SSE, ingest) for its whole length."""
 
     async def get(self) -> None:
         loop = asyncio.get_running_loop()
-        body = await loop.run_in_executor(None, exposition, self.ctx.metrics)
+        body = await loop.run_in_executor(None, self.ctx.metrics.body)
         self.set_header("Content-Type", PROMETHEUS_CONTENT_TYPE)
         self.finish(body)
 
