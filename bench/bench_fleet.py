@@ -1,7 +1,7 @@
 """A fleet at 1 Hz into ONE server process, from a cold start: does it reach a steady state?
 
     python bench/bench_fleet.py [--hosts 1000] [--containers 30] [--seconds 120]
-                                [--lanes 20] [--hot 10] [--mariadb]
+                                [--lanes 20] [--hot 10] [--mariadb] [--scrape-seconds 0]
 
 A ``srvmon server`` process (its own SQLite file, or ``--mariadb``: its own mariadbd) starts
 on an empty database. At once ``--hosts`` hosts with ``--containers`` containers each report
@@ -20,6 +20,8 @@ Printed:
   their ratio, how far behind the lanes are (seconds of batches waiting), alert events,
   false ``silent`` alert events over the whole run, and the latency of requests a user
   makes meanwhile (``/api/v1/health``, ``/api/v1/alerts``, one machine, the machine list);
+- with ``--scrape-seconds N``, a Prometheus meanwhile: ``/metrics`` every N seconds, and
+  its latency;
 - the server's CPU per stored sample;
 - the reference, measured in the same run: SQLAlchemy ``executemany`` of the same rows
   into a fresh database of the same kind (1,000 rows per commit), and stored/ceiling.
@@ -177,6 +179,20 @@ def get_latency(url: str) -> float:
     return time.monotonic() - began
 
 
+def scrape(
+    base: str, every: float, stop: threading.Event, out: dict[str, list[tuple[float, float]]]
+) -> None:
+    """Prometheus meanwhile: ``/metrics`` every ``every`` seconds (never if 0); (time,
+    latency) each."""
+    while every > 0 and not stop.wait(every):
+        try:
+            out.setdefault("/metrics", []).append(
+                (time.monotonic(), get_latency(base + "/metrics"))
+            )
+        except OSError:
+            out.setdefault("/metrics", []).append((time.monotonic(), float("inf")))
+
+
 def probe(base: str, stop: threading.Event, out: dict[str, list[tuple[float, float]]]) -> None:
     """A user meanwhile: health, active alerts and one machine every 2 s, the machine list
     every 10 s; (time, latency) per request."""
@@ -229,6 +245,21 @@ def summary(values: list[float]) -> str:
     )
 
 
+def report_latencies(
+    latencies: dict[str, list[tuple[float, float]]],
+    scrapes: dict[str, list[tuple[float, float]]],
+    since: float,
+) -> None:
+    """The user's requests after ``since``, per path and all together, then the scrapes."""
+    for path in sorted(latencies):
+        print(f"  GET {path}: {summary([v for t, v in latencies[path] if t >= since])}")
+    steady = [v for path in latencies for t, v in latencies[path] if t >= since]
+    print(f"  every request in the window: {summary(steady)}")
+    scraped = [v for t, v in scrapes.get("/metrics", []) if t >= since]
+    if scraped:
+        print(f"  GET /metrics (Prometheus, apart from the above): {summary(scraped)}")
+
+
 def run(args: argparse.Namespace, db_url: str, ceiling_url: str, workdir: Path) -> None:
     machines = args.hosts * (1 + args.containers)
     procs = Procs(workdir)
@@ -240,10 +271,15 @@ def run(args: argparse.Namespace, db_url: str, ceiling_url: str, workdir: Path) 
         fleet = Fleet(args, port)
         latencies: dict[str, list[tuple[float, float]]] = {}
         prober = threading.Thread(target=probe, args=(base, fleet.stop, latencies), daemon=True)
+        scrapes: dict[str, list[tuple[float, float]]] = {}
+        scraper = threading.Thread(
+            target=scrape, args=(base, args.scrape_seconds, fleet.stop, scrapes), daemon=True
+        )
         cold_began = time.monotonic()
         for lane in fleet.lanes:
             lane.start()
         prober.start()
+        scraper.start()
         all_known = None
         half = cold_began + args.seconds / 2
         window: dict[str, float] = {}
@@ -276,6 +312,7 @@ def run(args: argparse.Namespace, db_url: str, ceiling_url: str, workdir: Path) 
         for lane in fleet.lanes:
             lane.join(130)
         prober.join(130)
+        scraper.join(130)
         span = end["at"] - window["at"]
         stored_rate = (end["accepted"] - window["accepted"]) / span
         produced_rate = machines  # every machine once a second
@@ -284,7 +321,6 @@ def run(args: argparse.Namespace, db_url: str, ceiling_url: str, workdir: Path) 
             "SELECT COUNT(*) FROM alert_events WHERE rule_id = 'default.host.silent'"
             " AND to_state = 'firing'",
         )
-        steady = [v for path in latencies for t, v in latencies[path] if t >= window["at"]]
         ceiling, _ = raw_insert_ceiling(
             ceiling_url, [make_batch(h, s, args.containers) for s in range(10) for h in range(100)]
         )
@@ -304,10 +340,7 @@ def run(args: argparse.Namespace, db_url: str, ceiling_url: str, workdir: Path) 
             f"({(end['events'] - window['events']) / span:.2f}/s); false 'silent' firings over "
             f"the whole run: {silent}"
         )
-        for path in sorted(latencies):
-            values = [v for t, v in latencies[path] if t >= window["at"]]
-            print(f"  GET {path}: {summary(values)}")
-        print(f"  every request in the window: {summary(steady)}")
+        report_latencies(latencies, scrapes, window["at"])
         print(f"server CPU: {cpu_us * 1e6:.1f} us per stored sample")
         print(
             f"reference: executemany ceiling {ceiling:,.0f} rows/s; stored/ceiling "
@@ -326,6 +359,12 @@ def main() -> None:
     parser.add_argument("--lanes", type=int, default=20)
     parser.add_argument("--hot", type=int, default=10)
     parser.add_argument("--mariadb", action="store_true", help="run on a MariaDB of its own")
+    parser.add_argument(
+        "--scrape-seconds",
+        type=float,
+        default=0.0,
+        help="also GET /metrics this often, as Prometheus would (0: never)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="srvmon-bench-fleet-") as tmp:
         workdir = Path(tmp)
