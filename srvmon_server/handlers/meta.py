@@ -48,13 +48,18 @@ class OpenApiHandler(BaseHandler):
 
 class MetricsHandler(BaseHandler):
     """Built from memory (the latest view and the server's counters): no database call.
-    Formatting runs on a worker thread (``Scrape.body``), so a large fleet's scrape
-    (bench/bench_metrics.py) does not hold the IOLoop (SSE, ingest) for its whole length."""
+    Formatting and compression run on a worker thread (``Scrape.encoded``), so a large
+    fleet's scrape (bench/bench_metrics.py) does not hold the IOLoop (SSE, ingest) for its
+    whole length."""
 
     async def get(self) -> None:
         loop = asyncio.get_running_loop()
-        body = await loop.run_in_executor(None, self.ctx.metrics.body)
+        accept = self.request.headers.get("Accept-Encoding", "")
+        body, encoding = await loop.run_in_executor(None, self.ctx.metrics.encoded, accept)
         self.set_header("Content-Type", PROMETHEUS_CONTENT_TYPE)
+        self.set_header("Vary", "Accept-Encoding")
+        if encoding is not None:
+            self.set_header("Content-Encoding", encoding)
         self.finish(body)
 
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import gzip
 import re
+
+import pytest
 
 from srvmon_server.app import ROUTES
 from srvmon_server.legacy.routes import ROUTES as LEGACY_ROUTES
+from srvmon_server.prometheus import GZIP_FROM_BYTES, accepts_gzip
 from tests.server.harness import RunningServer, make_batch
 
 
@@ -93,3 +97,46 @@ def test_dashboard_index_and_static(start_server, tmp_path) -> None:  # type: ig
     missing = server.request("GET", "/static/nope.js", token=None)
     assert missing.status == 404
     assert missing.json()["error"]["code"] == "not_found"
+
+
+def test_metrics_are_gzipped_for_a_client_that_accepts_gzip(server: RunningServer) -> None:
+    """Prometheus sends ``Accept-Encoding: gzip``: it gets the same text compressed, with
+    ``Content-Encoding: gzip`` and ``Vary``. A client that does not ask, or refuses gzip
+    with q=0, gets the text as it is."""
+    containers = tuple((f"svc-{i}", float(i)) for i in range(20))
+    server.ingest(make_batch(cpu=42.5, containers=containers))
+    plain = server.request("GET", "/metrics")
+    assert plain.status == 200
+    assert "content-encoding" not in plain.headers
+    assert plain.headers["vary"] == "Accept-Encoding"
+    assert len(plain.body) >= GZIP_FROM_BYTES
+    packed = server.request("GET", "/metrics", headers={"Accept-Encoding": "gzip"})
+    assert packed.headers["content-encoding"] == "gzip"
+    assert packed.headers["content-type"] == plain.headers["content-type"]
+    text = gzip.decompress(packed.body)
+    assert len(packed.body) * 4 < len(text)
+    own = re.compile(rb"^srvmon_server_.*$", re.MULTILINE)  # they count the requests
+    assert own.sub(b"", text) == own.sub(b"", plain.body)
+    refused = server.request("GET", "/metrics", headers={"Accept-Encoding": "gzip;q=0, *"})
+    assert "content-encoding" not in refused.headers
+    assert refused.body.startswith(b"# HELP srvmon_machine_up ")
+
+
+@pytest.mark.parametrize(
+    ("header", "admitted"),
+    [
+        ("gzip", True),
+        ("gzip, deflate, br", True),
+        ("deflate, GZIP;q=0.5", True),
+        ("*", True),
+        ("", False),
+        ("identity", False),
+        ("gzip;q=0", False),
+        ("gzip;q=0.000, *", False),
+        ("br;q=1, *;q=0.1", True),
+        ("*;q=0", False),
+        ("gzip;q=oops", False),
+    ],
+)
+def test_accept_encoding_admits_gzip(header: str, admitted: bool) -> None:
+    assert accepts_gzip(header) is admitted
