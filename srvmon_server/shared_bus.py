@@ -61,11 +61,16 @@ def encode_events(origin: str, items: list[Item]) -> list[bytes]:
 
 
 def decode_events(payload: bytes) -> tuple[str, list[Item]]:
-    """(origin, items) of one message; raises ``DecodeError`` naming the bad field."""
-    try:
-        data = json.loads(payload)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise DecodeError(f"not JSON: {exc}") from None
+    """(origin, items) of one message; raises ``DecodeError`` naming the bad field.
+
+    Parsed by orjson; what it refuses (a non-finite number, an integer beyond 64 bits, or
+    not JSON at all) by the standard library, which accepts or explains it."""
+    data = wirejson.parse(payload)
+    if data is wirejson.REFUSED:
+        try:
+            data = json.loads(payload)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise DecodeError(f"not JSON: {exc}") from None
     if not isinstance(data, dict) or data.get("v") != WIRE_VERSION:
         raise DecodeError(f"expected an object with v = {WIRE_VERSION}", "$.v")
     origin, events = data.get("origin"), data.get("events")

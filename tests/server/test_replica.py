@@ -333,3 +333,13 @@ def test_the_recorded_partition_wins(pair: list[RunningServer], clock: FakeClock
     clock.advance(1)
     ingest(a, make_batch("h1", clock.now - timedelta(seconds=5)), 1)  # a late one, on 1
     assert replica_of(a).ownership.hosts == set()
+
+
+def test_events_orjson_refuses_still_decode() -> None:
+    """What orjson refuses to parse goes to the standard library: an integer beyond 64 bits
+    (which the encoder writes through the standard library too) and ``Infinity``."""
+    items: list[Any] = [("sample", "h1", {"big": 2**70})]
+    [message] = encode_events("a", items)
+    assert decode_events(message) == ("a", items)
+    written = b'{"v":1,"origin":"b","events":[["sample","h2",{"x":Infinity}]]}'
+    assert decode_events(written) == ("b", [("sample", "h2", {"x": float("inf")})])
