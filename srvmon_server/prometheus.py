@@ -265,7 +265,7 @@ class MachineCollector(Collector):
 
     def render(self) -> bytes:
         """The text format of :meth:`collect`, byte for byte what ``generate_latest`` writes
-        for it, in a tenth of the time (see the module's docstring)."""
+        for it, in about a sixth of the time (see the module's docstring)."""
         now = self._clock().timestamp()
         up: list[str] = []
         last_seen: list[str] = []
