@@ -179,18 +179,14 @@ def get_latency(url: str) -> float:
     return time.monotonic() - began
 
 
-def scrape(
-    base: str, every: float, stop: threading.Event, out: dict[str, list[tuple[float, float]]]
-) -> None:
+def scrape(base: str, every: float, stop: threading.Event, out: list[tuple[float, float]]) -> None:
     """Prometheus meanwhile: ``/metrics`` every ``every`` seconds (never if 0); (time,
     latency) each."""
     while every > 0 and not stop.wait(every):
         try:
-            out.setdefault("/metrics", []).append(
-                (time.monotonic(), get_latency(base + "/metrics"))
-            )
+            out.append((time.monotonic(), get_latency(base + "/metrics")))
         except OSError:
-            out.setdefault("/metrics", []).append((time.monotonic(), float("inf")))
+            out.append((time.monotonic(), float("inf")))
 
 
 def probe(base: str, stop: threading.Event, out: dict[str, list[tuple[float, float]]]) -> None:
@@ -247,7 +243,7 @@ def summary(values: list[float]) -> str:
 
 def report_latencies(
     latencies: dict[str, list[tuple[float, float]]],
-    scrapes: dict[str, list[tuple[float, float]]],
+    scrapes: list[tuple[float, float]],
     since: float,
 ) -> None:
     """The user's requests after ``since``, per path and all together, then the scrapes."""
@@ -255,7 +251,7 @@ def report_latencies(
         print(f"  GET {path}: {summary([v for t, v in latencies[path] if t >= since])}")
     steady = [v for path in latencies for t, v in latencies[path] if t >= since]
     print(f"  every request in the window: {summary(steady)}")
-    scraped = [v for t, v in scrapes.get("/metrics", []) if t >= since]
+    scraped = [v for t, v in scrapes if t >= since]
     if scraped:
         print(f"  GET /metrics (Prometheus, apart from the above): {summary(scraped)}")
 
@@ -271,7 +267,7 @@ def run(args: argparse.Namespace, db_url: str, ceiling_url: str, workdir: Path) 
         fleet = Fleet(args, port)
         latencies: dict[str, list[tuple[float, float]]] = {}
         prober = threading.Thread(target=probe, args=(base, fleet.stop, latencies), daemon=True)
-        scrapes: dict[str, list[tuple[float, float]]] = {}
+        scrapes: list[tuple[float, float]] = []
         scraper = threading.Thread(
             target=scrape, args=(base, args.scrape_seconds, fleet.stop, scrapes), daemon=True
         )
