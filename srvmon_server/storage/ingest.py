@@ -269,10 +269,19 @@ class Ingester:
     def _insert_rows(self, conn: sa.Connection, rows: list[tuple[int, MachineView, int]]) -> int:
         """Insert-ignore raw rows of any timestamps; return how many were new.
 
-        SQLite: one executemany (sqlite3 binds the parameters in C). MySQL: multi-row
-        INSERT IGNORE statements with the numbers rendered as literals
+        Hosts and containers go in separate statements, each naming only the metrics its
+        kind carries: a container row then binds no NULL for every host figure (with
+        all of a host's 22 metrics and a container's 10 carried, 12 parameters per
+        container row instead of 30, each bound by sqlite3 holding the GIL).
+        SQLite: one executemany per kind (sqlite3 binds the parameters in C). MySQL:
+        multi-row INSERT IGNORE statements with the numbers rendered as literals
         (``write_sql.numeric_rows``), ``MYSQL_ROWS_PER_STATEMENT`` rows each.
         """
+        hosts = [row for row in rows if row[1].kind == "host"]
+        containers = [row for row in rows if row[1].kind != "host"] if hosts else rows
+        return sum(self._insert_kind(conn, kind) for kind in (hosts, containers) if kind)
+
+    def _insert_kind(self, conn: sa.Connection, rows: list[tuple[int, MachineView, int]]) -> int:
         names = carried_metrics(p for _, p, _ in rows)
         values = [raw_values(i, ts_ms, p.metrics, names) for i, p, ts_ms in rows]
         if self._dialect != "mysql":

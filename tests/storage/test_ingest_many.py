@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from srvmon_core.view import batch_view
 from srvmon_server.storage import IngestResult, Storage
 from srvmon_server.storage import tables as t
 from tests.storage.factory import T0, batch, seconds
@@ -101,3 +102,55 @@ def test_many_and_single_ingest_agree_on_replays(storage: Storage) -> None:
     assert (again.stored, again.duplicates) == (0, 2)
     assert storage.samples.ingest_many([], T0) == []
     assert count(storage, t.samples) == 4
+
+
+def test_hosts_and_containers_are_inserted_naming_only_their_own_metrics(
+    storage: Storage,
+) -> None:
+    """A container row binds no NULL for each host figure: the raw rows go in one insert
+    per kind of machine, each naming exactly the metric columns that kind carries, and
+    every stored row reads back as its machine's flat metrics."""
+    inserts: list[str] = []
+
+    def note(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
+        if "INTO samples" in statement.replace('"', "").replace("`", ""):
+            inserts.append(statement.replace('"', "").replace("`", ""))
+
+    calls = [batch(T0, containers=3), batch(T0, containers=2, host_id="h2")]
+    sa.event.listen(storage.engine, "before_cursor_execute", note)
+    try:
+        storage.samples.ingest_many(calls, T0)
+    finally:
+        sa.event.remove(storage.engine, "before_cursor_execute", note)
+
+    views = [view for call in calls for view in batch_view(call).machines]
+    host_metrics = set(views[0].metrics)
+    container_metrics = set(views[1].metrics)
+    assert container_metrics - host_metrics, "the factory's kinds must carry different metrics"
+    named = [set(_named_metrics(statement)) for statement in inserts]
+    assert named == [host_metrics, container_metrics]
+
+    metrics = sorted(host_metrics | container_metrics)
+    columns = [t.raw_column(m) for m in metrics]
+    with storage.engine.connect() as conn:
+        keys = dict(conn.execute(sa.select(t.machines.c.key, t.machines.c.id)).all())
+        for view in views:
+            row = conn.execute(
+                sa.select(*(t.samples.c[c] for c in columns)).where(
+                    t.samples.c.machine_id == keys[view.key]
+                )
+            ).one()
+            stored = {
+                metric: value
+                for metric, value in zip(metrics, row, strict=True)
+                if value is not None
+            }
+            assert stored == view.metrics, view.key
+
+
+def _named_metrics(statement: str) -> list[str]:
+    """The metric columns an ``INSERT INTO samples (machine_id, ts_ms, ...)`` names."""
+    inside = statement[statement.index("(") + 1 : statement.index(")")]
+    columns = [c.strip() for c in inside.split(",")][2:]
+    by_column = {t.raw_column(m): m for m in t.METRIC_NAMES}
+    return [by_column[c] for c in columns]
