@@ -1,0 +1,135 @@
+"""What one second of a large fleet costs SQLite as the raw history grows.
+
+    python bench/bench_sqlite_history.py [--hosts 1000] [--containers 30]
+                                         [--history 10,60,250] [--per-request 50]
+
+One fleet-second is every machine's sample at one timestamp (``--hosts`` x (1 +
+``--containers``) rows), stored the way the server stores HTTP ingest: ``Storage.samples
+.ingest_many`` calls of ``--per-request`` hosts, one transaction each, on a SQLite database
+opened by ``Storage.open`` (the server's pragmas; the inventory's write-behind is held
+back, so only the raw samples are timed). Then the write-ahead log is copied back
+(``Storage.checkpoint``, which the server runs every second on a thread of its own).
+
+It is timed with about one second of raw history behind it (the reference, same run), then
+after the history is filled up to each ``--history`` point (seconds of 1 Hz samples,
+written straight into ``samples`` so the fill is fast). Printed per point: the ingest
+time of one fleet-second (the DB thread's share of it), the checkpoint time, the
+write-ahead log written per fleet-second, and the ingest time as a ratio to the reference.
+
+Why it grows: ``samples`` is keyed by (machine_id, ts_ms), so each machine's newest rows
+sit on their own index page; a second of the fleet dirties as many pages as the history
+spreads the machines over, up to one page per machine, and every commit writes each page
+it dirtied to the log whole.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import sqlalchemy as sa  # noqa: E402
+
+from bench.bench_pipeline import make_batch  # noqa: E402
+from srvmon_server.storage import Storage  # noqa: E402
+from srvmon_server.storage import tables as t  # noqa: E402
+
+START = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def fleet_second(storage: Storage, hosts: int, containers: int, second: int, per: int) -> float:
+    """Store every machine's sample at ``START + second``; the seconds it took."""
+    at = START + timedelta(seconds=second)
+    batches = [make_batch(h, second, containers, at=at) for h in range(hosts)]
+    began = time.perf_counter()
+    for first in range(0, hosts, per):
+        storage.samples.ingest_many(batches[first : first + per], at)
+    return time.perf_counter() - began
+
+
+def fill(storage: Storage, seconds: range, columns: tuple[str, ...]) -> None:
+    """Raw rows for every known machine at each of ``seconds`` (the same figures)."""
+    with storage.engine.connect() as conn:
+        ids = [int(i) for (i,) in conn.execute(sa.select(t.machines.c.id))]
+    names = ", ".join(columns)
+    marks = ", ".join("?" * (2 + len(columns)))
+    sql = f"INSERT INTO samples (machine_id, ts_ms, {names}) VALUES ({marks})"
+    figures = (20.0,) * len(columns)
+    start_ms = int(START.timestamp() * 1000)
+    with storage.engine.begin() as conn:
+        for second in seconds:
+            ts_ms = start_ms + second * 1000
+            conn.exec_driver_sql(sql, [(i, ts_ms, *figures) for i in ids])
+
+
+def wal_bytes(path: Path) -> int:
+    log = Path(f"{path}-wal")
+    return log.stat().st_size if log.exists() else 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--hosts", type=int, default=1000)
+    parser.add_argument("--containers", type=int, default=30)
+    parser.add_argument("--history", default="10,60,250")
+    parser.add_argument("--per-request", type=int, default=50)
+    args = parser.parse_args()
+    points = sorted({int(p) for p in args.history.split(",")})
+    machines = args.hosts * (1 + args.containers)
+    with tempfile.TemporaryDirectory(prefix="srvmon-bench-history-") as tmp:
+        path = Path(tmp) / "history.db"
+        storage = Storage.open(f"sqlite:///{path}", inventory_flush=timedelta(days=1))
+        try:
+            run(storage, path, args, points, machines)
+        finally:
+            storage.close()
+
+
+def measure(
+    storage: Storage, path: Path, args: argparse.Namespace, second: int
+) -> tuple[float, float, int]:
+    storage.checkpoint()
+    with storage.engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    ingest = fleet_second(storage, args.hosts, args.containers, second, args.per_request)
+    written = wal_bytes(path)
+    began = time.perf_counter()
+    storage.checkpoint()
+    return ingest, time.perf_counter() - began, written
+
+
+def run(
+    storage: Storage, path: Path, args: argparse.Namespace, points: list[int], machines: int
+) -> None:
+    fleet_second(storage, args.hosts, args.containers, 0, args.per_request)  # the machines
+    ref, ref_copy, ref_log = measure(storage, path, args, 1)
+    print(f"fleet: {args.hosts} hosts x {args.containers} containers = {machines:,} rows a second")
+    print(
+        f"history    1 s: ingest {ref * 1000:6.0f} ms, checkpoint {ref_copy * 1000:5.0f} ms, "
+        f"log {ref_log / 1e6:5.1f} MB per fleet-second (reference)"
+    )
+    columns = tuple(
+        t.raw_column(m) for m in ("cpu_percent", "memory_percent", "memory_working_set_bytes")
+    )
+    filled = 2
+    for point in points:
+        fill(storage, range(filled, point), columns)
+        filled = point
+        ingest, copy, log = measure(storage, path, args, point)
+        filled += 1
+        print(
+            f"history {point:4d} s: ingest {ingest * 1000:6.0f} ms, checkpoint "
+            f"{copy * 1000:5.0f} ms, log {log / 1e6:5.1f} MB per fleet-second; "
+            f"ingest x{ingest / ref:.2f} the reference"
+        )
+
+
+if __name__ == "__main__":
+    main()
