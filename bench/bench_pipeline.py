@@ -535,6 +535,8 @@ def main() -> None:
                 measure_backend(
                     backend, make_url, procs, bootstrap, items, rounds=args.rounds, db_pid=db_pid
                 )
+            if args.alerts < 1:  # ``--alerts 0``: throughput only
+                return
             alerts, sample_times = alert_latency(
                 procs, bootstrap, f"sqlite:///{workdir / 'latency'}.db", args.alerts
             )
