@@ -186,7 +186,7 @@ def start_server(procs: Procs, db_url: str) -> tuple[subprocess.Popen[bytes], st
     def healthy() -> bool:
         try:
             with urllib.request.urlopen(f"{url}/api/v1/health", timeout=1) as answer:
-                return answer.status == 200
+                return bool(answer.status == 200)
         except OSError:
             return False
 
