@@ -113,8 +113,9 @@ def test_hosts_and_containers_are_inserted_naming_only_their_own_metrics(
     inserts: list[str] = []
 
     def note(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
-        if "INTO samples" in statement.replace('"', "").replace("`", ""):
-            inserts.append(statement.replace('"', "").replace("`", ""))
+        unquoted = statement.replace('"', "").replace("`", "")
+        if "INTO samples" in unquoted:
+            inserts.append(unquoted)
 
     calls = [batch(T0, containers=3), batch(T0, containers=2, host_id="h2")]
     sa.event.listen(storage.engine, "before_cursor_execute", note)
