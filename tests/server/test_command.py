@@ -13,6 +13,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
 
 from srvmon_core.codec import encode_batch
@@ -81,7 +82,8 @@ def test_zero_config_start_token_and_sigterm(tmp_path: Path) -> None:
         assert stat.S_IMODE(database.parent.stat().st_mode) == 0o700
         request = urllib.request.Request(
             f"http://127.0.0.1:{port}/api/v1/ingest",
-            data=encode_batch(make_batch()),
+            # the real server's clock: a sample from now (a fixed date ages out of its window)
+            data=encode_batch(make_batch(at=datetime.now(UTC).replace(microsecond=0))),
             headers={"Authorization": f"Bearer {token}"},
             method="POST",
         )
