@@ -56,6 +56,7 @@ from srvmon_core.metrics import container_metrics, host_metrics  # noqa: E402
 from srvmon_core.schema import Batch, ContainerSample, HostSample  # noqa: E402
 from srvmon_server.storage import tables  # noqa: E402
 from srvmon_server.storage.gateway import Storage  # noqa: E402
+from srvmon_server.storage.settle import raw_rows  # noqa: E402
 from tests.helpers import free_port  # noqa: E402
 
 TOKEN = "bench-token"
@@ -235,8 +236,9 @@ def produce(bootstrap: str, topic: str, items: list[Batch], linger_ms: int = 5) 
 
 
 def count_rows(engine: sa.Engine) -> int:
+    query = sa.select(sa.func.count()).select_from(raw_rows(engine.dialect.name))
     with engine.connect() as conn:
-        return int(conn.execute(sa.text("SELECT COUNT(*) FROM samples")).scalar_one())
+        return int(conn.execute(query).scalar_one())
 
 
 def raw_insert_ceiling(

@@ -43,6 +43,7 @@ def value(i: int) -> float:
 def fill(store: Storage, seconds: int) -> int:
     """Write ``seconds`` rows of host data (cpu_percent, memory_percent); roll them up."""
     store.samples.ingest(sample_batch(0, containers=0), T0)  # creates the machine (id) and row 0
+    store.samples.settle()  # SQLite: row 0 into ``samples``, which the fill rewrites
     with store.engine.connect() as conn:
         machine_id = conn.execute(sa.select(t.machines.c.id)).scalar_one()
     base = round(T0.timestamp() * 1000)

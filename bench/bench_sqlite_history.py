@@ -2,24 +2,30 @@
 
     python bench/bench_sqlite_history.py [--hosts 1000] [--containers 30]
                                          [--history 10,60,250] [--per-request 50]
+                                         [--settle 10]
 
 One fleet-second is every machine's sample at one timestamp (``--hosts`` x (1 +
 ``--containers``) rows), stored the way the server stores HTTP ingest: ``Storage.samples
 .ingest_many`` calls of ``--per-request`` hosts, one transaction each, on a SQLite database
 opened by ``Storage.open`` (the server's pragmas; the inventory's write-behind is held
-back, so only the raw samples are timed). Then the write-ahead log is copied back
-(``Storage.checkpoint``, which the server runs every second on a thread of its own).
+back, so only the raw samples are timed). After each fleet-second the write-ahead log is
+copied back (``Storage.checkpoint``, which the server runs every second on a thread of its
+own); after every ``--settle`` fleet-seconds the recent rows are moved into ``samples``
+(``Storage.samples.settle``, the server's ``Periodic.settle`` every 10 s). With
+``--settle 1`` every second's rows are moved at once: what inserting straight into
+``samples`` writes, page for page (the server before the recent rows).
 
 It is timed with about one second of raw history behind it (the reference, same run), then
 after the history is filled up to each ``--history`` point (seconds of 1 Hz samples,
-written straight into ``samples`` so the fill is fast). Printed per point: the ingest
-time of one fleet-second (the DB thread's share of it), the checkpoint time, the
-write-ahead log written per fleet-second, and the ingest time as a ratio to the reference.
+written straight into ``samples`` so the fill is fast). Printed per point, per
+fleet-second: the ingest time (the DB thread), the move's time and the checkpoint's, the
+write-ahead log written, and ingest + move as a ratio to the reference.
 
-Why it grows: ``samples`` is keyed by (machine_id, ts_ms), so each machine's newest rows
-sit on their own index page; a second of the fleet dirties as many pages as the history
-spreads the machines over, up to one page per machine, and every commit writes each page
-it dirtied to the log whole.
+Why it would grow without the recent rows: ``samples`` is keyed by (machine_id, ts_ms), so
+each machine's newest rows sit on their own index page; a second of the fleet dirties as
+many pages as the history spreads the machines over, up to one page per machine, and every
+commit writes each page it dirtied to the log whole. The move writes each page once for
+``--settle`` seconds of rows (``srvmon_server/storage/settle.py``).
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+import attrs  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
 from bench.bench_pipeline import make_batch  # noqa: E402
@@ -80,6 +87,7 @@ def main() -> None:
     parser.add_argument("--containers", type=int, default=30)
     parser.add_argument("--history", default="10,60,250")
     parser.add_argument("--per-request", type=int, default=50)
+    parser.add_argument("--settle", type=int, default=10, help="seconds between moves")
     args = parser.parse_args()
     points = sorted({int(p) for p in args.history.split(",")})
     with tempfile.TemporaryDirectory(prefix="srvmon-bench-history-") as tmp:
@@ -91,39 +99,68 @@ def main() -> None:
             storage.close()
 
 
-def measure(
-    storage: Storage, path: Path, args: argparse.Namespace, second: int
-) -> tuple[float, float, int]:
+@attrs.frozen
+class Cost:
+    """What one fleet-second cost, averaged over a measured run."""
+
+    ingest: float
+    move: float
+    checkpoint: float
+    log_bytes: float
+
+    @property
+    def db_thread(self) -> float:
+        return self.ingest + self.move
+
+    def line(self) -> str:
+        return (
+            f"ingest {self.ingest * 1000:6.0f} ms, move {self.move * 1000:5.0f} ms, "
+            f"checkpoint {self.checkpoint * 1000:5.0f} ms, log {self.log_bytes / 1e6:5.1f} MB"
+        )
+
+
+def measure(storage: Storage, path: Path, args: argparse.Namespace, first: int) -> Cost:
+    """``--settle`` fleet-seconds from ``first`` on, a checkpoint after each, then the move."""
     with storage.engine.connect() as conn:  # an empty log: its size is then what was written
         conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-    ingest = fleet_second(storage, args.hosts, args.containers, second, args.per_request)
-    written = wal_bytes(path)
-    began = time.perf_counter()
-    storage.checkpoint()
-    return ingest, time.perf_counter() - began, written
+    ingest = copy = 0.0
+    written = 0
+    for second in range(first, first + args.settle):
+        ingest += fleet_second(storage, args.hosts, args.containers, second, args.per_request)
+        if second == first + args.settle - 1:
+            began = time.perf_counter()
+            storage.samples.settle()
+            move = time.perf_counter() - began
+        written += wal_bytes(path)
+        began = time.perf_counter()
+        storage.checkpoint()
+        copy += time.perf_counter() - began
+        with storage.engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    return Cost(ingest / args.settle, move / args.settle, copy / args.settle, written / args.settle)
 
 
 def run(storage: Storage, path: Path, args: argparse.Namespace, points: list[int]) -> None:
     machines = args.hosts * (1 + args.containers)
     fleet_second(storage, args.hosts, args.containers, 0, args.per_request)  # the machines
-    ref, ref_copy, ref_log = measure(storage, path, args, 1)
-    print(f"fleet: {args.hosts} hosts x {args.containers} containers = {machines:,} rows a second")
+    storage.samples.settle()
+    ref = measure(storage, path, args, 1)
     print(
-        f"history    1 s: ingest {ref * 1000:6.0f} ms, checkpoint {ref_copy * 1000:5.0f} ms, "
-        f"log {ref_log / 1e6:5.1f} MB per fleet-second (reference)"
+        f"fleet: {args.hosts} hosts x {args.containers} containers = {machines:,} rows a "
+        f"second, moved every {args.settle} s"
     )
+    print(f"history    1 s: {ref.line()} per fleet-second (reference)")
     columns = tuple(
         t.raw_column(m) for m in ("cpu_percent", "memory_percent", "memory_working_set_bytes")
     )
-    filled = 2
+    filled = 1 + args.settle
     for point in points:
         fill(storage, range(filled, point), columns)
-        ingest, copy, log = measure(storage, path, args, point)
-        filled = point + 1
+        cost = measure(storage, path, args, max(point, filled))
+        filled = max(point, filled) + args.settle
         print(
-            f"history {point:4d} s: ingest {ingest * 1000:6.0f} ms, checkpoint "
-            f"{copy * 1000:5.0f} ms, log {log / 1e6:5.1f} MB per fleet-second; "
-            f"ingest x{ingest / ref:.2f} the reference"
+            f"history {point:4d} s: {cost.line()} per fleet-second; "
+            f"ingest + move x{cost.db_thread / ref.db_thread:.2f} the reference"
         )
 
 

@@ -1,8 +1,8 @@
 """The server's periodic jobs on the IOLoop: the silent-machine check, the periodic save
-of alert state, roll-ups, retention pruning, SQLite's WAL checkpoint, and re-sending firing
-alerts to Alertmanager. Each runs its work on the DB thread or a thread beside it (the
-resend only posts); a failure is logged and the next run tries again (the database may be
-down)."""
+of alert state, roll-ups, retention pruning, SQLite's WAL checkpoint and recent-row move,
+and re-sending firing alerts to Alertmanager. Each runs its work on the DB thread or a
+thread beside it (the resend only posts); a failure is logged and the next run tries again
+(the database may be down)."""
 
 from __future__ import annotations
 
@@ -30,6 +30,12 @@ CHECKPOINT_INTERVAL_SECONDS = 1.0
 """How often SQLite's write-ahead log is copied into the database file, on a thread of its
 own (``Storage.checkpoint``): a second of a large fleet's commits is a few thousand pages,
 which the DB thread's commits would otherwise copy themselves, holding up ingest."""
+
+
+SETTLE_INTERVAL_SECONDS = 10.0
+"""How often SQLite's recent raw rows are moved into ``samples``: each move writes a page
+of ``samples`` per machine whatever it carries, so ten seconds of rows share one write
+(``bench/bench_sqlite_history.py --settle``)."""
 
 
 class Periodic:
@@ -135,6 +141,19 @@ class Periodic:
             except Exception:  # the DB may be down; the next run tries again
                 log.exception("rollup maintenance failed")
 
+    async def settle(self) -> None:
+        """SQLite: move the rows ingest wrote to ``samples_recent`` into ``samples``, a
+        range of machines per DB-thread call, ingest and reads running in between
+        (``storage/settle.py``); skipped while the last pass runs."""
+        with self._alone("settle") as alone:
+            if not alone:
+                return
+            try:
+                while (await self._db.run_bulk(self._storage.samples.settle_step)).more:
+                    pass
+            except Exception:  # the DB may be down; the next run tries again
+                log.exception("moving recent samples failed")
+
     async def checkpoint(self) -> None:
         """Copy SQLite's write-ahead log into the database file on a thread of its own
         (skipped while the last copy runs); nothing on MySQL/MariaDB, which is not
@@ -169,6 +188,7 @@ class Periodic:
         ]
         if self._storage.dialect == "sqlite":
             jobs.append((self.checkpoint, CHECKPOINT_INTERVAL_SECONDS))
+            jobs.append((self.settle, SETTLE_INTERVAL_SECONDS))
         if self._live.notifier.alertmanager_urls:
             jobs.append((self.resend_alerts, self._config.alertmanager_resend_seconds))
             self._background.spawn(self.resend_alerts())  # the active set, at once after a start

@@ -115,9 +115,11 @@ class Storage:
         return self._db
 
     def close(self) -> None:
-        """Write what waits for the inventory (if the DB answers), then disconnect."""
+        """Write what waits for the inventory and move SQLite's recent rows into
+        ``samples`` (if the DB answers), then disconnect."""
         try:
             self.samples.flush_inventory()
+            self.samples.settle()
         except StorageError:
             pass  # raw samples are stored; the next sample of each machine refreshes its row
         finally:

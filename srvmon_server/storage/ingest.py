@@ -31,6 +31,7 @@ from srvmon_server.storage.clock import to_ms
 from srvmon_server.storage.inventory import InventoryBuffer, Staged, latest_sample_document
 from srvmon_server.storage.records import IngestResult
 from srvmon_server.storage.rollup import mark_late
+from srvmon_server.storage.settle import raw_rows
 from srvmon_server.storage.write_sql import (
     insert_samples,
     insert_samples_head,
@@ -250,12 +251,11 @@ class Ingester:
         return the result and the rows stored."""
         new_keys = self._machine_ids_many(conn, [(parts, ts_ms)], received_ms)[0]
         ids = [self._ids[p.key] for p in parts]
+        raw = raw_rows(self._dialect)
         present = {
             int(row[0])
             for row in conn.execute(
-                sa.select(t.samples.c.machine_id).where(
-                    t.samples.c.ts_ms == ts_ms, t.samples.c.machine_id.in_(ids)
-                )
+                sa.select(raw.c.machine_id).where(raw.c.ts_ms == ts_ms, raw.c.machine_id.in_(ids))
             )
         }
         fresh = [(i, p, ts_ms) for i, p in zip(ids, parts, strict=True) if i not in present]

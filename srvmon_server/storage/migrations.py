@@ -166,8 +166,10 @@ def _write_version(conn: sa.Connection, version: int) -> None:
 def _missing_metric_columns(conn: sa.Connection) -> None:
     inspector = sa.inspect(conn)
     preparer = conn.dialect.identifier_preparer
+    raw = [(t.raw_column(m), "DOUBLE") for m in t.METRIC_NAMES]
     wanted: list[tuple[sa.Table, list[tuple[str, str]]]] = [
-        (t.samples, [(t.raw_column(m), "DOUBLE") for m in t.METRIC_NAMES])
+        (t.samples, raw),
+        (t.samples_recent, raw),
     ]
     for table, _ in t.ROLLUPS.values():
         columns: list[tuple[str, str]] = []

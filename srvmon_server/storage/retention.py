@@ -206,8 +206,12 @@ class Retention:
         engine = self._db.engine
         with self._db.guarded("prune"):
             covered = [v for v in read_watermark_of(engine) if v is not None]
+        recent = (
+            [(t.samples_recent, "ts_ms", raw_retention)] if self._db.dialect == "sqlite" else []
+        )
         plan = [
             (t.samples, "ts_ms", raw_retention),
+            *recent,
             (t.rollup_1m, "bucket_ms", rollup_1m_retention),
             (t.rollup_1h, "bucket_ms", rollup_1h_retention),
         ]
@@ -215,7 +219,7 @@ class Retention:
         with self._db.guarded("prune"):
             for table, column, keep in plan:
                 cutoff = now_ms - int(keep.total_seconds() * 1000)
-                if table is t.samples:
+                if table is t.samples or table is t.samples_recent:
                     cutoff = min([cutoff, *covered]) if covered else cutoff
                 deleted += prune_table(
                     engine,

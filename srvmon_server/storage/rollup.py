@@ -122,6 +122,17 @@ aggregating. A container carries 10 of the 28 metrics: its buckets cost a third 
 aggregates."""
 
 
+_RAW_COLUMNS = ", ".join(c.name for c in t.samples.c)
+_RAW_FROM = {
+    "mysql": "samples",
+    "sqlite": (
+        f"(SELECT {_RAW_COLUMNS} FROM samples UNION ALL SELECT {_RAW_COLUMNS} FROM samples_recent)"
+    ),
+}
+"""Every raw row (``settle.raw_rows``), as the roll-up's SQL text names them: columns by
+name, since a metric column added to an older database comes last in it."""
+
+
 @cache
 def _minute_sql(dialect: str, kind: str) -> str:
     """Recompute 1 m buckets of the listed machines (all of ``kind``) between :lo and :hi
@@ -137,7 +148,7 @@ def _minute_sql(dialect: str, kind: str) -> str:
         else:
             selects += _NOT_CARRIED
     source = (
-        f"SELECT {', '.join(selects)} FROM samples "
+        f"SELECT {', '.join(selects)} FROM {_RAW_FROM[dialect]} "
         "WHERE machine_id IN :ids AND ts_ms >= :lo AND ts_ms <= :hi "
         "GROUP BY machine_id, bucket"
     )
@@ -305,15 +316,21 @@ def _move_watermark(conn: sa.Connection, below: int) -> None:
 
 def _next_sample_ms(conn: sa.Connection, lo: int, hi: int) -> int | None:
     """The oldest raw sample in ``[lo, hi]`` of any machine: one primary-key probe per
-    machine whose newest sample is not older than ``lo``."""
-    m, s = t.machines.c, t.samples.c
-    first = (
-        sa.select(sa.func.min(s.ts_ms))
-        .where(s.machine_id == m.id, s.ts_ms >= lo, s.ts_ms <= hi)
-        .scalar_subquery()
-    )
-    found = conn.execute(sa.select(sa.func.min(first)).where(m.latest_ts_ms >= lo)).scalar()
-    return None if found is None else int(found)
+    machine whose newest sample is not older than ``lo`` (per raw table on SQLite)."""
+    m = t.machines.c
+    found: list[int] = []
+    tables = (t.samples, t.samples_recent) if conn.dialect.name == "sqlite" else (t.samples,)
+    for table in tables:
+        s = table.c
+        first = (
+            sa.select(sa.func.min(s.ts_ms))
+            .where(s.machine_id == m.id, s.ts_ms >= lo, s.ts_ms <= hi)
+            .scalar_subquery()
+        )
+        oldest = conn.execute(sa.select(sa.func.min(first)).where(m.latest_ts_ms >= lo)).scalar()
+        if oldest is not None:
+            found.append(int(oldest))
+    return min(found, default=None)
 
 
 def roll_up(

@@ -36,6 +36,7 @@ from srvmon_server.storage.rollup import (
     seal_pass,
 )
 from srvmon_server.storage.series import query_series
+from srvmon_server.storage.settle import SettleStep, settle_step
 
 T = TypeVar("T")
 
@@ -50,7 +51,12 @@ class OnDbThread(Protocol):
 _MACHINE_COLUMNS = [c for c in t.machines.c if c.name != "latest_sample"]
 DELETE_BATCH_ROWS = 5000
 """Rows per transaction when a machine's samples and rollups are deleted."""
-DELETABLE = ((t.samples, "ts_ms"), (t.rollup_1m, "bucket_ms"), (t.rollup_1h, "bucket_ms"))
+DELETABLE = (
+    (t.samples, "ts_ms"),
+    (t.samples_recent, "ts_ms"),
+    (t.rollup_1m, "bucket_ms"),
+    (t.rollup_1h, "bucket_ms"),
+)
 
 
 def _record(row: sa.Row[Any]) -> MachineRecord:
@@ -79,6 +85,7 @@ class SampleStore:
         self._db = db
         self._ingester = Ingester(db.engine, inventory_flush_ms=inventory_flush_ms)
         self._pass: RollupPass | None = None
+        self._settle_from = 0
 
     def ingest(self, batch: Batch | BatchView, received_at: datetime) -> IngestResult:
         """Store one batch; committed when this returns. Replays store 0 and count duplicates."""
@@ -102,6 +109,28 @@ class SampleStore:
         those of ``keys`` (the reads and ``roll_up`` call this; see ``inventory.py``)."""
         with self._db.guarded("flush_inventory"):
             self._ingester.flush_inventory(keys)
+
+    def settle_step(self) -> SettleStep:
+        """SQLite: move the recent rows of the next range of machines into ``samples`` (one
+        short transaction; ``settle.py``). A pass walks the machines in id order; call
+        again while ``more`` (the server's periodic job does,
+        letting ingest and reads run in between). MySQL/MariaDB: nothing to move."""
+        if self._db.dialect != "sqlite":
+            return SettleStep(moved=0, next_machine_id=None)
+        with self._db.writing("settle") as conn:
+            step = settle_step(conn, self._settle_from)
+        self._settle_from = step.next_machine_id or 0
+        return step
+
+    def settle(self) -> int:
+        """Move every recent row into ``samples`` (``settle_step`` until a pass ends, from
+        where the last one stopped); how many moved."""
+        moved = 0
+        while True:
+            step = self.settle_step()
+            moved += step.moved
+            if not step.more:
+                return moved
 
     def forget(self) -> None:
         """Drop cached ids and what waits for the inventory (the database was replaced)."""

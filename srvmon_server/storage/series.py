@@ -25,6 +25,7 @@ from srvmon_server.storage.clock import to_ms
 from srvmon_server.storage.errors import InvalidQuery
 from srvmon_server.storage.records import Resolution, Series
 from srvmon_server.storage.rollup import read_watermark
+from srvmon_server.storage.settle import raw_rows
 
 Point = tuple[float, float, float, float]
 MINUTE_MS = 60_000
@@ -53,24 +54,22 @@ def bucket_width(span_ms: int, max_points: int, unit_ms: int) -> int:
 def _raw(
     conn: sa.Connection, machine_id: int, metric: str, *, start: int, end: int, max_points: int
 ) -> Series:
-    value = t.samples.c[t.raw_column(metric)]
+    raw = raw_rows(conn.dialect.name)
+    value = raw.c[t.raw_column(metric)]
     where = (
-        t.samples.c.machine_id == machine_id,
-        t.samples.c.ts_ms >= start,
-        t.samples.c.ts_ms <= end,
+        raw.c.machine_id == machine_id,
+        raw.c.ts_ms >= start,
+        raw.c.ts_ms <= end,
         value.is_not(None),
     )
     rows = conn.execute(
-        sa.select(t.samples.c.ts_ms, value)
-        .where(*where)
-        .order_by(t.samples.c.ts_ms)
-        .limit(max_points + 1)
+        sa.select(raw.c.ts_ms, value).where(*where).order_by(raw.c.ts_ms).limit(max_points + 1)
     ).all()
     if len(rows) <= max_points:
         points = [(ts / 1000, float(v), float(v), float(v)) for ts, v in rows]
         return Series(resolution="raw", bucket_seconds=0.0, points=points)
     width = bucket_width(end - start, max_points, 1000)
-    bucket = (t.samples.c.ts_ms - t.samples.c.ts_ms % width).label("bucket")
+    bucket = (raw.c.ts_ms - raw.c.ts_ms % width).label("bucket")
     grouped = conn.execute(
         sa.select(bucket, sa.func.avg(value), sa.func.min(value), sa.func.max(value))
         .where(*where)
@@ -108,16 +107,17 @@ def _raw_tail(
     """Raw rows not yet rolled up, aggregated into the output buckets."""
     if start > end:
         return []
-    value = t.samples.c[t.raw_column(metric)]
-    bucket = (t.samples.c.ts_ms - t.samples.c.ts_ms % width).label("bucket")
+    raw = raw_rows(conn.dialect.name)
+    value = raw.c[t.raw_column(metric)]
+    bucket = (raw.c.ts_ms - raw.c.ts_ms % width).label("bucket")
     rows = conn.execute(
         sa.select(
             bucket, sa.func.count(value), sa.func.sum(value), sa.func.min(value), sa.func.max(value)
         )
         .where(
-            t.samples.c.machine_id == machine_id,
-            t.samples.c.ts_ms >= start,
-            t.samples.c.ts_ms <= end,
+            raw.c.machine_id == machine_id,
+            raw.c.ts_ms >= start,
+            raw.c.ts_ms <= end,
             value.is_not(None),
         )
         .group_by(bucket)

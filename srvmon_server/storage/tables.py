@@ -78,13 +78,24 @@ machines = sa.Table(
     sa.Column("latest_sample", LongText, nullable=False),
 )
 
-samples = sa.Table(
-    "samples",
-    metadata,
-    sa.Column("machine_id", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("ts_ms", Ms, primary_key=True, autoincrement=False),
-    *[sa.Column(raw_column(m), Double) for m in METRIC_NAMES],
-)
+
+def _raw(name: str) -> sa.Table:
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("machine_id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("ts_ms", Ms, primary_key=True, autoincrement=False),
+        *[sa.Column(raw_column(m), Double) for m in METRIC_NAMES],
+    )
+
+
+samples = _raw("samples")
+samples_recent = _raw("samples_recent")
+"""SQLite: where ingest writes raw rows first; ``settle.py`` moves them into ``samples`` in
+machine order every few seconds (docs/storage.md, "Recent rows"). A (machine, ts) is in one
+of the two, never both; readers of raw rows read both (``settle.raw_rows``). Created by
+``create_all`` on any schema version; empty on MySQL/MariaDB, which inserts into
+``samples`` directly."""
 
 
 def _rollup(name: str) -> sa.Table:

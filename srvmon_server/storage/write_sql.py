@@ -6,10 +6,10 @@ as plain SQL with positional placeholders (``?`` for sqlite3, ``%s`` for pymysql
 with ``Connection.exec_driver_sql`` and a list of tuples (the driver's ``executemany``;
 pymysql folds an ``INSERT … VALUES`` executemany into one multi-row statement).
 
-Raw inserts name only the metrics the batch carries (``metrics``, the sorted union over its
-samples): a batch of containers fills 7 of the 28 metric columns, so naming all would send
-many more NULL parameters. Host and containers go in one statement (their metrics, with
-NULL where a sample lacks one): one round trip instead of one per metric set. Column order
+Raw inserts name only the metrics their rows carry (``metrics``, the sorted union over
+them): a container fills 10 of the 28 metric columns, so naming all would send many more
+NULL parameters. Hosts and containers go in one statement each (``Ingester._insert_rows``).
+On SQLite the rows go to ``samples_recent`` first (``settle.py``). Column order
 of every statement is fixed here and by the row builders in ``ingest.py`` (``raw_values``,
 ``inventory_values``).
 """
@@ -86,13 +86,20 @@ def insert_samples(dialect: str, metrics: tuple[str, ...]) -> str:
     """Insert raw rows carrying ``metrics``, skipping (machine_id, ts_ms) already present.
 
     The rowcount is the number of rows inserted. Parameters: machine_id, ts_ms, one value
-    per metric in ``metrics`` order; the other metric columns stay NULL.
+    per metric in ``metrics`` order; the other metric columns stay NULL. MySQL: into
+    ``samples``. SQLite: into ``samples_recent`` unless ``samples`` holds the row already
+    (``settle.py`` moves the rows on).
     """
     columns = ["machine_id", "ts_ms", *(t.raw_column(m) for m in metrics)]
-    head = _insert_head(dialect, "samples", columns)
     if dialect == "mysql":
+        head = _insert_head(dialect, "samples", columns)
         return head.replace("INSERT INTO", "INSERT IGNORE INTO", 1)
-    return f"{head} ON CONFLICT DO NOTHING"
+    names = ", ".join(_quote(dialect, c) for c in columns)
+    values = ", ".join(f"?{n}" for n in range(1, len(columns) + 1))
+    return (
+        f"INSERT INTO samples_recent ({names}) SELECT {values} WHERE NOT EXISTS "
+        "(SELECT 1 FROM samples WHERE machine_id = ?1 AND ts_ms = ?2) ON CONFLICT DO NOTHING"
+    )
 
 
 @cache

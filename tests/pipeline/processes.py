@@ -23,6 +23,8 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from srvmon_core.schema import Batch, container_key, host_key
+from srvmon_server.storage import tables as t
+from srvmon_server.storage.settle import raw_rows
 from tests.helpers import free_port
 from tests.pipeline.streams import wait_until
 
@@ -308,25 +310,26 @@ def expected_rows(batches: Iterable[Batch]) -> Counter[RowKey]:
 
 
 class SampleCounter:
-    """Reads the server's ``samples`` table directly in SQL: how many rows, and which."""
+    """Reads the server's raw rows directly in SQL (``samples``, and on SQLite
+    ``samples_recent``): how many rows, and which."""
 
     def __init__(self, db_url: str) -> None:
         self._engine = sa.create_engine(db_url, poolclass=sa.pool.NullPool)
+        self._raw = raw_rows(self._engine.dialect.name)
 
     def __call__(self) -> int:
         try:
             with self._engine.connect() as conn:
-                return int(conn.execute(sa.text("SELECT COUNT(*) FROM samples")).scalar_one())
+                query = sa.select(sa.func.count()).select_from(self._raw)
+                return int(conn.execute(query).scalar_one())
         except sa.exc.OperationalError:
             return -1
 
     def rows(self) -> Counter[RowKey]:
-        """Every stored sample as (machine key, ts_ms) with its number of rows."""
-        query = sa.text(
-            "SELECT m.`key`, s.ts_ms FROM samples s JOIN machines m ON m.id = s.machine_id"
-            if self._engine.dialect.name == "mysql"
-            else 'SELECT m."key", s.ts_ms FROM samples s JOIN machines m ON m.id = s.machine_id'
-        )
+        """Every stored sample as (machine key, ts_ms) with its number of rows (a row in
+        both raw tables counts twice)."""
+        m = t.machines.c
+        query = sa.select(m.key, self._raw.c.ts_ms).join(t.machines, m.id == self._raw.c.machine_id)
         with self._engine.connect() as conn:
             return Counter((str(key), int(at)) for key, at in conn.execute(query))
 

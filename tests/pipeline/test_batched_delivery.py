@@ -23,7 +23,7 @@ from srvmon_core.codec import decode_for_forwarding
 from srvmon_core.schema import Batch
 from srvmon_server.config import ServerConfig
 from srvmon_server.storage import Storage
-from srvmon_server.storage import tables as t
+from srvmon_server.storage.settle import raw_rows
 from tests.pipeline.processes import STREAM_AGE_ALLOWANCE_SECONDS
 from tests.pipeline.streams import (
     FAST_GROUP,
@@ -89,7 +89,8 @@ def server(tmp_path: Path) -> Iterator[RunningServer]:
 
 def sample_rows(storage: Storage) -> int:
     with storage.engine.connect() as conn:
-        return int(conn.execute(sa.select(sa.func.count()).select_from(t.samples)).scalar_one())
+        query = sa.select(sa.func.count()).select_from(raw_rows(storage.dialect))
+        return int(conn.execute(query).scalar_one())
 
 
 def test_only_the_refused_envelope_of_a_batched_request_is_dead_lettered(

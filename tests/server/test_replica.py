@@ -19,6 +19,7 @@ from srvmon_server.config import ReplicaSettings
 from srvmon_server.replica import Replica
 from srvmon_server.shared_bus import MAX_MESSAGE_BYTES, decode_events, encode_events
 from srvmon_server.storage import IngestResult
+from srvmon_server.storage.settle import raw_rows
 from tests.server.conftest import StartServer
 from tests.server.harness import FakeClock, RunningServer, SseReader, make_batch, wait_for
 from tests.server.test_delete_machine import deleted_events
@@ -277,8 +278,9 @@ def test_a_replica_refuses_legacy_http_ingest_too(
     answer = replica.request("POST", "/api/metrics", java_document(local))
     assert answer.status == 403, answer.body
     assert answer.json()["error"]["code"] == "replica_mode"
+    stored = sa.select(sa.func.count()).select_from(raw_rows(replica.storage.dialect))
     with replica.storage.engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT COUNT(*) FROM samples")).scalar_one() == 0
+        assert conn.execute(stored).scalar_one() == 0
 
 
 def test_events_travel_in_few_messages_under_the_size_limit() -> None:

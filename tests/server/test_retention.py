@@ -8,13 +8,13 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from srvmon_core.silences import SilenceMatchers, SilenceRequest
-from srvmon_server.storage.tables import alert_events, rollup_1h, rollup_1m, samples, silences
+from srvmon_server.storage.tables import alert_events, rollup_1h, rollup_1m, silences
 from tests.server.conftest import StartServer
 from tests.server.harness import T0, FakeClock, make_batch
-from tests.storage.factory import alert_event
+from tests.storage.factory import alert_event, raw
 
 
-def _count(server: object, table: sa.Table) -> int:
+def _count(server: object, table: sa.FromClause) -> int:
     engine = server.storage.engine  # type: ignore[attr-defined]
     with engine.connect() as connection:
         return int(connection.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
@@ -35,17 +35,12 @@ def test_prune_uses_the_raw_and_rollup_retentions(
     assert loop is not None and server.context is not None
     on_db_thread = server.context.db.run(server.storage.samples.roll_up, T0)
     asyncio.run_coroutine_threadsafe(on_db_thread, loop).result(30)
-    assert (_count(server, samples), _count(server, rollup_1m), _count(server, rollup_1h)) == (
-        4,
-        4,
-        4,
-    )
+    stored = raw(server.storage)
+    counts = [_count(server, table) for table in (stored, rollup_1m, rollup_1h)]
+    assert counts == [4, 4, 4]
     asyncio.run_coroutine_threadsafe(server.context.periodic.prune(), loop).result(30)
-    assert (_count(server, samples), _count(server, rollup_1m), _count(server, rollup_1h)) == (
-        1,
-        2,
-        3,
-    )
+    counts = [_count(server, table) for table in (stored, rollup_1m, rollup_1h)]
+    assert counts == [1, 2, 3]
 
 
 def test_prune_uses_the_alert_history_retention(

@@ -5,8 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import sqlalchemy as sa
+
 from srvmon_core.alert_state import AlertEvent
 from srvmon_core.schema import Batch, ContainerSample, HostSample
+from srvmon_server.storage import Storage
+from srvmon_server.storage.settle import raw_rows
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -94,3 +98,9 @@ def alert_event(at: datetime, *, value: float = 90.0, **fields: Any) -> AlertEve
         "silenced": False,
     }
     return AlertEvent(**(values | fields))
+
+
+def raw(storage: Storage) -> sa.FromClause:
+    """Every stored raw row: on SQLite the newest wait in ``samples_recent`` until they are
+    moved into ``samples`` (``srvmon_server/storage/settle.py``)."""
+    return raw_rows(storage.dialect)

@@ -10,10 +10,10 @@ from srvmon_core.metrics import container_metrics, host_metrics
 from srvmon_core.schema import Batch
 from srvmon_server.storage import Storage
 from srvmon_server.storage import tables as t
-from tests.storage.factory import T0, batch, container, host_sample, seconds
+from tests.storage.factory import T0, batch, container, host_sample, raw, seconds
 
 
-def count(storage: Storage, table: sa.Table) -> int:
+def count(storage: Storage, table: sa.FromClause) -> int:
     with storage.engine.connect() as conn:
         return int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
 
@@ -26,7 +26,7 @@ def test_replaying_a_batch_stores_nothing_and_reports_duplicates(storage: Storag
     assert sorted(first.new_machines) == ["h1", "h1:c0", "h1:c1", "h1:c2"]
     again = storage.samples.ingest(batch(T0, containers=3), T0 + seconds(5))
     assert (again.stored, again.duplicates, again.new_machines) == (0, 4, [])
-    assert count(storage, t.samples) == 4
+    assert count(storage, raw(storage)) == 4
     assert count(storage, t.machines) == 4
     storage.samples.roll_up()
     assert count(storage, t.rollup_1m) == 4
@@ -44,7 +44,7 @@ def test_replay_after_reopen_is_still_idempotent(db_url: str) -> None:
         assert (result.stored, result.duplicates) == (0, 3)
         result = store.samples.ingest(batch(T0 + seconds(5)), T0)
         assert (result.stored, result.duplicates) == (3, 0)
-        assert count(store, t.samples) == 18
+        assert count(store, raw(store)) == 18
     finally:
         store.close()
 
@@ -54,7 +54,7 @@ def test_a_batch_mixing_new_and_known_samples_stores_only_the_new(storage: Stora
     storage.samples.ingest(batch(T0, containers=2), T0)
     result = storage.samples.ingest(batch(T0, containers=3), T0)
     assert (result.stored, result.duplicates, result.new_machines) == (1, 3, ["h1:c2"])
-    assert count(storage, t.samples) == 4
+    assert count(storage, raw(storage)) == 4
 
 
 def test_raw_rows_hold_the_flat_metrics_of_each_sample(storage: Storage) -> None:
@@ -63,8 +63,8 @@ def test_raw_rows_hold_the_flat_metrics_of_each_sample(storage: Storage) -> None
     storage.samples.ingest(b, T0)
     with storage.engine.connect() as conn:
         rows = conn.execute(
-            sa.select(t.machines.c.key, t.samples).join(
-                t.machines, t.machines.c.id == t.samples.c.machine_id
+            sa.select(t.machines.c.key, raw(storage)).join(
+                t.machines, t.machines.c.id == raw(storage).c.machine_id
             )
         ).all()
     by_key = {row.key: row._mapping for row in rows}
@@ -136,7 +136,7 @@ def test_a_partial_replay_creates_each_new_machine_once(storage: Storage) -> Non
         ids = conn.execute(sa.select(t.machines.c.id).where(t.machines.c.key == "h1:c1")).all()
         assert len(ids) == 1
         rows = conn.execute(
-            sa.select(sa.func.count()).where(t.samples.c.machine_id == ids[0][0])
+            sa.select(sa.func.count()).where(raw(storage).c.machine_id == ids[0][0])
         ).scalar_one()
     assert rows == 2
     record = storage.samples.machine("h1:c1")

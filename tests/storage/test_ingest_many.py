@@ -8,10 +8,10 @@ import sqlalchemy as sa
 from srvmon_core.view import batch_view
 from srvmon_server.storage import IngestResult, Storage
 from srvmon_server.storage import tables as t
-from tests.storage.factory import T0, batch, seconds
+from tests.storage.factory import T0, batch, raw, seconds
 
 
-def count(storage: Storage, table: sa.Table) -> int:
+def count(storage: Storage, table: sa.FromClause) -> int:
     with storage.engine.connect() as conn:
         return int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
 
@@ -37,7 +37,7 @@ def test_many_batches_store_every_row_with_exact_counts(storage: Storage) -> Non
         ["h2", "h2:c0"],
         ["h1:c2"],
     ]
-    assert count(storage, t.samples) == 9
+    assert count(storage, raw(storage)) == 9
     assert count(storage, t.machines) == 6
 
 
@@ -49,13 +49,13 @@ def test_replaying_a_call_stores_nothing_and_counts_every_duplicate(storage: Sto
     again = storage.samples.ingest_many(calls, T0 + seconds(9))
     assert counts(again) == [(0, 3)] * 4
     assert [r.new_machines for r in again] == [[]] * 4
-    assert count(storage, t.samples) == 12
+    assert count(storage, raw(storage)) == 12
     mixed = storage.samples.ingest_many(
         [batch(T0 + seconds(3), containers=3), batch(T0 + seconds(4), containers=3)], T0
     )
     assert counts(mixed) == [(1, 3), (4, 0)]
     assert [r.new_machines for r in mixed] == [["h1:c2"], []]
-    assert count(storage, t.samples) == 17
+    assert count(storage, raw(storage)) == 17
     assert count(storage, t.machines) == 4
 
 
@@ -65,7 +65,7 @@ def test_one_sample_twice_in_a_call_is_stored_once(storage: Storage) -> None:
     results = storage.samples.ingest_many([batch(T0, containers=1), batch(T0, containers=1)], T0)
     assert counts(results) == [(2, 0), (0, 2)]
     assert [sorted(r.new_machines) for r in results] == [["h1", "h1:c0"], []]
-    assert count(storage, t.samples) == 2
+    assert count(storage, raw(storage)) == 2
     assert count(storage, t.machines) == 2
 
 
@@ -90,7 +90,7 @@ def test_inventory_takes_the_newest_sample_of_the_call_whatever_its_position(
     sample = storage.samples.latest_sample("h1:c0")
     assert sample is not None
     assert (sample["timestamp"], sample["cpu_percent"]) == ("2024-05-01T12:00:09Z", 90.0)
-    assert count(storage, t.samples) == 8
+    assert count(storage, raw(storage)) == 8
 
 
 def test_many_and_single_ingest_agree_on_replays(storage: Storage) -> None:
@@ -101,7 +101,7 @@ def test_many_and_single_ingest_agree_on_replays(storage: Storage) -> None:
     again = storage.samples.ingest(batch(T0 + seconds(1), containers=1), T0)
     assert (again.stored, again.duplicates) == (0, 2)
     assert storage.samples.ingest_many([], T0) == []
-    assert count(storage, t.samples) == 4
+    assert count(storage, raw(storage)) == 4
 
 
 def test_hosts_and_containers_are_inserted_naming_only_their_own_metrics(
@@ -137,8 +137,8 @@ def test_hosts_and_containers_are_inserted_naming_only_their_own_metrics(
         keys = dict(conn.execute(sa.select(t.machines.c.key, t.machines.c.id)).all())
         for view in views:
             row = conn.execute(
-                sa.select(*(t.samples.c[c] for c in columns)).where(
-                    t.samples.c.machine_id == keys[view.key]
+                sa.select(*(raw(storage).c[c] for c in columns)).where(
+                    raw(storage).c.machine_id == keys[view.key]
                 )
             ).one()
             stored = {

@@ -9,7 +9,7 @@ from srvmon_core.schema import Batch, ContainerSample, HostSample
 from srvmon_server.storage import Storage
 from srvmon_server.storage import tables as t
 from srvmon_server.storage.write_sql import numeric_rows
-from tests.storage.factory import T0, seconds
+from tests.storage.factory import T0, raw, seconds
 
 AWKWARD = [0.1 + 0.2, 1e-07, 5e-324, 1.7976931348623157e308, 123456789.00000001, 0.0, 2.5e16]
 
@@ -45,23 +45,24 @@ def test_awkward_values_round_trip_exactly(storage: Storage) -> None:
     ]
     results = storage.samples.ingest_many(batches, T0)
     assert [r.stored for r in results] == [2] * len(AWKWARD)
+    stored = raw(storage).c
     with storage.engine.connect() as conn:
         rows = conn.execute(
             sa.select(
-                t.samples.c.m_cpu_percent,
-                t.samples.c.m_load_1,
-                t.samples.c.m_memory_available_bytes,
-                t.samples.c.m_pids,
+                stored.m_cpu_percent,
+                stored.m_load_1,
+                stored.m_memory_available_bytes,
+                stored.m_pids,
             )
-            .join(t.machines, t.machines.c.id == t.samples.c.machine_id)
+            .join(t.machines, t.machines.c.id == stored.machine_id)
             .where(t.machines.c.key == "h1:c")
-            .order_by(t.samples.c.ts_ms)
+            .order_by(stored.ts_ms)
         ).all()
         hosts = conn.execute(
-            sa.select(t.samples.c.m_load_1, t.samples.c.m_memory_available_bytes)
-            .join(t.machines, t.machines.c.id == t.samples.c.machine_id)
+            sa.select(stored.m_load_1, stored.m_memory_available_bytes)
+            .join(t.machines, t.machines.c.id == stored.machine_id)
             .where(t.machines.c.key == "h1")
-            .order_by(t.samples.c.ts_ms)
+            .order_by(stored.ts_ms)
         ).all()
     assert [row[0] for row in rows] == AWKWARD
     assert {row[1:] for row in rows} == {(None, None, None)}

@@ -10,12 +10,15 @@ import sqlalchemy as sa
 from srvmon_core.rules import Rule
 from srvmon_server.storage import SCHEMA_VERSION, Storage
 from srvmon_server.storage import tables as t
-from tests.storage.factory import T0, alert_event, batch, seconds
+from tests.storage.factory import T0, alert_event, batch, raw, seconds
+from tests.storage.test_rollup import every_bucket, expected_from_raw
 
 RULE = Rule(id="r1", name="r1", metric="cpu_percent", warn=80.0)
 
 
-def count(storage: Storage, table: sa.Table, where: sa.ColumnElement[bool] | None = None) -> int:
+def count(
+    storage: Storage, table: sa.FromClause, where: sa.ColumnElement[bool] | None = None
+) -> int:
     query = sa.select(sa.func.count()).select_from(table)
     if where is not None:
         query = query.where(where)
@@ -24,13 +27,16 @@ def count(storage: Storage, table: sa.Table, where: sa.ColumnElement[bool] | Non
 
 
 def test_prune_deletes_only_rows_older_than_retention_in_batches(storage: Storage) -> None:
-    """Raw rows older than the cutoff go, in batches of at most batch_rows; newer rows stay."""
+    """Raw rows older than the cutoff go, in batches of at most batch_rows; newer rows stay,
+    whether moved into ``samples`` already or (SQLite) still in ``samples_recent``."""
     for i in range(40):  # 40 batches x 3 machines, one per minute
         storage.samples.ingest(batch(T0 + timedelta(minutes=i)), T0)
+        if i == 19:
+            assert storage.samples.settle() == (20 * 3 if storage.dialect == "sqlite" else 0)
     storage.samples.roll_up()  # the clock is years past T0: every minute is closed
     now = T0 + timedelta(minutes=40)
     cutoff_ms = round((now - timedelta(minutes=15)).timestamp() * 1000)
-    old_raw = count(storage, t.samples, t.samples.c.ts_ms < cutoff_ms)
+    old_raw = count(storage, raw(storage), raw(storage).c.ts_ms < cutoff_ms)
     assert old_raw == 25 * 3
     batches: list[tuple[str, int]] = []
     deleted = storage.retention.prune(
@@ -41,12 +47,14 @@ def test_prune_deletes_only_rows_older_than_retention_in_batches(storage: Storag
         on_batch=lambda table, n: batches.append((table, n)),
     )
     assert deleted == old_raw
-    assert count(storage, t.samples) == 15 * 3
-    assert count(storage, t.samples, t.samples.c.ts_ms < cutoff_ms) == 0
+    assert count(storage, raw(storage)) == 15 * 3
+    assert count(storage, raw(storage), raw(storage).c.ts_ms < cutoff_ms) == 0
     assert count(storage, t.rollup_1m) == 40 * 3
     assert count(storage, t.rollup_1h) == 3
-    assert all(table == "samples" and 0 < n <= 10 for table, n in batches)
-    assert [n for _, n in batches] == [10, 10, 5] * 3
+    if storage.dialect == "sqlite":  # minutes 0-19 moved, 20-24 recent
+        assert batches == [("samples", 10), ("samples", 10)] * 3 + [("samples_recent", 5)] * 3
+    else:
+        assert batches == [("samples", 10), ("samples", 10), ("samples", 5)] * 3
     # the rollups still answer for the pruned range
     series = storage.samples.series("h1", "cpu_percent", T0, now, max_points=30)
     assert series.resolution == "1m"
@@ -60,18 +68,22 @@ def test_prune_defaults_keep_a_week_of_raw_data(storage: Storage) -> None:
     storage.samples.ingest(batch(T0), T0)
     storage.samples.ingest(batch(T0 + timedelta(days=2)), T0)
     assert storage.retention.prune(now) == 3
-    assert count(storage, t.samples) == 3
+    assert count(storage, raw(storage)) == 3
 
 
 def test_upgrade_from_v1_keeps_data_and_adds_what_is_missing(db_url: str) -> None:
-    """A v1 database (no alert_events.silenced, a metric column missing) opens as v2, data kept."""
+    """A v1 database (no alert_events.silenced, a metric column missing, no samples_recent)
+    opens as v2, data kept; the missing column comes last in ``samples`` but not in the new
+    ``samples_recent``, and roll-ups over both still aggregate each metric's own column."""
     store = Storage.open(db_url)
     store.samples.ingest(batch(T0, cpu=12.0), T0)
     store.samples.ingest(batch(T0 + seconds(1), cpu=14.0), T0)
     store.rules.put(RULE)
+    store.samples.settle()
     with store.engine.begin() as conn:
         conn.execute(sa.text("ALTER TABLE alert_events DROP COLUMN silenced"))
         conn.execute(sa.text("ALTER TABLE samples DROP COLUMN m_pids"))
+        conn.execute(sa.text("DROP TABLE samples_recent"))
         conn.execute(sa.update(t.schema_version).values(version=1))
     store.close()
 
@@ -82,7 +94,7 @@ def test_upgrade_from_v1_keeps_data_and_adds_what_is_missing(db_url: str) -> Non
             assert conn.execute(sa.select(t.schema_version.c.version)).scalar() == SCHEMA_VERSION
             columns = {c["name"] for c in sa.inspect(conn).get_columns("samples")}
         assert "m_pids" in columns
-        assert count(store, t.samples) == 6
+        assert count(store, raw(store)) == 6
         assert store.rules.get("r1") == RULE
         series = store.samples.series("h1", "cpu_percent", T0, T0 + seconds(5))
         assert [p[1] for p in series.points] == [12.0, 14.0]
@@ -90,8 +102,10 @@ def test_upgrade_from_v1_keeps_data_and_adds_what_is_missing(db_url: str) -> Non
         store.history.append([ev])
         with store.engine.connect() as conn:
             assert conn.execute(sa.select(t.alert_events.c.silenced)).scalar() is True
-        store.samples.ingest(batch(T0 + seconds(2)), T0)
-        assert count(store, t.samples) == 9
+        store.samples.ingest(batch(T0 + seconds(2), cpu=16.0), T0)
+        assert count(store, raw(store)) == 9
+        store.samples.roll_up()
+        assert every_bucket(store, t.rollup_1m) == expected_from_raw(store, 60_000)
     finally:
         store.close()
 

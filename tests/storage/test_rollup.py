@@ -15,7 +15,7 @@ from srvmon_server.storage import Storage
 from srvmon_server.storage import tables as t
 from srvmon_server.storage.clock import to_ms
 from srvmon_server.storage.rollup import RollupResult
-from tests.storage.factory import T0, batch, seconds
+from tests.storage.factory import T0, batch, raw, seconds
 
 Bucket = tuple[int, float, float, float]
 
@@ -222,7 +222,7 @@ def test_prune_rolls_up_before_deleting_raw_rows(storage: Storage) -> None:
     deleted = storage.retention.prune(now, raw_retention=timedelta(0))
     assert deleted == 18 * 2  # the newest sample (19:00) closed minutes up to 18:00
     with storage.engine.connect() as conn:
-        kept = conn.execute(sa.select(t.samples.c.ts_ms).distinct().order_by("ts_ms")).scalars()
+        kept = conn.execute(sa.select(raw(storage).c.ts_ms).distinct().order_by("ts_ms")).scalars()
         assert [ms / 1000 for ms in kept] == [T0.timestamp() + m * 60 for m in (18, 19)]
     del values[T0.timestamp() + 18 * 60]  # the open minutes are not rolled up yet
     del values[T0.timestamp() + 19 * 60]
@@ -334,10 +334,11 @@ def every_bucket(storage: Storage, table: sa.Table) -> dict[tuple[int, int], tup
 
 def expected_from_raw(storage: Storage, width_ms: int) -> dict[tuple[int, int], tuple[Any, ...]]:
     """The same, computed here from the raw rows (NULL figures not counted)."""
-    raw = [t.raw_column(m) for m in t.METRIC_NAMES]
+    columns = [t.raw_column(m) for m in t.METRIC_NAMES]
+    stored = raw(storage).c
     with storage.engine.connect() as conn:
         rows = conn.execute(
-            sa.select(t.samples.c.machine_id, t.samples.c.ts_ms, *(t.samples.c[c] for c in raw))
+            sa.select(stored.machine_id, stored.ts_ms, *(stored[c] for c in columns))
         ).all()
     groups: dict[tuple[int, int], list[tuple[Any, ...]]] = defaultdict(list)
     for row in rows:
@@ -345,7 +346,7 @@ def expected_from_raw(storage: Storage, width_ms: int) -> dict[tuple[int, int], 
     out: dict[tuple[int, int], tuple[Any, ...]] = {}
     for key, samples in groups.items():
         figures: list[Any] = []
-        for index in range(len(raw)):
+        for index in range(len(columns)):
             values = [s[index] for s in samples if s[index] is not None]
             if values:
                 figures += [len(values), sum(values), min(values), max(values)]
