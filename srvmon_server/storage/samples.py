@@ -113,8 +113,8 @@ class SampleStore:
     def settle_step(self) -> SettleStep:
         """SQLite: move the recent rows of the next range of machines into ``samples`` (one
         short transaction; ``settle.py``). A pass walks the machines in id order; call
-        again while ``more`` (the server's periodic job does,
-        letting ingest and reads run in between). MySQL/MariaDB: nothing to move."""
+        again while ``more`` (the server's periodic job does, letting ingest and reads run
+        in between). MySQL/MariaDB: nothing to move."""
         if self._db.dialect != "sqlite":
             return SettleStep(moved=0, next_machine_id=None)
         with self._db.writing("settle") as conn:
