@@ -20,6 +20,7 @@ from srvmon_server.storage.clock import to_ms
 from srvmon_server.storage.errors import StorageError
 from srvmon_server.storage.rollup import read_watermark_of
 from srvmon_server.storage.samples import SampleStore
+from srvmon_server.storage.settle import raw_tables
 
 RAW_RETENTION = timedelta(days=7)
 ROLLUP_1M_RETENTION = timedelta(days=90)
@@ -206,12 +207,9 @@ class Retention:
         engine = self._db.engine
         with self._db.guarded("prune"):
             covered = [v for v in read_watermark_of(engine) if v is not None]
-        recent = (
-            [(t.samples_recent, "ts_ms", raw_retention)] if self._db.dialect == "sqlite" else []
-        )
+        raw = raw_tables(self._db.dialect)
         plan = [
-            (t.samples, "ts_ms", raw_retention),
-            *recent,
+            *((table, "ts_ms", raw_retention) for table in raw),
             (t.rollup_1m, "bucket_ms", rollup_1m_retention),
             (t.rollup_1h, "bucket_ms", rollup_1h_retention),
         ]
@@ -219,7 +217,7 @@ class Retention:
         with self._db.guarded("prune"):
             for table, column, keep in plan:
                 cutoff = now_ms - int(keep.total_seconds() * 1000)
-                if table is t.samples or table is t.samples_recent:
+                if table in raw:
                     cutoff = min([cutoff, *covered]) if covered else cutoff
                 deleted += prune_table(
                     engine,

@@ -53,6 +53,7 @@ from attrs import define, frozen
 
 from srvmon_core.metrics import CONTAINER_METRIC_NAMES, HOST_METRIC_NAMES
 from srvmon_server.storage import tables as t
+from srvmon_server.storage.settle import raw_tables
 
 MINUTE_MS = 60_000
 HOUR_MS = 3_600_000
@@ -319,8 +320,7 @@ def _next_sample_ms(conn: sa.Connection, lo: int, hi: int) -> int | None:
     machine whose newest sample is not older than ``lo`` (per raw table on SQLite)."""
     m = t.machines.c
     found: list[int] = []
-    tables = (t.samples, t.samples_recent) if conn.dialect.name == "sqlite" else (t.samples,)
-    for table in tables:
+    for table in raw_tables(conn.dialect.name):
         s = table.c
         first = (
             sa.select(sa.func.min(s.ts_ms))

@@ -44,6 +44,12 @@ class SettleStep:
         return self.next_machine_id is not None
 
 
+def raw_tables(dialect: str) -> tuple[sa.Table, ...]:
+    """The tables raw rows are stored in: ``samples``, and on SQLite ``samples_recent``.
+    ``dialect``: ``sqlite``, or a MySQL/MariaDB name."""
+    return (t.samples, t.samples_recent) if dialect == "sqlite" else (t.samples,)
+
+
 def raw_rows(dialect: str) -> sa.FromClause:
     """Every stored raw row: ``samples`` and, on SQLite, ``samples_recent`` (same columns).
     ``dialect``: ``sqlite``, or a MySQL/MariaDB name."""
