@@ -11,9 +11,9 @@ opened by ``Storage.open`` (the server's pragmas; the inventory's write-behind i
 back, so only the raw samples are timed). After each fleet-second the write-ahead log is
 copied back (``Storage.checkpoint``, which the server runs every second on a thread of its
 own); after every ``--settle`` fleet-seconds the recent rows are moved into ``samples``
-(``Storage.samples.settle``, the server's ``Periodic.settle`` every 10 s). With
-``--settle 1`` every second's rows are moved at once: what inserting straight into
-``samples`` writes, page for page (the server before the recent rows).
+(``Storage.samples.settle``, the server's ``Periodic.settle`` every 10 s). The code before
+the recent rows (inserting straight into ``samples``) is measured by running its own copy
+of this bench (docs/benchmarks-server.md).
 
 It is timed with about one second of raw history behind it (the reference, same run), then
 after the history is filled up to each ``--history`` point (seconds of 1 Hz samples,

@@ -1,9 +1,10 @@
 """The write path: batches in, one short transaction, idempotent per (machine, timestamp).
 
 Per call: look up (or create) machine ids (cached), insert the raw rows of every batch with
-one insert-ignore, and — when the rowcount shows every row was new — hand the stored rows
-to the inventory buffer (``inventory.py``), which refreshes each machine's inventory row
-from its newest sample, in the same transaction, once its write-behind delay has passed.
+an insert-ignore per kind of machine (on SQLite into ``samples_recent``, ``settle.py``),
+and — when the rowcount shows every row was new — hand the stored rows to the inventory
+buffer (``inventory.py``), which refreshes each machine's inventory row from its newest
+sample, in the same transaction, once its write-behind delay has passed.
 Rollups are not touched here: ``rollup.roll_up`` recomputes them from raw rows later. The
 transaction's oldest sample is marked for it in ``rollup_progress`` when it is late (below
 the watermark as committed, or stored while a roll-up is under way; ``rollup.mark_late``,
@@ -83,11 +84,11 @@ class Ingester:
     """The write path. Keeps a key → id cache (ids never change once assigned).
 
     Fast path (the normal case, every sample new): insert all raw rows with insert-ignore
-    (one statement naming the union of the metrics they carry); when the rowcount equals
-    the number of rows, stage them for the inventory (one more statement when it is due),
-    then commit. When the rowcount is lower, some (machine, ts) was already stored (a
-    replay): the transaction is rolled back and redone on the careful path, which first
-    reads which rows exist and writes only the others.
+    (one statement per kind of machine, naming the metrics that kind carries); when the
+    rowcount equals the number of rows, stage them for the inventory (one more statement
+    when it is due), then commit. When the rowcount is lower, some (machine, ts) was
+    already stored (a replay): the transaction is rolled back and redone on the careful
+    path, which first reads which rows exist and writes only the others.
 
     ``inventory_flush_ms``: how long a machine's inventory row may lag its newest stored
     sample (0: refreshed in every transaction).

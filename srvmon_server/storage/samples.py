@@ -98,8 +98,9 @@ class SampleStore:
         """Store many batches in ONE transaction (committed when this returns); one result
         per batch, in order, with exact ``stored``/``duplicates`` counts as ``ingest`` gives.
 
-        The fast path inserts the raw rows of all batches in one statement; any duplicate
-        sends the whole call down the per-batch careful path (still one transaction).
+        The fast path inserts the raw rows of all batches in one statement per kind of
+        machine; any duplicate sends the whole call down the per-batch careful path (still
+        one transaction).
         """
         with self._db.guarded("ingest_many"):
             return self._ingester.ingest_many(batches, received_at)
