@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,6 +28,10 @@ def _safe(url: sa.URL) -> str:
     return url.render_as_string(hide_password=True)
 
 
+SQLITE_AT_LEAST = (3, 33, 0)
+"""The oldest SQLite the storage runs on: the inventory's refresh is an ``UPDATE … FROM``."""
+
+
 def parse_url(url: str) -> sa.URL:
     """Parse and vet a database URL; raise StorageError naming what is wrong."""
     if not isinstance(url, str) or not url.strip():
@@ -44,6 +49,12 @@ def parse_url(url: str) -> sa.URL:
             f"unsupported database {backend!r} in {_safe(parsed)}; use sqlite or mysql+pymysql"
         )
     if backend == "sqlite":
+        if sqlite3.sqlite_version_info < SQLITE_AT_LEAST:
+            raise StorageError(
+                f"this Python's SQLite is {sqlite3.sqlite_version}; srvmon needs "
+                f"{'.'.join(map(str, SQLITE_AT_LEAST))} or later (UPDATE … FROM): "
+                "use a newer Python or system SQLite, or MySQL/MariaDB"
+            )
         database = parsed.database or ""
         if database in ("", ":memory:"):
             raise StorageError("sqlite needs a file path (sqlite:///PATH); in-memory is not kept")

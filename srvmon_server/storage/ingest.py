@@ -18,6 +18,7 @@ therefore stores 0 rows. The SQL text lives in ``write_sql.py``.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -37,6 +38,7 @@ from srvmon_server.storage.write_sql import (
     insert_samples,
     insert_samples_head,
     numeric_rows,
+    sqlite_chunks,
     write_sql,
 )
 
@@ -71,7 +73,7 @@ def carried_metrics(parts: Iterable[MachineView]) -> tuple[str, ...]:
 def raw_values(
     machine_id: int, ts_ms: int, metrics: dict[str, float], names: tuple[str, ...]
 ) -> tuple[Any, ...]:
-    """Parameters of ``write_sql.insert_samples(dialect, names)`` for one sample (a metric
+    """Parameters of ``write_sql.insert_samples(names, 1)`` for one sample (a metric
     this sample lacks is NULL)."""
     return (machine_id, ts_ms, *map(metrics.get, names))
 
@@ -274,9 +276,11 @@ class Ingester:
         kind carries: a container row then binds no NULL for every host figure (with
         all of a host's 22 metrics and a container's 10 carried, 12 parameters per
         container row instead of 30, each bound by sqlite3 holding the GIL).
-        SQLite: one executemany per kind (sqlite3 binds the parameters in C). MySQL:
-        multi-row INSERT IGNORE statements with the numbers rendered as literals
-        (``write_sql.numeric_rows``), ``MYSQL_ROWS_PER_STATEMENT`` rows each.
+        SQLite: multi-row statements of up to 1,024 rows (``write_sql.sqlite_chunks``;
+        sqlite3 binds the parameters in C, and lets go of the interpreter lock once per
+        statement rather than once per row). MySQL: multi-row INSERT IGNORE statements
+        with the numbers rendered as literals (``write_sql.numeric_rows``),
+        ``MYSQL_ROWS_PER_STATEMENT`` rows each.
         """
         hosts = [row for row in rows if row[1].kind == "host"]
         containers = [row for row in rows if row[1].kind != "host"] if hosts else rows
@@ -286,7 +290,8 @@ class Ingester:
         names = carried_metrics(p for _, p, _ in rows)
         values = [raw_values(i, ts_ms, p.metrics, names) for i, p, ts_ms in rows]
         if self._dialect != "mysql":
-            return int(conn.exec_driver_sql(insert_samples(self._dialect, names), values).rowcount)
+            chunks = sqlite_chunks(values, 2 + len(names), functools.partial(insert_samples, names))
+            return sum(int(conn.exec_driver_sql(sql, params).rowcount) for sql, params in chunks)
         head = insert_samples_head(names)
         inserted = 0
         for start in range(0, len(values), MYSQL_ROWS_PER_STATEMENT):

@@ -32,6 +32,11 @@ from srvmon_core.codec import unstructure
 from srvmon_core.view import MachineView
 from srvmon_server import wirejson
 from srvmon_server.storage.clock import iso
+from srvmon_server.storage.write_sql import (
+    INVENTORY_SQLITE_WIDTH,
+    refresh_inventory_sqlite,
+    sqlite_chunks,
+)
 
 Pending = dict[int, tuple[MachineView, int, int]]
 """machine id → (its newest stored sample, that sample's ts_ms, when it was received)."""
@@ -153,13 +158,15 @@ class InventoryBuffer:
     def _write(self, conn: sa.Connection, pending: Pending) -> None:
         if not pending:
             return
-        conn.exec_driver_sql(
-            self._refresh_sql,
-            [
-                inventory_values(self._dialect, machine_id, part, ts_ms, received_ms)
-                for machine_id, (part, ts_ms, received_ms) in sorted(pending.items())
-            ],
-        )
+        rows = [
+            inventory_values(self._dialect, machine_id, part, ts_ms, received_ms)
+            for machine_id, (part, ts_ms, received_ms) in sorted(pending.items())
+        ]
+        if self._dialect == "mysql":
+            conn.exec_driver_sql(self._refresh_sql, rows)
+            return
+        for sql, params in sqlite_chunks(rows, INVENTORY_SQLITE_WIDTH, refresh_inventory_sqlite):
+            conn.exec_driver_sql(sql, params)
 
 
 def _merge(into: Pending, rows: Iterable[tuple[int, tuple[MachineView, int, int]]]) -> None:

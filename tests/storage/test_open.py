@@ -32,6 +32,18 @@ def test_bad_urls_raise_a_clear_storage_error(url: str, fragment: str) -> None:
         Storage.open(url)
 
 
+def test_a_sqlite_older_than_3_33_is_refused_by_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The inventory's refresh is an ``UPDATE … FROM`` (SQLite 3.33): a Python linked to an
+    older SQLite is told so when it opens, not at its first ingest; nothing is created."""
+    monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 31, 1))
+    monkeypatch.setattr(sqlite3, "sqlite_version", "3.31.1")
+    with pytest.raises(StorageError, match=r"SQLite is 3\.31\.1; srvmon needs 3\.33\.0 or later"):
+        Storage.open(f"sqlite:///{tmp_path / 'old.db'}")
+    assert not (tmp_path / "old.db").exists()
+
+
 def test_dead_mysql_raises_unavailable_without_the_password() -> None:
     """Nothing listening: StorageUnavailable, and the password never appears in the message."""
     port = free_port()
