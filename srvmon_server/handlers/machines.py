@@ -63,19 +63,23 @@ class MachineBase(BaseHandler):
             record, self.levels(), self.ctx.clock(), self.ctx.config.silent_after_seconds
         )
 
+    def named(self, name: str) -> str:
+        """The key of the one machine called ``name`` (``vm``, ``vm/db``), from the names
+        kept in memory: 404 when none, 409 when several share the name."""
+        try:
+            return self.ctx.names.one(name).key
+        except (UnknownMachine, AmbiguousMachine) as exc:
+            mapped = http_error(exc)
+            assert mapped is not None
+            raise ApiError(mapped.status, mapped.code, mapped.message, "key") from None
+
     async def record(self, key: str) -> MachineRecord:
         """A machine by key, or by name through the resolver (``vm``, ``vm/db``): 404 when
         none, 409 when several share the name. ``key`` arrives percent-decoded already
         (Tornado decodes path arguments)."""
         record = await self.db(self.ctx.storage.samples.machine, key)
         if record is None:
-            try:
-                named = self.ctx.names.one(key)
-            except (UnknownMachine, AmbiguousMachine) as exc:
-                mapped = http_error(exc)
-                assert mapped is not None
-                raise ApiError(mapped.status, mapped.code, mapped.message, "key") from None
-            record = await self.db(self.ctx.storage.samples.machine, named.key)
+            record = await self.db(self.ctx.storage.samples.machine, self.named(key))
         if record is None:
             raise ApiError(404, "unknown_machine", f"no machine with key {key!r}", "key")
         return record
@@ -150,9 +154,17 @@ class MachineHandler(MachineBase):
         self.finish()
 
     async def get(self, raw_key: str) -> None:
-        record = await self.record(raw_key)
+        """A machine with its newest sample. By key: one job on the DB thread (an API call
+        waits behind the running ingest once, not once per read); by name, a second."""
+        read = self.ctx.storage.samples.machine_with_sample
+        found = await self.db(read, raw_key)
+        if found is None:
+            found = await self.db(read, self.named(raw_key))
+        if found is None:  # deleted meanwhile
+            raise ApiError(404, "unknown_machine", f"no machine with key {raw_key!r}", "key")
+        record, sample = found
         data = machine_json(record, self.status_of(record))
-        data["sample"] = await self.db(self.ctx.storage.samples.latest_sample, record.key)
+        data["sample"] = sample
         self.write_json(data)
 
 

@@ -2,8 +2,9 @@
 
 ``ingest``/``ingest_many`` store viewed batches (``srvmon_core.view``) idempotently and keep
 the inventory (one row per machine, its newest sample) written behind; ``machines``,
-``machine``, ``latest_sample`` and ``series`` read them (flushing the inventory first, so
-this process never sees the lag); ``roll_up`` maintains the 1 m / 1 h rollups.
+``machine``, ``latest_sample``, ``machine_with_sample`` and ``series`` read them (flushing
+the inventory first, so this process never sees the lag); ``roll_up`` maintains the 1 m /
+1 h rollups.
 """
 
 from __future__ import annotations
@@ -315,6 +316,17 @@ class SampleStore:
                 sa.select(t.machines.c.latest_sample).where(t.machines.c.key == key)
             ).scalar()
         return None if body is None else dict(json.loads(body))
+
+    def machine_with_sample(self, key: str) -> tuple[MachineRecord, dict[str, Any]] | None:
+        """:meth:`machine` and :meth:`latest_sample` in one read (one job on the DB
+        thread, so a request for a machine's detail waits once behind the ingest)."""
+        self.flush_inventory([key])
+        columns = [*_MACHINE_COLUMNS, t.machines.c.latest_sample]
+        with self._db.reading("machine_with_sample") as conn:
+            row = conn.execute(sa.select(*columns).where(t.machines.c.key == key)).first()
+        if row is None:
+            return None
+        return _record(row), dict(json.loads(row.latest_sample))
 
     def series(
         self, key: str, metric: str, start: datetime, end: datetime, max_points: int = 1000

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import urllib.parse
+from typing import Any
 
 from srvmon_core.schema import host_id_for
 from tests.server.harness import READ, T0, RunningServer, SseReader, make_batch
@@ -207,3 +208,40 @@ def test_a_legacy_host_id_that_is_not_a_valid_id_keeps_reporting(server: Running
     one = server.request("GET", f"/api/v1/machines/{key}")
     assert one.status == 200, one.body
     assert one.json()["sample"]["cpu_percent"] == 8.0
+
+
+def test_a_machine_detail_waits_behind_the_ingest_once(server: RunningServer) -> None:
+    """GET /machines/{key} reads the machine and its newest sample in one job on the DB
+    thread, where each job queues behind the running ingest; by name it takes one more,
+    and an unknown name is a 404 without a second job."""
+    assert server.ingest(make_batch(containers=(("web", 12.0),))).status == 200
+    assert server.context is not None
+    db = server.context.db
+    real = db.run
+    jobs: list[str] = []
+
+    async def counting(fn: Any, *args: Any) -> Any:
+        jobs.append(fn.__name__)
+        return await real(fn, *args)
+
+    db.run = counting  # type: ignore[method-assign]
+    try:
+        by_key = server.request("GET", "/api/v1/machines/h1%3Aweb")
+        assert by_key.status == 200, by_key.body
+        assert (by_key.json()["key"], by_key.json()["sample"]["cpu_percent"]) == ("h1:web", 12.0)
+        assert by_key.json()["status"] == "ok"
+        assert jobs == ["machine_with_sample"]
+
+        jobs.clear()
+        name = urllib.parse.quote("h1.example/web", safe="")
+        by_name = server.request("GET", f"/api/v1/machines/{name}")
+        assert by_name.status == 200, by_name.body
+        assert by_name.json()["key"] == "h1:web"
+        assert jobs == ["machine_with_sample", "machine_with_sample"]
+
+        jobs.clear()
+        unknown = server.request("GET", "/api/v1/machines/nowhere")
+        assert unknown.status == 404 and unknown.json()["error"]["code"] == "unknown_machine"
+        assert jobs == ["machine_with_sample"]
+    finally:
+        db.run = real  # type: ignore[method-assign]
