@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
 
 from srvmon_server.storage import Storage
@@ -18,16 +16,6 @@ from srvmon_server.storage.rollup import RollupResult
 from tests.storage.factory import T0, batch, raw, seconds
 
 Bucket = tuple[int, float, float, float]
-
-
-@pytest.fixture
-def sqlite_storage(tmp_path: Path) -> Iterator[Storage]:
-    """Stepped passes are SQLite's (processes sharing MariaDB take turns per whole call)."""
-    store = Storage.open(f"sqlite:///{tmp_path / 'srvmon.db'}")
-    try:
-        yield store
-    finally:
-        store.close()
 
 
 def host_rollup(storage: Storage, table: sa.Table) -> dict[float, Bucket]:

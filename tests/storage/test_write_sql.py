@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -18,15 +16,6 @@ from srvmon_server.storage.write_sql import (
     sqlite_chunks,
 )
 from tests.storage.factory import T0, batch, raw, seconds
-
-
-@pytest.fixture
-def sqlite_storage(tmp_path: Path) -> Iterator[Storage]:
-    store = Storage.open(f"sqlite:///{tmp_path / 'srvmon.db'}")
-    try:
-        yield store
-    finally:
-        store.close()
 
 
 @pytest.mark.parametrize(
