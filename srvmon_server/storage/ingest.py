@@ -39,7 +39,6 @@ from srvmon_server.storage.write_sql import (
     insert_samples_head,
     numeric_rows,
     sqlite_chunks,
-    write_sql,
 )
 
 MYSQL_ROWS_PER_STATEMENT = 2000
@@ -99,10 +98,7 @@ class Ingester:
     def __init__(self, engine: sa.Engine, *, inventory_flush_ms: int = 0) -> None:
         self._engine = engine
         self._dialect = "mysql" if engine.dialect.name in ("mysql", "mariadb") else "sqlite"
-        self._sql = write_sql(self._dialect)
-        self._inventory = InventoryBuffer(
-            self._dialect, self._sql.refresh_inventory, inventory_flush_ms
-        )
+        self._inventory = InventoryBuffer(self._dialect, inventory_flush_ms)
         self._ids: dict[str, int] = {}
         self._pending_seal: int | None = None
 

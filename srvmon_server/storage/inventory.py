@@ -32,11 +32,7 @@ from srvmon_core.codec import unstructure
 from srvmon_core.view import MachineView
 from srvmon_server import wirejson
 from srvmon_server.storage.clock import iso
-from srvmon_server.storage.write_sql import (
-    INVENTORY_SQLITE_WIDTH,
-    refresh_inventory_sqlite,
-    sqlite_chunks,
-)
+from srvmon_server.storage.write_sql import refresh_inventory
 
 Pending = dict[int, tuple[MachineView, int, int]]
 """machine id → (its newest stored sample, that sample's ts_ms, when it was received)."""
@@ -62,7 +58,7 @@ def latest_sample_document(part: MachineView) -> dict[str, Any]:
 def inventory_values(
     dialect: str, machine_id: int, part: MachineView, ts_ms: int, received_ms: int
 ) -> tuple[Any, ...]:
-    """Parameters of ``WriteSql.refresh_inventory`` (column order: see ``write_sql``)."""
+    """Parameters of ``write_sql.refresh_inventory`` (column order: see ``write_sql``)."""
     labels = json.dumps(part.labels, sort_keys=True)
     metrics = wirejson.dumps(part.metrics)
     sample = wirejson.dumps(latest_sample_document(part))
@@ -81,11 +77,10 @@ def inventory_values(
 class InventoryBuffer:
     """The newest stored sample per machine, written to ``machines`` when due."""
 
-    def __init__(self, dialect: str, refresh_sql: str, flush_after_ms: int) -> None:
+    def __init__(self, dialect: str, flush_after_ms: int) -> None:
         if flush_after_ms < 0:
             raise ValueError(f"flush_after_ms must be >= 0, got {flush_after_ms}")
         self._dialect = dialect
-        self._refresh_sql = refresh_sql
         self._flush_after_ms = flush_after_ms
         self._pending: Pending = {}
         self._since_ms: int | None = None
@@ -162,10 +157,7 @@ class InventoryBuffer:
             inventory_values(self._dialect, machine_id, part, ts_ms, received_ms)
             for machine_id, (part, ts_ms, received_ms) in sorted(pending.items())
         ]
-        if self._dialect == "mysql":
-            conn.exec_driver_sql(self._refresh_sql, rows)
-            return
-        for sql, params in sqlite_chunks(rows, INVENTORY_SQLITE_WIDTH, refresh_inventory_sqlite):
+        for sql, params in refresh_inventory(self._dialect, rows):
             conn.exec_driver_sql(sql, params)
 
 

@@ -30,8 +30,6 @@ from functools import cache
 from itertools import chain
 from typing import Any
 
-from attrs import frozen
-
 from srvmon_server.storage import tables as t
 
 INVENTORY_COLUMNS: tuple[str, ...] = (
@@ -68,14 +66,6 @@ _INVENTORY_REFRESHED = (
     "latest_sample",
 )
 """What a newer sample replaces; ``latest_ts_ms`` comes last (MySQL assigns in order)."""
-
-
-@frozen
-class WriteSql:
-    """The statements of one dialect."""
-
-    refresh_inventory: str
-    """Refresh a machine's inventory row unless it already holds a newer sample."""
 
 
 def _quote(dialect: str, name: str) -> str:
@@ -169,16 +159,15 @@ def numeric_rows(rows: Iterable[tuple[int | float | None, ...]]) -> str:
     return ",".join(map(repr, rows)).replace("None", "NULL")
 
 
-def _inventory_refresh(dialect: str) -> str:
-    """MySQL: one multi-row upsert on the (existing) id; SQLite: an UPDATE per row."""
-    if dialect == "mysql":
-        head = _insert_head(dialect, "machines", list(INVENTORY_COLUMNS))
-        newer = "VALUES(latest_ts_ms) >= latest_ts_ms"
-        quoted = [_quote(dialect, c) for c in _INVENTORY_REFRESHED]
-        assignments = [f"{c} = IF({newer}, VALUES({c}), {c})" for c in quoted]
-        assignments.append("latest_ts_ms = GREATEST(latest_ts_ms, VALUES(latest_ts_ms))")
-        return f"{head} ON DUPLICATE KEY UPDATE {', '.join(assignments)}"
-    return refresh_inventory_sqlite(1)
+@cache
+def _inventory_upsert_mysql() -> str:
+    """MySQL: a multi-row upsert on the (existing) id that keeps a newer sample."""
+    head = _insert_head("mysql", "machines", list(INVENTORY_COLUMNS))
+    newer = "VALUES(latest_ts_ms) >= latest_ts_ms"
+    quoted = [_quote("mysql", c) for c in _INVENTORY_REFRESHED]
+    assignments = [f"{c} = IF({newer}, VALUES({c}), {c})" for c in quoted]
+    assignments.append("latest_ts_ms = GREATEST(latest_ts_ms, VALUES(latest_ts_ms))")
+    return f"{head} ON DUPLICATE KEY UPDATE {', '.join(assignments)}"
 
 
 INVENTORY_SQLITE_WIDTH = len(_INVENTORY_REFRESHED) + 3
@@ -199,6 +188,14 @@ def refresh_inventory_sqlite(rows: int) -> str:
     )
 
 
-def write_sql(dialect: str) -> WriteSql:
-    """The fixed ingest statements for ``sqlite`` or ``mysql``."""
-    return WriteSql(refresh_inventory=_inventory_refresh(dialect))
+def refresh_inventory(
+    dialect: str, rows: Sequence[tuple[Any, ...]]
+) -> Iterator[tuple[str, Sequence[Any]]]:
+    """``(statement, parameters)`` pairs that refresh the inventory rows ``rows`` (built by
+    ``inventory.inventory_values``), each unless it already holds a newer sample. MySQL:
+    one upsert run as an ``executemany`` (pymysql folds it into one multi-row statement).
+    SQLite: :func:`refresh_inventory_sqlite` in statements of many rows."""
+    if dialect == "mysql":
+        yield _inventory_upsert_mysql(), rows
+        return
+    yield from sqlite_chunks(rows, INVENTORY_SQLITE_WIDTH, refresh_inventory_sqlite)
