@@ -174,9 +174,15 @@ class _Generator:
         for index, field in enumerate(fields):
             var = f"v{index}"
             optional, tp = _is_optional(hints[field.name])
+            default = field.default
+            if optional and default is None:  # absent and null mean the same: one test
+                body.append(f"    {var} = get({field.name!r})")
+                body.append(f"    if {var} is not None:")
+                body.extend(self.value(var, tp, field.validator, "        "))
+                body.append(self.setter(field.name, var))
+                continue
             body.append(f"    {var} = get({field.name!r}, MISSING)")
             body.append(f"    if {var} is MISSING:")
-            default = field.default
             if default is attrs.NOTHING:
                 body.append("        raise Fallback")
             elif isinstance(default, attrs.Factory):  # type: ignore[arg-type]

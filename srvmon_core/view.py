@@ -18,9 +18,11 @@ state vocabulary for every machine (docs/metrics.md).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
+import attrs
 from attrs import frozen
 
 from srvmon_core.metrics import container_metrics, host_metrics
@@ -91,42 +93,73 @@ class BatchView:
         return len(self.containers) + (self.host is not None)
 
 
+def _builder(cls: type) -> Callable[..., Any]:
+    """A function taking every field of the frozen attrs class ``cls`` positionally, in
+    field order, and storing each straight into its slot.
+
+    A view is made for every machine of every batch (31,000 a second at 1,000 hosts x 30
+    containers); through the slots' own descriptors that costs about half what the attrs
+    ``__init__`` with thirteen keywords does. ``cls`` must have no validators, converters
+    or ``__attrs_post_init__``, which this would skip; the build checks that.
+    """
+    fields = attrs.fields(cls)
+    if any(f.validator or f.converter for f in fields) or hasattr(cls, "__attrs_post_init__"):
+        raise TypeError(f"{cls.__name__} checks its fields: build it with its __init__")
+    names = [f"a{i}" for i in range(len(fields))]
+    namespace: dict[str, Any] = {"CLS": cls, "NEW": object.__new__}
+    lines = [f"def build({', '.join(names)}):", "    o = NEW(CLS)"]
+    for index, field in enumerate(fields):
+        namespace[f"S{index}"] = getattr(cls, field.name).__set__
+        lines.append(f"    S{index}(o, a{index})")
+    lines.append("    return o")
+    exec("\n".join(lines), namespace)
+    build: Callable[..., Any] = namespace["build"]
+    return build
+
+
+_machine_view = _builder(MachineView)
+"""``MachineView(...)`` with the fields in order: key, kind, host_id, hostname, name,
+timestamp, state, health, image, labels, restart_count, metrics, sample."""
+
+
 def host_view(batch: Batch, sample: HostSample) -> MachineView:
     """The view of a batch's host sample."""
-    return MachineView(
-        key=host_key(batch.host_id),
-        kind="host",
-        host_id=batch.host_id,
-        hostname=batch.hostname,
-        name=batch.hostname,
-        timestamp=batch.timestamp,
-        state=HOST_STATE,
-        health=None,
-        image=None,
-        labels={},
-        restart_count=None,
-        metrics=host_metrics(sample),
-        sample=sample,
+    view: MachineView = _machine_view(
+        host_key(batch.host_id),
+        "host",
+        batch.host_id,
+        batch.hostname,
+        batch.hostname,
+        batch.timestamp,
+        HOST_STATE,
+        None,
+        None,
+        {},
+        None,
+        host_metrics(sample),
+        sample,
     )
+    return view
 
 
 def container_view(batch: Batch, sample: ContainerSample) -> MachineView:
     """The view of one of a batch's containers."""
-    return MachineView(
-        key=container_key(batch.host_id, sample.name),
-        kind="container",
-        host_id=batch.host_id,
-        hostname=batch.hostname,
-        name=sample.name,
-        timestamp=batch.timestamp,
-        state=sample.state,
-        health=sample.health,
-        image=sample.image,
-        labels=sample.labels,
-        restart_count=sample.restart_count,
-        metrics=container_metrics(sample),
-        sample=sample,
+    view: MachineView = _machine_view(
+        container_key(batch.host_id, sample.name),
+        "container",
+        batch.host_id,
+        batch.hostname,
+        sample.name,
+        batch.timestamp,
+        sample.state,
+        sample.health,
+        sample.image,
+        sample.labels,
+        sample.restart_count,
+        container_metrics(sample),
+        sample,
     )
+    return view
 
 
 def batch_view(batch: Batch) -> BatchView:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import attrs
 import pytest
 from hypothesis import given, settings
 
@@ -147,3 +148,72 @@ def test_view_metrics_equal_the_flat_metric_functions(batch: Batch) -> None:
         for name in batch.host.not_collected:
             assert name not in view.host.metrics
     assert [c.metrics for c in view.containers] == [container_metrics(c) for c in batch.containers]
+
+
+@settings(max_examples=60, deadline=None)
+@given(batches())
+def test_views_equal_the_ones_the_attrs_init_builds(batch: Batch) -> None:
+    """Views are stored slot by slot (``view._builder``); each equals, field for field, the
+    view the class's own ``__init__`` makes from the batch (a slot left unset would raise
+    here, a field in the wrong place would differ)."""
+    from srvmon_core.metrics import container_metrics, host_metrics
+    from srvmon_core.view import MachineView
+
+    view = batch_view(batch)
+    common = {"host_id": batch.host_id, "hostname": batch.hostname, "timestamp": batch.timestamp}
+    expected = [
+        MachineView(
+            key=f"{batch.host_id}:{c.name}",
+            kind="container",
+            name=c.name,
+            state=c.state,
+            health=c.health,
+            image=c.image,
+            labels=c.labels,
+            restart_count=c.restart_count,
+            metrics=container_metrics(c),
+            sample=c,
+            **common,
+        )
+        for c in batch.containers
+    ]
+    if batch.host is not None:
+        host_view = MachineView(
+            key=batch.host_id,
+            kind="host",
+            name=batch.hostname,
+            state="running",
+            health=None,
+            image=None,
+            labels={},
+            restart_count=None,
+            metrics=host_metrics(batch.host),
+            sample=batch.host,
+            **common,
+        )
+        expected.insert(0, host_view)
+    assert list(view.machines) == expected
+    for got, want in zip(view.machines, expected, strict=True):
+        assert attrs.astuple(got, recurse=False) == attrs.astuple(want, recurse=False)
+
+
+def test_flat_metrics_are_floats_even_for_integer_fields() -> None:
+    """Counts and bytes (ints in the sample) and a float field given an int by hand all
+    come out as floats; ``None`` stays out."""
+    from srvmon_core.metrics import container_metrics, host_metrics
+
+    sample = ContainerSample(id="a", name="shop", cpu_percent=5, pids=12, memory_limit_bytes=None)
+    metrics = container_metrics(sample)
+    assert metrics == {"cpu_percent": 5.0, "pids": 12.0, "restart_count": 0.0}
+    assert {type(v) for v in metrics.values()} == {float}
+    host_figures = host_metrics(host())
+    assert host_figures["memory_used_bytes"] == 2_000.0
+    assert {type(v) for v in host_figures.values()} == {float}
+
+
+def test_the_slot_builder_refuses_a_class_that_checks_its_fields() -> None:
+    """Building through the slots skips validators: a class with any is refused."""
+    from srvmon_core.view import _builder
+
+    with pytest.raises(TypeError, match="ContainerSample checks its fields"):
+        _builder(ContainerSample)
