@@ -458,12 +458,21 @@ def evaluate_batch(
 
 
 def check_silence(
-    rules: Sequence[Rule], state: EngineState, now: datetime, silences: Sequence[Silence] = ()
+    rules: Sequence[Rule],
+    state: EngineState,
+    now: datetime,
+    silences: Sequence[Silence] = (),
+    *,
+    grace_seconds: float = 0.0,
 ) -> tuple[EngineState, list[AlertEvent]]:
-    """Fire ``silent`` rules for machines not seen for their ``silent_seconds``.
+    """Fire ``silent`` rules for machines not seen for their ``silent_seconds`` plus
+    ``grace_seconds``.
 
     Call it periodically (e.g. every second); a later batch from the machine resolves it.
-    ``silences`` mark events as :func:`evaluate_view` does.
+    ``silences`` mark events as :func:`evaluate_view` does. ``grace_seconds`` is how far
+    the caller's own processing is behind (a server passes the age of the oldest ingest
+    it holds unfinished): batches it holds and has not read yet are not a machine's
+    silence.
     """
     events = _sync_rules(rules, state, now)
     for key, machine in state.machines.items():
@@ -473,7 +482,7 @@ def check_silence(
             if check.code != SILENT:
                 continue
             quiet = (now - machine.last_seen).total_seconds()
-            limit = check.rule.silent_seconds or 0.0
+            limit = (check.rule.silent_seconds or 0.0) + grace_seconds
             alerts = state.alerts.setdefault(key, {})
             alert = alerts.get(check.rule.id)
             if quiet < limit and alert is None:

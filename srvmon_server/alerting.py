@@ -215,10 +215,13 @@ class Alerting:
         self._save_step(every)
         return out
 
-    def on_tick(self, now: datetime) -> list[AlertEvent]:
-        """The silent-machine check; silences that started or ended since the last tick;
-        a fresh snapshot of the active alerts' values (at most one per tick)."""
-        self.state, events = check_silence(self.rules, self.state, now, self.silences)
+    def on_tick(self, now: datetime, grace_seconds: float = 0.0) -> list[AlertEvent]:
+        """The silent-machine check (``grace_seconds``: how far the server's own ingest is
+        behind, added to every silent limit); silences that started or ended since the
+        last tick; a fresh snapshot of the active alerts' values (at most one per tick)."""
+        self.state, events = check_silence(
+            self.rules, self.state, now, self.silences, grace_seconds=grace_seconds
+        )
         self._record(events)
         if self._boundary is not None and now >= self._boundary:
             events = [*events, *self._apply_silences(now)]

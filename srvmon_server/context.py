@@ -21,6 +21,7 @@ from srvmon_core.rules import Rule
 from srvmon_server.alerting import Alerting
 from srvmon_server.amalerts import Lookups
 from srvmon_server.background import Background
+from srvmon_server.backlog import Backlog
 from srvmon_server.bus import EventBus
 from srvmon_server.config import ServerConfig
 from srvmon_server.dbthread import DbThread
@@ -76,6 +77,8 @@ class ServerContext:
     """Machine names → keys (the one resolver of names, keys and globs)."""
     forgetting: Forgetting
     """What a deleted machine leaves in memory (here, or announced by another replica)."""
+    backlog: Backlog
+    """Ingest under way: how far the server is behind (``backlog.py``)."""
     replica: Replica | None = None
     """Set in replica mode (``config.replica``)."""
 
@@ -166,6 +169,7 @@ def build_context(
         timeout_seconds=config.webhook_timeout_seconds,
     )
     stats = Stats()
+    backlog = Backlog(clock)
     presence = Presence(config.silent_after_seconds)
     background = Background()
     fleet = Fleet()
@@ -208,7 +212,7 @@ def build_context(
         hub=hub,
     )
     replica = None
-    figures = server_figures(stats, hub, db, notifier)
+    figures = server_figures(stats, hub=hub, db=db, notifier=notifier, backlog=backlog, clock=clock)
     machine_families = MachineCollector(
         latest,
         clock,
@@ -244,6 +248,7 @@ def build_context(
         alerting=alerting,
         live=live,
         background=background,
+        backlog=backlog,
         tokens=tokens,
     )
     return ServerContext(
@@ -266,6 +271,7 @@ def build_context(
         tokens=tokens,
         names=names,
         forgetting=forgetting,
+        backlog=backlog,
     )
 
 

@@ -244,6 +244,11 @@ async def ingest_batch(ctx: ServerContext, batch: Batch | BatchView) -> IngestRe
     timestamp is outside the accepted window, ``StorageUnavailable`` when the database is
     down; nothing is published then.
     """
+    with ctx.backlog.held():
+        return await _ingest_one(ctx, batch)
+
+
+async def _ingest_one(ctx: ServerContext, batch: Batch | BatchView) -> IngestResult:
     received_at = ctx.clock()
     view = batch if isinstance(batch, BatchView) else batch_view(batch)
     _in_window(ctx, view, received_at)
@@ -252,9 +257,10 @@ async def ingest_batch(ctx: ServerContext, batch: Batch | BatchView) -> IngestRe
     if not result.stored:
         return result
     levels = ctx.alerting.firing_levels()
-    events = await ctx.db.run_bulk(ctx.alerting.on_batch, view, received_at)
+    heard_at = ctx.clock()  # stored: the time it waited in the server is no silence
+    events = await ctx.db.run_bulk(ctx.alerting.on_batch, view, heard_at)
     ctx.names.seen(view)
-    ctx.live.stored(view, received_at, levels)
+    ctx.live.stored(view, heard_at, levels)
     ctx.live.alerts(events)
     return result
 
@@ -270,6 +276,13 @@ async def ingest_batches(
     """
     if not batches:
         return []
+    with ctx.backlog.held():
+        return await _ingest_many(ctx, batches)
+
+
+async def _ingest_many(
+    ctx: ServerContext, batches: Sequence[Batch | BatchView]
+) -> list[IngestResult | TimestampRejected]:
     received_at = ctx.clock()
     answers: list[IngestResult | TimestampRejected | BatchView] = []
     for batch in batches:
@@ -297,10 +310,11 @@ async def ingest_batches(
             stored.append(answer)
     if not stored:
         return out
-    evaluated = await ctx.db.run_bulk(ctx.alerting.on_batches, stored, received_at)
+    heard_at = ctx.clock()  # stored: the time they waited in the server is no silence
+    evaluated = await ctx.db.run_bulk(ctx.alerting.on_batches, stored, heard_at)
     for view, (levels, events) in zip(stored, evaluated, strict=True):
         ctx.names.seen(view)
-        ctx.live.stored(view, received_at, levels)
+        ctx.live.stored(view, heard_at, levels)
         ctx.live.alerts(events)
     return out
 

@@ -196,11 +196,12 @@ class Live:
         if outbox:
             self.background.spawn(self.notifier.deliver(outbox))
 
-    def sweep(self, now: datetime) -> None:
-        """A ``machine`` event for each machine that just went silent; silent hosts get a
+    def sweep(self, now: datetime, grace_seconds: float = 0.0) -> None:
+        """A ``machine`` event for each machine that just went silent (``grace_seconds``:
+        how far the server's own ingest is behind, added to the limit); silent hosts get a
         new summary."""
         silent: set[str] = set()
-        for key, last_seen in self.presence.sweep(now):
+        for key, last_seen in self.presence.sweep(now, grace_seconds):
             data = {"key": key, "status": "silent", "last_seen": iso(last_seen)}
             self.bus.publish("machine", data, key, host=self._host_of(key))
             if self.fleet.set_silent(key, True):

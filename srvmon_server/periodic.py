@@ -16,6 +16,7 @@ from tornado.ioloop import PeriodicCallback
 
 from srvmon_server.alerting import Alerting
 from srvmon_server.background import Background
+from srvmon_server.backlog import Backlog
 from srvmon_server.config import ServerConfig
 from srvmon_server.dbthread import DbThread
 from srvmon_server.live import Live
@@ -49,6 +50,7 @@ class Periodic:
         alerting: Alerting,
         live: Live,
         background: Background,
+        backlog: Backlog,
         tokens: Tokens | None = None,
     ) -> None:
         self._config = config
@@ -58,6 +60,7 @@ class Periodic:
         self._storage = storage
         self._alerting = alerting
         self._live = live
+        self._backlog = backlog
         self._background = background
         self._callbacks: list[PeriodicCallback] = []
         self._running: set[str] = set()
@@ -76,13 +79,17 @@ class Periodic:
             self._running.discard(job)
 
     async def tick(self) -> None:
-        """Presence sweep and the silent-machine check (skipped while the last one runs)."""
-        self._live.sweep(self._clock())
+        """Presence sweep and the silent-machine check (skipped while the last one runs),
+        each allowing for the ingest the server holds unfinished (``backlog.py``)."""
+        now = self._clock()
+        self._live.sweep(now, self._backlog.behind_seconds(now))
         with self._alone("tick") as alone:
             if not alone:
                 return
             try:
-                self._live.alerts(await self._db.run(self._alerting.on_tick, self._clock()))
+                now = self._clock()
+                grace = self._backlog.behind_seconds(now)
+                self._live.alerts(await self._db.run(self._alerting.on_tick, now, grace))
             except Exception:  # the DB may be down; the next tick tries again
                 log.exception("periodic alert check failed")
         notifier = self._live.notifier

@@ -39,8 +39,8 @@ class Presence:
             self._last_seen.pop(key, None)
             self._silent.discard(key)
 
-    def _quiet(self, at: datetime, now: datetime) -> bool:
-        return (now - at).total_seconds() > self.silent_after_seconds
+    def _quiet(self, at: datetime, now: datetime, grace_seconds: float = 0.0) -> bool:
+        return (now - at).total_seconds() > self.silent_after_seconds + grace_seconds
 
     def seen(self, key: str, at: datetime) -> str | None:
         """Record a sample; ``"new"`` for a machine never seen, ``"back"`` after silence."""
@@ -54,12 +54,13 @@ class Presence:
             return "back"
         return None
 
-    def sweep(self, now: datetime) -> list[tuple[str, datetime]]:
-        """Machines that just went silent, with their last sample time."""
+    def sweep(self, now: datetime, grace_seconds: float = 0.0) -> list[tuple[str, datetime]]:
+        """Machines that just went silent, with their last sample time; ``grace_seconds``
+        (how far the server's own ingest is behind, ``backlog.py``) is added to the limit."""
         gone = [
             (key, at)
             for key, at in self._last_seen.items()
-            if key not in self._silent and self._quiet(at, now)
+            if key not in self._silent and self._quiet(at, now, grace_seconds)
         ]
         self._silent.update(key for key, _ in gone)
         return sorted(gone)

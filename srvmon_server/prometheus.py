@@ -176,6 +176,10 @@ OWN_HELP: dict[str, tuple[MetricType, str]] = {
     "ingest_samples_total": ("counter", "machine samples accepted (host + containers)"),
     "ingest_duplicates_total": ("counter", "samples ignored as already stored"),
     "ingest_samples_per_second": ("gauge", "samples accepted per second, last 60 s"),
+    "ingest_behind_seconds": (
+        "gauge",
+        "age of the oldest ingest the server holds unfinished (0 when it keeps up)",
+    ),
     "sse_clients": ("gauge", "connected Server-Sent Events clients"),
     "sse_dropped_clients_total": ("counter", "SSE clients dropped: their socket stalled"),
     "sse_conflated_events_total": (

@@ -5,11 +5,13 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from attrs import define, field
 
 if TYPE_CHECKING:
+    from srvmon_server.backlog import Backlog
     from srvmon_server.dbthread import DbThread
     from srvmon_server.hub import Hub
     from srvmon_server.notify import Notifier
@@ -40,12 +42,19 @@ class Stats:
 
 
 def server_figures(
-    stats: Stats, hub: Hub, db: DbThread, notifier: Notifier
+    stats: Stats,
+    *,
+    hub: Hub,
+    db: DbThread,
+    notifier: Notifier,
+    backlog: Backlog,
+    clock: Callable[[], datetime],
 ) -> Callable[[], dict[str, float]]:
     """The figures ``srvmon_server_*`` of /metrics, read fresh at each call."""
 
     def figures() -> dict[str, float]:
         return {
+            "ingest_behind_seconds": backlog.behind_seconds(clock()),
             "ingest_batches_total": stats.ingest_batches_total,
             "ingest_samples_total": stats.ingest_samples_total,
             "ingest_duplicates_total": stats.ingest_duplicates_total,

@@ -44,6 +44,10 @@ class IngestHandler(BaseHandler):
     async def post(self) -> None:
         refuse_in_replica_mode(self.ctx)
         self._check_size()
+        with self.ctx.backlog.held():  # from here the server owes these batches
+            await self._ingest()
+
+    async def _ingest(self) -> None:
         legacy = self.ctx.config.legacy  # the zone and loop of legacy Java documents
         decoded = await decode_body(
             self.body, legacy_tz=legacy.tz, legacy_interval_seconds=legacy.interval_seconds

@@ -193,6 +193,17 @@ def test_silent_host_fires_then_recovers() -> None:
     assert fired == []
 
 
+def test_silence_allows_for_the_callers_backlog() -> None:
+    """``grace_seconds`` (how far the caller's own ingest is behind) lengthens every silent
+    limit: a host quiet 40 s is not silent with 15 s of backlog, and is at 46 s."""
+    state = EngineState()
+    state, _ = evaluate_batch([SILENT], state, batch(0), at(0))
+    state, fired = check_silence([SILENT], state, at(40), grace_seconds=15)
+    assert fired == []
+    state, fired = check_silence([SILENT], state, at(46), grace_seconds=15)
+    assert [(e.kind, e.machine_key, e.value) for e in fired] == [("firing", "h1", 46.0)]
+
+
 def test_silent_only_for_the_quiet_host() -> None:
     """Hosts that keep reporting stay quiet while another host goes silent."""
     state = EngineState()

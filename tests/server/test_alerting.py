@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import threading
+import time
+from datetime import timedelta
 from typing import Any
 
 import tornado.httpserver
@@ -259,6 +261,54 @@ def test_pending_timer_survives_restart(start_server_any_db, clock: FakeClock) -
         ("firing", "2026-11-25T10:01:00Z"),
         ("pending", "2026-11-25T10:00:00Z"),
     ]
+
+
+def test_a_batch_waiting_inside_the_server_is_not_silence(start_server, clock: FakeClock) -> None:  # type: ignore[no-untyped-def]
+    """The host's next batch reaches the server while its DB thread is busy, and waits 15 s
+    there: the silent check (10 s) allows for the ingest the server holds, so no ``silent``
+    fires; with nothing held, 11 s of real quiet still fire it, once."""
+    server = start_server(silence_check_seconds=0.05)
+    only_rules(
+        server,
+        {"id": "quiet", "name": "quiet", "kind": "silent", "silent_seconds": 10},
+    )
+    t0 = clock.now
+    server.ingest(make_batch(at=t0))
+    busy, release = threading.Event(), threading.Event()
+
+    def hold_db_thread() -> None:
+        busy.set()
+        release.wait(30)
+
+    blocker = threading.Thread(target=lambda: server.context.db.call(hold_db_thread))
+    blocker.start()
+    assert busy.wait(10)
+    answers: list[int] = []
+    late = make_batch(at=t0 + timedelta(seconds=1))
+    poster = threading.Thread(target=lambda: answers.append(server.ingest(late).status))
+    poster.start()
+    backlog = server.context.backlog
+    wait_for(lambda: backlog.held_now >= 1)
+    clock.advance(15)
+    time.sleep(0.5)  # ten periodic checks come due meanwhile
+    held, behind = backlog.held_now, backlog.behind_seconds(clock.now)
+    release.set()
+    blocker.join(10)
+    poster.join(10)
+    assert held >= 1 and behind >= 15.0  # the batch was still inside the server at +15 s
+    assert answers == [200]
+    wait_for(lambda: backlog.held_now == 0)
+    time.sleep(0.3)
+    assert server.request("GET", "/api/v1/alerts/history").json()["events"] == []
+    clock.advance(11)  # nothing held: 11 s since the host's last batch was stored
+    wait_for(
+        lambda: (
+            [a["rule_id"] for a in server.request("GET", "/api/v1/alerts").json()["alerts"]]
+            == ["quiet"]
+        )
+    )
+    history = server.request("GET", "/api/v1/alerts/history").json()["events"]
+    assert [(e["to_state"], e["at"]) for e in history] == [("firing", "2026-11-25T10:00:26Z")]
 
 
 def test_silent_machine_check_runs_periodically(start_server, clock: FakeClock) -> None:  # type: ignore[no-untyped-def]

@@ -122,6 +122,32 @@ def test_presence_new_silent_back() -> None:
     assert presence.sweep(t0 + timedelta(seconds=40)) == []
     assert presence.seen("h1", t0 + timedelta(seconds=41)) == "back"
     assert presence.seen("old", t0 + timedelta(seconds=41)) == "back"
+    # with 20 s of the server's own backlog, 45 s of quiet is not yet silence; 51 s is
+    assert presence.sweep(t0 + timedelta(seconds=86), grace_seconds=20) == []
+    assert presence.sweep(t0 + timedelta(seconds=92), grace_seconds=20) == [
+        ("h1", t0 + timedelta(seconds=41)),
+        ("old", t0 + timedelta(seconds=41)),
+    ]
+
+
+def test_backlog_is_the_age_of_the_oldest_ingest_held() -> None:
+    """Nothing held: 0. Held: the oldest one's age, whatever order they end in."""
+    from datetime import UTC, datetime, timedelta
+
+    from srvmon_server.backlog import Backlog
+
+    now = [datetime(2026, 1, 1, tzinfo=UTC)]
+    backlog = Backlog(lambda: now[0])
+    assert backlog.behind_seconds(now[0]) == 0.0
+    first = backlog.held()
+    first.__enter__()
+    now[0] += timedelta(seconds=5)
+    with backlog.held():
+        assert backlog.held_now == 2
+        assert backlog.behind_seconds(now[0] + timedelta(seconds=3)) == 8.0
+        first.__exit__(None, None, None)
+        assert backlog.behind_seconds(now[0] + timedelta(seconds=3)) == 3.0
+    assert (backlog.held_now, backlog.behind_seconds(now[0])) == (0, 0.0)
 
 
 def test_access_log_redacts_query_tokens() -> None:
