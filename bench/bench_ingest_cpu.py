@@ -31,7 +31,7 @@ from srvmon_server.command import tune_gc  # noqa: E402
 from srvmon_server.config import ServerConfig  # noqa: E402
 from srvmon_server.context import build_context  # noqa: E402
 from srvmon_server.ingest import decode_and_view, decode_body, ingest_batches  # noqa: E402
-from srvmon_server.storage import Storage  # noqa: E402
+from srvmon_server.storage import IngestResult, Storage  # noqa: E402
 
 PER_REQUEST = 50
 
@@ -72,7 +72,7 @@ async def one_round(calm: list[bytes], seconds: int) -> tuple[float, float, int]
             started = time.process_time()
             for body in bodies:
                 results = await ingest_batches(context, await decode_body(body))
-                stored += sum(r.stored for r in results if hasattr(r, "stored"))
+                stored += sum(r.stored for r in results if isinstance(r, IngestResult))
             pipeline = time.process_time() - started
         finally:
             context.close()
