@@ -24,6 +24,7 @@ from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, overrid
 from cattrs.preconf.json import make_converter
 
 from srvmon_core.errors import DecodeError
+from srvmon_core.fastplain import flat_unstructurer, is_flat
 from srvmon_core.fastwire import make_fast_structurers
 from srvmon_core.schema import SCHEMA_VERSION, Batch, FieldValueError
 
@@ -274,6 +275,9 @@ def make_wire_converter(*, detailed_validation: bool = False) -> cattrs.Converte
     """
     converter = make_converter(forbid_extra_keys=False, detailed_validation=detailed_validation)
     converter.register_unstructure_hook(datetime, _unstructure_datetime)
+    converter.register_unstructure_hook_factory(
+        is_flat, lambda cls: flat_unstructurer(cls, _unstructure_datetime)
+    )
     converter.register_structure_hook(datetime, _structure_datetime)
     converter.register_structure_hook(float, _structure_float)
     converter.register_structure_hook(int, _structure_int)

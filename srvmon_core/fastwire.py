@@ -38,7 +38,8 @@ class Fallback(Exception):
     """The fast path gives up; decode with the converter instead."""
 
 
-def _is_optional(tp: Any) -> tuple[bool, Any]:
+def is_optional(tp: Any) -> tuple[bool, Any]:
+    """``(True, X)`` for ``X | None``, else ``(False, tp)``."""
     args = get_args(tp)
     if get_origin(tp) in (typing.Union, types.UnionType) and type(None) in args:
         rest = [a for a in args if a is not type(None)]
@@ -173,7 +174,7 @@ class _Generator:
         self.names["MISSING"] = _MISSING
         for index, field in enumerate(fields):
             var = f"v{index}"
-            optional, tp = _is_optional(hints[field.name])
+            optional, tp = is_optional(hints[field.name])
             default = field.default
             if optional and default is None:  # absent and null mean the same: one test
                 body.append(f"    {var} = get({field.name!r})")
