@@ -30,7 +30,12 @@ from srvmon_core.schema import Batch
 from srvmon_core.view import BatchView, MachineView, batch_view
 from srvmon_server.storage import tables as t
 from srvmon_server.storage.clock import to_ms
-from srvmon_server.storage.inventory import InventoryBuffer, Staged, latest_sample_document
+from srvmon_server.storage.inventory import (
+    InventoryBuffer,
+    Staged,
+    labels_text,
+    latest_sample_document,
+)
 from srvmon_server.storage.records import IngestResult
 from srvmon_server.storage.rollup import mark_late
 from srvmon_server.storage.settle import raw_rows
@@ -144,7 +149,7 @@ class Ingester:
                     "hostname": part.hostname,
                     "name": part.name,
                     "image": part.image,
-                    "labels": json.dumps(part.labels, sort_keys=True),
+                    "labels": labels_text(part.labels),
                     "state": part.state,
                     "health": part.health,
                     "restart_count": part.restart_count,

@@ -49,19 +49,34 @@ class Staged:
     received_ms: int
 
 
-def latest_sample_document(part: MachineView) -> dict[str, Any]:
+def latest_sample_document(part: MachineView, stamp: str | None = None) -> dict[str, Any]:
     """The inventory's ``latest_sample``: the full sample, unstructured, with its
-    ``timestamp`` (built only when the inventory row is written)."""
-    return {**unstructure(part.sample), "timestamp": iso(part.timestamp)}
+    ``timestamp`` (``stamp``: that timestamp as ``iso`` writes it, when the caller has it;
+    built only when the inventory row is written)."""
+    document: dict[str, Any] = unstructure(part.sample)
+    document["timestamp"] = iso(part.timestamp) if stamp is None else stamp
+    return document
+
+
+def labels_text(labels: dict[str, str]) -> str:
+    """The ``labels`` column: the labels as JSON with sorted keys."""
+    return json.dumps(labels, sort_keys=True) if labels else "{}"
 
 
 def inventory_values(
-    dialect: str, machine_id: int, part: MachineView, ts_ms: int, received_ms: int
+    dialect: str,
+    machine_id: int,
+    part: MachineView,
+    ts_ms: int,
+    received_ms: int,
+    *,
+    stamp: str | None = None,
 ) -> tuple[Any, ...]:
-    """Parameters of ``write_sql.refresh_inventory`` (column order: see ``write_sql``)."""
-    labels = json.dumps(part.labels, sort_keys=True)
+    """Parameters of ``write_sql.refresh_inventory`` (column order: see ``write_sql``);
+    ``stamp``: the sample's timestamp as ``iso`` writes it, when the caller has it."""
+    labels = labels_text(part.labels)
     metrics = wirejson.dumps(part.metrics)
-    sample = wirejson.dumps(latest_sample_document(part))
+    sample = wirejson.dumps(latest_sample_document(part, stamp))
     if dialect == "mysql":
         return (
             machine_id, part.key, part.kind, part.host_id, part.hostname, part.name,
@@ -153,10 +168,15 @@ class InventoryBuffer:
     def _write(self, conn: sa.Connection, pending: Pending) -> None:
         if not pending:
             return
-        rows = [
-            inventory_values(self._dialect, machine_id, part, ts_ms, received_ms)
-            for machine_id, (part, ts_ms, received_ms) in sorted(pending.items())
-        ]
+        stamps: dict[int, str] = {}  # a fleet's rows share a few timestamps
+        rows = []
+        for machine_id, (part, ts_ms, received_ms) in sorted(pending.items()):
+            stamp = stamps.get(ts_ms)
+            if stamp is None:
+                stamp = stamps[ts_ms] = iso(part.timestamp)
+            rows.append(
+                inventory_values(self._dialect, machine_id, part, ts_ms, received_ms, stamp=stamp)
+            )
         for sql, params in refresh_inventory(self._dialect, rows):
             conn.exec_driver_sql(sql, params)
 
