@@ -13,6 +13,7 @@ process's own ``Fleet``, which a replica would feed from the bus's ``summary`` e
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 
@@ -22,3 +23,16 @@ class EventBus(Protocol):
     ) -> object:
         """Deliver one event (``data`` is JSON-ready; ``key`` the machine it is about,
         ``host`` that machine's host key, which the host view filters on)."""
+
+    def publish_each(
+        self,
+        name: str,
+        keys: Sequence[str],
+        make: Callable[[int], object],
+        *,
+        host: str | None = None,
+    ) -> None:
+        """One event of ``name`` per machine of ``keys``, all of ``host`` (``make(i)``: the
+        data of the i-th, JSON-ready), delivered as ``publish`` would each. A bus may
+        leave the data unmade when nobody takes the events (the hub keeps them for
+        replay, see ``Hub.publish_each``)."""

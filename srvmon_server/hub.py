@@ -20,7 +20,7 @@ routes, say) either ``listen`` (a callback per published event) or ``subscribe``
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from attrs import frozen
 
@@ -206,6 +206,44 @@ class Hub:
                 if self._matches(pattern, key):
                     _deliver(table, event)
         return event
+
+    def publish_each(
+        self,
+        name: str,
+        keys: Sequence[str],
+        make: Callable[[int], object],
+        *,
+        host: str | None = None,
+    ) -> None:
+        """One event of ``name`` per machine of ``keys`` (``make(i)``: the data of the
+        i-th), all of the machines of ``host``: ``publish`` each when a client or a
+        listener takes any of them; else they are numbered and kept for replay as one
+        ``sse.Run``, their data made only if a resume replays them. (A fleet's ``sample``
+        events, one per machine per second, mostly go to nobody: the fleet view takes
+        summaries, a host view one host's samples.)"""
+        topic = TOPIC_OF_EVENT.get(name)
+        if topic in REPLAYED_TOPICS and not self._listeners and not self._taken(topic, host, keys):
+            self.ring.append_run(name, keys, make, host)
+            self.published += len(keys)
+            return
+        for index, key in enumerate(keys):
+            self.publish(name, make(index), key, host=host)
+
+    def _taken(self, topic: str, host: str | None, keys: Sequence[str]) -> bool:
+        """Whether any client takes an event of ``topic`` about one of ``keys`` (of
+        ``host``)."""
+        routes = self._routes.get(topic)
+        if routes is None:
+            return False
+        if routes.all or (host is not None and routes.by_host.get(host)):
+            return True
+        if routes.by_key and any(routes.by_key.get(key) for key in keys):
+            return True
+        return any(
+            table and self._matches(pattern, key)
+            for pattern, table in routes.by_glob.items()
+            for key in keys
+        )
 
     def listen(self, listener: Listener) -> Callable[[], None]:
         """Call ``listener(event)`` with every published event, as it is published (on the

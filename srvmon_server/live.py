@@ -155,8 +155,12 @@ class Live:
         machines = view.machines
         host = view.host_id
         publish = self.bus.publish
-        for machine in machines:
-            publish("sample", sample_json(machine, timestamp), machine.key, host=host)
+        self.bus.publish_each(
+            "sample",
+            [machine.key for machine in machines],
+            lambda index: sample_json(machines[index], timestamp),
+            host=host,
+        )
         for listener in self._listeners:
             try:
                 listener.stored(view)

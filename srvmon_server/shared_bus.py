@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from srvmon_core.errors import DecodeError
@@ -114,6 +114,22 @@ class SharedBus:
         event = self.hub.publish(name, data, key, host=host)
         self._queue((name, key, data))
         return event
+
+    def publish_each(
+        self,
+        name: str,
+        keys: Sequence[str],
+        make: Callable[[int], object],
+        *,
+        host: str | None = None,
+    ) -> None:
+        """Every event goes to the other replicas, so each is made and published; until
+        connected, the hub keeps what nobody takes as one run (``Hub.publish_each``)."""
+        if self._send is None or self._loop is None:
+            self.hub.publish_each(name, keys, make, host=host)
+            return
+        for index, key in enumerate(keys):
+            self.publish(name, make(index), key, host=host)
 
     def announce(self, change: str) -> None:
         """Tell the other replicas that the stored rules or silences changed."""

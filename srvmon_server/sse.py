@@ -19,7 +19,7 @@ import fnmatch
 import json
 import logging
 from collections import OrderedDict, deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from attrs import frozen
 
@@ -113,18 +113,62 @@ class Event:
         return f"Event(id={self.id!r}, name={self.name!r}, key={self.key!r})"
 
 
+class Run:
+    """Events of one topic numbered ``first_id`` on, published together while no client
+    and no listener took them: kept as their keys and a function that makes the data of
+    the i-th, and made into events only when a resume replays them. A fleet's ``sample``
+    events cost one run per batch instead of an event each when nobody watches the host.
+    """
+
+    __slots__ = ("first_id", "host", "keys", "make", "name", "start", "topic")
+
+    def __init__(
+        self,
+        first_id: int,
+        name: str,
+        keys: Sequence[str],
+        make: Callable[[int], object],
+        host: str | None,
+    ) -> None:
+        self.first_id = first_id
+        self.name = name
+        self.keys = keys
+        self.make = make
+        self.host = host
+        self.topic = TOPIC_OF_EVENT.get(name)
+        self.start = 0
+        """How many of its first events were evicted from the ring."""
+
+    @property
+    def size(self) -> int:
+        return len(self.keys) - self.start
+
+    @property
+    def last_id(self) -> int:
+        return self.first_id + len(self.keys) - 1
+
+    def events(self, after: int) -> list[Event]:
+        """Its events kept in the ring with an id above ``after``."""
+        first = max(self.start, after - self.first_id + 1)
+        return [
+            Event(self.first_id + i, self.name, self.make(i), self.keys[i], self.host)
+            for i in range(first, len(self.keys))
+        ]
+
+
 class RingBuffer:
     """The last ``capacity`` events of each replayed topic, numbered by one monotonic id.
 
     Topics are kept apart so that a flood of ``sample`` events does not push the alerts
-    a browser needs for resume out of the ring.
+    a browser needs for resume out of the ring. A ``Run`` counts as the events it holds.
     """
 
     def __init__(self, capacity: int) -> None:
         if capacity < 1:
             raise ValueError("ring buffer capacity must be >= 1")
         self.capacity = capacity
-        self._events: dict[str | None, deque[Event]] = {}
+        self._events: dict[str | None, deque[Event | Run]] = {}
+        self._sizes: dict[str | None, int] = {}
         self._evicted_through: dict[str | None, int] = {}
         self._next_id = 1
 
@@ -138,13 +182,49 @@ class RingBuffer:
         """Number the event and keep it (its frame is encoded when first needed)."""
         event = Event(self._next_id, name, data, key, host)
         self._next_id += 1
-        kept = self._events.get(event.topic)
-        if kept is None:
-            kept = self._events[event.topic] = deque()
-        if len(kept) == self.capacity:
-            self._evicted_through[event.topic] = kept.popleft().id or 0
-        kept.append(event)
+        self._keep(event.topic, event, 1)
         return event
+
+    def append_run(
+        self,
+        name: str,
+        keys: Sequence[str],
+        make: Callable[[int], object],
+        host: str | None = None,
+    ) -> Run:
+        """Number ``len(keys)`` events of ``name`` at once and keep them as one ``Run``
+        (``make(i)``: the data of the i-th, called only if it is replayed)."""
+        run = Run(self._next_id, name, keys, make, host)
+        self._next_id += len(keys)
+        self._keep(run.topic, run, len(keys))
+        return run
+
+    def _keep(self, topic: str | None, entry: Event | Run, events: int) -> None:
+        """Keep ``entry`` (``events`` events) last in its topic, evicting past capacity."""
+        kept = self._events.get(topic)
+        if kept is None:
+            kept = self._events[topic] = deque()
+            self._sizes[topic] = 0
+        kept.append(entry)
+        size = self._sizes[topic] + events
+        self._sizes[topic] = size if size <= self.capacity else self._evict(topic, kept, size)
+
+    def _evict(self, topic: str | None, kept: deque[Event | Run], size: int) -> int:
+        """Drop the oldest events of ``topic`` until ``capacity`` are left; the new size."""
+        while size > self.capacity:
+            oldest = kept[0]
+            if isinstance(oldest, Event):
+                kept.popleft()
+                size -= 1
+                self._evicted_through[topic] = oldest.id or 0
+                continue
+            drop = min(oldest.size, size - self.capacity)
+            oldest.start += drop
+            size -= drop
+            self._evicted_through[topic] = oldest.first_id + oldest.start - 1
+            if not oldest.size:
+                kept.popleft()
+        return size
 
     def since(self, last_id: int, topics: Iterable[str | None] | None = None) -> list[Event] | None:
         """Events of ``topics`` (default: all) after ``last_id``, in id order; ``None`` when
@@ -157,9 +237,12 @@ class RingBuffer:
         for topic in wanted:
             if self._evicted_through.get(topic, 0) > last_id:
                 return None
-            kept = self._events.get(topic)
-            if kept:
-                found.extend(e for e in kept if e.id is not None and e.id > last_id)
+            for entry in self._events.get(topic, ()):
+                if isinstance(entry, Run):
+                    if entry.last_id > last_id:
+                        found.extend(entry.events(last_id))
+                elif entry.id is not None and entry.id > last_id:
+                    found.append(entry)
         found.sort(key=lambda e: e.id or 0)
         return found
 
