@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import http.client
 import json
 import sys
@@ -21,12 +22,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).parent))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-from _server import TOKEN, BenchServer, percentile, read_events
-
-from srvmon_core.codec import encode_batch
-from srvmon_core.schema import Batch, HostSample
+from bench._server import TOKEN, BenchServer, percentile, read_events  # noqa: E402
+from srvmon_core.codec import encode_batch  # noqa: E402
+from srvmon_core.schema import Batch, HostSample  # noqa: E402
 
 RULE = {
     "id": "bench-cpu",
@@ -35,6 +36,10 @@ RULE = {
     "warn": 50.0,
     "selector": {"kind": "host"},
 }
+
+
+def _more_than(arrivals: dict[tuple[int, str], float], index: int) -> bool:
+    return len(arrivals) > index
 
 
 def batch(at: datetime, cpu: float) -> bytes:
@@ -106,7 +111,7 @@ def main() -> None:
                 round_trip = post(conn, "/api/v1/ingest", body)
                 index = 2 * n + (state == "resolved")
                 with arrived:
-                    arrived.wait_for(lambda index=index: len(arrivals) > index, 10)
+                    arrived.wait_for(functools.partial(_more_than, arrivals, index), 10)
                 got = arrivals.get((index, state))
                 if got is None:
                     raise SystemExit(f"round {n}: no {state} event")

@@ -148,7 +148,7 @@ def measure_window(
     """The agent's and the engine's CPU, the agent's wakes by thread, over ``seconds``."""
     time.sleep(WARM_UP_SECONDS)  # start-up (imports, first inspections) is not steady state
     if process.poll() is not None:
-        raise RuntimeError(f"{process.args} exited with {process.returncode}")
+        raise RuntimeError(f"{process.args!r} exited with {process.returncode}")
     start_wall = time.time()
     threads0 = threads(process.pid)
     agent0, engine0 = cpu_seconds(process.pid), total_cpu(engine_procs)
@@ -206,7 +206,10 @@ def count_kafka_samples(bootstrap: str, topic: str, since: float, until: float) 
             idle += 1
             continue
         idle = 0
-        batch = decode_batch(message.value())
+        value = message.value()
+        if value is None:
+            continue
+        batch = decode_batch(value)
         if since <= batch.timestamp.timestamp() <= until:
             samples += sum(1 for c in batch.containers if c.cpu_percent is not None)
     consumer.close()
@@ -468,7 +471,7 @@ def producer_wakes(seconds: float) -> None:
 def ms_per_sample(figures: dict[str, Any], idle_rate: float, seconds: float) -> float:
     engine_extra = figures["engine_cpu_s"] - idle_rate * seconds
     figures["engine_extra_s"] = round(engine_extra, 4)
-    return (figures["cpu_s"] + engine_extra) * 1000 / max(figures["samples"], 1)
+    return float((figures["cpu_s"] + engine_extra) * 1000 / max(figures["samples"], 1))
 
 
 def summary(figures: dict[str, Any], ms: float) -> dict[str, Any]:

@@ -210,7 +210,8 @@ class Feeder(threading.Thread):
                     self.dropped += count * per_envelope
                 continue
             if conn is None:
-                conn = http.client.HTTPConnection(self.url.hostname, self.url.port, timeout=60)
+                host = self.url.hostname or "127.0.0.1"
+                conn = http.client.HTTPConnection(host, self.url.port, timeout=60)
             try:
                 conn.request("POST", "/api/v1/ingest", body=body, headers=headers)
                 response = conn.getresponse()

@@ -27,10 +27,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.bench_fleet import MARK, templates  # noqa: E402
+from srvmon_core.view import BatchView  # noqa: E402
 from srvmon_server.command import tune_gc  # noqa: E402
 from srvmon_server.config import ServerConfig  # noqa: E402
 from srvmon_server.context import build_context  # noqa: E402
-from srvmon_server.ingest import decode_and_view, decode_body, ingest_batches  # noqa: E402
+from srvmon_server.ingest import Decoded, decode_and_view, decode_body, ingest_batches  # noqa: E402
 from srvmon_server.storage import IngestResult, Storage  # noqa: E402
 
 PER_REQUEST = 50
@@ -51,6 +52,15 @@ def requests(calm: list[bytes], first: datetime, seconds: int) -> list[list[byte
     return out
 
 
+def views(decoded: Decoded) -> list[BatchView]:
+    """A decoded body's views; the bench's bodies are all valid."""
+    items = decoded if isinstance(decoded, list) else [decoded]
+    bad = [item for item in items if not isinstance(item, BatchView)]
+    if bad:
+        raise SystemExit(f"the bench's body did not decode: {bad[0]}")
+    return [item for item in items if isinstance(item, BatchView)]
+
+
 async def one_round(calm: list[bytes], seconds: int) -> tuple[float, float, int]:
     """(pipeline CPU µs per sample, decode-only CPU µs per sample, samples stored)."""
     with tempfile.TemporaryDirectory() as workdir:
@@ -62,7 +72,7 @@ async def one_round(calm: list[bytes], seconds: int) -> tuple[float, float, int]
             first = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=seconds + 5)
             cold, *timed = requests(calm, first, seconds + 1)
             for body in cold:
-                await ingest_batches(context, await decode_body(body))
+                await ingest_batches(context, views(await decode_body(body)))
             bodies = [body for second in timed for body in second]
             started = time.process_time()
             for body in bodies:
@@ -71,7 +81,7 @@ async def one_round(calm: list[bytes], seconds: int) -> tuple[float, float, int]
             stored = 0
             started = time.process_time()
             for body in bodies:
-                results = await ingest_batches(context, await decode_body(body))
+                results = await ingest_batches(context, views(await decode_body(body)))
                 stored += sum(r.stored for r in results if isinstance(r, IngestResult))
             pipeline = time.process_time() - started
         finally:

@@ -16,16 +16,20 @@ import argparse
 import math
 import random
 import statistics
+import sys
 import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
-from bench_ingest import T0, fresh_database, mysql_server, sample_batch
 
-from srvmon_server.storage import Storage
-from srvmon_server.storage import tables as t
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.bench_ingest import T0, fresh_database, mysql_server, sample_batch  # noqa: E402
+from srvmon_server.storage import Storage  # noqa: E402
+from srvmon_server.storage import tables as t  # noqa: E402
 
 CHUNK = 5000
 RANGES = {

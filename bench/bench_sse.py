@@ -20,19 +20,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import multiprocessing
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).parent))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-from _server import BenchServer, percentile, read_events
+from bench._server import BenchServer, percentile, read_events  # noqa: E402
+from srvmon_server import sse  # noqa: E402
+from srvmon_server.hub import Hub  # noqa: E402
+from srvmon_server.sse import Subscription, view_subscription  # noqa: E402
 
-from srvmon_server import sse
-from srvmon_server.hub import Hub
-from srvmon_server.sse import Subscription, view_subscription
+
+def publish_probe(hub: Hub, seq: int) -> None:
+    """One timed sample event, stamped as it is published (on the server's loop)."""
+    hub.publish("sample", {"key": f"bench-{seq}", "seq": seq, "sent": time.time()}, f"bench-{seq}")
 
 
 def clients_process(port: int, clients: int, events: int, ready: Any, out: Any) -> None:
@@ -75,11 +81,7 @@ def run(server: BenchServer, clients: int, events: int) -> list[float]:
     while hub.client_count < clients and time.monotonic() < deadline:
         time.sleep(0.01)
     for seq in range(events):
-        server.call(
-            lambda seq=seq: hub.publish(
-                "sample", {"key": f"bench-{seq}", "seq": seq, "sent": time.time()}, f"bench-{seq}"
-            )
-        )
+        server.call(functools.partial(publish_probe, hub, seq))
         time.sleep(0.1)
     latencies: list[float] = out.get(timeout=120)
     proc.join(30)
@@ -122,7 +124,7 @@ def fanout_cost(
             s.client.take_all()
         elapsed = time.perf_counter() - started
     finally:
-        sse.format_event = real  # type: ignore[assignment]
+        sse.format_event = real
     return elapsed / len(payloads), encoded
 
 
