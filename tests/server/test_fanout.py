@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from srvmon_core.alert_state import ActiveAlert
 from srvmon_core.schema import Batch, ContainerSample, HostSample
@@ -423,3 +425,30 @@ def test_another_replicas_summary_is_kept_for_paging() -> None:
     assert here.take(summary_from_json(silent))
     assert summary_json(here.get("h1"))["status"] == "silent"  # type: ignore[arg-type]
     assert [s.key for s in here.page(None, 10)[0]] == ["h1"]
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([None, "running", "exited", "restarting", "paused"]),
+            st.sampled_from([None, "healthy", "unhealthy", "starting"]),
+        ),
+        max_size=40,
+    )
+)
+def test_container_counts_follow_their_definition(
+    pairs: list[tuple[str | None, str | None]],
+) -> None:
+    """Total, running, unhealthy, problems (not running, or unhealthy) and the states,
+    against the definitions counted one by one."""
+    counts = count_containers(pairs)
+    names = [state or "unknown" for state, _ in pairs]
+    assert counts.total == len(pairs)
+    assert counts.running == names.count("running")
+    assert counts.unhealthy == sum(health == "unhealthy" for _, health in pairs)
+    assert counts.problems == sum(
+        health == "unhealthy" or name != "running"
+        for name, (_, health) in zip(names, pairs, strict=True)
+    )
+    assert counts.states == {name: names.count(name) for name in sorted(set(names))}
+    assert list(counts.states) == sorted(counts.states)
