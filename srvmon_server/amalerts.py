@@ -99,8 +99,9 @@ class Notice:
 
 @frozen(kw_only=True)
 class Lookups:
-    """What an event does not carry: its rule (for the wording) and the machine's
-    hostname (for labels and summaries). Either may answer None (a deleted rule)."""
+    """What an event does not carry: its rule (for the wording) and, for an event stored
+    before events carried one, the machine's hostname (for labels and summaries). Either
+    may answer None (a deleted rule, a machine not seen yet)."""
 
     rule: Callable[[str], Rule | None] = lambda _rule_id: None
     hostname: Callable[[str], str | None] = lambda _machine_key: None
@@ -214,8 +215,13 @@ class Announced:
         return list(self._firing.values())
 
     def notice(self, event: AlertEvent, starts_at: datetime) -> Notice:
+        """The alert as ``event`` tells it. Its hostname is the event's own: the engine
+        writes it from the very sample that caused the event, so the label set does not
+        depend on whether that sample's live view was published yet (a periodic
+        reconcile can announce an alert before the ingest that fired it has). The
+        lookup answers only for events stored before events carried a hostname."""
         rule = self._lookups.rule(event.rule_id)
-        hostname = self._lookups.hostname(event.machine_key)
+        hostname = event.hostname or self._lookups.hostname(event.machine_key)
         return Notice(
             labels=alert_labels(event, hostname),
             annotations=alert_annotations(event, rule, hostname),

@@ -496,3 +496,31 @@ def test_an_alert_fired_under_a_silence_is_announced_when_the_silence_ends() -> 
     assert webhook["alerts"][0]["startsAt"] == "2026-11-25T10:00:00Z"
     assert sender.reconcile([WARNING]) == []
     assert sender.announce([WARNING]) == []
+
+
+def test_an_alert_announced_before_its_sample_is_published_keeps_one_label_set() -> None:
+    """The periodic reconcile can announce a firing alert between the engine firing it
+    and the ingest publishing the sample that fired it, when no lookup knows the machine
+    yet. The labels come from the event (its hostname), so the ingest's own ``firing``
+    adds nothing: no resolve of a label set without ``hostname`` and no second firing,
+    and the silence that ends later re-announces the same alert."""
+    unknown = Lookups(rule=RULES.get, hostname=lambda _key: None)
+    sender = Notifier(
+        webhook_urls=["http://hooks/a"],
+        alertmanager_urls=[],
+        external_url="http://srvmon",
+        clock=lambda: T0,
+        lookups=unknown,
+    )
+    fired = evolve(WARNING, hostname="node-a")
+    outbox = sender.reconcile([fired])
+    assert len(outbox) == 1
+    body = outbox[0][1]
+    assert isinstance(body, dict)
+    assert [a["labels"] for a in body["alerts"]] == [WARNING_LABELS]
+    assert sender.announce([fired]) == []
+    assert sender.announce([evolve(fired, kind="silenced", silenced=True)]) == []
+    again = sender.announce([evolve(fired, kind="unsilenced", from_state="firing")])
+    body = again[0][1]
+    assert isinstance(body, dict)
+    assert [(a["status"], a["labels"]) for a in body["alerts"]] == [("firing", WARNING_LABELS)]

@@ -121,8 +121,12 @@ def test_a_silence_ending_by_its_clock_renotifies(start_server, clock: FakeClock
         clock.advance(31)
         server.ingest(make_batch(host_id="h1", cpu=80.0, at=clock.now))  # keep h1 alive
         wait_for(lambda: active(server) == [("h1", "warning", False, 80.0)])
-        wait_for(lambda: len(log) == 2)
-        assert log[1]["status"] == "firing"
+        wait_for(lambda: len(log) >= 2)
+        # one label set all along: the firing, then the same alert announced again
+        assert [(p["status"], [(a["status"], a["labels"]) for a in p["alerts"]]) for p in log] == [
+            ("firing", [("firing", log[0]["alerts"][0]["labels"])])
+        ] * 2
+        assert log[0]["alerts"][0]["labels"]["hostname"] == "h1.example"
     finally:
         stop()
 
