@@ -201,6 +201,16 @@ class Ingester:
             self._ids.clear()  # ids cached inside a rolled-back transaction are not real
             raise
 
+    @property
+    def waiting_newest_ms(self) -> int | None:
+        """The newest stored sample whose inventory row is not written yet (None: none)."""
+        return self._inventory.newest_ms
+
+    def flush_due_inventory(self, now_ms: int) -> None:
+        """Write what waits when it is due by ``now_ms`` (ingest stopped before it wrote)."""
+        if self._inventory.due(now_ms):
+            self.flush_inventory()
+
     def flush_inventory(self, keys: Iterable[str] | None = None) -> None:
         """Write every machine's newest stored sample to its inventory row now (of the
         machines ``keys`` only, when given)."""

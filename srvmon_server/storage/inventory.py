@@ -9,9 +9,9 @@ oldest one waiting, inside the transaction of the batch that makes it due.
 
 Nothing is lost or reordered by waiting: raw samples are committed at once; only the
 inventory row lags, by at most ``flush_after_ms``. ``Storage`` flushes before it reads the
-inventory (a read of one machine writes that machine's row only), on every roll-up
-(every few seconds in the server) and at close, so readers in the same process always see
-the newest sample. A crash loses only the lag (the next
+inventory (a read of one machine writes that machine's row only), on a roll-up that has a
+closed minute to fold, and at close, so readers in the same process always see the newest
+sample. A crash loses only the lag (the next
 sample of each machine refreshes its row). ``flush_after_ms = 0`` writes through.
 
 Only committed work is kept: ``stage`` returns the transaction's part, and the caller
@@ -105,6 +105,16 @@ class InventoryBuffer:
     def waiting(self) -> int:
         """How many machines' inventory rows are behind their newest stored sample."""
         return len(self._pending)
+
+    def due(self, now_ms: int) -> bool:
+        """Whether the oldest sample waiting was received ``flush_after_ms`` or more before
+        ``now_ms`` (ingest writes then; with no ingest, the roll-up job does)."""
+        return self._since_ms is not None and now_ms - self._since_ms >= self._flush_after_ms
+
+    @property
+    def newest_ms(self) -> int | None:
+        """The newest timestamp among the samples waiting (None: nothing waits)."""
+        return max((ts_ms for _, ts_ms, _ in self._pending.values()), default=None)
 
     def stage(
         self,

@@ -295,6 +295,26 @@ def claim(conn: sa.Connection) -> int | None:
     return start - start % MINUTE_MS
 
 
+def idle(conn: sa.Connection, now_ms: int, waiting_newest_ms: int | None) -> RollupResult | None:
+    """What a roll-up at ``now_ms`` returns when no closed minute waits for it (nothing to
+    recompute, nothing changed), else None; read without taking anything.
+
+    ``waiting_newest_ms``: the newest sample whose inventory row this process has not
+    written yet (``Ingester.waiting_newest_ms``). Counted as stored, so the answer is the
+    one a roll-up gives after writing the inventory, without writing it: the server asks
+    every few seconds, and a full inventory write is a fleet's worth of rows.
+    """
+    below, dirty = read_watermark(conn)
+    known = [v for v in (below, dirty) if v is not None]
+    stored = conn.execute(sa.select(sa.func.max(t.machines.c.latest_ts_ms))).scalar()
+    newest = [int(v) for v in (stored, waiting_newest_ms) if v is not None]
+    if known and newest:
+        start = min(known) - min(known) % MINUTE_MS
+        if seal_ms(now_ms, max(newest)) > start:
+            return None
+    return RollupResult(minute_buckets=0, start_ms=None, end_ms=None, exact_below_ms=below)
+
+
 def take_marks(conn: sa.Connection, start: int) -> None:
     """The roll-up about to recompute from ``start`` takes the late marks: the watermark
     moves down to ``start`` (rollups are exact below it, and stay so if the roll-up is cut

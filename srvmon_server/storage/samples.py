@@ -30,6 +30,7 @@ from srvmon_server.storage.rollup import (
     SLICE_MACHINES,
     RollupPass,
     RollupResult,
+    idle,
     plan_pass,
     recompute_slice,
     roll_up,
@@ -152,15 +153,32 @@ class SampleStore:
         """
         self._pass = None  # a stepped pass under way: this call redoes its range whole
         self._ingester.pass_ended()
+        now_ms = self._db.now_ms() if now is None else to_ms(now)
+        nothing = self._idle(now_ms)
+        if nothing is not None:
+            return nothing
         self.flush_inventory()
         with self._db.try_exclusive(ROLL_UP_LOCK) as mine:
             if not mine:  # another process (a server replica) is rolling up right now
                 return SKIPPED
-            return self._roll_up_held(now)
+            return self._roll_up_held(now_ms)
 
-    def _roll_up_held(self, now: datetime | None) -> RollupResult:
+    def _idle(self, now_ms: int) -> RollupResult | None:
+        """A roll-up's answer when no closed minute waits (``rollup.idle``), else None.
+        Asked before the inventory is written: most roll-ups of a server find nothing
+        closed (one minute closes every 60 s, the job runs every 5 s), and writing a
+        fleet's inventory rows for nothing cost as much as the write-behind saves. What
+        waits is written all the same once it is due (ingest writes it then, unless ingest
+        stopped), so other processes see the rows at most ``inventory_flush`` late."""
+        with self._db.reading("roll_up") as conn:
+            nothing = idle(conn, now_ms, self._ingester.waiting_newest_ms)
+        if nothing is not None:
+            with self._db.guarded("flush_inventory"):
+                self._ingester.flush_due_inventory(now_ms)
+        return nothing
+
+    def _roll_up_held(self, now_ms: int) -> RollupResult:
         """``roll_up`` once this process holds the roll-up (the lock, on MySQL/MariaDB)."""
-        now_ms = self._db.now_ms() if now is None else to_ms(now)
         with self._db.guarded("roll_up"):
             return roll_up(self._db.engine, now_ms)
 
@@ -177,11 +195,14 @@ class SampleStore:
             return self.roll_up(now)
         if self._pass is None:
             now_ms = self._db.now_ms() if now is None else to_ms(now)
+            nothing = self._idle(now_ms)
+            if nothing is not None:
+                return nothing
             self.flush_inventory()
             with self._db.guarded("roll_up"):
                 planned = plan_pass(self._db.engine, now_ms)
             if planned is None:
-                return self.roll_up(now)
+                return self.roll_up(from_ms(now_ms))
             self._pass = planned
             self._ingester.pass_started(planned.seal)
         step = self._pass
@@ -216,9 +237,13 @@ class SampleStore:
         with self._db.try_exclusive(ROLL_UP_LOCK) as mine:
             if not mine:  # another process (a server replica) is rolling up right now
                 return SKIPPED
-            step = on_db(lambda: self._begin_pass(now))
+            now_ms = self._db.now_ms() if now is None else to_ms(now)
+            nothing = on_db(lambda: self._idle(now_ms))
+            if nothing is not None:
+                return nothing
+            step = on_db(lambda: self._begin_pass(now_ms))
             if step is None:
-                return on_db(lambda: self._roll_up_held(now))
+                return on_db(lambda: self._roll_up_held(now_ms))
             try:
                 while True:
                     with self._db.guarded("roll_up"):
@@ -230,8 +255,7 @@ class SampleStore:
                     on_db(self._ingester.pass_ended)
                 raise
 
-    def _begin_pass(self, now: datetime | None) -> RollupPass | None:
-        now_ms = self._db.now_ms() if now is None else to_ms(now)
+    def _begin_pass(self, now_ms: int) -> RollupPass | None:
         self.flush_inventory()
         with self._db.guarded("roll_up"):
             planned = plan_pass(self._db.engine, now_ms)

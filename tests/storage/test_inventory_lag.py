@@ -116,10 +116,47 @@ def test_close_writes_what_waits(db_url: str) -> None:
         reopened.close()
 
 
-def test_roll_up_writes_what_waits(lagging: Storage) -> None:
+def test_a_roll_up_with_a_closed_minute_writes_what_waits_first(lagging: Storage) -> None:
+    """The minute of T0 closes 10 s after the newest sample passes its end. That sample
+    still waits for its inventory row; the roll-up counts it, writes the row, and folds
+    the whole minute (the roll-up selects machines by their row's newest sample)."""
+    assert T0.timestamp() % 60 == 0
+    lagging.samples.ingest(batch(T0, cpu=1.0, containers=1), T0)
+    for i in (30, 59, 70):
+        at = T0 + seconds(i)
+        lagging.samples.ingest(batch(at, cpu=float(i), containers=1), T0 + seconds(1))
+    assert stored_latest(lagging) == {"h1": (ms(0), 1.0), "h1:c0": (ms(0), 1.0)}
+    result = lagging.samples.roll_up_step(T0 + seconds(71))
+    assert (result.minute_buckets, result.exact_below_ms) == (2, ms(60))
+    assert stored_latest(lagging) == {"h1": (ms(70), 70.0), "h1:c0": (ms(70), 70.0)}
+    with lagging.engine.connect() as conn:
+        count = t.rollup_1m.c[t.rollup_columns("cpu_percent")[0]]
+        counts = conn.execute(sa.select(count).order_by(t.rollup_1m.c.machine_id)).scalars()
+    assert list(counts) == [3, 3]  # T0, +30 s and +59 s, for the host and its container
+
+
+def test_a_roll_up_with_nothing_closed_leaves_what_waits(lagging: Storage) -> None:
+    """Nothing to fold, nothing written: most of the server's roll-ups (every 5 s; a
+    minute closes every 60) would otherwise write a fleet's inventory rows each time."""
     lagging.samples.ingest(batch(T0, cpu=1.0, containers=0), T0)
     lagging.samples.ingest(batch(T0 + seconds(1), cpu=2.0, containers=0), T0 + seconds(1))
-    lagging.samples.roll_up(T0 + seconds(2))
+    for roll_up in (lagging.samples.roll_up, lagging.samples.roll_up_step):
+        result = roll_up(T0 + seconds(4.5))  # waiting since +0 (the row's first write)
+        assert (result.minute_buckets, result.start_ms, result.more) == (0, None, False)
+        assert stored_latest(lagging) == {"h1": (ms(0), 1.0)}
+    assert lagging.samples.machine("h1") is not None  # a read still sees the newest
+    assert stored_latest(lagging) == {"h1": (ms(1), 2.0)}
+
+
+def test_a_roll_up_writes_what_waits_once_it_is_due(lagging: Storage) -> None:
+    """Ingest writes the rows when due; when ingest stopped first, the roll-up job does, so
+    other processes still see them at most ``inventory_flush`` late."""
+    lagging.samples.ingest(batch(T0, cpu=1.0, containers=0), T0)
+    lagging.samples.ingest(batch(T0 + seconds(1), cpu=2.0, containers=0), T0 + seconds(1))
+    lagging.samples.roll_up_step(T0 + seconds(4.5))  # waiting since +0: due at +5
+    assert stored_latest(lagging) == {"h1": (ms(0), 1.0)}
+    result = lagging.samples.roll_up_step(T0 + seconds(5))
+    assert (result.minute_buckets, result.start_ms) == (0, None)
     assert stored_latest(lagging) == {"h1": (ms(1), 2.0)}
 
 

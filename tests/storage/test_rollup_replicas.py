@@ -74,7 +74,7 @@ def test_a_late_sample_stored_while_another_replica_passes_is_rolled_up_next(
     def on_db(fn: Callable[[], T]) -> T:
         nonlocal calls
         calls += 1
-        if calls == 2:  # the pass's end: every slice recomputed, the watermark not moved
+        if calls == 3:  # 1: a minute closed? 2: the pass begins; 3: its end, not moved yet
             seen.append(
                 (lock_holder(ingesting), host_rollup(rolling, t.rollup_1m)[T0.timestamp() + 60])
             )
@@ -112,7 +112,7 @@ def test_a_roll_up_cut_short_leaves_a_true_watermark(replicas: tuple[Storage, St
     def on_db(fn: Callable[[], T]) -> T:
         nonlocal calls
         calls += 1
-        if calls == 2:  # the pass's end never comes
+        if calls == 3:  # 1: a minute closed? 2: the pass begins; 3: its end never comes
             raise Died
         return fn()
 
