@@ -94,6 +94,8 @@ class Check:
 class Plan:
     ref: MachineRef
     checks: list[Check]
+    silent: list[Check]
+    """The ``silent`` checks among ``checks`` (the per-second sweep looks at these only)."""
 
 
 def plan_for(rules: Sequence[Rule], state: EngineState, ref: MachineRef) -> Plan:
@@ -107,6 +109,6 @@ def plan_for(rules: Sequence[Rule], state: EngineState, ref: MachineRef) -> Plan
         if check is None:
             check = compiled[id(rule)] = Check(rule)
         checks.append(check)
-    plan = Plan(ref=ref, checks=checks)
+    plan = Plan(ref=ref, checks=checks, silent=[c for c in checks if c.code == SILENT])
     state.plans[ref.key] = plan
     return plan

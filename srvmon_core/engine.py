@@ -19,7 +19,7 @@ and are re-exported here.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from srvmon_core.alert_state import (
     CONVERTER,
@@ -475,18 +475,36 @@ def check_silence(
     silence.
     """
     events = _sync_rules(rules, state, now)
+    held = state.alerts
+    plans = state.plans
+    cutoffs: dict[int, datetime] = {}  # per check: a machine last seen before it is quiet
     for key, machine in state.machines.items():
-        plan = plan_for(rules, state, machine.ref)
-        alerts: dict[str, AlertState] | None = None
-        for check in plan.checks:
-            if check.code != SILENT:
+        plan = plans.get(key)
+        if plan is None or plan.ref is not machine.ref:
+            plan = plan_for(rules, state, machine.ref)
+        checks = plan.silent
+        if not checks:
+            continue
+        alerts = held.get(key)
+        if alerts is None:  # the common case: heard from lately, and no alert to resolve
+            last_seen = machine.last_seen
+            for check in checks:
+                cutoff = cutoffs.get(id(check))
+                if cutoff is None:
+                    limit = (check.rule.silent_seconds or 0.0) + grace_seconds
+                    cutoff = cutoffs[id(check)] = now - timedelta(seconds=limit)
+                if last_seen <= cutoff:
+                    break
+            else:
                 continue
-            quiet = (now - machine.last_seen).total_seconds()
+        quiet = (now - machine.last_seen).total_seconds()
+        for check in checks:
             limit = (check.rule.silent_seconds or 0.0) + grace_seconds
-            alerts = state.alerts.setdefault(key, {})
-            alert = alerts.get(check.rule.id)
+            alert = alerts.get(check.rule.id) if alerts is not None else None
             if quiet < limit and alert is None:
                 continue
+            if alerts is None:
+                alerts = held[key] = {}
             target = check.level if quiet >= limit else 0
             _step(
                 check,
@@ -499,7 +517,7 @@ def check_silence(
                 events=events,
             )
         if alerts is not None and not alerts:
-            del state.alerts[key]
+            del held[key]
     _mark_changed(state, events)
     return state, mark_silenced(state, events, silences, now)
 

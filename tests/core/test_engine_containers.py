@@ -204,6 +204,52 @@ def test_silence_allows_for_the_callers_backlog() -> None:
     assert [(e.kind, e.machine_key, e.value) for e in fired] == [("firing", "h1", 46.0)]
 
 
+def test_every_silent_limit_holds_to_the_microsecond() -> None:
+    """Two silent rules (30 s warning, 60 s critical) and a backlog of 0.25 s: each host
+    fires a rule exactly when its quiet time reaches that rule's limit plus the backlog,
+    not a microsecond before, whatever else the sweep skips."""
+    slow = Rule(
+        id="silent-crit", name="silent crit", kind="silent", level="critical", silent_seconds=60
+    )
+    rules = [SILENT, slow]
+    grace = 0.25
+    quiet_by_host = {
+        "early": 30.249999,  # 1 µs short of the first limit
+        "first": 30.25,  # exactly the first limit
+        "between": 45.0,
+        "second_early": 60.249999,
+        "second": 60.25,
+        "long": 3600.0,
+    }
+    now = at(4000)
+    state = EngineState()
+    for host_id, quiet in quiet_by_host.items():
+        seen_at = now - timedelta(seconds=quiet)
+        state, _ = evaluate_batch(rules, state, batch(0, host_id=host_id), seen_at)
+    state, fired = check_silence(rules, state, now, grace_seconds=grace)
+    expected = sorted(
+        (host_id, rule.id)
+        for host_id, quiet in quiet_by_host.items()
+        for rule in rules
+        if quiet >= (rule.silent_seconds or 0.0) + grace
+    )
+    assert sorted((e.machine_key, e.rule_id) for e in fired) == expected
+    assert len(expected) == 7  # first, between, second_early, second, long + 2 criticals
+    # heard from again: both of its alerts resolve at the next batch
+    state, back = evaluate_batch(rules, state, batch(0, host_id="long"), now)
+    assert sorted((e.rule_id, e.kind) for e in back) == [
+        ("silent", "resolved"),
+        ("silent-crit", "resolved"),
+    ]
+    # one microsecond later the two that were short reach their limits; nothing else moves
+    later = now + timedelta(microseconds=1)
+    state, fired = check_silence(rules, state, later, grace_seconds=grace)
+    assert sorted((e.machine_key, e.rule_id) for e in fired) == [
+        ("early", "silent"),
+        ("second_early", "silent-crit"),
+    ]
+
+
 def test_silent_only_for_the_quiet_host() -> None:
     """Hosts that keep reporting stay quiet while another host goes silent."""
     state = EngineState()
