@@ -51,21 +51,22 @@ NO_CONTAINERS = ContainerCounts(total=0, running=0, unhealthy=0, problems=0, sta
 
 
 def count_containers(containers: Iterable[tuple[str | None, str | None]]) -> ContainerCounts:
-    """Count ``(state, health)`` pairs."""
-    states: Counter[str] = Counter()
-    unhealthy = problems = 0
-    for state, health in containers:
-        name = state or "unknown"
-        states[name] += 1
-        sick = health == "unhealthy"
-        unhealthy += sick
-        problems += sick or name != "running"
-    total = sum(states.values())
-    if total == 0:
+    """Count ``(state, health)`` pairs (once per host per batch: the states are counted
+    in C, the health walked only for ``unhealthy``)."""
+    pairs = list(containers)
+    if not pairs:
         return NO_CONTAINERS
+    states = Counter([state or "unknown" for state, _ in pairs])
+    running = states.get("running", 0)
+    problems = len(pairs) - running  # not running, or running but unhealthy (below)
+    unhealthy = 0
+    for state, health in pairs:
+        if health == "unhealthy":
+            unhealthy += 1
+            problems += state == "running"
     return ContainerCounts(
-        total=total,
-        running=states.get("running", 0),
+        total=len(pairs),
+        running=running,
         unhealthy=unhealthy,
         problems=problems,
         states=dict(sorted(states.items())),

@@ -7,7 +7,7 @@ change becomes one ``machine`` SSE event.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 
 class Presence:
@@ -39,8 +39,12 @@ class Presence:
             self._last_seen.pop(key, None)
             self._silent.discard(key)
 
+    def _cutoff(self, now: datetime, grace_seconds: float = 0.0) -> datetime:
+        """A machine whose last sample is older than this is silent at ``now``."""
+        return now - timedelta(seconds=self.silent_after_seconds + grace_seconds)
+
     def _quiet(self, at: datetime, now: datetime, grace_seconds: float = 0.0) -> bool:
-        return (now - at).total_seconds() > self.silent_after_seconds + grace_seconds
+        return at < self._cutoff(now, grace_seconds)
 
     def seen(self, key: str, at: datetime) -> str | None:
         """Record a sample; ``"new"`` for a machine never seen, ``"back"`` after silence."""
@@ -57,10 +61,10 @@ class Presence:
     def sweep(self, now: datetime, grace_seconds: float = 0.0) -> list[tuple[str, datetime]]:
         """Machines that just went silent, with their last sample time; ``grace_seconds``
         (how far the server's own ingest is behind, ``backlog.py``) is added to the limit."""
+        cutoff = self._cutoff(now, grace_seconds)  # one comparison per machine, every second
+        silent = self._silent
         gone = [
-            (key, at)
-            for key, at in self._last_seen.items()
-            if key not in self._silent and self._quiet(at, now, grace_seconds)
+            (key, at) for key, at in self._last_seen.items() if at < cutoff and key not in silent
         ]
         self._silent.update(key for key, _ in gone)
         return sorted(gone)
