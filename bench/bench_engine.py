@@ -4,7 +4,13 @@
 one batch per host per tick. The reference is a bare Python loop doing the same number of
 float comparisons over pre-flattened dicts, timed in the same run so machine noise cancels.
 
+Then the silent sweep (``check_silence``, which the server runs every second over every
+machine it knows): ``--sweep-hosts`` hosts with ``--sweep-containers`` containers each and
+the default rules, every machine heard from a second ago. The reference is a bare loop over
+the same machines comparing each one's last sample time with one cutoff.
+
     python bench/bench_engine.py [--hosts 1000] [--ticks 30]
+                                 [--sweep-hosts 1000] [--sweep-containers 30]
 """
 
 from __future__ import annotations
@@ -14,9 +20,10 @@ import random
 import time
 from datetime import UTC, datetime, timedelta
 
-from srvmon_core.engine import EngineState, evaluate_batch, evaluate_view
+from srvmon_core.defaults import DEFAULT_RULES
+from srvmon_core.engine import EngineState, check_silence, evaluate_batch, evaluate_view
 from srvmon_core.rules import Rule, Selector
-from srvmon_core.schema import Batch, HostSample
+from srvmon_core.schema import Batch, ContainerSample, HostSample
 from srvmon_core.view import batch_view
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -159,11 +166,64 @@ def run_reference(ticks: list[list[Batch]]) -> float:
     return elapsed
 
 
+def sweep_state(hosts: int, containers: int) -> EngineState:
+    """The engine's state after one batch of every host, with the default rules."""
+    state = EngineState()
+    for h in range(hosts):
+        batch = Batch(
+            host_id=f"host-{h:04d}",
+            hostname=f"host-{h:04d}",
+            timestamp=T0,
+            host=HostSample(
+                cpu_percent=10.0,
+                load_1=1.0,
+                load_5=1.0,
+                load_15=1.0,
+                memory_total_bytes=64_000_000_000,
+                memory_used_bytes=20_000_000_000,
+                memory_available_bytes=44_000_000_000,
+                memory_percent=31.0,
+            ),
+            containers=tuple(
+                ContainerSample(id=f"c{h}-{c}", name=f"svc-{c}", cpu_percent=1.0)
+                for c in range(containers)
+            ),
+        )
+        state, _ = evaluate_batch(DEFAULT_RULES, state, batch, T0)
+    return state
+
+
+def time_sweep(state: EngineState, repeat: int) -> float:
+    """Best time of one ``check_silence`` a second after every machine was heard from."""
+    best = float("inf")
+    now = T0 + timedelta(seconds=1)
+    for _ in range(repeat):
+        started = time.perf_counter()
+        state, fired = check_silence(DEFAULT_RULES, state, now, grace_seconds=0.25)
+        best = min(best, time.perf_counter() - started)
+        assert fired == [], "nobody is silent a second after reporting"
+    return best
+
+
+def time_sweep_reference(state: EngineState, repeat: int) -> float:
+    """A bare loop over the same machines: one datetime comparison each."""
+    best = float("inf")
+    cutoff = T0 - timedelta(seconds=30)
+    for _ in range(repeat):
+        started = time.perf_counter()
+        quiet = [key for key, machine in state.machines.items() if machine.last_seen <= cutoff]
+        best = min(best, time.perf_counter() - started)
+        assert quiet == []
+    return best
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, default=1000)
     parser.add_argument("--ticks", type=int, default=30)
     parser.add_argument("--repeat", type=int, default=3, help="best of N runs")
+    parser.add_argument("--sweep-hosts", type=int, default=1000)
+    parser.add_argument("--sweep-containers", type=int, default=30)
     args = parser.parse_args()
     ticks = make_ticks(args.hosts, args.ticks)
     checks = args.hosts * args.ticks * len(RULES)
@@ -183,6 +243,14 @@ def main() -> None:
     print(f"reference: {checks / reference_s:,.0f} comparisons/s (bare loop, flat dicts)")
     print(f"ratio engine/reference: {reference_s / views_s:.3f}  events={events}")
     print(f"target 500,000 checks/s: {'met' if rate >= 500_000 else 'NOT met'}")
+    state = sweep_state(args.sweep_hosts, args.sweep_containers)
+    sweep_s = time_sweep(state, 5 * args.repeat)
+    floor_s = time_sweep_reference(state, 5 * args.repeat)
+    print(
+        f"silent sweep (check_silence) over {len(state.machines):,} machines: "
+        f"{sweep_s * 1e3:.1f} ms; reference (one comparison per machine) "
+        f"{floor_s * 1e3:.1f} ms; ratio sweep/reference {sweep_s / floor_s:.1f}"
+    )
 
 
 if __name__ == "__main__":
