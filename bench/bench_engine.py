@@ -17,14 +17,25 @@ from __future__ import annotations
 
 import argparse
 import random
+import sys
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
-from srvmon_core.defaults import DEFAULT_RULES
-from srvmon_core.engine import EngineState, check_silence, evaluate_batch, evaluate_view
-from srvmon_core.rules import Rule, Selector
-from srvmon_core.schema import Batch, ContainerSample, HostSample
-from srvmon_core.view import batch_view
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.bench_pipeline import make_batch  # noqa: E402
+from srvmon_core.defaults import DEFAULT_RULES  # noqa: E402
+from srvmon_core.engine import (  # noqa: E402
+    EngineState,
+    check_silence,
+    evaluate_batch,
+    evaluate_view,
+)
+from srvmon_core.rules import Rule, Selector  # noqa: E402
+from srvmon_core.schema import Batch, HostSample  # noqa: E402
+from srvmon_core.view import batch_view  # noqa: E402
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 HOSTS = Selector(kind="host")
@@ -167,29 +178,11 @@ def run_reference(ticks: list[list[Batch]]) -> float:
 
 
 def sweep_state(hosts: int, containers: int) -> EngineState:
-    """The engine's state after one batch of every host, with the default rules."""
+    """The engine's state after one batch of every host (``bench_pipeline``'s fleet
+    batches), with the default rules."""
     state = EngineState()
     for h in range(hosts):
-        batch = Batch(
-            host_id=f"host-{h:04d}",
-            hostname=f"host-{h:04d}",
-            timestamp=T0,
-            host=HostSample(
-                cpu_percent=10.0,
-                load_1=1.0,
-                load_5=1.0,
-                load_15=1.0,
-                memory_total_bytes=64_000_000_000,
-                memory_used_bytes=20_000_000_000,
-                memory_available_bytes=44_000_000_000,
-                memory_percent=31.0,
-            ),
-            containers=tuple(
-                ContainerSample(id=f"c{h}-{c}", name=f"svc-{c}", cpu_percent=1.0)
-                for c in range(containers)
-            ),
-        )
-        state, _ = evaluate_batch(DEFAULT_RULES, state, batch, T0)
+        state, _ = evaluate_batch(DEFAULT_RULES, state, make_batch(h, 0, containers, at=T0), T0)
     return state
 
 
